@@ -1,0 +1,64 @@
+//! The command tree of the `smsgate` binary (clap). Each subcommand lives in its own file and
+//! is a thin layer over the library: it parses, calls, and prints. Errors reach [`main`] as
+//! `anyhow::Error`; they become one line on stderr and a non-zero exit code. An error that wraps
+//! [`BadInput`] exits with status 2 (the user gave something malformed), anything else with 1.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub mod pdu;
+
+/// smsgate: business SMS through banks of GSM/PHS modems.
+#[derive(Debug, Parser)]
+#[command(name = "smsgate", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Encode, decode and count SMS PDUs (3GPP TS 23.040).
+    Pdu(pdu::PduArgs),
+}
+
+/// A user-supplied value was malformed: exit status 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// Entry point used by `main.rs`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("smsgate: {err:#}");
+            if err.chain().any(|e| e.is::<BadInput>()) {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Pdu(args) => pdu::run(args),
+    }
+}
+
+/// Logs go to stderr; `SMSGATE_LOG` (tracing's env-filter syntax) sets the level, default warn
+/// for the client commands. Full numbers and texts are never logged at info level or above.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SMSGATE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
