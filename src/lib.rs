@@ -8,6 +8,7 @@
 //! - [`pdu`]: sans-I/O SMS codec (3GPP TS 23.040 / 23.038): addresses, time stamps, DCS, UDH,
 //!   GSM 7-bit and UCS2 text, SUBMIT / DELIVER / STATUS-REPORT, splitting and reassembly.
 //!   No input makes it panic.
+//! - [`bank`]: port discovery (globs, inotify hot-plug) and supervision of one modem actor per port.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
@@ -15,6 +16,7 @@
 //! API) are added as their own modules with the same rule: protocol code is sans-I/O, I/O lives
 //! at the edges, and every file opens with what it owns and what must always hold.
 
+pub mod bank;
 pub mod cli;
 pub mod pdu;
 pub mod store;
