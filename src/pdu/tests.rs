@@ -131,7 +131,7 @@ fn fuzz_body_survives_random_and_mutated_input() {
     .iter()
     .map(|h| decode_hex(h).unwrap())
     .collect();
-    for i in 0..4000 {
+    for i in 0..20000 {
         let mut data = if i % 2 == 0 {
             let n = rng.random_range(0..80);
             (0..n).map(|_| rng.random::<u8>()).collect::<Vec<u8>>()
