@@ -15,6 +15,7 @@
 //! API) are added as their own modules with the same rule: protocol code is sans-I/O, I/O lives
 //! at the edges, and every file opens with what it owns and what must always hold.
 
+pub mod at;
 pub mod cli;
 pub mod pdu;
 pub mod store;
