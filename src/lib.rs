@@ -17,5 +17,6 @@
 
 pub mod at;
 pub mod cli;
+pub mod modem;
 pub mod pdu;
 pub mod store;

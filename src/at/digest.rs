@@ -109,6 +109,16 @@ impl Digester {
         self
     }
 
+    /// Adds vendor URC names after construction (once the dialect is known).
+    pub fn add_urcs<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, names: I) {
+        for n in names {
+            let n = n.into().to_ascii_uppercase();
+            if !self.extra_urcs.contains(&n) {
+                self.extra_urcs.push(n);
+            }
+        }
+    }
+
     /// Sets the response prefix of the command in progress (`None` when idle) and whether a
     /// bare `>` at the start of a line is the prompt.
     pub fn expect(&mut self, prefix: Option<&'static str>, prompt: bool) {
