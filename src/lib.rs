@@ -8,6 +8,10 @@
 //! - [`pdu`]: sans-I/O SMS codec (3GPP TS 23.040 / 23.038): addresses, time stamps, DCS, UDH,
 //!   GSM 7-bit and UCS2 text, SUBMIT / DELIVER / STATUS-REPORT, splitting and reassembly.
 //!   No input makes it panic.
+//! - [`at`]: sans-I/O AT layer (3GPP TS 27.005 / 27.007): the digester (bytes in, events out),
+//!   typed commands with reply parsers and timeouts, +CMS/+CME errors with their class.
+//! - [`modem`]: one actor per serial port (init, identity, health, send a part, inbound with
+//!   ack-then-delete, recovery), vendor dialects as data, and `AtSession` for `smsgate diag`.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!

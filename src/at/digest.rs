@@ -232,11 +232,14 @@ impl Digester {
         if self.expect.is_some_and(|e| e.eq_ignore_ascii_case(name)) {
             return Some(Event::Info(text.to_string()));
         }
-        let upper = name.to_ascii_uppercase();
-        let known = BUILTIN_URCS.contains(&upper.as_str()) || self.extra_urcs.contains(&upper);
+        // Information lines are the common case: decide without allocating.
+        let builtin = BUILTIN_URCS.iter().find(|u| u.eq_ignore_ascii_case(name));
+        let known =
+            builtin.is_some() || self.extra_urcs.iter().any(|u| u.eq_ignore_ascii_case(name));
         if !known {
             return Some(Event::Info(text.to_string()));
         }
+        let upper = name.to_ascii_uppercase();
         self.urc(&upper, rest, text)
     }
 

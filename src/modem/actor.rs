@@ -64,6 +64,15 @@ impl From<LinkError> for InitError {
     }
 }
 
+/// The actor's life cycle; changed only in [`Actor::transition`], which logs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Initialising,
+    Ready,
+    Recovering,
+    Stopped,
+}
+
 enum Kind {
     Message,
     Report,
@@ -80,6 +89,7 @@ struct Actor {
     opener: Option<Opener>,
     cmms_open: bool,
     read_mem: Option<String>,
+    phase: Phase,
 }
 
 pub(crate) fn spawn(
@@ -100,6 +110,7 @@ pub(crate) fn spawn(
         opener,
         cmms_open: false,
         read_mem: None,
+        phase: Phase::Initialising,
     };
     tokio::spawn(actor.run(rx));
     (ModemHandle { tx }, erx)
@@ -111,10 +122,22 @@ impl Actor {
         let _ = self.events.send(ev).await;
     }
 
+    fn transition(&mut self, to: Phase) {
+        if self.phase != to {
+            tracing::info!(modem = %self.cfg.name, from = ?self.phase, ?to, "modem phase");
+            self.phase = to;
+        }
+    }
+
     async fn run(mut self, mut rx: mpsc::Receiver<Request>) {
+        self.lifecycle(&mut rx).await;
+        self.transition(Phase::Stopped);
+    }
+
+    async fn lifecycle(&mut self, rx: &mut mpsc::Receiver<Request>) {
         let name = self.cfg.name.clone();
         match self.init().await {
-            Ok(()) => {}
+            Ok(()) => self.transition(Phase::Ready),
             Err(InitError::Link(LinkError::Gone(e))) => {
                 tracing::warn!(modem = %name, "port gone during init: {e}");
                 return self.emit(ModemEvent::Gone(e)).await;
@@ -566,6 +589,15 @@ impl Actor {
     }
 
     async fn recover(&mut self) -> bool {
+        self.transition(Phase::Recovering);
+        let alive = self.try_recover().await;
+        if alive {
+            self.transition(Phase::Ready);
+        }
+        alive
+    }
+
+    async fn try_recover(&mut self) -> bool {
         let probe = self.dialect.probe;
         match self.probe(probe).await {
             Ok(true) => return true,
