@@ -406,3 +406,134 @@ async fn forced_dialect_and_registration_events() {
     next_matching(&mut ev, |e| matches!(e, ModemEvent::RegistrationRegained)).await;
     h.shutdown().await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn status_reports_direct_and_stored() {
+    let script = with(|c| match c {
+        "AT+CMGR=4" => Some(Some(
+            "\r\n+CMGR: 0,,25\r\n0791683108200505F006C00D91683109325476F8\r\n\r\nOK\r\n".into(),
+        )),
+        _ => None,
+    });
+    let (h, mut ev, peer) = start(script, config()).await;
+    h.identity().await.unwrap();
+    peer.urc("\r\n+CDS: 25\r\n0791683108200505F006C00D91683109325476F8\r\n");
+    let ModemEvent::StatusReport(r) =
+        next_matching(&mut ev, |e| matches!(e, ModemEvent::StatusReport(_))).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(r.length, 25);
+    assert_eq!(r.ack.origin(), &InboundOrigin::Direct { cnma: false });
+    r.ack.ack().await.unwrap().unwrap();
+    assert!(!peer.saw("AT+CNMA"));
+
+    peer.urc("\r\n+CDSI: \"SR\",4\r\n");
+    let ModemEvent::StatusReport(r) =
+        next_matching(&mut ev, |e| matches!(e, ModemEvent::StatusReport(_))).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(
+        r.ack.origin(),
+        &InboundOrigin::Stored {
+            mem: "SR".into(),
+            index: 4
+        }
+    );
+    assert!(
+        peer.saw("AT+CPMS=\"SR\""),
+        "the read memory is switched to SR"
+    );
+    r.ack.ack().await.unwrap().unwrap();
+    assert!(peer.saw("AT+CMGD=4"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cmt_is_acknowledged_with_cnma_when_the_dialect_needs_it() {
+    let mut cfg = config();
+    cfg.dialect = dialect::by_name("wavecom");
+    let (h, mut ev, peer) = start(Arc::new(standard), cfg).await;
+    h.identity().await.unwrap();
+    peer.urc(&format!("\r\n+CMT: \"\",24\r\n{STORED_PDU}\r\n"));
+    let ModemEvent::Inbound(p) =
+        next_matching(&mut ev, |e| matches!(e, ModemEvent::Inbound(_))).await
+    else {
+        unreachable!()
+    };
+    h.health().await.unwrap();
+    assert!(!peer.saw("AT+CNMA"), "+CNMA only once the store has it");
+    p.ack.ack().await.unwrap().unwrap();
+    assert!(peer.saw("AT+CNMA"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_is_polled_between_sends() {
+    let polls = Arc::new(Mutex::new(0u32));
+    let p2 = polls.clone();
+    let script: Script = Arc::new(move |c| {
+        if c == "AT+CSQ" {
+            let mut n = p2.lock().unwrap();
+            *n += 1;
+            return Some(format!("\r\n+CSQ: {},99\r\n\r\nOK\r\n", 10 + *n));
+        }
+        standard(c)
+    });
+    let mut cfg = config();
+    cfg.health_interval = Duration::from_secs(30);
+    let (h, mut ev, _peer) = start(script, cfg).await;
+    h.identity().await.unwrap();
+    let first = h.health().await.unwrap();
+    // The paused clock jumps to the next poll as soon as the actor is idle.
+    let ModemEvent::HealthChanged(next) = next_matching(
+        &mut ev,
+        |e| matches!(e, ModemEvent::HealthChanged(x) if x.signal.map(|s| s.rssi) == Some(12)),
+    )
+    .await
+    else {
+        unreachable!()
+    };
+    assert_ne!(first.signal, next.signal);
+    assert_eq!(next.dbm, Some(-89));
+}
+
+#[tokio::test(start_paused = true)]
+async fn cnmi_falls_back_when_status_report_routing_is_refused() {
+    let script =
+        with(|c| (c == "AT+CNMI=2,1,0,1,0").then(|| Some("\r\n+CMS ERROR: 303\r\n".into())));
+    let (h, _ev, peer) = start(script, config()).await;
+    h.identity().await.unwrap();
+    assert!(peer.saw("AT+CNMI=2,1,0,0,0"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn hung_modem_that_comes_back_after_reset_is_restarted() {
+    // Hangs at the first send and only wakes up when it gets the reset command.
+    // (hung now, already hung once)
+    let state = Arc::new(Mutex::new((false, false)));
+    let s2 = state.clone();
+    let script: Script = Arc::new(move |c| {
+        let mut st = s2.lock().unwrap();
+        let (hung, once) = &mut *st;
+        if c.starts_with("AT+CMGS") && !*once {
+            *once = true;
+            *hung = true;
+            return None;
+        }
+        if c == "AT+CFUN=1,1" {
+            *hung = false;
+        }
+        if *hung {
+            None
+        } else {
+            standard(c)
+        }
+    });
+    let (h, mut ev, _peer) = start(script, config()).await;
+    h.identity().await.unwrap();
+    let r = h.send_part("0011", 1, false).await;
+    assert!(matches!(r, Err(LinkError::Timeout { .. })), "{r:?}");
+    next_matching(&mut ev, |e| matches!(e, ModemEvent::Restarted)).await;
+    // And it works again.
+    assert_eq!(h.send_part("0011", 1, false).await, Ok(Ok(42)));
+}

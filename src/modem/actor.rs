@@ -244,18 +244,26 @@ impl Actor {
         );
         self.read_mem = Some(mem);
         let [mode, mt, bm, ds, bfr] = d.cnmi;
-        warn_on(
-            self.session
-                .send(&Cnmi {
-                    mode,
-                    mt,
-                    bm,
-                    ds,
-                    bfr,
-                })
-                .await?,
-            "AT+CNMI",
-        );
+        let cnmi = Cnmi {
+            mode,
+            mt,
+            bm,
+            ds,
+            bfr,
+        };
+        if let Err(e) = self.session.send(&cnmi).await? {
+            // Some firmware refuses status-report routing (<ds>) or <bfr>: keep the inbound
+            // routing, which matters more, and say so.
+            tracing::warn!(modem = %self.cfg.name, "AT+CNMI refused ({e}); retrying without status reports");
+            let plain = Cnmi {
+                mode,
+                mt,
+                bm: 0,
+                ds: 0,
+                bfr: 0,
+            };
+            warn_on(self.session.send(&plain).await?, "AT+CNMI (fallback)");
+        }
         warn_on(
             self.session
                 .send(&RegSet {
