@@ -3,7 +3,7 @@
 //! depend on how the bytes were chunked.
 
 use proptest::prelude::*;
-use smsgate::at::{fuzz_digest, AtCommand, Cmgs, DeviceError, Digester, Event, SendCommand, Urc};
+use smsgate::at::{fuzz_digest, AtCommand, Cmgs, DeviceError, Digester, Event, Urc};
 
 /// Feeds `input` in pieces of `chunk` bytes; consecutive garbage reports are merged.
 fn run(input: &[u8], chunk: usize, expect: Option<&'static str>) -> Vec<Event> {
@@ -60,7 +60,6 @@ fn published_transcript_whole_bytewise_and_behind_garbage() {
         })
         .collect();
     let mr = Cmgs {
-        command: SendCommand::Cmgs,
         length: 29,
         pdu_hex: String::new(),
     }

@@ -370,13 +370,19 @@ async fn sim_pin_is_entered_when_asked() {
     assert!(matches!(e, ModemEvent::Failed(r) if r.contains("PIN")));
 }
 
+/// Source of the flow: public drivers for Huawei MC323/MC703 CDMA modules (AT^HSMSSS=0,0,6,0,
+/// AT^HCMGS="<number>", UCS2 + 00 1A, OK, then ^HCMGSS/^HCMGSF).
 #[tokio::test(start_paused = true)]
-async fn phs_dialect_sends_with_hcmgs_and_no_smsc() {
+async fn phs_dialect_sends_text_with_hcmgs() {
     let script = with(|c| match c {
         "AT+CGMI" => Some(Some("\r\nHUAWEI\r\n\r\nOK\r\n".into())),
         "AT+CGMM" => Some(Some("\r\nEC1261\r\n\r\nOK\r\n".into())),
-        c if c.starts_with("AT^HCMGS=") => Some(Some("\r\n> ".into())),
-        c if c.starts_with("PDU:") => Some(Some("\r\n^HCMGS: 9\r\n\r\nOK\r\n".into())),
+        "AT^HCMGS=\"075512345678\"" => Some(Some("\r\n> ".into())),
+        // The peer logs the UCS2 payload up to the 0x1A as lossy text; 你好 = 4F60 597D.
+        c if c.starts_with("PDU:") => Some(Some(
+            "\r\nOK\r\n\r\n^RSSILVL:4\r\n\r\n^HCMGSS: 31\r\n".into(),
+        )),
+        "AT^HCMGS=\"13800000000\"" => Some(Some("\r\n> ".into())),
         _ => None,
     });
     let (h, _ev, peer) = start(script, config()).await;
@@ -385,12 +391,60 @@ async fn phs_dialect_sends_with_hcmgs_and_no_smsc() {
     assert_eq!(id.destination_toa, 0x81);
     assert!(peer.saw("ATE0"));
     assert!(!peer.saw("AT"), "PHS modules reject a bare AT");
+    assert!(peer.saw("AT^HSMSSS=0,0,6,0"));
+    assert!(peer.saw("AT+CMGF=1"));
+    // SUBMIT, national DA 075512345678, DCS 08, "你好".
+    let r = h
+        .send_part("0001000C817055214365870008044F60597D", 18, true)
+        .await;
+    assert_eq!(r, Ok(Ok(31)));
+    assert!(peer.saw("AT^HCMGS=\"075512345678\""));
+    assert!(
+        peer.saw("PDU:O`Y}\u{0}"),
+        "UCS2 4F60 597D then 00 1A: {:?}",
+        peer.log()
+    );
+    assert!(!peer.saw("AT+CMMS=2"));
+    // What ^HCMGS cannot carry is refused as a permanent device error, nothing is sent.
+    let r = h
+        .send_part("0011000B916407281553F80004AA0100", 15, false)
+        .await
+        .unwrap();
+    assert_eq!(r.unwrap_err().class(), ErrorClass::PermanentForMessage);
+}
+
+#[tokio::test(start_paused = true)]
+async fn hcmgs_failure_urc_is_a_device_error() {
+    let mut cfg = config();
+    cfg.dialect = dialect::by_name("phs");
+    let script = with(|c| match c {
+        c if c.starts_with("AT^HCMGS=") => Some(Some("\r\n> ".into())),
+        c if c.starts_with("PDU:") => Some(Some("\r\nOK\r\n\r\n^HCMGSF: 106\r\n".into())),
+        _ => None,
+    });
+    let (h, _ev, _peer) = start(script, cfg).await;
+    let r = h
+        .send_part("0001000C817055214365870008044F60597D", 18, false)
+        .await;
+    assert_eq!(r, Ok(Err(DeviceError::SendFailed(106))));
+}
+
+#[tokio::test(start_paused = true)]
+async fn smsc_is_stripped_for_modems_that_choke_on_it() {
+    static CHOKES: std::sync::OnceLock<dialect::Dialect> = std::sync::OnceLock::new();
+    let d = CHOKES.get_or_init(|| {
+        let mut d = dialect::generic::GENERIC;
+        d.faults.drops_reply_with_smsc = true;
+        d
+    });
+    let mut cfg = config();
+    cfg.dialect = Some(d);
+    let (h, _ev, peer) = start(Arc::new(standard), cfg).await;
     assert_eq!(
-        h.send_part("07911326040000F00011", 2, true).await,
-        Ok(Ok(9))
+        h.send_part("07911326040000F00011", 2, false).await,
+        Ok(Ok(42))
     );
     assert!(peer.saw("PDU:000011"));
-    assert!(!peer.saw("AT+CMMS=2"));
 }
 
 #[tokio::test(start_paused = true)]

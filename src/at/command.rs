@@ -18,8 +18,9 @@ pub trait AtCommand {
     fn prefix(&self) -> Option<&'static str> {
         None
     }
-    /// Text sent after the `"> "` prompt, followed by Ctrl-Z, for commands that take one.
-    fn payload(&self) -> Option<&str> {
+    /// Bytes sent after the `"> "` prompt, terminator included (Ctrl-Z for 27.005), for
+    /// commands that take one.
+    fn payload(&self) -> Option<Vec<u8>> {
         None
     }
     /// How long the modem may take to give its final result.
@@ -598,26 +599,19 @@ impl AtCommand for Cpms {
 
 // ---------------------------------------------------------------- messages
 
-/// Which command sends a PDU: `+CMGS` (27.005) or the CDMA/PHS-era `^HCMGS`.
+/// How a dialect sends a part.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SendCommand {
+    /// 27.005 PDU mode: `AT+CMGS=<length>`, prompt, PDU hex, Ctrl-Z.
     Cmgs,
+    /// CDMA/PHS-era Huawei text flow: `AT^HCMGS="<number>"`, prompt, UCS2 bytes, 00 1A; OK,
+    /// then the outcome arrives later as `^HCMGSS: <mr>` or `^HCMGSF: <cause>`.
     Hcmgs,
-}
-
-impl SendCommand {
-    pub fn name(self) -> &'static str {
-        match self {
-            SendCommand::Cmgs => "+CMGS",
-            SendCommand::Hcmgs => "^HCMGS",
-        }
-    }
 }
 
 /// `AT+CMGS=<length>`, `"> "`, the PDU in hex, Ctrl-Z; answers `+CMGS: <mr>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cmgs {
-    pub command: SendCommand,
     /// TPDU octets, excluding the SMSC part.
     pub length: u16,
     /// SMSC part + TPDU in hex.
@@ -627,26 +621,73 @@ pub struct Cmgs {
 impl AtCommand for Cmgs {
     type Response = u8;
     fn line(&self) -> String {
-        format!("AT{}={}", self.command.name(), self.length)
+        format!("AT+CMGS={}", self.length)
     }
     fn prefix(&self) -> Option<&'static str> {
-        Some(self.command.name())
+        Some("+CMGS")
     }
-    fn payload(&self) -> Option<&str> {
-        Some(&self.pdu_hex)
+    fn payload(&self) -> Option<Vec<u8>> {
+        let mut p = Vec::with_capacity(self.pdu_hex.len() + 1);
+        p.extend_from_slice(self.pdu_hex.as_bytes());
+        p.push(0x1a);
+        Some(p)
     }
     fn timeout(&self) -> Duration {
         // The network may take tens of seconds; TS 27.005 gives no bound. 60 s like gammu.
         Duration::from_secs(60)
     }
     fn parse(&self, lines: &[String]) -> Result<u8, DeviceError> {
-        let p = self.command.name();
-        let f = split_fields(find(lines, p).ok_or_else(|| bad(p, lines))?);
+        let f = split_fields(find(lines, "+CMGS").ok_or_else(|| bad("+CMGS", lines))?);
         // TP-MR is one octet; some firmwares count past 255, keep the low octet.
         num::<u32>(f.first())
             .map(|mr| (mr & 0xff) as u8)
-            .ok_or_else(|| bad(p, lines))
+            .ok_or_else(|| bad("+CMGS", lines))
     }
+}
+
+/// `AT^HCMGS="<number>"`, `"> "`, the text as UCS2 big-endian bytes, then 00 1A (Huawei
+/// CDMA modules such as the MC323 after `AT^HSMSSS=0,0,6,0`). OK only means "accepted"; the
+/// outcome is the later `^HCMGSS`/`^HCMGSF` URC ([`parse_hcmgs_outcome`]). Some firmware
+/// also prints `^HCMGS: <mr>` before OK, returned here when present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hcmgs {
+    pub destination: String,
+    pub ucs2: Vec<u8>,
+}
+
+impl AtCommand for Hcmgs {
+    type Response = Option<u8>;
+    fn line(&self) -> String {
+        format!("AT^HCMGS=\"{}\"", self.destination)
+    }
+    fn prefix(&self) -> Option<&'static str> {
+        Some("^HCMGS")
+    }
+    fn payload(&self) -> Option<Vec<u8>> {
+        let mut p = self.ucs2.clone();
+        p.extend_from_slice(&[0x00, 0x1a]);
+        Some(p)
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(60)
+    }
+    fn parse(&self, lines: &[String]) -> Result<Option<u8>, DeviceError> {
+        Ok(find(lines, "^HCMGS")
+            .and_then(|v| num::<u32>(split_fields(v).first()))
+            .map(|mr| (mr & 0xff) as u8))
+    }
+}
+
+/// The outcome URC of `^HCMGS`: `^HCMGSS: <mr>` (sent) or `^HCMGSF: <cause>` (failed);
+/// `None` for any other line.
+pub fn parse_hcmgs_outcome(line: &str) -> Option<Result<u8, DeviceError>> {
+    if let Some(v) = after_prefix(line, "^HCMGSS") {
+        let mr = num::<u32>(split_fields(v).first()).unwrap_or(0);
+        return Some(Ok((mr & 0xff) as u8));
+    }
+    let v = after_prefix(line, "^HCMGSF")?;
+    let cause = num::<u16>(split_fields(v).first()).unwrap_or(0);
+    Some(Err(DeviceError::SendFailed(cause)))
 }
 
 /// A message read from storage by +CMGL or +CMGR.
@@ -885,18 +926,26 @@ mod tests {
     #[test]
     fn cmgs_cmgl_cmgr() {
         let c = Cmgs {
-            command: SendCommand::Cmgs,
             length: 20,
             pdu_hex: "00".into(),
         };
         assert_eq!(c.line(), "AT+CMGS=20");
+        assert_eq!(c.payload().unwrap(), b"00\x1a");
         assert_eq!(c.parse(&l(&["+CMGS: 300"])).unwrap(), 44);
-        let h = Cmgs {
-            command: SendCommand::Hcmgs,
-            ..c
+        let h = Hcmgs {
+            destination: "075512345678".into(),
+            ucs2: vec![0x4f, 0x60],
         };
-        assert_eq!(h.line(), "AT^HCMGS=20");
-        assert_eq!(h.parse(&l(&["^HCMGS: 5"])).unwrap(), 5);
+        assert_eq!(h.line(), "AT^HCMGS=\"075512345678\"");
+        assert_eq!(h.payload().unwrap(), vec![0x4f, 0x60, 0x00, 0x1a]);
+        assert_eq!(h.parse(&l(&["^HCMGS: 5"])).unwrap(), Some(5));
+        assert_eq!(h.parse(&[]).unwrap(), None);
+        assert_eq!(parse_hcmgs_outcome("^HCMGSS: 31"), Some(Ok(31)));
+        assert_eq!(
+            parse_hcmgs_outcome("^HCMGSF:106"),
+            Some(Err(DeviceError::SendFailed(106)))
+        );
+        assert_eq!(parse_hcmgs_outcome("^RSSILVL:3"), None);
         let list = Cmgl(4)
             .parse(&l(&[
                 "+CMGL: 1,0,,24",

@@ -71,6 +71,8 @@ const BUILTIN_URCS: &[&str] = &[
     "+ZPBIC",
     "^HCMT",
     "^HCDS",
+    "^HCMGSS",
+    "^HCMGSF",
 ];
 
 /// Running counters, for logs and `smsgate diag`.

@@ -221,6 +221,13 @@ pub enum DeviceError {
     /// Other final failures: NO CARRIER, BUSY, NO ANSWER, NO DIALTONE, COMMAND NOT SUPPORT...
     #[error("{0}")]
     Final(String),
+    /// `^HCMGSF: <cause>`: a CDMA/PHS module reports the send failed (cause as given).
+    #[error("^HCMGSF: {0}")]
+    SendFailed(u16),
+    /// The part cannot be expressed with this modem's send command (e.g. an alphanumeric
+    /// destination or 8-bit data through a text-only ^HCMGS module).
+    #[error("cannot send on this modem: {0}")]
+    Unsupported(String),
     /// The modem answered `OK` but the reply could not be understood.
     #[error("unparseable reply: {0}")]
     BadReply(String),
@@ -232,6 +239,7 @@ impl DeviceError {
         match self {
             DeviceError::Cms(e) => e.class(),
             DeviceError::Cme(e) => e.class(),
+            DeviceError::Unsupported(_) => ErrorClass::PermanentForMessage,
             _ => ErrorClass::TransientForModem,
         }
     }

@@ -11,15 +11,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::dialect::{self, Dialect};
+use super::hcmgs::submit_to_text;
 use super::session::{AtSession, LinkError};
 use super::{
     mask_number, strip_smsc, AckHandle, Health, Identity, InboundOrigin, InboundPdu, ModemConfig,
     ModemEvent, ModemHandle, Opener, Port,
 };
 use crate::at::{
-    Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms, Cnma, Cnmi, Cnum,
-    CopsQuery, CpinEnter, CpinQuery, Cpms, Csq, DeviceError, Digester, EchoOff, PinStatus, Raw,
-    ReadIccid, RegKind, RegQuery, RegSet, Urc,
+    parse_hcmgs_outcome, Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms,
+    Cnma, Cnmi, Cnum, CopsQuery, CpinEnter, CpinQuery, Cpms, Csq, DeviceError, Digester, EchoOff,
+    Hcmgs, PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegSet, SendCommand, Urc,
 };
 
 type Reply<T> = oneshot::Sender<Result<Result<T, DeviceError>, LinkError>>;
@@ -232,8 +233,18 @@ impl Actor {
             warn_on(self.session.send(&Raw::new(*line)).await?, line);
         }
         self.unlock_sim().await?;
-        if let Err(e) = self.session.send(&Cmgf { mode: 0 }).await? {
-            return Err(InitError::Device(format!("PDU mode refused: {e}")));
+        match self
+            .session
+            .send(&Cmgf {
+                mode: d.message_format,
+            })
+            .await?
+        {
+            Ok(()) => {}
+            Err(e) if d.message_format == 0 => {
+                return Err(InitError::Device(format!("PDU mode refused: {e}")))
+            }
+            Err(e) => warn_on::<()>(Err(e), "AT+CMGF=1"),
         }
         let mem = d.storage.to_string();
         warn_on(
@@ -502,15 +513,15 @@ impl Actor {
                 Err(e) => tracing::debug!(modem = %self.cfg.name, "AT+CMMS=2 refused: {e}"),
             }
         }
-        let cmgs = Cmgs {
-            command: d.send,
-            length,
-            pdu_hex,
+        let r = match d.send {
+            SendCommand::Cmgs => {
+                let cmgs = Cmgs { length, pdu_hex };
+                self.session
+                    .send_with_timeout(&cmgs, self.cfg.send_timeout)
+                    .await
+            }
+            SendCommand::Hcmgs => self.send_hcmgs(&pdu_hex).await,
         };
-        let r = self
-            .session
-            .send_with_timeout(&cmgs, self.cfg.send_timeout)
-            .await;
         if !more_follow {
             // Mode 2 closes the link by itself a few seconds after the last message.
             self.cmms_open = false;
@@ -523,6 +534,42 @@ impl Actor {
             Err(e) => tracing::warn!(modem = %self.cfg.name, "send failed on the link: {e}"),
         }
         r
+    }
+
+    /// The text flow of CDMA/PHS modules: the PDU is read for its destination and text,
+    /// `^HCMGS` takes them, and the outcome URC settles the part.
+    async fn send_hcmgs(&mut self, pdu_hex: &str) -> Result<Result<u8, DeviceError>, LinkError> {
+        let part = match submit_to_text(pdu_hex) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(DeviceError::Unsupported(e))),
+        };
+        if part.dropped_udh {
+            tracing::warn!(modem = %self.cfg.name, "^HCMGS cannot carry a UDH: this part arrives as its own SMS");
+        }
+        let started = Instant::now();
+        let cmd = Hcmgs {
+            destination: part.destination,
+            ucs2: part.ucs2,
+        };
+        let early_mr = match self
+            .session
+            .send_with_timeout(&cmd, self.cfg.send_timeout)
+            .await?
+        {
+            Ok(mr) => mr,
+            Err(e) => return Ok(Err(e)),
+        };
+        let left = self.cfg.send_timeout.saturating_sub(started.elapsed());
+        let is_outcome = |u: &Urc| matches!(u, Urc::Other(l) if parse_hcmgs_outcome(l).is_some());
+        let urc = self.session.wait_urc(is_outcome, left).await?;
+        let Urc::Other(line) = urc else {
+            return Ok(Err(DeviceError::BadReply("^HCMGS outcome".into())));
+        };
+        Ok(match parse_hcmgs_outcome(&line) {
+            Some(Ok(mr)) => Ok(early_mr.unwrap_or(mr)),
+            Some(Err(e)) => Err(e),
+            None => Err(DeviceError::BadReply(line)),
+        })
     }
 
     async fn ack(&mut self, origin: InboundOrigin) -> Result<Result<(), DeviceError>, LinkError> {

@@ -21,6 +21,7 @@
 
 mod actor;
 pub mod dialect;
+pub mod hcmgs;
 pub mod session;
 
 use std::path::Path;

@@ -124,7 +124,7 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtSession<P> {
     async fn exchange<C: AtCommand>(
         &mut self,
         cmd: &C,
-        payload: Option<&str>,
+        payload: Option<Vec<u8>>,
         timeout: Duration,
     ) -> Result<Result<C::Response, DeviceError>, LinkError> {
         let line = cmd.line();
@@ -158,12 +158,9 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtSession<P> {
                 Event::Urc(u) => self.urcs.push_back(u),
                 Event::Echo(_) => {}
                 Event::Prompt => {
-                    if let (Some(p), false) = (payload, prompted) {
+                    if let (Some(p), false) = (payload.as_deref(), prompted) {
                         prompted = true;
-                        let mut body = Vec::with_capacity(p.len() + 1);
-                        body.extend_from_slice(p.as_bytes());
-                        body.push(0x1a);
-                        self.write(&body).await?;
+                        self.write(p).await?;
                     }
                 }
                 Event::Garbage { bytes } => {
@@ -175,6 +172,35 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtSession<P> {
                         });
                     }
                 }
+            }
+        }
+    }
+
+    /// Waits up to `timeout` for a URC that `wanted` accepts (queued ones first); other URCs
+    /// stay queued for [`AtSession::next_urc`].
+    pub async fn wait_urc(
+        &mut self,
+        wanted: impl Fn(&Urc) -> bool,
+        timeout: Duration,
+    ) -> Result<Urc, LinkError> {
+        if let Some(pos) = self.urcs.iter().position(&wanted) {
+            if let Some(u) = self.urcs.remove(pos) {
+                return Ok(u);
+            }
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.next_event(Some(deadline)).await {
+                Ok(Event::Urc(u)) if wanted(&u) => return Ok(u),
+                Ok(Event::Urc(u)) => self.urcs.push_back(u),
+                Ok(other) => tracing::debug!(?other, "modem: stray output while waiting for a URC"),
+                Err(LinkError::Timeout { .. }) => {
+                    return Err(LinkError::Timeout {
+                        command: "(URC)".into(),
+                        after: timeout,
+                    })
+                }
+                Err(e) => return Err(e),
             }
         }
     }

@@ -10,6 +10,7 @@ pub const GENERIC: Dialect = Dialect {
     probe: "AT",
     init: &[],
     // Stored inbound (+CMTI), status reports routed directly (+CDS).
+    message_format: 0,
     cnmi: [2, 1, 0, 1, 0],
     storage: "SM",
     // EF_ICCID through restricted SIM access works on every 27.007 modem.

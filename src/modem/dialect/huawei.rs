@@ -11,6 +11,7 @@ pub const HUAWEI: Dialect = Dialect {
     models: &[],
     probe: "AT",
     init: &["AT^CURC=0"],
+    message_format: 0,
     cnmi: [2, 1, 0, 2, 0],
     storage: "SM",
     iccid: IccidCommand::HuaweiIccid,

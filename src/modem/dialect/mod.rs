@@ -46,6 +46,8 @@ pub struct Dialect {
     pub probe: &'static str,
     /// Vendor init strings sent one by one after the common sequence.
     pub init: &'static [&'static str],
+    /// `AT+CMGF`: 0 PDU mode (27.005), 1 text mode (the ^HCMGS modules).
+    pub message_format: u8,
     /// `AT+CNMI=<mode>,<mt>,<bm>,<ds>,<bfr>`.
     pub cnmi: [u8; 5],
     /// Message storage for +CPMS.

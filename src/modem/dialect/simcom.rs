@@ -10,6 +10,7 @@ pub const SIMCOM: Dialect = Dialect {
     models: &[],
     probe: "AT",
     init: &[],
+    message_format: 0,
     cnmi: [2, 1, 0, 1, 0],
     storage: "SM",
     iccid: IccidCommand::Ccid,

@@ -10,6 +10,7 @@ pub const WAVECOM: Dialect = Dialect {
     models: &[],
     probe: "AT",
     init: &["AT+WIND=0"],
+    message_format: 0,
     cnmi: [2, 1, 0, 1, 0],
     storage: "SM",
     iccid: IccidCommand::Ccid,
