@@ -17,7 +17,12 @@
 //!   [`AckHandle::ack`] once the store has it; only then is the SIM copy deleted),
 //!   `HealthChanged`, `RegistrationLost`/`RegistrationRegained`, `Restarted`, `Gone`, `Failed`.
 //! - [`AtSession`]: one typed command at a time over any stream, with a byte trace callback
-//!   (for `smsgate diag`).
+//!   (for `smsgate diag`, together with [`open_port`]).
+//!
+//! Contract notes for the consumer: drain the event receiver (the actor waits when it is
+//! full); an inbound PDU may be delivered twice (after a restart the SIM is listed again until
+//! its ack deleted it), so the store de-duplicates; the part's TP-MR is only unique per modem
+//! and per 256 sends. Must be called inside a tokio runtime.
 
 mod actor;
 pub mod dialect;
@@ -247,12 +252,8 @@ impl Modem {
     ) -> std::io::Result<(ModemHandle, mpsc::Receiver<ModemEvent>)> {
         let path = path.as_ref().to_string_lossy().into_owned();
         let baud = config.baud_rate;
-        let opener: Opener = Arc::new(move || {
-            let builder = tokio_serial::new(&path, baud).exclusive(true);
-            let mut stream = tokio_serial::SerialStream::open(&builder)?;
-            stream.set_exclusive(true)?;
-            Ok(Box::new(stream) as Box<dyn Port>)
-        });
+        let opener: Opener =
+            Arc::new(move || Ok(Box::new(open_port(&path, baud)?) as Box<dyn Port>));
         let io = opener()?;
         Ok(actor::spawn(io, config.clone(), Some(opener)))
     }
@@ -264,6 +265,16 @@ impl Modem {
     ) -> (ModemHandle, mpsc::Receiver<ModemEvent>) {
         actor::spawn(Box::new(io), config.clone(), None)
     }
+}
+
+/// Opens a serial port the way the driver does: tokio-serial, 8N1 at `baud`, exclusive
+/// (TIOCEXCL) so ModemManager or a second smsgate cannot interleave commands. `smsgate diag`
+/// wraps the result in an [`AtSession`].
+pub fn open_port(path: &str, baud: u32) -> std::io::Result<tokio_serial::SerialStream> {
+    let builder = tokio_serial::new(path, baud).exclusive(true);
+    let mut stream = tokio_serial::SerialStream::open(&builder)?;
+    stream.set_exclusive(true)?;
+    Ok(stream)
 }
 
 /// Replaces the SMSC part of a PDU with `00` (use +CSCA), for modems that choke on it.
