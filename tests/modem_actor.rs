@@ -149,6 +149,25 @@ async fn next_matching(
 }
 
 #[tokio::test(start_paused = true)]
+async fn iccid_falls_back_to_crsm() {
+    let script = with(|c| match c {
+        "AT+QCCID" => Some(Some("\r\nERROR\r\n".into())),
+        "AT+CRSM=176,12258,0,0,10" => Some(Some(
+            "\r\n+CRSM: 144,0,\"98681071388090394321\"\r\n\r\nOK\r\n".into(),
+        )),
+        _ => None,
+    });
+    let mut cfg = config();
+    cfg.verbose_errors = true;
+    let (h, _ev, peer) = start(script, cfg).await;
+    assert_eq!(
+        h.identity().await.unwrap().iccid.as_deref(),
+        Some("89860117830809933412")
+    );
+    assert!(peer.saw("AT+CMEE=2"));
+}
+
+#[tokio::test(start_paused = true)]
 async fn init_runs_the_sequence_and_reports_identity() {
     let (h, mut ev, peer) = start(Arc::new(standard), config()).await;
     let id = h.identity().await.unwrap();
@@ -505,10 +524,17 @@ async fn status_reports_direct_and_stored() {
 
 #[tokio::test(start_paused = true)]
 async fn cmt_is_acknowledged_with_cnma_when_the_dialect_needs_it() {
+    static PHASE2PLUS: std::sync::OnceLock<dialect::Dialect> = std::sync::OnceLock::new();
+    let d = PHASE2PLUS.get_or_init(|| {
+        let mut d = dialect::generic::GENERIC;
+        d.faults.needs_cnma = true;
+        d
+    });
     let mut cfg = config();
-    cfg.dialect = dialect::by_name("wavecom");
+    cfg.dialect = Some(d);
     let (h, mut ev, peer) = start(Arc::new(standard), cfg).await;
     h.identity().await.unwrap();
+    assert!(peer.saw("AT+CSMS=1"));
     peer.urc(&format!("\r\n+CMT: \"\",24\r\n{STORED_PDU}\r\n"));
     let ModemEvent::Inbound(p) =
         next_matching(&mut ev, |e| matches!(e, ModemEvent::Inbound(_))).await

@@ -19,8 +19,9 @@ use super::{
 };
 use crate::at::{
     parse_hcmgs_outcome, Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms,
-    Cnma, Cnmi, Cnum, CopsQuery, CpinEnter, CpinQuery, Cpms, Csq, DeviceError, Digester, EchoOff,
-    Hcmgs, PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegSet, SendCommand, Urc,
+    Cnma, Cnmi, Cnum, CopsQuery, CpinEnter, CpinQuery, Cpms, Csms, Csq, DeviceError, Digester,
+    EchoOff, Hcmgs, IccidCommand, PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegSet,
+    SendCommand, Urc,
 };
 
 type Reply<T> = oneshot::Sender<Result<Result<T, DeviceError>, LinkError>>;
@@ -217,7 +218,10 @@ impl Actor {
             }));
         }
         warn_on(self.session.send(&EchoOff).await?, "ATE0");
-        warn_on(self.session.send(&Cmee { mode: 1 }).await?, "AT+CMEE=1");
+        let cmee = Cmee {
+            mode: if self.cfg.verbose_errors { 2 } else { 1 },
+        };
+        warn_on(self.session.send(&cmee).await?, "AT+CMEE");
         let manufacturer = self.session.send(&Cgmi).await?.unwrap_or_default();
         let model = self.session.send(&Cgmm).await?.unwrap_or_default();
         self.dialect = self
@@ -233,6 +237,11 @@ impl Actor {
             warn_on(self.session.send(&Raw::new(*line)).await?, line);
         }
         self.unlock_sim().await?;
+        if d.faults.needs_cnma {
+            // Phase 2+ service: routed messages wait for our +CNMA (and are re-sent by the
+            // network when it never comes, which is what makes ack-after-store safe).
+            warn_on(self.session.send(&Csms(1)).await?.map(|_| ()), "AT+CSMS=1");
+        }
         match self
             .session
             .send(&Cmgf {
@@ -288,7 +297,15 @@ impl Actor {
         let revision = self.session.send(&Cgmr).await?.ok();
         let imei = self.session.send(&Cgsn).await?.ok();
         let imsi = self.session.send(&Cimi).await?.ok();
-        let iccid = self.session.send(&ReadIccid(d.iccid)).await?.ok();
+        let mut iccid = self.session.send(&ReadIccid(d.iccid)).await?.ok();
+        if iccid.is_none() && d.iccid != IccidCommand::Crsm {
+            // Restricted SIM access works on any 27.007 modem: the fallback.
+            iccid = self
+                .session
+                .send(&ReadIccid(IccidCommand::Crsm))
+                .await?
+                .ok();
+        }
         let own_number = self.session.send(&Cnum).await?.ok().flatten();
         if let Some(n) = &own_number {
             tracing::info!(modem = %self.cfg.name, number = %mask_number(n), "own number");

@@ -57,6 +57,9 @@ pub struct ModemConfig {
     pub baud_rate: u32,
     /// SIM PIN, sent only when +CPIN? asks for it.
     pub pin: Option<String>,
+    /// `AT+CMEE=2` (verbose texts) instead of `=1` (numeric codes). Both map to the same
+    /// error codes; numeric is the default because vendors word texts differently.
+    pub verbose_errors: bool,
     /// Forces a dialect instead of detecting it from +CGMI/+CGMM.
     pub dialect: Option<&'static Dialect>,
     /// How often signal/registration/operator are polled between sends.
@@ -79,6 +82,7 @@ impl ModemConfig {
             name: name.into(),
             baud_rate: 115_200,
             pin: None,
+            verbose_errors: false,
             dialect: None,
             health_interval: Duration::from_secs(60),
             send_timeout: Duration::from_secs(60),

@@ -1,5 +1,5 @@
 //! Wavecom / Sierra Fastrack: +WIND indications (switched off with AT+WIND=0), ICCID by
-//! AT+CCID, phase 2+ service that expects +CNMA after routed messages.
+//! AT+CCID, reset by AT+CFUN=1.
 
 use super::{Dialect, Faults};
 use crate::at::{IccidCommand, SendCommand};
@@ -21,7 +21,7 @@ pub const WAVECOM: Dialect = Dialect {
         rejects_bare_at: false,
         never_echoes: false,
         no_chaining: false,
-        needs_cnma: true,
+        needs_cnma: false,
         drops_reply_with_smsc: false,
         no_cmms: false,
         national_address: false,
