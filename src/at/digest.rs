@@ -73,6 +73,13 @@ const BUILTIN_URCS: &[&str] = &[
     "^HCDS",
     "^HCMGSS",
     "^HCMGSF",
+    // Boot chatter that can land inside the first replies, before the dialect is known.
+    "+CFUN",
+    "SMS DONE",
+    "PB DONE",
+    "+QUSIM",
+    "*PSUTTZ",
+    "+WIND",
 ];
 
 /// Running counters, for logs and `smsgate diag`.
@@ -546,6 +553,20 @@ mod tests {
             })
             .sum();
         assert_eq!(skipped, 5);
+    }
+
+    #[test]
+    fn boot_chatter_does_not_pollute_an_identity_reply() {
+        // Quectel boot URCs arriving while AT+CGMI is answered.
+        let mut d = Digester::new();
+        d.expect(Some("+CGMI"), false);
+        let ev = all_events(
+            &mut d,
+            b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\nSMS DONE\r\n\r\nQuectel\r\n\r\nOK\r\n",
+            1,
+        );
+        let infos: Vec<_> = ev.iter().filter(|e| matches!(e, Event::Info(_))).collect();
+        assert_eq!(infos, vec![&Event::Info("Quectel".into())]);
     }
 
     #[test]
