@@ -31,7 +31,13 @@ fn reply(cmd: &str) -> String {
 }
 
 /// Blocking responder on the master side, in its own thread.
-fn responder(mut master: std::fs::File, log: Arc<Mutex<Vec<String>>>, hung: Arc<AtomicBool>) {
+/// While `hung`, nothing is answered; with `wake_on_reset`, the reset command ends the hang.
+fn responder(
+    mut master: std::fs::File,
+    log: Arc<Mutex<Vec<String>>>,
+    hung: Arc<AtomicBool>,
+    wake_on_reset: bool,
+) {
     std::thread::spawn(move || {
         let mut buf = Vec::new();
         let mut chunk = [0u8; 256];
@@ -56,6 +62,9 @@ fn responder(mut master: std::fs::File, log: Arc<Mutex<Vec<String>>>, hung: Arc<
                 };
                 in_prompt = false;
                 log.lock().unwrap().push(entry.clone());
+                if wake_on_reset && entry == "AT+CFUN=1,1" {
+                    hung.store(false, Ordering::SeqCst);
+                }
                 if hung.load(Ordering::SeqCst) {
                     continue;
                 }
@@ -77,7 +86,7 @@ async fn driver_over_a_real_pty() {
     let mut injector = master.try_clone().unwrap();
     let log = Arc::new(Mutex::new(Vec::new()));
     let hung = Arc::new(AtomicBool::new(false));
-    responder(master, log.clone(), hung.clone());
+    responder(master, log.clone(), hung.clone(), false);
     let saw = |c: &str| log.lock().unwrap().iter().any(|l| l == c);
 
     let mut cfg = ModemConfig::new(path.to_string_lossy());
@@ -138,5 +147,46 @@ async fn driver_over_a_real_pty() {
     };
     assert!(matches!(end, ModemEvent::Failed(_)), "{end:?}");
     assert!(saw("AT+CFUN=1,1"));
+    drop(pty.slave);
+}
+
+#[tokio::test]
+async fn hung_modem_is_reopened_reset_and_restarted() {
+    let pty = nix::pty::openpty(None, None).expect("openpty");
+    let path = nix::unistd::ttyname(&pty.slave).expect("ttyname");
+    let master = std::fs::File::from(pty.master);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let hung = Arc::new(AtomicBool::new(false));
+    responder(master, log.clone(), hung.clone(), true);
+
+    let mut cfg = ModemConfig::new(path.to_string_lossy());
+    cfg.health_interval = Duration::from_secs(3600);
+    cfg.probe_timeout = Duration::from_millis(300);
+    cfg.probe_attempts = 1;
+    cfg.send_timeout = Duration::from_secs(1);
+    cfg.reopen_backoff = vec![Duration::from_millis(10), Duration::from_millis(10)];
+    cfg.read_stored_at_start = false;
+    let (h, mut ev) = Modem::open(&path, &cfg).expect("open the pty slave");
+    h.identity().await.unwrap();
+
+    hung.store(true, Ordering::SeqCst);
+    let r = h.send_part("0011", 1, false).await;
+    assert!(matches!(r, Err(LinkError::Timeout { .. })), "{r:?}");
+    loop {
+        match tokio::time::timeout(Duration::from_secs(20), ev.recv()).await {
+            Ok(Some(ModemEvent::Restarted)) => break,
+            Ok(Some(ModemEvent::Failed(r))) => panic!("gave up: {r}"),
+            Ok(Some(_)) => continue,
+            other => panic!("no restart: {other:?}"),
+        }
+    }
+    let inits = log
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| *l == "AT+CMGF=0")
+        .count();
+    assert_eq!(inits, 2, "init ran again after the reset");
+    assert_eq!(h.send_part("0011", 1, false).await, Ok(Ok(88)));
     drop(pty.slave);
 }

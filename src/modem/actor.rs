@@ -696,6 +696,7 @@ impl Actor {
             return false;
         };
         let backoff = self.cfg.reopen_backoff.clone();
+        let mut port_missing = false;
         for (attempt, delay) in backoff.iter().enumerate() {
             tracing::warn!(modem = %self.cfg.name, attempt, ?delay, "reopening the port");
             // Close the old port first: it is opened exclusively.
@@ -706,25 +707,39 @@ impl Actor {
             let io = match opener() {
                 Ok(io) => io,
                 Err(e) => {
+                    port_missing = e.kind() == std::io::ErrorKind::NotFound;
                     tracing::warn!(modem = %self.cfg.name, "reopen failed: {e}");
                     continue;
                 }
             };
+            port_missing = false;
             self.session = AtSession::new(io, Digester::new());
-            let reset = Raw {
-                line: self.dialect.reset.to_string(),
-                timeout: self.cfg.probe_timeout,
-            };
-            let _ = self.session.send(&reset).await;
+            // A fresh port may be all it needed; reset only a modem that still says nothing
+            // (the reboot then gets the next back-off delay to come up).
+            if !matches!(self.probe(probe).await, Ok(true)) {
+                let reset = Raw {
+                    line: self.dialect.reset.to_string(),
+                    timeout: self.cfg.probe_timeout,
+                };
+                let _ = self.session.send(&reset).await;
+                if !matches!(self.probe(probe).await, Ok(true)) {
+                    continue;
+                }
+            }
             if self.init().await.is_ok() {
                 self.emit(ModemEvent::Restarted).await;
                 return true;
             }
         }
-        self.emit(ModemEvent::Failed(
-            "no answer after reopening the port".into(),
-        ))
-        .await;
+        if port_missing {
+            self.emit(ModemEvent::Gone("port vanished while reopening".into()))
+                .await;
+        } else {
+            self.emit(ModemEvent::Failed(
+                "no answer after reopening the port".into(),
+            ))
+            .await;
+        }
         false
     }
 }
