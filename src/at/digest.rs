@@ -226,12 +226,7 @@ impl Digester {
         if let Some(ev) = final_result(text) {
             return Some(ev);
         }
-        if text.len() >= 2
-            && text
-                .as_bytes()
-                .get(..2)
-                .is_some_and(|p| p.eq_ignore_ascii_case(b"AT"))
-        {
+        if is_echo(text) {
             return Some(Event::Echo(text.to_string()));
         }
         let (name, rest) = match text.split_once(':') {
@@ -340,6 +335,28 @@ fn final_result(text: &str) -> Option<Event> {
         return Some(Event::Error(e));
     }
     None
+}
+
+/// A command line coming back: `AT` alone, `AT+...`/`AT^...`, or a basic command such as
+/// `ATE0`/`ATI`. Strict on purpose: a reply line that merely begins with "AT" (a model name,
+/// a diag answer) must not be dropped as echo.
+fn is_echo(text: &str) -> bool {
+    let b = text.as_bytes();
+    if !b.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"AT")) {
+        return false;
+    }
+    match b.get(2) {
+        None => true,
+        Some(b'+' | b'^' | b'$' | b'%' | b'*' | b'#') => !text.contains(' ') || text.contains('='),
+        Some(c) => {
+            c.is_ascii_alphabetic()
+                && b.len() <= 5
+                && b.get(3..)
+                    .unwrap_or_default()
+                    .iter()
+                    .all(u8::is_ascii_alphanumeric)
+        }
+    }
 }
 
 fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
@@ -454,6 +471,23 @@ mod tests {
                 Event::Ok
             ]
         );
+    }
+
+    #[test]
+    fn only_command_lines_count_as_echo() {
+        for echo in [
+            "AT",
+            "ATE0",
+            "ati",
+            "AT+CMGS=20",
+            "AT^ICCID?",
+            "AT+CPIN=\"1234\"",
+        ] {
+            assert!(is_echo(echo), "{echo}");
+        }
+        for reply in ["AT&T", "ATMEL Corp", "ATLANTIC 900", "Quectel"] {
+            assert!(!is_echo(reply), "{reply}");
+        }
     }
 
     #[test]
