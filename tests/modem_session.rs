@@ -70,3 +70,20 @@ async fn closed_stream_is_gone() {
     let r = s.send(&Raw::new("AT")).await;
     assert!(matches!(r, Err(LinkError::Gone(_))), "{r:?}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_line_noise_is_a_link_error() {
+    let (a, mut b) = tokio::io::duplex(64 * 1024);
+    let noise = tokio::spawn(async move {
+        let mut buf = [0u8; 64];
+        let _ = b.read(&mut buf).await.unwrap();
+        // A wrong baud rate looks like this: bytes that never form a line.
+        b.write_all(&[0xffu8; 9000]).await.unwrap();
+        b
+    });
+    let mut s = AtSession::new(a, Digester::new());
+    let r = s.send(&Raw::new("AT")).await;
+    assert!(matches!(r, Err(LinkError::Garbage { .. })), "{r:?}");
+    assert!(s.digester().stats().garbage_bytes > 4096);
+    let _peer = noise.await.unwrap();
+}
