@@ -578,7 +578,17 @@ impl Actor {
         };
         let left = self.cfg.send_timeout.saturating_sub(started.elapsed());
         let is_outcome = |u: &Urc| matches!(u, Urc::Other(l) if parse_hcmgs_outcome(l).is_some());
-        let urc = self.session.wait_urc(is_outcome, left).await?;
+        let urc = match self.session.wait_urc(is_outcome, left).await {
+            Ok(u) => u,
+            // OK was given: the module took the text; without the outcome it may be sent.
+            Err(LinkError::Timeout { .. }) => {
+                return Err(LinkError::Unconfirmed {
+                    command: "AT^HCMGS".into(),
+                    after: left,
+                })
+            }
+            Err(e) => return Err(e),
+        };
         let Urc::Other(line) = urc else {
             return Ok(Err(DeviceError::BadReply("^HCMGS outcome".into())));
         };

@@ -19,10 +19,16 @@
 //! - [`AtSession`]: one typed command at a time over any stream, with a byte trace callback
 //!   (for `smsgate diag`, together with [`open_port`]).
 //!
-//! Contract notes for the consumer: drain the event receiver (the actor waits when it is
-//! full); an inbound PDU may be delivered twice (after a restart the SIM is listed again until
-//! its ack deleted it), so the store de-duplicates; the part's TP-MR is only unique per modem
-//! and per 256 sends. Must be called inside a tokio runtime.
+//! Contract notes for the consumer: `send_part` failing with [`LinkError::Unconfirmed`] means
+//! the PDU went out and the answer did not come back, so the part is `unknown` (never resent
+//! automatically). Only [`LinkError::Timeout`] and [`LinkError::Closed`] say for sure it was
+//! not sent; `Gone`/`Io` in the middle of a send leave it unknown as well.
+//! [`Identity::destination_toa`] tells the codec which type of address destinations need
+//! (0x81 on PHS). On `^HCMGS` modules a part's UDH cannot travel: each part arrives alone.
+//! Drain the event receiver (the actor waits when it is full). An inbound PDU may be
+//! delivered twice (after a restart the SIM is listed again until its ack deleted it), so the
+//! store de-duplicates; the part's TP-MR is only unique per modem and per 256 sends. Must be
+//! called inside a tokio runtime.
 
 mod actor;
 pub mod dialect;

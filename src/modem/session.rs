@@ -19,8 +19,13 @@ use crate::at::{AtCommand, DeviceError, Digester, Event, Urc};
 /// [`DeviceError`], which is the modem's own answer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LinkError {
+    /// Nothing conclusive came back in time; the command's payload (if any) was not sent.
     #[error("no final result to {command} within {after:?}")]
     Timeout { command: String, after: Duration },
+    /// The payload (a PDU after the prompt) went out but no final result came back: the part
+    /// may or may not have been sent. Never resend such a part automatically.
+    #[error("{command}: payload sent but no final result within {after:?}; outcome unknown")]
+    Unconfirmed { command: String, after: Duration },
     #[error("I/O error: {0}")]
     Io(String),
     #[error("{bytes} bytes of garbage while waiting for {command}")]
@@ -144,9 +149,16 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtSession<P> {
                         // The modem may sit in prompt mode; ESC cancels it (TS 27.005 §3.5.1).
                         let _ = self.write(&[0x1b]).await;
                     }
-                    return Err(LinkError::Timeout {
-                        command: line,
-                        after: timeout,
+                    return Err(if prompted {
+                        LinkError::Unconfirmed {
+                            command: line,
+                            after: timeout,
+                        }
+                    } else {
+                        LinkError::Timeout {
+                            command: line,
+                            after: timeout,
+                        }
                     });
                 }
                 Err(e) => return Err(e),
@@ -165,6 +177,12 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtSession<P> {
                 }
                 Event::Garbage { bytes } => {
                     garbage += bytes;
+                    if garbage > GARBAGE_LIMIT && prompted {
+                        return Err(LinkError::Unconfirmed {
+                            command: line,
+                            after: timeout,
+                        });
+                    }
                     if garbage > GARBAGE_LIMIT {
                         return Err(LinkError::Garbage {
                             command: line,
