@@ -618,3 +618,26 @@ async fn hung_modem_that_comes_back_after_reset_is_restarted() {
     // And it works again.
     assert_eq!(h.send_part("0011", 1, false).await, Ok(Ok(42)));
 }
+
+#[tokio::test(start_paused = true)]
+async fn modem_silent_at_start_is_reset_and_comes_up() {
+    let awake = Arc::new(Mutex::new(false));
+    let a2 = awake.clone();
+    let script: Script = Arc::new(move |c| {
+        let mut awake = a2.lock().unwrap();
+        if c == "AT+CFUN=1,1" {
+            *awake = true;
+            return None; // rebooting: no answer to the reset itself
+        }
+        if *awake {
+            standard(c)
+        } else {
+            None
+        }
+    });
+    let (h, mut ev, peer) = start(script, config()).await;
+    let id = h.identity().await.unwrap();
+    assert_eq!(id.dialect, "quectel");
+    assert!(peer.saw("AT+CFUN=1,1"));
+    next_matching(&mut ev, |e| matches!(e, ModemEvent::Restarted)).await;
+}

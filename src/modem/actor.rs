@@ -145,8 +145,12 @@ impl Actor {
                 return self.emit(ModemEvent::Gone(e)).await;
             }
             Err(InitError::Link(e)) => {
-                tracing::warn!(modem = %name, "init failed: {e}");
-                return self.emit(ModemEvent::Failed(e.to_string())).await;
+                // A modem still booting, or hung from before: the same recovery as later.
+                tracing::warn!(modem = %name, "init failed: {e}; recovering");
+                if !self.link_failed(e).await {
+                    return;
+                }
+                self.transition(Phase::Ready);
             }
             Err(InitError::Device(e)) => {
                 tracing::warn!(modem = %name, "init failed: {e}");
@@ -682,7 +686,13 @@ impl Actor {
     async fn try_recover(&mut self) -> bool {
         let probe = self.dialect.probe;
         match self.probe(probe).await {
-            Ok(true) => return true,
+            // Alive again. A modem that never finished init gets one more go at it.
+            Ok(true) if self.identity.is_some() => return true,
+            Ok(true) => {
+                if self.init().await.is_ok() {
+                    return true;
+                }
+            }
             Ok(false) => {}
             Err(LinkError::Gone(r)) if self.opener.is_none() => {
                 self.emit(ModemEvent::Gone(r)).await;
