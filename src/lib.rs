@@ -9,6 +9,10 @@
 //!   GSM 7-bit and UCS2 text, SUBMIT / DELIVER / STATUS-REPORT, splitting and reassembly.
 //!   No input makes it panic.
 //! - [`bank`]: port discovery (globs, inotify hot-plug) and supervision of one modem actor per port.
+//! - [`at`]: sans-I/O AT layer (3GPP TS 27.005 / 27.007): the digester (bytes in, events out),
+//!   typed commands with reply parsers and timeouts, +CMS/+CME errors with their class.
+//! - [`modem`]: one actor per serial port (init, identity, health, send a part, inbound with
+//!   ack-then-delete, recovery), vendor dialects as data, and `AtSession` for `smsgate diag`.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
@@ -17,6 +21,8 @@
 //! at the edges, and every file opens with what it owns and what must always hold.
 
 pub mod bank;
+pub mod at;
 pub mod cli;
+pub mod modem;
 pub mod pdu;
 pub mod store;

@@ -1,0 +1,640 @@
+//! The digester: modem output bytes in, [`Event`]s out, sans-I/O (FactbirdHQ/atat digest.rs
+//! is the model). It owns line framing, the `"> "` prompt, echo, final results, URC
+//! recognition (including `+CMT`/`+CDS`, whose PDU comes on the following line) and garbage
+//! skipping. What must always hold: `digest` never panics, never reports more consumed bytes
+//! than it was given, and an incomplete line is normal flow (`(None, n)` with the already
+//! skipped terminators), never an error. A line that cannot be valid (control bytes in front,
+//! or longer than [`MAX_LINE`] without a terminator) is skipped, counted and reported as
+//! [`Event::Garbage`] so the caller resynchronises on the next line.
+
+use super::command::{parse_registration_urc, split_fields, unquote, RegKind, Urc};
+use super::error::{CmeError, CmsError, DeviceError};
+
+/// Longest line accepted; a PDU line is at most 2 * (12 + 164) hex characters.
+pub const MAX_LINE: usize = 2048;
+
+/// One thing the modem said.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// Final result `OK`.
+    Ok,
+    /// A final result that reports failure.
+    Error(DeviceError),
+    /// An information line belonging to the command in progress.
+    Info(String),
+    /// The `"> "` prompt of +CMGS and friends.
+    Prompt,
+    /// An unsolicited result code.
+    Urc(Urc),
+    /// The modem echoed a command line back (before ATE0).
+    Echo(String),
+    /// Bytes that cannot belong to any line were skipped.
+    Garbage { bytes: usize },
+}
+
+/// URC names recognised out of the box (TS 27.005/27.007 plus common vendor floods).
+const BUILTIN_URCS: &[&str] = &[
+    "+CMTI",
+    "+CMT",
+    "+CDS",
+    "+CDSI",
+    "+CREG",
+    "+CGREG",
+    "+CEREG",
+    "RING",
+    "+CRING",
+    "+CLIP",
+    "+CUSD",
+    "+CIEV",
+    "+CPIN",
+    "^RSSI",
+    "^HRSSILVL",
+    "^RSSILVL",
+    "^MODE",
+    "^BOOT",
+    "^DSFLOWRPT",
+    "^SRVST",
+    "^SIMST",
+    "^SYSSTART",
+    "^STIN",
+    "^CEND",
+    "^ORIG",
+    "^CONF",
+    "^CONN",
+    "+QIND",
+    "+CPBREADY",
+    "+PBREADY",
+    "RDY",
+    "SMS READY",
+    "CALL READY",
+    "+ZUSIMR",
+    "+ZPBIC",
+    "^HCMT",
+    "^HCDS",
+    "^HCMGSS",
+    "^HCMGSF",
+    // Boot chatter that can land inside the first replies, before the dialect is known.
+    "+CFUN",
+    "SMS DONE",
+    "PB DONE",
+    "+QUSIM",
+    "*PSUTTZ",
+    "+WIND",
+];
+
+/// Running counters, for logs and `smsgate diag`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DigestStats {
+    pub lines: u64,
+    pub garbage_bytes: u64,
+}
+
+#[derive(Debug, Clone)]
+enum PendingPdu {
+    Cmt { alpha: Option<String>, length: u16 },
+    Cds { length: u16 },
+}
+
+/// The AT output state machine. Tell it what the current command's reply looks like
+/// ([`Digester::expect`]) so that, e.g., `+CREG: 0,1` is an answer and not a URC.
+#[derive(Debug, Default)]
+pub struct Digester {
+    expect: Option<&'static str>,
+    expect_prompt: bool,
+    pending: Option<PendingPdu>,
+    extra_urcs: Vec<String>,
+    stats: DigestStats,
+}
+
+impl Digester {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds vendor URC names (a dialect's list) to the built-in table.
+    pub fn with_urcs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
+        self.extra_urcs
+            .extend(names.into_iter().map(|s| s.into().to_ascii_uppercase()));
+        self
+    }
+
+    /// Adds vendor URC names after construction (once the dialect is known).
+    pub fn add_urcs<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, names: I) {
+        for n in names {
+            let n = n.into().to_ascii_uppercase();
+            if !self.extra_urcs.contains(&n) {
+                self.extra_urcs.push(n);
+            }
+        }
+    }
+
+    /// Sets the response prefix of the command in progress (`None` when idle) and whether a
+    /// bare `>` at the start of a line is the prompt.
+    pub fn expect(&mut self, prefix: Option<&'static str>, prompt: bool) {
+        self.expect = prefix;
+        self.expect_prompt = prompt;
+    }
+
+    pub fn stats(&self) -> DigestStats {
+        self.stats
+    }
+
+    /// Digests the front of `buf`. Returns the event found (if any) and how many bytes were
+    /// used. `(None, 0)` means "need more bytes"; `(None, n>0)` means bytes were skipped:
+    /// drop them and call again.
+    pub fn digest(&mut self, buf: &[u8]) -> (Option<Event>, usize) {
+        let mut i = 0;
+        let mut junk = 0usize;
+        while let Some(&b) = buf.get(i) {
+            if b == b'\r' || b == b'\n' {
+                i += 1;
+            } else if is_junk_start(b) {
+                junk += 1;
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        if junk > 0 {
+            self.stats.garbage_bytes += junk as u64;
+            tracing::debug!(bytes = junk, "at: skipped garbage before a line");
+            return (Some(Event::Garbage { bytes: junk }), i);
+        }
+        let rest = buf.get(i..).unwrap_or_default();
+        if rest.is_empty() {
+            return (None, i);
+        }
+        if rest.first() == Some(&b'>') {
+            match rest.get(1) {
+                Some(b' ') => return (Some(Event::Prompt), i + 2),
+                None if self.expect_prompt => return (Some(Event::Prompt), i + 1),
+                None => return (None, i),
+                Some(b'\r') | Some(b'\n') if self.expect_prompt => {
+                    return (Some(Event::Prompt), i + 1)
+                }
+                Some(_) => {}
+            }
+        }
+        let Some(end) = rest.iter().position(|&b| b == b'\r' || b == b'\n') else {
+            if rest.len() > MAX_LINE {
+                self.stats.garbage_bytes += rest.len() as u64;
+                tracing::debug!(bytes = rest.len(), "at: over-long line skipped");
+                return (Some(Event::Garbage { bytes: rest.len() }), buf.len());
+            }
+            return (None, i);
+        };
+        let consumed = i + end + 1;
+        let line = rest.get(..end).unwrap_or_default();
+        if line.len() > MAX_LINE {
+            self.stats.garbage_bytes += line.len() as u64;
+            return (Some(Event::Garbage { bytes: line.len() }), consumed);
+        }
+        self.stats.lines += 1;
+        (self.classify(line), consumed)
+    }
+
+    fn classify(&mut self, raw: &[u8]) -> Option<Event> {
+        let owned;
+        let bytes: &[u8] = if raw.iter().any(|&b| is_junk_inside(b)) {
+            owned = raw
+                .iter()
+                .copied()
+                .filter(|&b| !is_junk_inside(b))
+                .collect::<Vec<u8>>();
+            let dropped = raw.len() - owned.len();
+            self.stats.garbage_bytes += dropped as u64;
+            tracing::debug!(bytes = dropped, "at: control bytes dropped inside a line");
+            &owned
+        } else {
+            raw
+        };
+        let text = String::from_utf8_lossy(bytes);
+        let text = text.trim();
+        if text.is_empty() {
+            return None;
+        }
+        if let Some(pending) = self.pending.take() {
+            if is_hex(text) {
+                let pdu = text.to_string();
+                return Some(Event::Urc(match pending {
+                    PendingPdu::Cmt { alpha, length } => Urc::Message { alpha, length, pdu },
+                    PendingPdu::Cds { length } => Urc::StatusReport { length, pdu },
+                }));
+            }
+            tracing::warn!("at: +CMT/+CDS header without its PDU line; header dropped");
+        }
+        if let Some(ev) = final_result(text) {
+            return Some(ev);
+        }
+        if is_echo(text) {
+            return Some(Event::Echo(text.to_string()));
+        }
+        let (name, rest) = match text.split_once(':') {
+            Some((n, r)) => (n.trim(), r.trim()),
+            None => (text, ""),
+        };
+        if self.expect.is_some_and(|e| e.eq_ignore_ascii_case(name)) {
+            return Some(Event::Info(text.to_string()));
+        }
+        // Information lines are the common case: decide without allocating.
+        let builtin = BUILTIN_URCS.iter().find(|u| u.eq_ignore_ascii_case(name));
+        let known =
+            builtin.is_some() || self.extra_urcs.iter().any(|u| u.eq_ignore_ascii_case(name));
+        if !known {
+            return Some(Event::Info(text.to_string()));
+        }
+        let upper = name.to_ascii_uppercase();
+        self.urc(&upper, rest, text)
+    }
+
+    fn urc(&mut self, name: &str, rest: &str, line: &str) -> Option<Event> {
+        let f = split_fields(rest);
+        let urc = match name {
+            "+CMTI" | "+CDSI" => match (f.first(), f.get(1).and_then(|s| s.parse::<u32>().ok())) {
+                (Some(mem), Some(index)) => {
+                    let mem = unquote(mem).to_string();
+                    if name == "+CMTI" {
+                        Urc::NewMessage { mem, index }
+                    } else {
+                        Urc::StatusReportStored { mem, index }
+                    }
+                }
+                _ => Urc::Other(line.to_string()),
+            },
+            "+CMT" => {
+                // +CMT: [<alpha>],<length>  (PDU mode)
+                let length = f.last().and_then(|s| s.parse::<u16>().ok());
+                match length {
+                    Some(length) if f.len() >= 2 => {
+                        let alpha = f
+                            .first()
+                            .map(|a| unquote(a).to_string())
+                            .filter(|a| !a.is_empty());
+                        self.pending = Some(PendingPdu::Cmt { alpha, length });
+                        return None;
+                    }
+                    _ => Urc::Other(line.to_string()),
+                }
+            }
+            "+CDS" => match f.first().and_then(|s| s.parse::<u16>().ok()) {
+                Some(length) if f.len() == 1 => {
+                    self.pending = Some(PendingPdu::Cds { length });
+                    return None;
+                }
+                _ => Urc::Other(line.to_string()),
+            },
+            "+CREG" | "+CGREG" | "+CEREG" => {
+                let kind = match name {
+                    "+CREG" => RegKind::Cs,
+                    "+CGREG" => RegKind::Gprs,
+                    _ => RegKind::Eps,
+                };
+                match parse_registration_urc(kind, &f) {
+                    Some(r) => Urc::Registration(r),
+                    None => Urc::Other(line.to_string()),
+                }
+            }
+            "RING" | "+CRING" => Urc::Ring,
+            _ => Urc::Other(line.to_string()),
+        };
+        Some(Event::Urc(urc))
+    }
+}
+
+fn final_result(text: &str) -> Option<Event> {
+    match text {
+        "OK" => return Some(Event::Ok),
+        "ERROR" => return Some(Event::Error(DeviceError::Error)),
+        "NO CARRIER"
+        | "BUSY"
+        | "NO ANSWER"
+        | "NO DIALTONE"
+        | "COMMAND NOT SUPPORT"
+        | "TOO MANY PARAMETERS"
+        | "ABORTED" => return Some(Event::Error(DeviceError::Final(text.to_string()))),
+        _ => {}
+    }
+    if let Some(v) = strip_prefix_ci(text, "+CMS ERROR:") {
+        let v = v.trim();
+        let e = match v.parse::<u16>() {
+            Ok(n) => DeviceError::Cms(CmsError::from_code(n)),
+            Err(_) => CmsError::from_text(v)
+                .map(DeviceError::Cms)
+                .unwrap_or_else(|| DeviceError::UnknownText(text.to_string())),
+        };
+        return Some(Event::Error(e));
+    }
+    if let Some(v) = strip_prefix_ci(text, "+CME ERROR:") {
+        let v = v.trim();
+        let e = match v.parse::<u16>() {
+            Ok(n) => DeviceError::Cme(CmeError::from_code(n)),
+            Err(_) => CmeError::from_text(v)
+                .map(DeviceError::Cme)
+                .unwrap_or_else(|| DeviceError::UnknownText(text.to_string())),
+        };
+        return Some(Event::Error(e));
+    }
+    None
+}
+
+/// A command line coming back: `AT` alone, `AT+...`/`AT^...`, or a basic command such as
+/// `ATE0`/`ATI`. Strict on purpose: a reply line that merely begins with "AT" (a model name,
+/// a diag answer) must not be dropped as echo.
+fn is_echo(text: &str) -> bool {
+    let b = text.as_bytes();
+    if !b.get(..2).is_some_and(|p| p.eq_ignore_ascii_case(b"AT")) {
+        return false;
+    }
+    match b.get(2) {
+        None => true,
+        Some(b'+' | b'^' | b'$' | b'%' | b'*' | b'#') => !text.contains(' ') || text.contains('='),
+        Some(c) => {
+            c.is_ascii_alphabetic()
+                && b.len() <= 5
+                && b.get(3..)
+                    .unwrap_or_default()
+                    .iter()
+                    .all(u8::is_ascii_alphanumeric)
+        }
+    }
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    if head.eq_ignore_ascii_case(prefix) {
+        s.get(prefix.len()..)
+    } else {
+        None
+    }
+}
+
+/// Bytes that cannot start a line: C0 controls (other than CR/LF/TAB), DEL, UTF-8
+/// continuation bytes and bytes never valid in UTF-8.
+fn is_junk_start(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f || (0x80..0xc0).contains(&b) || b >= 0xf8
+}
+
+/// Bytes dropped inside a line: C0 controls other than TAB, and DEL.
+fn is_junk_inside(b: u8) -> bool {
+    (b < 0x20 && b != b'\t') || b == 0x7f
+}
+
+fn is_hex(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn all_events(d: &mut Digester, input: &[u8], chunk: usize) -> Vec<Event> {
+        let mut buf: Vec<u8> = Vec::new();
+        let mut out = Vec::new();
+        for piece in input.chunks(chunk.max(1)) {
+            buf.extend_from_slice(piece);
+            loop {
+                let (ev, n) = d.digest(&buf);
+                assert!(n <= buf.len());
+                buf.drain(..n);
+                if let Some(ev) = ev {
+                    out.push(ev);
+                } else if n == 0 {
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    /// Garbage may be reported in several pieces when it arrives in pieces.
+    fn merge_garbage(v: Vec<Event>) -> Vec<Event> {
+        let mut out: Vec<Event> = Vec::new();
+        for e in v {
+            if let (Some(Event::Garbage { bytes: a }), Event::Garbage { bytes: b }) =
+                (out.last_mut(), &e)
+            {
+                *a += b;
+                continue;
+            }
+            out.push(e);
+        }
+        out
+    }
+
+    fn events(input: &[u8]) -> Vec<Event> {
+        let whole = all_events(&mut Digester::new(), input, input.len());
+        let bytewise = all_events(&mut Digester::new(), input, 1);
+        assert_eq!(
+            merge_garbage(whole.clone()),
+            merge_garbage(bytewise),
+            "byte-at-a-time feeding must give the same events"
+        );
+        whole
+    }
+
+    #[test]
+    fn ok_error_and_info_lines() {
+        let ev = events(b"\r\nQuectel\r\n\r\nOK\r\n\r\nERROR\r\n");
+        assert_eq!(
+            ev,
+            vec![
+                Event::Info("Quectel".into()),
+                Event::Ok,
+                Event::Error(DeviceError::Error)
+            ]
+        );
+    }
+
+    #[test]
+    fn cms_and_cme_numeric_and_verbose_forms_agree() {
+        let ev = events(
+            b"\r\n+CMS ERROR: 304\r\n\r\n+CMS ERROR: invalid PDU mode parameter\r\n\
+              \r\n+CME ERROR: 11\r\n\r\n+CME ERROR: SIM PIN required\r\n\r\n+CME ERROR: gremlins\r\n",
+        );
+        let pdu = Event::Error(DeviceError::Cms(CmsError::InvalidPduParameter));
+        let pin = Event::Error(DeviceError::Cme(CmeError::SimPinRequired));
+        assert_eq!(ev[0], pdu);
+        assert_eq!(ev[1], pdu);
+        assert_eq!(ev[2], pin);
+        assert_eq!(ev[3], pin);
+        assert!(matches!(ev[4], Event::Error(DeviceError::UnknownText(_))));
+    }
+
+    #[test]
+    fn echo_is_recognised() {
+        let ev = events(b"AT+CGMI\r\r\nHUAWEI\r\n\r\nOK\r\n");
+        assert_eq!(
+            ev,
+            vec![
+                Event::Echo("AT+CGMI".into()),
+                Event::Info("HUAWEI".into()),
+                Event::Ok
+            ]
+        );
+    }
+
+    #[test]
+    fn only_command_lines_count_as_echo() {
+        for echo in [
+            "AT",
+            "ATE0",
+            "ati",
+            "AT+CMGS=20",
+            "AT^ICCID?",
+            "AT+CPIN=\"1234\"",
+        ] {
+            assert!(is_echo(echo), "{echo}");
+        }
+        for reply in ["AT&T", "ATMEL Corp", "ATLANTIC 900", "Quectel"] {
+            assert!(!is_echo(reply), "{reply}");
+        }
+    }
+
+    #[test]
+    fn prompt_then_cmgs_reference() {
+        let mut d = Digester::new();
+        d.expect(Some("+CMGS"), true);
+        let ev = all_events(&mut d, b"\r\n> ", 1);
+        assert_eq!(ev, vec![Event::Prompt]);
+        let ev = all_events(&mut d, b"\r\n+CMGS: 17\r\n\r\nOK\r\n", 1);
+        assert_eq!(ev, vec![Event::Info("+CMGS: 17".into()), Event::Ok]);
+    }
+
+    #[test]
+    fn bare_prompt_without_space_when_expected() {
+        let mut d = Digester::new();
+        d.expect(Some("+CMGS"), true);
+        assert_eq!(d.digest(b"\r\n>"), (Some(Event::Prompt), 3));
+    }
+
+    #[test]
+    fn urcs_interleaved_in_a_response() {
+        // +CMTI and a Huawei ^RSSI arrive in the middle of an AT+CSQ reply.
+        let mut d = Digester::new();
+        d.expect(Some("+CSQ"), false);
+        let ev = all_events(
+            &mut d,
+            b"\r\n+CMTI: \"SM\",3\r\n\r\n^RSSI:17\r\n\r\n+CSQ: 17,99\r\n\r\nOK\r\n",
+            1,
+        );
+        assert_eq!(
+            ev,
+            vec![
+                Event::Urc(Urc::NewMessage {
+                    mem: "SM".into(),
+                    index: 3
+                }),
+                Event::Urc(Urc::Other("^RSSI:17".into())),
+                Event::Info("+CSQ: 17,99".into()),
+                Event::Ok,
+            ]
+        );
+    }
+
+    #[test]
+    fn cmt_and_cds_carry_their_pdu_line() {
+        // PDU from 3GPP TS 23.040 style DELIVER; only the framing matters here.
+        let ev = events(
+            b"\r\n+CMT: ,24\r\n07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07\r\n\
+              \r\n+CDS: 25\r\n0791683108200505F006C00D91683109325476F8\r\n\r\n+CDSI: \"SR\",4\r\n",
+        );
+        assert_eq!(ev.len(), 3);
+        assert!(
+            matches!(&ev[0], Event::Urc(Urc::Message { alpha: None, length: 24, pdu }) if pdu.starts_with("0791"))
+        );
+        assert!(matches!(
+            &ev[1],
+            Event::Urc(Urc::StatusReport { length: 25, .. })
+        ));
+        assert_eq!(
+            ev[2],
+            Event::Urc(Urc::StatusReportStored {
+                mem: "SR".into(),
+                index: 4
+            })
+        );
+    }
+
+    #[test]
+    fn creg_is_an_answer_when_expected_and_a_urc_otherwise() {
+        let mut d = Digester::new();
+        d.expect(Some("+CREG"), false);
+        assert_eq!(
+            all_events(&mut d, b"+CREG: 0,1\r\n", 1),
+            vec![Event::Info("+CREG: 0,1".into())]
+        );
+        d.expect(None, false);
+        let ev = all_events(&mut d, b"+CREG: 5\r\n", 1);
+        assert!(
+            matches!(&ev[0], Event::Urc(Urc::Registration(r)) if r.stat == crate::at::RegStatus::Roaming)
+        );
+    }
+
+    #[test]
+    fn garbage_in_front_is_skipped_and_counted() {
+        let mut input = vec![0x00u8, 0xff, 0x13, 0x91, 0x7f];
+        input.extend_from_slice(b"\r\nOK\r\n");
+        let ev = events(&input);
+        assert_eq!(ev.last(), Some(&Event::Ok));
+        let skipped: usize = ev
+            .iter()
+            .map(|e| {
+                if let Event::Garbage { bytes } = e {
+                    *bytes
+                } else {
+                    0
+                }
+            })
+            .sum();
+        assert_eq!(skipped, 5);
+    }
+
+    #[test]
+    fn boot_chatter_does_not_pollute_an_identity_reply() {
+        // Quectel boot URCs arriving while AT+CGMI is answered.
+        let mut d = Digester::new();
+        d.expect(Some("+CGMI"), false);
+        let ev = all_events(
+            &mut d,
+            b"\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\nSMS DONE\r\n\r\nQuectel\r\n\r\nOK\r\n",
+            1,
+        );
+        let infos: Vec<_> = ev.iter().filter(|e| matches!(e, Event::Info(_))).collect();
+        assert_eq!(infos, vec![&Event::Info("Quectel".into())]);
+    }
+
+    #[test]
+    fn over_long_line_resynchronises() {
+        let mut input = vec![b'Z'; MAX_LINE + 10];
+        input.extend_from_slice(b"\r\nOK\r\n");
+        let ev = all_events(&mut Digester::new(), &input, 64);
+        assert_eq!(ev.last(), Some(&Event::Ok));
+        assert!(ev.iter().any(|e| matches!(e, Event::Garbage { .. })));
+    }
+
+    #[test]
+    fn real_transcript_huawei_e303_init() {
+        // Shape of a Huawei E303 session as logged by ModemManager users: echo still on,
+        // ^RSSI/^MODE floods between replies.
+        let t = b"ATE0\r\r\nOK\r\n\r\n^RSSI:14\r\n\r\n^MODE:5,4\r\n\r\nOK\r\n\r\n+CPIN: READY\r\n\r\nOK\r\n";
+        let ev = events(t);
+        assert_eq!(ev[0], Event::Echo("ATE0".into()));
+        assert_eq!(ev.iter().filter(|e| **e == Event::Ok).count(), 3);
+        assert_eq!(ev.iter().filter(|e| matches!(e, Event::Urc(_))).count(), 3);
+    }
+
+    #[test]
+    fn random_input_never_panics() {
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for _ in 0..2000 {
+            let len = rng.random_range(0..300);
+            let mut v: Vec<u8> = (0..len).map(|_| rng.random()).collect();
+            // Sprinkle real tokens so deeper states are reached.
+            if rng.random_bool(0.5) {
+                v.extend_from_slice(b"\r\n+CMT: ,3\r\n> +CME ERROR: 3\r\n");
+            }
+            crate::at::fuzz_digest(&v);
+        }
+    }
+}

@@ -1,0 +1,329 @@
+//! The modem driver: one actor task per serial port, owning the stream, writing one AT command
+//! at a time (each with its timeout), routing URCs, running the init sequence, polling health
+//! off the send path, receiving SMS without loss and recovering a hung modem. Vendor quirks
+//! live as data in [`dialect`]. What must always hold: only the actor touches the port; a
+//! stored inbound message is deleted from the SIM (+CMGD) only after its consumer acknowledged
+//! it; a modem's own error ([`DeviceError`]) never mixes with a broken link ([`LinkError`]).
+//!
+//! # API (what the daemon calls)
+//! - [`Modem::open`]`(path, &ModemConfig) -> io::Result<(ModemHandle, mpsc::Receiver<ModemEvent>)>`
+//!   opens the port with tokio-serial, exclusively (TIOCEXCL), and spawns the actor.
+//! - [`Modem::spawn`]`(io, &ModemConfig)`: the same over any `AsyncRead + AsyncWrite` (tests).
+//! - [`ModemHandle`] (cloneable): [`identity`](ModemHandle::identity) (waits for init),
+//!   [`health`](ModemHandle::health) (last polled), [`send_part`](ModemHandle::send_part)
+//!   `(pdu_hex, cmgs_length, more_follow) -> Result<Result<u8 /*TP-MR*/, DeviceError>, LinkError>`,
+//!   [`shutdown`](ModemHandle::shutdown).
+//! - [`ModemEvent`]: `Ready`, `Inbound`/`StatusReport` (raw PDU hex + [`AckHandle`]: call
+//!   [`AckHandle::ack`] once the store has it; only then is the SIM copy deleted),
+//!   `HealthChanged`, `RegistrationLost`/`RegistrationRegained`, `Restarted`, `Gone`, `Failed`.
+//! - [`AtSession`]: one typed command at a time over any stream, with a byte trace callback
+//!   (for `smsgate diag`, together with [`open_port`]).
+//!
+//! Contract notes for the consumer: `send_part` failing with [`LinkError::Unconfirmed`] means
+//! the PDU went out and the answer did not come back, so the part is `unknown` (never resent
+//! automatically). Only [`LinkError::Timeout`] and [`LinkError::Closed`] say for sure it was
+//! not sent; `Gone`/`Io` in the middle of a send leave it unknown as well.
+//! [`Identity::destination_toa`] tells the codec which type of address destinations need
+//! (0x81 on PHS). On `^HCMGS` modules a part's UDH cannot travel: each part arrives alone.
+//! Drain the event receiver (the actor waits when it is full). An inbound PDU may be
+//! delivered twice (after a restart the SIM is listed again until its ack deleted it), so the
+//! store de-duplicates; the part's TP-MR is only unique per modem and per 256 sends. Must be
+//! called inside a tokio runtime.
+
+mod actor;
+pub mod dialect;
+pub mod hcmgs;
+pub mod session;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot};
+
+pub use crate::at::DeviceError;
+pub use dialect::Dialect;
+pub use session::{AtSession, Direction, LinkError};
+
+use crate::at::{RegStatus, SignalQuality};
+
+/// Anything the actor can talk AT over.
+pub trait Port: AsyncRead + AsyncWrite + Send + Unpin {}
+impl<T: AsyncRead + AsyncWrite + Send + Unpin> Port for T {}
+
+/// Reopens the port after a hang (only [`Modem::open`] can; a spawned stream cannot).
+pub(crate) type Opener = Arc<dyn Fn() -> std::io::Result<Box<dyn Port>> + Send + Sync>;
+
+/// How one modem is driven.
+#[derive(Debug, Clone)]
+pub struct ModemConfig {
+    /// Name for logs (usually the port path).
+    pub name: String,
+    pub baud_rate: u32,
+    /// SIM PIN, sent only when +CPIN? asks for it.
+    pub pin: Option<String>,
+    /// `AT+CMEE=2` (verbose texts) instead of `=1` (numeric codes). Both map to the same
+    /// error codes; numeric is the default because vendors word texts differently.
+    pub verbose_errors: bool,
+    /// Forces a dialect instead of detecting it from +CGMI/+CGMM.
+    pub dialect: Option<&'static Dialect>,
+    /// How often signal/registration/operator are polled between sends.
+    pub health_interval: Duration,
+    /// Bound on one +CMGS exchange (prompt, PDU, network answer).
+    pub send_timeout: Duration,
+    /// Probes (dialect probe command) before a silent modem counts as hung.
+    pub probe_attempts: u32,
+    /// Timeout of one probe.
+    pub probe_timeout: Duration,
+    /// Back-off between reopen attempts; its length is the number of attempts.
+    pub reopen_backoff: Vec<Duration>,
+    /// Read (and, once acknowledged, delete) messages already stored at start-up.
+    pub read_stored_at_start: bool,
+}
+
+impl ModemConfig {
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            baud_rate: 115_200,
+            pin: None,
+            verbose_errors: false,
+            dialect: None,
+            health_interval: Duration::from_secs(60),
+            send_timeout: Duration::from_secs(60),
+            probe_attempts: 3,
+            probe_timeout: Duration::from_secs(2),
+            reopen_backoff: vec![
+                Duration::from_secs(1),
+                Duration::from_secs(5),
+                Duration::from_secs(30),
+            ],
+            read_stored_at_start: true,
+        }
+    }
+}
+
+/// Who the modem and its SIM are.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Identity {
+    pub dialect: &'static str,
+    pub manufacturer: String,
+    pub model: String,
+    pub revision: Option<String>,
+    pub imei: Option<String>,
+    pub imsi: Option<String>,
+    pub iccid: Option<String>,
+    pub own_number: Option<String>,
+    /// Type of address destinations must use on this modem (0x81 on PHS).
+    pub destination_toa: u8,
+}
+
+/// Last polled radio state.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Health {
+    pub signal: Option<SignalQuality>,
+    pub dbm: Option<i16>,
+    pub registration: Option<RegStatus>,
+    pub operator: Option<String>,
+}
+
+impl Health {
+    pub fn registered(&self) -> bool {
+        self.registration.is_some_and(RegStatus::is_registered)
+    }
+}
+
+/// Where an inbound PDU came from, which decides what acknowledging it does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InboundOrigin {
+    /// Stored at `index` in `mem`: acknowledging deletes it (+CMGD).
+    Stored { mem: String, index: u32 },
+    /// Routed directly (+CMT/+CDS): acknowledging sends +CNMA if the modem needs it.
+    Direct { cnma: bool },
+}
+
+/// Acknowledges that an inbound PDU is safely stored; dropping it without `ack` leaves the
+/// message on the SIM, to be read again at the next start-up.
+#[derive(Debug)]
+pub struct AckHandle {
+    tx: mpsc::Sender<actor::Request>,
+    origin: InboundOrigin,
+}
+
+impl AckHandle {
+    pub fn origin(&self) -> &InboundOrigin {
+        &self.origin
+    }
+
+    /// Tells the actor the PDU is stored; returns once the SIM copy is deleted (or +CNMA sent).
+    pub async fn ack(self) -> Result<Result<(), DeviceError>, LinkError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(actor::Request::Ack {
+                origin: self.origin,
+                reply: tx,
+            })
+            .await
+            .map_err(|_| LinkError::Closed)?;
+        rx.await.map_err(|_| LinkError::Closed)?
+    }
+}
+
+/// An SMS-DELIVER or SMS-STATUS-REPORT as the modem gave it (SMSC part + TPDU in hex).
+#[derive(Debug)]
+pub struct InboundPdu {
+    pub pdu_hex: String,
+    /// TPDU length the modem announced.
+    pub length: u16,
+    pub ack: AckHandle,
+}
+
+/// What a modem actor reports.
+#[derive(Debug)]
+pub enum ModemEvent {
+    /// Init finished (also after a restart).
+    Ready(Identity),
+    Inbound(InboundPdu),
+    StatusReport(InboundPdu),
+    HealthChanged(Health),
+    RegistrationLost,
+    RegistrationRegained,
+    /// The modem hung and was brought back (port reopened, reset, re-initialised).
+    Restarted,
+    /// The port vanished; the actor has stopped.
+    Gone(String),
+    /// Init or recovery failed (SIM locked, no answer); the actor has stopped.
+    Failed(String),
+}
+
+/// Cloneable handle to one modem actor.
+#[derive(Debug, Clone)]
+pub struct ModemHandle {
+    tx: mpsc::Sender<actor::Request>,
+}
+
+impl ModemHandle {
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<T>) -> actor::Request,
+    ) -> Result<T, LinkError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| LinkError::Closed)?;
+        rx.await.map_err(|_| LinkError::Closed)
+    }
+
+    /// The modem's identity; waits until init has finished.
+    pub async fn identity(&self) -> Result<Identity, LinkError> {
+        self.ask(actor::Request::Identity).await
+    }
+
+    /// The last polled health.
+    pub async fn health(&self) -> Result<Health, LinkError> {
+        self.ask(actor::Request::Health).await
+    }
+
+    /// Sends one part: `pdu_hex` is SMSC part + TPDU, `cmgs_length` the TPDU octets.
+    /// `more_follow` keeps the relay link open (+CMMS=2) for the next part.
+    pub async fn send_part(
+        &self,
+        pdu_hex: &str,
+        cmgs_length: u16,
+        more_follow: bool,
+    ) -> Result<Result<u8, DeviceError>, LinkError> {
+        let pdu_hex = pdu_hex.to_string();
+        self.ask(|reply| actor::Request::SendPart {
+            pdu_hex,
+            cmgs_length,
+            more_follow,
+            reply,
+        })
+        .await?
+    }
+
+    /// Stops the actor after the command in progress.
+    pub async fn shutdown(&self) {
+        let _ = self.ask(actor::Request::Shutdown).await;
+    }
+}
+
+/// Entry points.
+pub struct Modem;
+
+impl Modem {
+    /// Opens `path` exclusively with tokio-serial and spawns the actor. Must run in a tokio
+    /// runtime.
+    pub fn open(
+        path: impl AsRef<Path>,
+        config: &ModemConfig,
+    ) -> std::io::Result<(ModemHandle, mpsc::Receiver<ModemEvent>)> {
+        let path = path.as_ref().to_string_lossy().into_owned();
+        let baud = config.baud_rate;
+        let opener: Opener =
+            Arc::new(move || Ok(Box::new(open_port(&path, baud)?) as Box<dyn Port>));
+        let io = opener()?;
+        Ok(actor::spawn(io, config.clone(), Some(opener)))
+    }
+
+    /// Spawns the actor over any stream (no reopen on hang: a hung stream is reported Failed).
+    pub fn spawn(
+        io: impl AsyncRead + AsyncWrite + Send + Unpin + 'static,
+        config: &ModemConfig,
+    ) -> (ModemHandle, mpsc::Receiver<ModemEvent>) {
+        actor::spawn(Box::new(io), config.clone(), None)
+    }
+}
+
+/// Opens a serial port the way the driver does: tokio-serial, 8N1 at `baud`, exclusive
+/// (TIOCEXCL) so ModemManager or a second smsgate cannot interleave commands. `smsgate diag`
+/// wraps the result in an [`AtSession`].
+pub fn open_port(path: &str, baud: u32) -> std::io::Result<tokio_serial::SerialStream> {
+    let builder = tokio_serial::new(path, baud).exclusive(true);
+    let mut stream = tokio_serial::SerialStream::open(&builder)?;
+    stream.set_exclusive(true)?;
+    Ok(stream)
+}
+
+/// Replaces the SMSC part of a PDU with `00` (use +CSCA), for modems that choke on it.
+pub fn strip_smsc(pdu_hex: &str) -> Option<String> {
+    let len = usize::from_str_radix(pdu_hex.get(..2)?, 16).ok()?;
+    let rest = pdu_hex.get(2 + 2 * len..)?;
+    Some(format!("00{rest}"))
+}
+
+/// `+86139****5678`: a number safe for logs at info level.
+pub fn mask_number(n: &str) -> String {
+    let chars: Vec<char> = n.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars.iter().take(chars.len() - 8).collect();
+    let tail: String = chars.iter().skip(chars.len() - 4).collect();
+    format!("{head}****{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smsc_is_stripped() {
+        assert_eq!(
+            strip_smsc("07911326040000F0010203").as_deref(),
+            Some("00010203")
+        );
+        assert_eq!(strip_smsc("000102").as_deref(), Some("000102"));
+        assert_eq!(strip_smsc("0F00"), None);
+        assert_eq!(strip_smsc("zz"), None);
+    }
+
+    #[test]
+    fn numbers_are_masked() {
+        assert_eq!(mask_number("+8613912345678"), "+86139****5678");
+        assert_eq!(mask_number("13912345678"), "139****5678");
+        assert_eq!(mask_number("10086"), "*****");
+    }
+}
