@@ -8,7 +8,11 @@
 //! - [`pdu`]: sans-I/O SMS codec (3GPP TS 23.040 / 23.038): addresses, time stamps, DCS, UDH,
 //!   GSM 7-bit and UCS2 text, SUBMIT / DELIVER / STATUS-REPORT, splitting and reassembly.
 //!   No input makes it panic.
+//! - [`number`]: Chinese numbering: recipient validation and canonical form, carrier hints from
+//!   prefixes and IMSIs, masking numbers for logs.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
+//! - [`scheduler`]: pure decisions `(state, now) -> actions`: which due part goes to which SIM,
+//!   quotas and pacing, carrier affinity, retries with back-off, when to wake next.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
 //! Later layers (AT engine, modem actors, virtual modem bank, store, scheduler, policy, audit,
@@ -16,5 +20,7 @@
 //! at the edges, and every file opens with what it owns and what must always hold.
 
 pub mod cli;
+pub mod number;
 pub mod pdu;
+pub mod scheduler;
 pub mod store;
