@@ -7,8 +7,8 @@ use smsgate::number::Carrier;
 use smsgate::scheduler::{self, FailureKind, Quota};
 use smsgate::store::{
     Concat, FailOutcome, InboundOutcome, InboundPart, InboxQuery, InitialState, MessageId,
-    MessageState, NewMessage, NewPart, PartState, ReportOutcome, SimHealth, SimId, SimIdentity,
-    StatusReportIn, Store, StoreError,
+    MessageQuery, MessageState, NewMessage, NewPart, PartState, ReportOutcome, Settlement,
+    SimHealth, SimId, SimIdentity, StatusReportIn, Store, StoreError,
 };
 
 // Vector "ucs2-submit-china" of /work/shared/vectors/pdu.json (cnblogs daniu233 2013/04/22,
@@ -541,4 +541,101 @@ fn scheduler_and_store_agree_end_to_end() {
     let two = store.message(ids[0]).unwrap().unwrap();
     assert_eq!(two.parts[0].sim, two.parts[1].sim);
     assert!([Some(a), Some(b)].contains(&two.parts[0].sim));
+}
+
+#[test]
+fn operator_settles_unknown_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let a = sim(&mut store, "8986001", "/dev/ttyUSB0");
+    let ids = store.accept(&[msg(1), msg(1)], t(0)).unwrap();
+    let p0 = part_ids(&store, ids[0])[0];
+    let p1 = part_ids(&store, ids[1])[0];
+    store.claim(p0, a, t(1)).unwrap();
+    store.claim(p1, a, t(5)).unwrap();
+    drop(store);
+    let mut store = open(&dir);
+    assert_eq!(store.recover_after_crash(t(9)).unwrap(), vec![p0, p1]);
+    store.settle_unknown(p0, Settlement::Sent, t(10)).unwrap();
+    assert_eq!(state(&store, ids[0]), MessageState::Sent);
+    store
+        .settle_unknown(p1, Settlement::NotSent, t(10))
+        .unwrap();
+    assert_eq!(state(&store, ids[1]), MessageState::Failed);
+    assert!(store.settle_unknown(p1, Settlement::Sent, t(11)).is_err());
+    assert_eq!(store.retry(ids[1], t(12)).unwrap(), 1);
+    assert_eq!(state(&store, ids[1]), MessageState::Queued);
+}
+
+#[test]
+fn list_messages_filters_and_pages() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let mut other = msg(1);
+    other.account = Some("globex".into());
+    let ids = store
+        .accept(&[msg(1), other, msg(1), msg(1)], t(0))
+        .unwrap();
+    store.cancel(ids[3], t(1)).unwrap();
+    let all = store.list_messages(&MessageQuery::default()).unwrap();
+    assert_eq!(
+        all.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![ids[3], ids[2], ids[1], ids[0]]
+    );
+    let acme_queued = store
+        .list_messages(&MessageQuery {
+            state: Some(MessageState::Queued),
+            account: Some("acme".into()),
+            before: None,
+            limit: 10,
+        })
+        .unwrap();
+    assert_eq!(
+        acme_queued.iter().map(|m| m.id).collect::<Vec<_>>(),
+        vec![ids[2], ids[0]]
+    );
+    let page = store
+        .list_messages(&MessageQuery {
+            before: Some(ids[2]),
+            limit: 1,
+            ..MessageQuery::default()
+        })
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, ids[1]);
+    assert_eq!(
+        store.counts_by_state().unwrap(),
+        vec![(MessageState::Queued, 3), (MessageState::Cancelled, 1)]
+    );
+}
+
+#[test]
+fn sim_problems_rest_at_once_message_faults_do_not_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let a = sim(&mut store, "8986001", "/dev/ttyUSB0");
+    let ids = store.accept(&[msg(1), msg(1)], t(0)).unwrap();
+    let p0 = part_ids(&store, ids[0])[0];
+    store.claim(p0, a, t(1)).unwrap();
+    store
+        .mark_failed(
+            p0,
+            "+CMS ERROR: 304",
+            FailureKind::PermanentForMessage,
+            t(2),
+        )
+        .unwrap();
+    let rec = store.sim(a).unwrap().unwrap();
+    assert_eq!(rec.consecutive_errors, 0);
+    assert_eq!(rec.rested_until, None);
+    let p1 = part_ids(&store, ids[1])[0];
+    store.claim(p1, a, t(3)).unwrap();
+    store
+        .mark_failed(p1, "+CMS ERROR: 310", FailureKind::SimProblem, t(4))
+        .unwrap();
+    let rec = store.sim(a).unwrap().unwrap();
+    assert_eq!(rec.rested_until, Some(t(4) + SignedDuration::from_mins(5)));
+    let slots = store.sim_slots(t(5), Quota::default()).unwrap();
+    let plan = scheduler::plan(&slots, &store.due_parts(10).unwrap(), t(5));
+    assert!(plan.assignments.is_empty(), "resting SIM gets nothing");
 }

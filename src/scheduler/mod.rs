@@ -398,6 +398,25 @@ mod tests {
     }
 
     #[test]
+    fn a_part_in_back_off_does_not_block_others() {
+        let a = sim(1, Carrier::ChinaMobile);
+        let mut stuck = part(1, 1, 1, 1);
+        stuck.priority = 9;
+        stuck.next_attempt_at = Some(t(600));
+        let p = plan(&[a], &[stuck, part(2, 2, 1, 1)], t(0));
+        assert_eq!(sims_of(&p), vec![(2, 1)]);
+        assert_eq!(p.wake_at, Some(t(600)));
+    }
+
+    #[test]
+    fn zero_quota_never_sends() {
+        let mut a = sim(1, Carrier::ChinaMobile);
+        a.quota.per_day = 0;
+        let p = plan(&[a], &[part(1, 1, 1, 1)], t(0));
+        assert!(p.assignments.is_empty());
+    }
+
+    #[test]
     fn one_part_per_sim_per_plan() {
         let a = sim(1, Carrier::ChinaMobile);
         let p = plan(&[a], &[part(1, 1, 1, 1), part(2, 2, 1, 1)], t(0));

@@ -110,6 +110,26 @@ pub enum ReportOutcome {
     },
 }
 
+/// The operator's verdict on an `unknown` part (from the modem's log, the recipient, ...).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// It did go out: the part becomes `sent` (no TP-MR, so no report will match it).
+    Sent,
+    /// It did not: the part becomes `failed`; [`Store::retry`] can send it again.
+    NotSent,
+}
+
+/// Which messages to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MessageQuery {
+    pub state: Option<MessageState>,
+    pub account: Option<String>,
+    /// Page: only ids below this one.
+    pub before: Option<MessageId>,
+    /// At most this many (0 means 100).
+    pub limit: u32,
+}
+
 /// What a cancel did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CancelOutcome {
@@ -616,6 +636,46 @@ impl Store {
         })
     }
 
+    /// The operator settles an `unknown` part.
+    pub fn settle_unknown(
+        &mut self,
+        part: PartId,
+        verdict: Settlement,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            let from = part_state(tx, part)?;
+            if from != PartState::Unknown {
+                return Err(StoreError::Invalid(format!("part {} is {from}", part.0)));
+            }
+            let message: i64 = tx.query_row(
+                "SELECT message_id FROM parts WHERE id = ?1",
+                [part.0],
+                |r| r.get(0),
+            )?;
+            match verdict {
+                Settlement::Sent => {
+                    set_part_state(tx, part, PartState::Sent)?;
+                    tx.execute(
+                        "UPDATE parts SET sent_at = COALESCE(claimed_at, ?2),
+                             error = 'settled as sent by operator'
+                         WHERE id = ?1",
+                        params![part.0, ms(now)],
+                    )?;
+                }
+                Settlement::NotSent => {
+                    set_part_state(tx, part, PartState::Failed)?;
+                    tx.execute(
+                        "UPDATE parts SET error = 'settled as not sent by operator' WHERE id = ?1",
+                        [part.0],
+                    )?;
+                }
+            }
+            recompute(tx, MessageId(message), now, None)?;
+            Ok(())
+        })
+    }
+
     /// Cancels the unsent parts of a message; parts already sent (or in flight) stay.
     pub fn cancel(&mut self, id: MessageId, now: Timestamp) -> Result<CancelOutcome, StoreError> {
         self.transaction(|tx| {
@@ -778,23 +838,25 @@ impl Store {
         }))
     }
 
-    /// Messages, newest first, optionally in one state; `before` pages by id.
-    pub fn list_messages(
-        &self,
-        state: Option<MessageState>,
-        before: Option<MessageId>,
-        limit: u32,
-    ) -> Result<Vec<MessageSummary>, StoreError> {
+    /// Messages, newest first, filtered by state and account; `before` pages by id.
+    pub fn list_messages(&self, q: &MessageQuery) -> Result<Vec<MessageSummary>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, account, recipient, state, part_count, priority, created_at, sent_at,
                     delivered_at, last_error
              FROM messages
-             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR id < ?2)
-             ORDER BY id DESC LIMIT ?3",
+             WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR account = ?2)
+               AND (?3 IS NULL OR id < ?3)
+             ORDER BY id DESC LIMIT ?4",
         )?;
+        let limit = if q.limit == 0 { 100 } else { q.limit };
         let rows = stmt
             .query_map(
-                params![state.map(|s| s.as_str()), before.map(|b| b.0), limit],
+                params![
+                    q.state.map(|s| s.as_str()),
+                    q.account,
+                    q.before.map(|b| b.0),
+                    limit
+                ],
                 summary_row,
             )?
             .collect::<Result<Vec<_>, _>>()?;

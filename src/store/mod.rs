@@ -26,8 +26,8 @@ pub use inbound::{
 };
 pub use messages::{
     insert_messages, reject, release_from_review, CancelOutcome, ClaimedPart, FailOutcome,
-    InitialState, MessageSummary, MessageView, NewMessage, NewPart, PartView, ReportOutcome,
-    StatusReportIn,
+    InitialState, MessageQuery, MessageSummary, MessageView, NewMessage, NewPart, PartView,
+    ReportOutcome, Settlement, StatusReportIn,
 };
 pub use sims::{SentCounts, SimHealth, SimIdentity, SimQuota, SimRecord};
 pub use state::{MessageState, PartState};

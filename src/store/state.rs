@@ -5,7 +5,7 @@
 //! `messages::set_message_state` / `messages::set_part_state`, which check
 //! [`MessageState::can_become`] / [`PartState::can_become`] and log the transition; a part that
 //! was `sending` when the daemon died becomes `unknown` and leaves it only by an operator's
-//! retry, a status report or an explicit failure, never by itself.
+//! retry or settlement, never by itself.
 
 use std::fmt;
 
@@ -176,8 +176,8 @@ impl PartState {
                 Sending => matches!(to, Sent | Queued | Failed | Unknown),
                 // A failed status report, or a late report after a failure.
                 Sent => matches!(to, Delivered | Failed),
-                // Only the operator (retry, fail) or a matching report settles `unknown`.
-                Unknown => matches!(to, Queued | Failed | Delivered),
+                // Only the operator (retry, settle) settles `unknown`.
+                Unknown => matches!(to, Queued | Sent | Failed),
                 Failed => matches!(to, Queued | Delivered),
                 Delivered | Expired | Cancelled => false,
             }
@@ -214,7 +214,6 @@ mod tests {
     #[test]
     fn unknown_never_goes_back_to_sending() {
         assert!(!PartState::Unknown.can_become(PartState::Sending));
-        assert!(!PartState::Unknown.can_become(PartState::Sent));
         assert!(PartState::Unknown.can_become(PartState::Queued));
         assert!(!PartState::Delivered.can_become(PartState::Queued));
         assert!(!PartState::Sent.can_become(PartState::Queued));
