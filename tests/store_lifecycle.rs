@@ -639,3 +639,25 @@ fn sim_problems_rest_at_once_message_faults_do_not_count() {
     let plan = scheduler::plan(&slots, &store.due_parts(10).unwrap(), t(5));
     assert!(plan.assignments.is_empty(), "resting SIM gets nothing");
 }
+
+#[test]
+fn a_part_failing_after_its_message_was_cancelled_is_not_requeued() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let a = sim(&mut store, "8986001", "/dev/ttyUSB0");
+    let id = store.accept(&[msg(2)], t(0)).unwrap()[0];
+    let parts = part_ids(&store, id);
+    store.claim(parts[0], a, t(1)).unwrap();
+    let out = store.cancel(id, t(2)).unwrap();
+    assert_eq!(out.cancelled_parts, 1);
+    let failed = store
+        .mark_failed(parts[0], "timeout", FailureKind::TransientForModem, t(3))
+        .unwrap();
+    assert_eq!(failed, FailOutcome::Failed);
+    assert_eq!(state(&store, id), MessageState::Cancelled);
+    assert!(store.due_parts(10).unwrap().is_empty());
+    // Review release only applies to held messages.
+    assert!(store
+        .transaction(|tx| smsgate::store::release_from_review(tx, id, t(4)))
+        .is_err());
+}

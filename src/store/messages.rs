@@ -442,6 +442,13 @@ pub fn release_from_review(
     id: MessageId,
     now: Timestamp,
 ) -> Result<(), StoreError> {
+    let from = message_state(tx, id)?;
+    if from != MessageState::HeldForReview {
+        return Err(StoreError::Invalid(format!(
+            "message {} is {from}, not held for review",
+            id.0
+        )));
+    }
     let not_before: Option<i64> = tx.query_row(
         "SELECT not_before FROM messages WHERE id = ?1",
         [id.0],
@@ -623,7 +630,9 @@ impl Store {
             for p in &parts {
                 set_part_state(tx, *p, PartState::Queued)?;
                 tx.execute(
-                    "UPDATE parts SET next_attempt_at = NULL, sim_id = NULL, report_status = NULL
+                    // A fresh budget of attempts: the operator decided to try again.
+                    "UPDATE parts SET next_attempt_at = NULL, sim_id = NULL, report_status = NULL,
+                         attempts = 0, avoid_sims = ''
                      WHERE id = ?1",
                     [p.0],
                 )?;
@@ -1068,9 +1077,11 @@ fn mark_failed_in(
             tracing::warn!(sim, errors, until = %until, "SIM rested after errors");
         }
     }
-    let permanent = kind == FailureKind::PermanentForMessage || policy.gives_up(attempts);
+    // A message cancelled or expired while this part was in flight takes no retry.
+    let closed = !message_state(tx, message)?.is_sendable();
+    let permanent = closed || kind == FailureKind::PermanentForMessage || policy.gives_up(attempts);
     if permanent {
-        let why = if kind == FailureKind::PermanentForMessage {
+        let why = if kind == FailureKind::PermanentForMessage || closed {
             error.to_owned()
         } else {
             format!("gave up after {attempts} attempts: {error}")
@@ -1088,7 +1099,11 @@ fn mark_failed_in(
                 params![p.0, sibling_error],
             )?;
         }
-        set_message_state(tx, message, MessageState::Failed, now, Some(&why))?;
+        if closed {
+            recompute(tx, message, now, None)?;
+        } else {
+            set_message_state(tx, message, MessageState::Failed, now, Some(&why))?;
+        }
         return Ok(FailOutcome::Failed);
     }
     let at = now + policy.backoff(attempts);

@@ -118,7 +118,7 @@ impl MessageState {
                 Queued | Scheduled => {
                     matches!(
                         to,
-                        Queued | Scheduled | Sending | Failed | Expired | Cancelled
+                        Queued | Scheduled | Sending | Failed | Expired | Cancelled | Rejected
                     )
                 }
                 Sending => matches!(to, Queued | Sent | Delivered | Failed | Expired | Cancelled),
