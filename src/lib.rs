@@ -13,7 +13,11 @@
 //!   typed commands with reply parsers and timeouts, +CMS/+CME errors with their class.
 //! - [`modem`]: one actor per serial port (init, identity, health, send a part, inbound with
 //!   ack-then-delete, recovery), vendor dialects as data, and `AtSession` for `smsgate diag`.
+//! - [`number`]: Chinese numbering: recipient validation and canonical form, carrier hints from
+//!   prefixes and IMSIs, masking numbers for logs.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
+//! - [`scheduler`]: pure decisions `(state, now) -> actions`: which due part goes to which SIM,
+//!   quotas and pacing, carrier affinity, retries with back-off, when to wake next.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
 //! Later layers (AT engine, modem actors, virtual modem bank, store, scheduler, policy, audit,
@@ -24,5 +28,7 @@ pub mod bank;
 pub mod at;
 pub mod cli;
 pub mod modem;
+pub mod number;
 pub mod pdu;
+pub mod scheduler;
 pub mod store;

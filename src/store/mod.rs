@@ -4,11 +4,46 @@
 //! What must always hold: a state change is one transaction; a message is accepted only once its
 //! row, its parts (and, with the contract layer, its credit reservation and audit entry) are
 //! committed together; `synchronous = FULL` so a commit survives power loss, not just kill -9.
+//! A part is claimed (`sending`, committed) before the driver writes AT+CMGS, and a `sending`
+//! part found at start-up becomes `unknown`, never queued again by itself: no SMS is sent twice.
+//! Times are stored as Unix milliseconds (UTC).
+
+mod inbound;
+mod messages;
+mod sims;
+pub mod state;
 
 use std::path::Path;
 
-use rusqlite::Connection;
+use jiff::Timestamp;
+use rusqlite::{Connection, Transaction, TransactionBehavior};
 use rusqlite_migration::{Migrations, M};
+
+use crate::scheduler::RetryPolicy;
+
+pub use inbound::{
+    Concat, InboundMessage, InboundOutcome, InboundPart, InboxQuery, INBOUND_WINDOW,
+};
+pub use messages::{
+    insert_messages, reject, release_from_review, CancelOutcome, ClaimedPart, FailOutcome,
+    InitialState, MessageQuery, MessageSummary, MessageView, NewMessage, NewPart, PartView,
+    ReportOutcome, Settlement, StatusReportIn,
+};
+pub use sims::{SentCounts, SimHealth, SimIdentity, SimQuota, SimRecord};
+pub use state::{MessageState, PartState};
+
+/// Row id of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct MessageId(pub i64);
+/// Row id of a part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct PartId(pub i64);
+/// Row id of a SIM: stable across ports and restarts (remembered by ICCID or IMSI).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct SimId(pub i64);
+/// Row id of an inbound message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct InboundId(pub i64);
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +52,54 @@ pub enum StoreError {
     Sqlite(#[from] rusqlite::Error),
     #[error("database migration: {0}")]
     Migration(#[from] rusqlite_migration::Error),
+    #[error("message {0} not found")]
+    NoSuchMessage(i64),
+    #[error("part {0} not found")]
+    NoSuchPart(i64),
+    #[error("SIM {0} not found")]
+    NoSuchSim(i64),
+    #[error("part {part} cannot be claimed: {why}")]
+    NotClaimable { part: i64, why: String },
+    #[error("message {id}: {from} -> {to} is not an allowed transition")]
+    BadMessageTransition {
+        id: i64,
+        from: MessageState,
+        to: MessageState,
+    },
+    #[error("part {id}: {from} -> {to} is not an allowed transition")]
+    BadPartTransition {
+        id: i64,
+        from: PartState,
+        to: PartState,
+    },
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+impl From<state::UnknownState> for StoreError {
+    fn from(e: state::UnknownState) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+/// Milliseconds since the Unix epoch, the stored form of a time.
+pub(crate) fn ms(t: Timestamp) -> i64 {
+    t.as_millisecond()
+}
+
+/// The inverse of [`ms`]; out-of-range values (never written by us) clamp rather than panic.
+pub(crate) fn ts(ms: i64) -> Timestamp {
+    Timestamp::from_millisecond(ms).unwrap_or(if ms < 0 {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
+pub(crate) fn ts_opt(ms: Option<i64>) -> Option<Timestamp> {
+    ms.map(ts)
 }
 
 /// The schema, in order. Each entry is one migration file under `src/store/migrations/`;
@@ -28,6 +111,7 @@ fn migrations() -> Migrations<'static> {
 /// A handle on the database. One per thread of the daemon; SQLite serialises writers.
 pub struct Store {
     pub(crate) conn: Connection,
+    retry_policy: RetryPolicy,
 }
 
 impl Store {
@@ -49,7 +133,34 @@ impl Store {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations().to_latest(&mut conn)?;
-        Ok(Store { conn })
+        Ok(Store {
+            conn,
+            retry_policy: RetryPolicy::default(),
+        })
+    }
+
+    /// Runs `f` in one IMMEDIATE transaction and commits if it returns `Ok`; rolls back
+    /// otherwise. The contract layer uses it to put its credit reservation and audit entry in
+    /// the same transaction as [`insert_messages`].
+    pub fn transaction<T, E>(
+        &mut self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| E::from(StoreError::from(e)))?;
+        let value = f(&tx)?;
+        tx.commit().map_err(|e| E::from(StoreError::from(e)))?;
+        Ok(value)
+    }
+
+    /// Replaces the retry/back-off/rest policy used by [`Store::mark_failed`].
+    pub fn set_retry_policy(&mut self, policy: RetryPolicy) {
+        self.retry_policy = policy;
     }
 
     /// The schema version (`PRAGMA user_version`).

@@ -1,0 +1,184 @@
+//! Retry, back-off, SIM rest and quota policy: the numbers behind the scheduler's rules, and the
+//! classification of a failed send that the driver hands to the store. Pure values.
+//!
+//! What must always hold: back-off grows exponentially and is capped; a part is given up after a
+//! bounded number of attempts, so one bad message never blocks others forever; a SIM with
+//! `rest_after_errors` consecutive failures rests for `rest_for` before it is probed again.
+
+use jiff::SignedDuration;
+
+/// How a send failed, as classified by the driver (DOMAIN.md "+CMS ERROR" classes).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureKind {
+    /// The message itself is refused (e.g. +CMS 21, 304, 305): never retried.
+    PermanentForMessage,
+    /// The modem or network hiccupped (e.g. +CMS 38, 42, 331, 332, 500, timeouts): retry later,
+    /// preferably on another SIM.
+    TransientForModem,
+    /// The SIM is unusable (not registered, barred, SIM failure): rest it now, retry elsewhere.
+    SimProblem,
+}
+
+impl FailureKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::PermanentForMessage => "permanent",
+            FailureKind::TransientForModem => "transient",
+            FailureKind::SimProblem => "sim",
+        }
+    }
+}
+
+impl FailureKind {
+    /// Classifies a `+CMS ERROR: <n>` answer to AT+CMGS (3GPP TS 27.005 3.2.5; DOMAIN.md).
+    /// Unknown or vendor codes (512+) are treated as transient: retrying elsewhere is cheaper
+    /// than losing a message to a code we do not understand, and attempts are bounded.
+    pub fn from_cms(code: u16) -> FailureKind {
+        match code {
+            // RP causes that refuse this message or recipient: unassigned number (1),
+            // operator barring (8), call barred (10), short message transfer rejected (21),
+            // unidentified subscriber (28), facility rejected (29), unknown subscriber (30).
+            1 | 8 | 10 | 21 | 28 | 29 | 30 => FailureKind::PermanentForMessage,
+            // TP-FCS (128-255): the TPDU itself is wrong.
+            128..=255 => FailureKind::PermanentForMessage,
+            // Invalid PDU / text parameters, operation not allowed / supported for this message.
+            303..=305 => FailureKind::PermanentForMessage,
+            // SIM problems (SIM not inserted, PIN, PUK, SIM failure/busy/wrong...).
+            310..=318 => FailureKind::SimProblem,
+            // SMSC address unknown: the SIM's +CSCA is wrong, every message on it will fail.
+            // (331 no network, 332 network timeout are transient per DOMAIN.md.)
+            330 => FailureKind::SimProblem,
+            _ => FailureKind::TransientForModem,
+        }
+    }
+
+    /// Classifies a `+CME ERROR: <n>` (3GPP TS 27.007 9.2).
+    pub fn from_cme(code: u16) -> FailureKind {
+        match code {
+            10..=18 | 30 => FailureKind::SimProblem,
+            _ => FailureKind::TransientForModem,
+        }
+    }
+}
+
+/// Per-SIM sending limits. Defaults follow DOMAIN.md: carriers throttle ordinary SIMs above
+/// about 200/hour or 1000/day; pacing of 10/minute and 3 s between sends keeps bursts gentle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    pub per_minute: u32,
+    pub per_hour: u32,
+    pub per_day: u32,
+    pub min_interval: SignedDuration,
+}
+
+impl Default for Quota {
+    fn default() -> Self {
+        Quota {
+            per_minute: 10,
+            per_hour: 200,
+            per_day: 1000,
+            min_interval: SignedDuration::from_secs(3),
+        }
+    }
+}
+
+impl Quota {
+    /// The three rolling windows with their limits, shortest first.
+    pub fn windows(&self) -> [(SignedDuration, u32); 3] {
+        [
+            (SignedDuration::from_mins(1), self.per_minute),
+            (SignedDuration::from_hours(1), self.per_hour),
+            (SignedDuration::from_hours(24), self.per_day),
+        ]
+    }
+}
+
+/// Retry and rest policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Back-off after the first failed attempt; doubles per attempt.
+    pub base_backoff: SignedDuration,
+    pub max_backoff: SignedDuration,
+    /// Attempts (claims) after which a transient failure becomes permanent.
+    pub max_attempts: u32,
+    /// Consecutive failures of one SIM after which it rests.
+    pub rest_after_errors: u32,
+    pub rest_for: SignedDuration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            base_backoff: SignedDuration::from_secs(30),
+            max_backoff: SignedDuration::from_mins(30),
+            max_attempts: 5,
+            rest_after_errors: 3,
+            rest_for: SignedDuration::from_mins(5),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Delay before the next attempt after `attempts` failed attempts (1-based).
+    pub fn backoff(&self, attempts: u32) -> SignedDuration {
+        let shift = attempts.saturating_sub(1).min(20);
+        let factor = 1i32 << shift;
+        self.base_backoff
+            .checked_mul(factor)
+            .map_or(self.max_backoff, |d| d.min(self.max_backoff))
+    }
+
+    /// Whether a part that failed transiently after `attempts` attempts is given up.
+    pub fn gives_up(&self, attempts: u32) -> bool {
+        attempts >= self.max_attempts
+    }
+
+    /// Whether a SIM with `consecutive_errors` failures in a row (after this one) should rest.
+    pub fn rests(&self, kind: FailureKind, consecutive_errors: u32) -> bool {
+        kind == FailureKind::SimProblem || consecutive_errors >= self.rest_after_errors
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let p = RetryPolicy::default();
+        assert_eq!(p.backoff(1), SignedDuration::from_secs(30));
+        assert_eq!(p.backoff(2), SignedDuration::from_secs(60));
+        assert_eq!(p.backoff(3), SignedDuration::from_secs(120));
+        assert_eq!(p.backoff(10), SignedDuration::from_mins(30));
+        assert_eq!(p.backoff(u32::MAX), SignedDuration::from_mins(30));
+        assert_eq!(p.backoff(0), SignedDuration::from_secs(30));
+    }
+
+    #[test]
+    fn cms_and_cme_classes() {
+        assert_eq!(FailureKind::from_cms(21), FailureKind::PermanentForMessage);
+        assert_eq!(FailureKind::from_cms(304), FailureKind::PermanentForMessage);
+        assert_eq!(FailureKind::from_cms(305), FailureKind::PermanentForMessage);
+        assert_eq!(FailureKind::from_cms(38), FailureKind::TransientForModem);
+        assert_eq!(FailureKind::from_cms(42), FailureKind::TransientForModem);
+        assert_eq!(FailureKind::from_cms(332), FailureKind::TransientForModem);
+        assert_eq!(FailureKind::from_cms(500), FailureKind::TransientForModem);
+        assert_eq!(FailureKind::from_cms(600), FailureKind::TransientForModem);
+        assert_eq!(FailureKind::from_cms(310), FailureKind::SimProblem);
+        assert_eq!(FailureKind::from_cms(331), FailureKind::TransientForModem);
+        assert_eq!(FailureKind::from_cms(330), FailureKind::SimProblem);
+        assert_eq!(FailureKind::from_cme(11), FailureKind::SimProblem);
+        assert_eq!(FailureKind::from_cme(30), FailureKind::SimProblem);
+        assert_eq!(FailureKind::from_cme(100), FailureKind::TransientForModem);
+    }
+
+    #[test]
+    fn gives_up_and_rests() {
+        let p = RetryPolicy::default();
+        assert!(!p.gives_up(4));
+        assert!(p.gives_up(5));
+        assert!(!p.rests(FailureKind::TransientForModem, 2));
+        assert!(p.rests(FailureKind::TransientForModem, 3));
+        assert!(p.rests(FailureKind::SimProblem, 1));
+    }
+}
