@@ -9,12 +9,18 @@
 //!   GSM 7-bit and UCS2 text, SUBMIT / DELIVER / STATUS-REPORT, splitting and reassembly.
 //!   No input makes it panic.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
+//! - [`policy`]: the contract in code: accounts and credit lots, content rules and review,
+//!   blacklists, opt-outs, signatures and send windows; pure decisions over store data.
+//! - [`audit`]: the append-only, hash-chained send log: record encoding, verify, retention,
+//!   export for lawful requests (its SQL is in `store::audit`).
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
 //! Later layers (AT engine, modem actors, virtual modem bank, store, scheduler, policy, audit,
 //! API) are added as their own modules with the same rule: protocol code is sans-I/O, I/O lives
 //! at the edges, and every file opens with what it owns and what must always hold.
 
+pub mod audit;
 pub mod cli;
 pub mod pdu;
+pub mod policy;
 pub mod store;

@@ -10,6 +10,9 @@ use std::path::Path;
 use rusqlite::Connection;
 use rusqlite_migration::{Migrations, M};
 
+pub mod audit;
+pub mod contract;
+
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -22,7 +25,10 @@ pub enum StoreError {
 /// The schema, in order. Each entry is one migration file under `src/store/migrations/`;
 /// new migrations are appended, never edited once released.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_core.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_core.sql")),
+        M::up(include_str!("migrations/0002_contract.sql")),
+    ])
 }
 
 /// A handle on the database. One per thread of the daemon; SQLite serialises writers.
@@ -78,6 +84,6 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), 2);
     }
 }
