@@ -305,10 +305,18 @@ where
         }
         let expected_prev = prev.map(|p| p.1).unwrap_or([0u8; 32]);
         if record_hash(&r.prev_hash, r.seq, &r.entry) != r.hash {
-            return VerifyReport::Broken {
-                seq: r.seq,
-                fault: ChainFault::Altered,
+            // Content intact but renumbered by one: rows were shifted to make room for an
+            // inserted record, or to close the gap after a removed one.
+            let fault = if record_hash(&r.prev_hash, r.seq.wrapping_sub(1), &r.entry) == r.hash {
+                ChainFault::Inserted
+            } else if record_hash(&r.prev_hash, r.seq.wrapping_add(1), &r.entry) == r.hash {
+                ChainFault::Removed {
+                    after_seq: prev.map(|p| p.0),
+                }
+            } else {
+                ChainFault::Altered
             };
+            return VerifyReport::Broken { seq: r.seq, fault };
         }
         let expected_seq = prev.map(|p| p.0 + 1).unwrap_or(1);
         if r.prev_hash != expected_prev || r.seq != expected_seq {

@@ -79,7 +79,9 @@ pub fn normalize(input: &str) -> Normalized {
             text.push(c.to_ascii_lowercase());
             origin.push(offset);
         } else {
-            for l in c.to_lowercase() {
+            // Lower-casing may yield combining marks (U+0130 -> "i\u{307}"): drop them too,
+            // or normalising twice would not give the same text.
+            for l in c.to_lowercase().filter(|l| l.is_alphanumeric()) {
                 let before = text.len();
                 text.push(l);
                 origin.extend(std::iter::repeat_n(offset, text.len() - before));
@@ -113,6 +115,9 @@ mod tests {
             assert_eq!(normalize_str(s), "foo", "{s:?}");
         }
         assert_eq!(normalize_str("退 订！"), "退订");
+        // Regression: lower-casing U+0130 yields a combining mark that must not survive.
+        assert_eq!(normalize_str("\u{130}"), "i");
+        assert_eq!(normalize_str(&normalize_str("\u{130}")), "i");
     }
 
     #[test]
