@@ -315,7 +315,7 @@ fn export_csv_and_json_lines() {
     );
     let mut jl = Vec::new();
     let filter = ExportFilter {
-        number: Some("13900000007".into()),
+        number: Some("+86 139 0000 0007".into()),
         ..ExportFilter::default()
     };
     assert_eq!(
@@ -390,4 +390,30 @@ proptest! {
             VerifyReport::Broken { seq, fault: ChainFault::Altered }
         );
     }
+}
+
+#[test]
+fn rehashing_an_altered_record_breaks_the_next_one() {
+    // An attacker who changes record 3 and recomputes its hash, and even fixes record 4's
+    // prev_hash, is caught at record 4: its own hash covers the prev_hash it carried.
+    let now = ts("2026-06-01T00:00:00Z");
+    let mut recs = Vec::new();
+    let mut prev = [0u8; 32];
+    for i in 1..=6 {
+        let r = chain(prev, i, entry(i, now));
+        prev = r.hash;
+        recs.push(r);
+    }
+    let head = Some((6, prev));
+    let mut altered = recs[2].entry.clone();
+    altered.recipient = Some("13999999999".into());
+    recs[2] = chain(recs[1].hash, 3, altered);
+    recs[3].prev_hash = recs[2].hash;
+    assert_eq!(
+        verify_chain(recs, head),
+        VerifyReport::Broken {
+            seq: 4,
+            fault: ChainFault::Altered
+        }
+    );
 }

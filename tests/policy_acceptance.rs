@@ -332,6 +332,30 @@ fn td_reply_stops_further_sends_without_charge() {
         "{d:?}"
     );
     assert_eq!(w.available(later), 97);
+
+    // The list shows it; an admin can lift it on renewed consent (audited).
+    let list = contract::opt_outs(&w.conn, w.account).unwrap();
+    assert_eq!(list.len(), 1);
+    assert_eq!(list[0].number, "13912345678");
+    let tx = w.conn.transaction().unwrap();
+    assert!(contract::remove_opt_out(
+        &tx,
+        w.account,
+        "+8613912345678",
+        "written consent",
+        "admin:root",
+        later
+    )
+    .unwrap());
+    tx.commit().unwrap();
+    let (d, _) = w.send(&["13912345678"], "hello", later);
+    assert!(matches!(d, Decision::Accepted(_)), "{d:?}");
+    let events: Vec<String> = audit::all_records(&w.conn)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.entry.event)
+        .collect();
+    assert_eq!(events, vec!["opt_out", "opt_in"]);
 }
 
 #[test]

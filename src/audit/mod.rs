@@ -84,6 +84,8 @@ pub enum AuditEvent {
     Delivered,
     Charged,
     OptOut,
+    /// An opt-out lifted by an admin (renewed consent).
+    OptIn,
     AccountBlacklisted,
     AccountUnblacklisted,
     NumberBlacklisted,
@@ -107,6 +109,7 @@ impl AuditEvent {
             AuditEvent::Delivered => "delivered",
             AuditEvent::Charged => "charged",
             AuditEvent::OptOut => "opt_out",
+            AuditEvent::OptIn => "opt_in",
             AuditEvent::AccountBlacklisted => "account_blacklisted",
             AuditEvent::AccountUnblacklisted => "account_unblacklisted",
             AuditEvent::NumberBlacklisted => "number_blacklisted",
@@ -128,6 +131,7 @@ impl AuditEvent {
             "delivered" => AuditEvent::Delivered,
             "charged" => AuditEvent::Charged,
             "opt_out" => AuditEvent::OptOut,
+            "opt_in" => AuditEvent::OptIn,
             "account_blacklisted" => AuditEvent::AccountBlacklisted,
             "account_unblacklisted" => AuditEvent::AccountUnblacklisted,
             "number_blacklisted" => AuditEvent::NumberBlacklisted,
@@ -166,6 +170,40 @@ impl AuditEntry {
             actor: actor.to_string(),
             ..AuditEntry::default()
         }
+    }
+}
+
+impl AuditEntry {
+    /// An entry about one message to one recipient (accepted, rejected, held, sent, failed,
+    /// delivered): the fields a lawful request asks for.
+    #[allow(clippy::too_many_arguments)]
+    pub fn message(
+        event: AuditEvent,
+        now: Timestamp,
+        actor: &str,
+        account_id: i64,
+        message_id: i64,
+        recipient: &str,
+        text: &str,
+        parts: u32,
+        outcome: &str,
+    ) -> AuditEntry {
+        AuditEntry {
+            account_id: Some(account_id),
+            message_id: Some(message_id),
+            recipient: Some(recipient.to_string()),
+            text: Some(text.to_string()),
+            parts: Some(i64::from(parts)),
+            outcome: outcome.to_string(),
+            ..AuditEntry::new(event, now, actor)
+        }
+    }
+
+    /// Adds the sending SIM (ICCID and its number).
+    pub fn with_sim(mut self, iccid: &str, number: Option<&str>) -> AuditEntry {
+        self.sim_iccid = Some(iccid.to_string());
+        self.sim_number = number.map(str::to_string);
+        self
     }
 }
 

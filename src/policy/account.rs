@@ -2,7 +2,9 @@
 //!
 //! What must always hold: a lot's `reserved + used <= quantity`; a lot whose expiry has passed
 //! is void: its unspent remainder shows as expired, never as available; credit is consumed
-//! earliest-expiry first. Counts are in message parts (条).
+//! earliest-expiry first. Counts are in message parts (条). A part reserved while its lot was
+//! valid stays payable by that lot after the lot expires (the customer was charged at
+//! acceptance; an expiry while the part waits in the queue must not fail it).
 
 use jiff::{Timestamp, ToSpan};
 use serde::{Deserialize, Serialize};

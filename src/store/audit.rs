@@ -15,6 +15,7 @@ use crate::audit::export::{write_header, write_record, ExportFormat};
 use crate::audit::{
     chain, verify_chain, AuditEntry, AuditError, AuditEvent, AuditRecord, Retention, VerifyReport,
 };
+use crate::policy::number::canonical;
 
 const COLUMNS: &str = "seq, time, event, account_id, message_id, sim_iccid, sim_number, \
                        recipient, text, parts, outcome, actor, prev_hash, hash";
@@ -118,13 +119,24 @@ pub fn all_records(conn: &Connection) -> Result<Vec<AuditRecord>, AuditError> {
 
 /// Walks the whole chain and names the first bad record.
 pub fn verify(conn: &Connection) -> Result<VerifyReport, AuditError> {
+    let head = head(conn)?;
     let mut st = conn.prepare(&format!("SELECT {COLUMNS} FROM audit_log ORDER BY seq"))?;
     let rows = st.query_map([], from_row)?;
-    let mut records = Vec::new();
-    for r in rows {
-        records.push(r?);
+    // Stream the rows (the log can be large); a read error stops the walk and is returned
+    // instead of being mistaken for a truncated chain.
+    let mut failed = None;
+    let records = rows.map_while(|r| match r {
+        Ok(r) => Some(r),
+        Err(e) => {
+            failed = Some(e);
+            None
+        }
+    });
+    let report = verify_chain(records, head);
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(report),
     }
-    Ok(verify_chain(records, head(conn)?))
 }
 
 /// What a purge did.
@@ -195,7 +207,7 @@ pub struct ExportFilter {
     pub from: Option<Timestamp>,
     /// Exclusive upper bound.
     pub to: Option<Timestamp>,
-    /// Recipient or SIM number (canonical form).
+    /// Recipient or SIM number (any form; compared canonicalised).
     pub number: Option<String>,
     pub account_id: Option<i64>,
 }
@@ -218,7 +230,7 @@ pub fn export(
         params![
             filter.from.map(|t| t.as_second()),
             filter.to.map(|t| t.as_second()),
-            filter.number,
+            filter.number.as_deref().map(canonical),
             filter.account_id
         ],
         from_row,

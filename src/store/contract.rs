@@ -23,7 +23,7 @@ use crate::audit::{AuditEntry, AuditError, AuditEvent};
 use crate::policy::account::{
     Account, AccountBlacklist, AccountSettings, CreditLot, CreditSummary,
 };
-use crate::policy::number::canonical;
+use crate::policy::number::{canonical, mask};
 use crate::policy::{AcceptanceFacts, OptOutConfig, PolicyError, SendWindow};
 use crate::store::audit::append;
 
@@ -209,7 +209,14 @@ pub fn accounts(conn: &Connection) -> Result<Vec<Account>> {
 
 /// The account with this name.
 pub fn account_by_name(conn: &Connection, name: &str) -> Result<Option<Account>> {
-    Ok(accounts(conn)?.into_iter().find(|a| a.name == name))
+    conn.query_row(
+        &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = ?1"),
+        [name],
+        account_row,
+    )
+    .optional()?
+    .map(to_account)
+    .transpose()
 }
 
 /// The account a socket peer acts as: the first whose uids hold `uid`, else the first whose
@@ -879,6 +886,63 @@ pub fn add_opt_out(
     Ok(n > 0)
 }
 
+/// An entry of an opt-out list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOut {
+    pub number: String,
+    pub at: Timestamp,
+    pub source: String,
+}
+
+/// An account's opt-out list.
+pub fn opt_outs(conn: &Connection, account_id: i64) -> Result<Vec<OptOut>> {
+    let mut st = conn.prepare(
+        "SELECT number, opted_out_at, source FROM opt_outs WHERE account_id = ?1 ORDER BY number",
+    )?;
+    let rows = st.query_map([account_id], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, i64>(1)?,
+            r.get::<_, String>(2)?,
+        ))
+    })?;
+    let mut out = Vec::new();
+    for r in rows {
+        let (number, at, source) = r?;
+        out.push(OptOut {
+            number,
+            at: ts(at)?,
+            source,
+        });
+    }
+    Ok(out)
+}
+
+/// Takes `number` off an account's opt-out list, e.g. when the recipient consents again in
+/// writing (an admin act with a reason; audited). Returns false if it was not there.
+pub fn remove_opt_out(
+    tx: &Transaction<'_>,
+    account_id: i64,
+    number: &str,
+    reason: &str,
+    actor: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let number = canonical(number);
+    let n = tx.execute(
+        "DELETE FROM opt_outs WHERE account_id = ?1 AND number = ?2",
+        params![account_id, number],
+    )?;
+    if n > 0 {
+        let mut e = AuditEntry::new(AuditEvent::OptIn, now, actor);
+        e.account_id = Some(account_id);
+        e.recipient = Some(number);
+        e.outcome = reason.to_string();
+        append(tx, e)?;
+    }
+    Ok(n > 0)
+}
+
 /// Whether `number` opted out of `account_id`.
 pub fn is_opted_out(conn: &Connection, account_id: i64, number: &str) -> Result<bool> {
     Ok(conn
@@ -913,6 +977,11 @@ pub fn apply_inbound_opt_out(
     if targets.is_empty() {
         targets = accounts(tx)?.into_iter().map(|a| a.id).collect();
     }
+    tracing::info!(
+        sender = %mask(&canonical(sender)),
+        accounts = targets.len(),
+        "opt-out received"
+    );
     let source = format!("inbound reply {:?}", text.trim());
     for &a in &targets {
         add_opt_out(tx, a, sender, &source, now)?;
