@@ -66,7 +66,8 @@ fn shell(path: &Path, sql: &str) {
     );
 }
 
-const DROP_TRIGGERS: &str = "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete;";
+const DROP_TRIGGERS: &str = "DROP TRIGGER audit_log_no_update; DROP TRIGGER audit_log_no_delete; \
+     DROP TRIGGER audit_log_append_at_head;";
 
 #[test]
 fn appends_verify() {
@@ -94,6 +95,20 @@ fn triggers_refuse_update_and_delete() {
         .execute("DELETE FROM audit_log WHERE seq = 2", [])
         .unwrap_err();
     assert!(e.to_string().contains("retention purge"), "{e}");
+    // No row can be slipped in below the head, and the head cannot go back.
+    let e = conn
+        .execute(
+            "INSERT INTO audit_log (seq, time, event, outcome, actor, prev_hash, hash)
+             VALUES (2, 0, 'sent', '', 'x', X'00', X'00')",
+            [],
+        )
+        .unwrap_err();
+    assert!(e.to_string().contains("after the head"), "{e}");
+    let e = conn
+        .execute("UPDATE audit_head SET seq = 1", [])
+        .unwrap_err();
+    assert!(e.to_string().contains("forward"), "{e}");
+    assert!(conn.execute("DELETE FROM audit_head", []).is_err());
 }
 
 #[test]

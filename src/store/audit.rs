@@ -173,9 +173,10 @@ pub fn purge(
         [through],
         from_row,
     )?;
+    // The guard allows the delete and the anchor's insert below the head, and only inside
+    // this transaction: it is cleared again before anything else can run.
     tx.execute("UPDATE purge_guard SET active = 1 WHERE id = 1", [])?;
     let removed = tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [through])?;
-    tx.execute("UPDATE purge_guard SET active = 0 WHERE id = 1", [])?;
     let mut anchor = AuditEntry::new(AuditEvent::Anchor, now, actor);
     anchor.outcome = format!("stands for record {through} and all before it");
     insert(
@@ -187,6 +188,7 @@ pub fn purge(
             hash: last_rec.hash,
         },
     )?;
+    tx.execute("UPDATE purge_guard SET active = 0 WHERE id = 1", [])?;
     let mut note = AuditEntry::new(AuditEvent::Purged, now, actor);
     note.outcome = format!(
         "removed {removed} records through seq {through} (older than {} days), anchor hash {}",

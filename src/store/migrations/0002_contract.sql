@@ -122,3 +122,23 @@ WHEN (SELECT active FROM purge_guard WHERE id = 1) IS NOT 1
 BEGIN
     SELECT RAISE(ABORT, 'audit_log rows are removed only by the retention purge');
 END;
+
+-- Outside a purge, rows are only appended after the head (the purge inserts its anchor below
+-- the head while the guard is set), and the head only moves forward.
+CREATE TRIGGER audit_log_append_at_head BEFORE INSERT ON audit_log
+WHEN (SELECT active FROM purge_guard WHERE id = 1) IS NOT 1
+ AND NEW.seq <= COALESCE((SELECT seq FROM audit_head WHERE id = 1), 0)
+BEGIN
+    SELECT RAISE(ABORT, 'audit_log rows are only appended after the head');
+END;
+
+CREATE TRIGGER audit_head_forward_only BEFORE UPDATE ON audit_head
+WHEN NEW.seq <= OLD.seq
+BEGIN
+    SELECT RAISE(ABORT, 'audit_head only moves forward');
+END;
+
+CREATE TRIGGER audit_head_no_delete BEFORE DELETE ON audit_head
+BEGIN
+    SELECT RAISE(ABORT, 'audit_head cannot be removed');
+END;
