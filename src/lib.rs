@@ -18,6 +18,10 @@
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
 //! - [`scheduler`]: pure decisions `(state, now) -> actions`: which due part goes to which SIM,
 //!   quotas and pacing, carrier affinity, retries with back-off, when to wake next.
+//! - [`policy`]: the contract in code: accounts and credit lots, content rules and review,
+//!   blacklists, opt-outs, signatures and send windows; pure decisions over store data.
+//! - [`audit`]: the append-only, hash-chained send log: record encoding, verify, retention,
+//!   export for lawful requests (its SQL is in `store::audit`).
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
 //! Later layers (AT engine, modem actors, virtual modem bank, store, scheduler, policy, audit,
@@ -26,9 +30,11 @@
 
 pub mod bank;
 pub mod at;
+pub mod audit;
 pub mod cli;
 pub mod modem;
 pub mod number;
 pub mod pdu;
 pub mod scheduler;
+pub mod policy;
 pub mod store;

@@ -44,6 +44,8 @@ pub struct SimId(pub i64);
 /// Row id of an inbound message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct InboundId(pub i64);
+pub mod audit;
+pub mod contract;
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
@@ -105,7 +107,10 @@ pub(crate) fn ts_opt(ms: Option<i64>) -> Option<Timestamp> {
 /// The schema, in order. Each entry is one migration file under `src/store/migrations/`;
 /// new migrations are appended, never edited once released.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(include_str!("migrations/0001_core.sql"))])
+    Migrations::new(vec![
+        M::up(include_str!("migrations/0001_core.sql")),
+        M::up(include_str!("migrations/0002_contract.sql")),
+    ])
 }
 
 /// A handle on the database. One per thread of the daemon; SQLite serialises writers.
@@ -189,6 +194,6 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 1);
+        assert_eq!(store.schema_version().unwrap(), 2);
     }
 }
