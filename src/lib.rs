@@ -9,12 +9,17 @@
 //!   GSM 7-bit and UCS2 text, SUBMIT / DELIVER / STATUS-REPORT, splitting and reassembly.
 //!   No input makes it panic.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
+//! - [`api`]: the HTTP/JSON API on the daemon's Unix socket: peer credentials -> account,
+//!   request shapes shared with the CLI clients, errors as JSON with their HTTP status.
+//! - [`config`]: the daemon's TOML configuration, every key with a default.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
 //! Later layers (AT engine, modem actors, virtual modem bank, store, scheduler, policy, audit,
 //! API) are added as their own modules with the same rule: protocol code is sans-I/O, I/O lives
 //! at the edges, and every file opens with what it owns and what must always hold.
 
+pub mod api;
 pub mod cli;
+pub mod config;
 pub mod pdu;
 pub mod store;
