@@ -14,6 +14,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 pub mod access;
+pub mod client;
 pub mod server;
 pub mod types;
 
