@@ -156,6 +156,6 @@ fn systemd_analyze_security_exposure() {
         .unwrap_or_else(|| panic!("cannot read the score in {line:?}"));
     assert!(
         score <= 2.0,
-        "exposure {score} (README records 1.1): {line}"
+        "exposure {score} (README records 1.0): {line}"
     );
 }

@@ -174,6 +174,23 @@ mod tests {
     }
 
     #[test]
+    fn from_config_resolves_group_names() {
+        let mut config = crate::config::Config::default();
+        config.accounts.push(crate::config::AccountConfig {
+            name: "ops".into(),
+            uids: vec![1234],
+            groups: vec!["root".into(), "4321".into()],
+        });
+        config.admin_group = "no-such-group-smsgate".into();
+        let map = AccessMap::from_config(&config).unwrap();
+        assert_eq!(map.accounts[0].gids, vec![0, 4321]);
+        assert_eq!(map.admin_gid, None);
+        config.accounts[0].groups = vec!["no-such-group-smsgate".into()];
+        let err = AccessMap::from_config(&config).unwrap_err();
+        assert!(err.contains("does not exist"), "{err}");
+    }
+
+    #[test]
     fn root_is_admin_without_account() {
         let c = map().resolve(0, &[0]).unwrap();
         assert!(c.admin);

@@ -125,7 +125,9 @@ impl IntoResponse for ApiError {
 /// [`ApiError`]. The daemon implements it over the store, policy and bank; tests use in-memory
 /// doubles.
 ///
-/// Contract for implementors: `submit` normalises and validates each recipient itself and reports
+/// Contract for implementors: `caller.account` is `None` only for an admin who named no account;
+/// read routes then cover every account, and `submit` is never called so (the server refuses it).
+/// `submit` normalises and validates each recipient itself and reports
 /// the ones it refuses in `SendResponse::refused` rather than failing the request; the server has
 /// already checked the request's shape (recipient count, text length, validity range).
 pub trait Backend: Send + Sync + 'static {
