@@ -18,18 +18,18 @@ pub const MIN_AUDIT_RETENTION_DAYS: u32 = 90;
 /// Errors of loading the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read: {source}")]
+    #[error("{}: cannot read: {source}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,
     },
-    #[error("{path}:{line}: {message}")]
+    #[error("{}{}: {message}", path.display(), at_line(*line))]
     Parse {
         path: PathBuf,
         line: usize,
         message: String,
     },
-    #[error("{path}:{line}: {key}: {message}")]
+    #[error("{}{}: {key}: {message}", path.display(), at_line(*line))]
     Invalid {
         path: PathBuf,
         /// 0 when the key is not written in the file (a default or a missing key).
@@ -37,6 +37,15 @@ pub enum ConfigError {
         key: String,
         message: String,
     },
+}
+
+/// ":LINE", or nothing when the line is unknown (0).
+fn at_line(line: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(":{line}")
+    }
 }
 
 /// The whole file.
@@ -371,8 +380,13 @@ fn check_limits(prefix: &str, q: &QuotaLimits) -> Result<(), (String, String)> {
         }
     }
     if q.per_minute > q.per_hour || q.per_hour > q.per_day {
+        let culprit = if q.per_minute > q.per_hour {
+            "per_minute"
+        } else {
+            "per_day"
+        };
         return Err((
-            format!("{prefix}.per_hour"),
+            format!("{prefix}.{culprit}"),
             format!(
                 "limits must grow with the window: per_minute {} <= per_hour {} <= per_day {}",
                 q.per_minute, q.per_hour, q.per_day
@@ -397,8 +411,8 @@ fn line_of(text: &str, at: usize) -> usize {
         + 1
 }
 
-/// The line where the last segment of a dotted key is assigned, inside its table when the key
-/// has one; 0 when it is not in the file (a default value is at fault). A best effort for error
+/// The line where the last segment of a dotted key is assigned, inside its own table (top-level
+/// keys before any table); 0 when it is not in the file (a default value is at fault). A best effort for error
 /// messages, not a TOML parser: it looks for `key =` at the start of a line.
 fn key_line(text: &str, dotted: &str) -> usize {
     let (table, key) = match dotted.rsplit_once('.') {
@@ -422,11 +436,7 @@ fn key_line(text: &str, dotted: &str) -> usize {
             .split_once('=')
             .map(|(k, _)| k.trim().trim_matches('"'))
             .unwrap_or("");
-        if assigned == key
-            && (table.is_empty()
-                || current == table
-                || table.starts_with(&current) && !current.is_empty())
-        {
+        if assigned == key && current == table {
             return n + 1;
         }
     }
@@ -514,6 +524,28 @@ per_day = 500
         );
         let msg = load("socket = [\n").unwrap_err().to_string();
         assert!(msg.starts_with("/etc/smsgate.toml:"), "{msg}");
+    }
+
+    #[test]
+    fn quota_windows_must_grow() {
+        let msg = load("[quota]\nper_minute = 500\n").unwrap_err().to_string();
+        assert!(
+            msg.starts_with("/etc/smsgate.toml:2: quota.per_minute:"),
+            "{msg}"
+        );
+        let msg = load("[quota.sims.8986001]\nper_day = 50\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("/etc/smsgate.toml:2: quota.sims.8986001.per_day:"),
+            "{msg}"
+        );
+        // A key not written in the file: no line number rather than a wrong one.
+        let msg = load("[[accounts]]\nuids = [1]\n").unwrap_err().to_string();
+        assert!(
+            msg.starts_with("/etc/smsgate.toml: accounts.name:"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -158,6 +158,31 @@ async fn message_view_list_cancel_and_retry() {
         "not_found",
     );
     assert_error(
+        &call(&server, Method::GET, "/v1/messages/%FF%FE", b"").await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(&server, Method::DELETE, "/v1/messages/%C3%28", b"").await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(&server, Method::POST, "/v1/messages/%FF/retry", b"").await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages?limit=%FF", b"").await,
+        400,
+        "invalid_field",
+    );
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages?bogus=1", b"").await,
+        400,
+        "invalid_field",
+    );
+    assert_error(
         &call(&server, Method::GET, "/v1/messages/abc", b"").await,
         404,
         "not_found",

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::connect_info::Connected;
-use axum::extract::rejection::{BytesRejection, QueryRejection};
+use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -195,7 +195,11 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
     })
 }
 
-fn message_id(raw: &str) -> Result<MessageId, ApiError> {
+/// The `{id}` of a path; anything but a positive integer (including invalid UTF-8 after
+/// percent-decoding) names no message.
+fn message_id(raw: Result<UrlPath<String>, PathRejection>) -> Result<MessageId, ApiError> {
+    let UrlPath(raw) =
+        raw.map_err(|_| ApiError::NotFound("no message with such an id".to_owned()))?;
     raw.parse::<MessageId>()
         .ok()
         .filter(|id| id.0 > 0)
@@ -276,12 +280,12 @@ async fn submit<B: Backend>(
 async fn get_message<B: Backend>(
     State(state): State<ApiState<B>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
-    UrlPath(id): UrlPath<String>,
+    id: Result<UrlPath<String>, PathRejection>,
     q: Result<Query<AccountQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, peer).await?;
     let caller = act_for(caller, query(q)?.account.as_deref())?;
-    let id = message_id(&id)?;
+    let id = message_id(id)?;
     Ok(Json(state.backend.get(caller, id).await?).into_response())
 }
 
@@ -300,13 +304,13 @@ async fn list<B: Backend>(
 async fn cancel<B: Backend>(
     State(state): State<ApiState<B>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
-    UrlPath(id): UrlPath<String>,
+    id: Result<UrlPath<String>, PathRejection>,
     q: Result<Query<AccountQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, peer).await?;
     refuse_if_shutting_down(&state)?;
     let caller = act_for(caller, query(q)?.account.as_deref())?;
-    let id = message_id(&id)?;
+    let id = message_id(id)?;
     let view = state.backend.cancel(caller.clone(), id).await?;
     tracing::info!(uid = caller.uid, "api: cancelled message {id}");
     Ok(Json(view).into_response())
@@ -315,7 +319,7 @@ async fn cancel<B: Backend>(
 async fn retry<B: Backend>(
     State(state): State<ApiState<B>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
-    UrlPath(id): UrlPath<String>,
+    id: Result<UrlPath<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let caller = caller(&state, peer).await?;
     refuse_if_shutting_down(&state)?;
@@ -325,7 +329,7 @@ async fn retry<B: Backend>(
             caller.uid
         )));
     }
-    let id = message_id(&id)?;
+    let id = message_id(id)?;
     let view = state.backend.retry(caller.clone(), id).await?;
     tracing::info!(uid = caller.uid, "api: retry of message {id} requested");
     Ok(Json(view).into_response())
@@ -428,9 +432,10 @@ mod tests {
 
     #[test]
     fn ids_and_pages() {
-        assert_eq!(message_id("42").unwrap(), MessageId(42));
-        assert_eq!(message_id("0").unwrap_err().status(), 404);
-        assert_eq!(message_id("x'; drop").unwrap_err().status(), 404);
+        let id = |s: &str| message_id(Ok(UrlPath(s.to_owned())));
+        assert_eq!(id("42").unwrap(), MessageId(42));
+        assert_eq!(id("0").unwrap_err().status(), 404);
+        assert_eq!(id("x'; drop").unwrap_err().status(), 404);
         assert_eq!(page(None).unwrap(), DEFAULT_PAGE);
         assert_eq!(page(Some(0)).unwrap_err().status(), 400);
         assert_eq!(page(Some(MAX_PAGE + 1)).unwrap_err().status(), 400);
