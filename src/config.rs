@@ -322,7 +322,8 @@ impl Config {
         check_limits("quota", &self.quota.defaults())?;
         for iccid in self.quota.sims.keys() {
             let key = format!("quota.sims.{iccid}");
-            if iccid.is_empty() || !iccid.bytes().all(|b| b.is_ascii_hexdigit()) {
+            // ICCIDs are 19-20 digits in practice (ITU-T E.118); some SIMs add a trailing F.
+            if !(18..=22).contains(&iccid.len()) || !iccid.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return bad(&key, "an ICCID is 18 to 22 digits".into());
             }
             check_limits(&key, &self.quota.for_sim(iccid))?;
@@ -533,13 +534,17 @@ per_day = 500
             msg.starts_with("/etc/smsgate.toml:2: quota.per_minute:"),
             "{msg}"
         );
-        let msg = load("[quota.sims.8986001]\nper_day = 50\n")
+        let msg = load("[quota.sims.89860012345678901234]\nper_day = 50\n")
             .unwrap_err()
             .to_string();
         assert!(
-            msg.starts_with("/etc/smsgate.toml:2: quota.sims.8986001.per_day:"),
+            msg.starts_with("/etc/smsgate.toml:2: quota.sims.89860012345678901234.per_day:"),
             "{msg}"
         );
+        let msg = load("[quota.sims.8986]\nper_day = 5000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("18 to 22 digits"), "{msg}");
         // A key not written in the file: no line number rather than a wrong one.
         let msg = load("[[accounts]]\nuids = [1]\n").unwrap_err().to_string();
         assert!(
