@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
+use crate::api::types::{duration, duration_opt};
+
 /// The contract keeps send logs unmodified for at least 3 months (DOMAIN.md).
 pub const MIN_AUDIT_RETENTION_DAYS: u32 = 90;
 
@@ -61,6 +63,7 @@ pub struct Config {
     /// tracing env-filter syntax: "info", "smsgate=debug", ...
     pub log_level: String,
     /// Validity of a message whose request gives none.
+    #[serde(with = "duration")]
     pub default_validity: SignedDuration,
     pub modems: ModemsConfig,
     pub quota: QuotaConfig,
@@ -119,6 +122,7 @@ pub struct QuotaLimits {
     pub per_hour: u32,
     pub per_day: u32,
     /// Least time between two parts sent by one SIM.
+    #[serde(with = "duration")]
     pub min_interval: SignedDuration,
 }
 
@@ -140,6 +144,7 @@ pub struct QuotaOverride {
     pub per_minute: Option<u32>,
     pub per_hour: Option<u32>,
     pub per_day: Option<u32>,
+    #[serde(with = "duration_opt")]
     pub min_interval: Option<SignedDuration>,
 }
 
@@ -151,6 +156,7 @@ pub struct QuotaConfig {
     pub per_minute: u32,
     pub per_hour: u32,
     pub per_day: u32,
+    #[serde(with = "duration")]
     pub min_interval: SignedDuration,
     pub sims: BTreeMap<String, QuotaOverride>,
 }
@@ -481,6 +487,7 @@ ports = ["/dev/gsm/*", "/dev/ttyUSB*"]     # globs; hot-plugged ports matching t
     fn sim_overrides_fall_back_to_defaults() {
         let c = load(
             r#"
+default_validity = "2d"
 [quota]
 per_hour = 150
 min_interval = "5s"
@@ -493,6 +500,7 @@ per_day = 500
         assert_eq!((q.per_minute, q.per_hour, q.per_day), (10, 150, 500));
         assert_eq!(q.min_interval, SignedDuration::from_secs(5));
         assert_eq!(c.quota.for_sim("other").per_day, 1000);
+        assert_eq!(c.default_validity, SignedDuration::from_hours(48));
     }
 
     #[test]

@@ -22,6 +22,59 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 1_000;
 
+/// A duration as people write it: "30s", "6h", "2d", "1w", "1h 30m" or ISO 8601 "PT6H";
+/// a day is 24 hours. Years and months are refused (their length depends on the calendar).
+pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
+    if let Ok(d) = s.parse::<SignedDuration>() {
+        return Ok(d);
+    }
+    let span: jiff::Span = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration (e.g. \"30s\", \"6h\", \"2d\"): {e}"))?;
+    span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| format!("{s:?} is not a duration in days or smaller units: {e}"))
+}
+
+/// serde for [`SignedDuration`] fields written by people (see [`parse_duration`]); emitted in
+/// the same friendly format ("6h").
+pub mod duration {
+    use jiff::SignedDuration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{d:#}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SignedDuration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`duration`] for optional fields.
+pub mod duration_opt {
+    use jiff::SignedDuration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<SignedDuration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SignedDuration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => super::parse_duration(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
 /// A message identifier, as the store assigns it (one per recipient).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -65,7 +118,11 @@ pub struct SendRequest {
     pub report: bool,
     /// How long the network keeps trying, e.g. "24h", "2d" or "PT6H"; the configured default
     /// when absent.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub validity: Option<SignedDuration>,
     /// Do not send before this instant (RFC 3339).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -317,4 +374,52 @@ pub struct ErrorBody {
 pub struct ErrorDetail {
     pub code: String,
     pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_people_write_them() {
+        assert_eq!(parse_duration("3s").unwrap(), SignedDuration::from_secs(3));
+        assert_eq!(parse_duration("6h").unwrap(), SignedDuration::from_hours(6));
+        assert_eq!(
+            parse_duration("PT6H").unwrap(),
+            SignedDuration::from_hours(6)
+        );
+        assert_eq!(
+            parse_duration("2d").unwrap(),
+            SignedDuration::from_hours(48)
+        );
+        assert_eq!(
+            parse_duration("1w").unwrap(),
+            SignedDuration::from_hours(168)
+        );
+        assert_eq!(
+            parse_duration("1h 30m").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        assert!(parse_duration("1 month").is_err());
+        assert!(parse_duration("forever").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn send_request_round_trips_with_friendly_validity() {
+        let json = r#"{"to":["139"],"text":"x","validity":"2d"}"#;
+        let req: SendRequest = serde_json::from_str(json).unwrap();
+        assert_eq!(req.validity, Some(SignedDuration::from_hours(48)));
+        assert!(req.report, "delivery reports are on by default");
+        let back = serde_json::to_string(&req).unwrap();
+        let again: SendRequest = serde_json::from_str(&back).unwrap();
+        assert_eq!(again, req);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_duration_never_panics(s in "\\PC{0,40}") {
+            let _ = parse_duration(&s);
+        }
+    }
 }

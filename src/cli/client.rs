@@ -16,8 +16,8 @@ use clap::Args;
 use super::BadInput;
 use crate::api::client::ApiClient;
 use crate::api::types::{
-    InboxQuery, MessageId, MessageView, ModemView, Priority, Refusal, SendRequest, SendResponse,
-    MAX_RECIPIENTS,
+    parse_duration, InboxQuery, MessageId, MessageView, ModemView, Priority, Refusal, SendRequest,
+    SendResponse, MAX_RECIPIENTS,
 };
 
 /// Options every client command takes.
@@ -49,7 +49,7 @@ pub struct SendArgs {
     #[arg(long)]
     pub no_report: bool,
     /// How long the network keeps trying, e.g. 6h or 2d (default: the daemon's).
-    #[arg(long)]
+    #[arg(long, value_parser = parse_duration)]
     pub validity: Option<jiff::SignedDuration>,
     /// Do not send before this instant (RFC 3339, e.g. 2026-05-01T09:00:00+08:00).
     #[arg(long)]
