@@ -492,3 +492,68 @@ proptest::proptest! {
         });
     }
 }
+
+/// A kept-alive HTTP connection that has completed one request (so the server has surely
+/// accepted and counted it).
+async fn kept_alive(
+    socket: &std::path::Path,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>> {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/v1/health")
+        .header("host", "smsgate")
+        .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.into_body().collect().await.unwrap();
+    sender
+}
+
+#[tokio::test]
+async fn connections_are_capped_per_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    let listener = smsgate::api::bind_socket(&socket).unwrap();
+    let limits = smsgate::api::ConnectionLimits {
+        total: 8,
+        per_uid: 2,
+    };
+    tokio::spawn(smsgate::api::serve_with(
+        listener,
+        limits,
+        MemBackend::new(),
+        api_support::access(),
+        std::future::pending(),
+    ));
+    let first = kept_alive(&socket).await;
+    let _second = kept_alive(&socket).await;
+    // A third connection of the same uid is closed before it is read.
+    let client = smsgate::api::client::ApiClient::new(&socket);
+    let refused = client.raw(Method::GET, "/v1/health", Vec::new()).await;
+    assert!(
+        matches!(refused, Err(smsgate::api::client::ClientError::Protocol(_))),
+        "{refused:?}"
+    );
+    // Closing one gives its slot back (the server notices the close asynchronously: wait for
+    // it, bounded).
+    drop(first);
+    let mut served = false;
+    for _ in 0..200 {
+        if let Ok((status, _)) = client.raw(Method::GET, "/v1/health", Vec::new()).await {
+            assert_eq!(status, StatusCode::OK);
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        served,
+        "the slot of a closed connection was never given back"
+    );
+}

@@ -15,11 +15,13 @@ use axum::response::{IntoResponse, Response};
 
 pub mod access;
 pub mod client;
+pub mod listener;
 pub mod server;
 pub mod types;
 
 pub use access::{AccessMap, AccountAccess, PeerCredentials};
-pub use server::{bind_socket, router, serve};
+pub use listener::ConnectionLimits;
+pub use server::{bind_socket, router, serve, serve_with};
 use types::{
     ErrorBody, ErrorDetail, Health, InboxList, InboxQuery, ListQuery, MessageId, MessageList,
     MessageView, ModemView, SendRequest, SendResponse,

@@ -22,6 +22,7 @@ use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 
 use super::access::{act_for, AccessMap, PeerCredentials};
+use super::listener::{ApiListener, ConnectionLimits};
 use super::types::{
     InboxQuery, ListQuery, MessageId, SendRequest, DEFAULT_PAGE, MAX_BODY_BYTES, MAX_PAGE,
     MAX_RECIPIENTS, MAX_TEXT_CHARS,
@@ -35,19 +36,20 @@ const MAX_VALIDITY_SECS: i64 = 63 * 7 * 24 * 3600;
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub Option<PeerCredentials>);
 
+impl Connected<axum::serve::IncomingStream<'_, ApiListener>> for Peer {
+    fn connect_info(stream: axum::serve::IncomingStream<'_, ApiListener>) -> Self {
+        Peer(stream.io().peer())
+    }
+}
+
+/// For serving [`router`] on a plain `UnixListener` (tests, tools); the daemon uses [`serve`].
 impl Connected<axum::serve::IncomingStream<'_, UnixListener>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
-        match stream.io().peer_cred() {
-            Ok(cred) => Peer(Some(PeerCredentials {
-                uid: cred.uid(),
-                gid: cred.gid(),
-                pid: cred.pid(),
-            })),
-            Err(err) => {
-                tracing::warn!("api: cannot read peer credentials: {err}");
-                Peer(None)
-            }
-        }
+        Peer(stream.io().peer_cred().ok().map(|cred| PeerCredentials {
+            uid: cred.uid(),
+            gid: cred.gid(),
+            pid: cred.pid(),
+        }))
     }
 }
 
@@ -69,7 +71,8 @@ impl<B> Clone for ApiState<B> {
 }
 
 /// The routes of the API over `backend`. `shutting_down`, once true, makes mutating requests
-/// answer 503.
+/// answer 503. Serve it with connect info [`Peer`]
+/// (`into_make_service_with_connect_info::<Peer>()`): handlers read the caller from it.
 pub fn router<B: Backend>(
     backend: Arc<B>,
     access: AccessMap,
@@ -128,14 +131,34 @@ pub fn bind_socket(path: &Path) -> std::io::Result<UnixListener> {
 
 /// Serves the API on `listener` until `shutdown` completes, then stops accepting, marks the API
 /// as shutting down (new mutating requests get 503) and lets requests in flight finish.
+/// Connections are capped with the default [`ConnectionLimits`].
 pub async fn serve<B: Backend>(
     listener: UnixListener,
     backend: Arc<B>,
     access: AccessMap,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(
+        listener,
+        ConnectionLimits::default(),
+        backend,
+        access,
+        shutdown,
+    )
+    .await
+}
+
+/// [`serve`] with explicit connection caps.
+pub async fn serve_with<B: Backend>(
+    listener: UnixListener,
+    limits: ConnectionLimits,
+    backend: Arc<B>,
+    access: AccessMap,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let flag = Arc::new(AtomicBool::new(false));
     let app = router(backend, access, Arc::clone(&flag));
+    let listener = ApiListener::new(listener, limits);
     axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
         .with_graceful_shutdown(async move {
             shutdown.await;
