@@ -22,6 +22,9 @@
 //!   blacklists, opt-outs, signatures and send windows; pure decisions over store data.
 //! - [`audit`]: the append-only, hash-chained send log: record encoding, verify, retention,
 //!   export for lawful requests (its SQL is in `store::audit`).
+//! - [`api`]: the HTTP/JSON API on the daemon's Unix socket: peer credentials -> account,
+//!   request shapes shared with the CLI clients, errors as JSON with their HTTP status.
+//! - [`config`]: the daemon's TOML configuration, every key with a default.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
 //! Later layers (AT engine, modem actors, virtual modem bank, store, scheduler, policy, audit,
@@ -34,6 +37,9 @@ pub mod audit;
 pub mod cli;
 pub mod modem;
 pub mod number;
+pub mod api;
+pub mod cli;
+pub mod config;
 pub mod pdu;
 pub mod scheduler;
 pub mod policy;

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod client;
 pub mod pdu;
 
 /// smsgate: business SMS through banks of GSM/PHS modems.
@@ -21,6 +22,18 @@ pub struct Cli {
 pub enum Command {
     /// Encode, decode and count SMS PDUs (3GPP TS 23.040).
     Pdu(pdu::PduArgs),
+    /// Send SMS through the daemon: --to NUMBER... --text TEXT, or a --file batch.csv.
+    Send(client::SendArgs),
+    /// Show a message's state and its parts.
+    Status(client::IdArgs),
+    /// Cancel a message that has not started sending.
+    Cancel(client::IdArgs),
+    /// Send again a message whose parts are unknown or failed (admins).
+    Retry(client::IdArgs),
+    /// List modem ports and their SIMs: state, signal, counters, quota left.
+    Modems(client::ModemsArgs),
+    /// Show received SMS (replies, unsubscribe words).
+    Inbox(client::InboxArgs),
 }
 
 /// A user-supplied value was malformed: exit status 2.
@@ -49,6 +62,12 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pdu(args) => pdu::run(args),
+        Command::Send(args) => client::send(args),
+        Command::Status(args) => client::status(args),
+        Command::Cancel(args) => client::cancel(args),
+        Command::Retry(args) => client::retry(args),
+        Command::Modems(args) => client::modems(args),
+        Command::Inbox(args) => client::inbox(args),
     }
 }
 

@@ -1,0 +1,240 @@
+//! A client of the API over the daemon's Unix socket (hyper 1, HTTP/1.1), used by the CLI
+//! commands (`smsgate send|status|cancel|retry|modems|inbox`) and by anything else in the crate
+//! that talks to a running daemon.
+//!
+//! What must always hold: a daemon that is not there is [`ClientError::Unreachable`] naming the
+//! socket, an error answer is [`ClientError::Api`] carrying the server's own code and message, and
+//! an answer that is not what the API promises is [`ClientError::Protocol`], never a panic.
+
+use std::path::{Path, PathBuf};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{Method, Request, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::types::{
+    ErrorBody, Health, InboxList, InboxQuery, ListQuery, MessageId, MessageList, MessageView,
+    ModemView, SendRequest, SendResponse,
+};
+
+/// Errors of talking to the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// `error` is deliberately not a `#[source]`: the line reads whole without the chain.
+    #[error("cannot reach smsgate at {}: is the daemon running? ({error})", path.display())]
+    Unreachable {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// The server answered with an error; `message` is its own words.
+    #[error("{message}")]
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+    #[error("unexpected answer from smsgate: {0}")]
+    Protocol(String),
+}
+
+/// One API client; each request uses a fresh connection (the CLI makes few requests, and a
+/// fresh connection means a restarted daemon is simply reconnected to).
+#[derive(Debug, Clone)]
+pub struct ApiClient {
+    socket: PathBuf,
+}
+
+impl ApiClient {
+    pub fn new(socket: impl Into<PathBuf>) -> ApiClient {
+        ApiClient {
+            socket: socket.into(),
+        }
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.socket
+    }
+
+    pub async fn send(&self, request: &SendRequest) -> Result<SendResponse, ClientError> {
+        self.call(Method::POST, "/v1/messages", Some(request)).await
+    }
+
+    pub async fn status(
+        &self,
+        id: MessageId,
+        account: Option<&str>,
+    ) -> Result<MessageView, ClientError> {
+        let uri = format!("/v1/messages/{id}{}", account_query(account));
+        self.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    pub async fn list(&self, query: &ListQuery) -> Result<MessageList, ClientError> {
+        let uri = format!("/v1/messages{}", query_string(query)?);
+        self.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    pub async fn cancel(
+        &self,
+        id: MessageId,
+        account: Option<&str>,
+    ) -> Result<MessageView, ClientError> {
+        let uri = format!("/v1/messages/{id}{}", account_query(account));
+        self.call(Method::DELETE, &uri, None::<&()>).await
+    }
+
+    pub async fn retry(&self, id: MessageId) -> Result<MessageView, ClientError> {
+        let uri = format!("/v1/messages/{id}/retry");
+        self.call(Method::POST, &uri, None::<&()>).await
+    }
+
+    pub async fn modems(&self) -> Result<Vec<ModemView>, ClientError> {
+        self.call(Method::GET, "/v1/modems", None::<&()>).await
+    }
+
+    pub async fn inbox(&self, query: &InboxQuery) -> Result<InboxList, ClientError> {
+        let uri = format!("/v1/inbox{}", query_string(query)?);
+        self.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    pub async fn health(&self) -> Result<Health, ClientError> {
+        self.call(Method::GET, "/v1/health", None::<&()>).await
+    }
+
+    /// One request with an optional JSON body; a 2xx answer is decoded as `T`.
+    pub async fn call<T: DeserializeOwned, B: Serialize>(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&B>,
+    ) -> Result<T, ClientError> {
+        let body = match body {
+            Some(b) => serde_json::to_vec(b)
+                .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?,
+            None => Vec::new(),
+        };
+        let (status, bytes) = self.raw(method, uri, body).await?;
+        if !status.is_success() {
+            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
+                Ok(e) => ClientError::Api {
+                    status: status.as_u16(),
+                    code: e.error.code,
+                    message: e.error.message,
+                },
+                Err(_) => ClientError::Protocol(format!(
+                    "HTTP {status} without a JSON error: {}",
+                    String::from_utf8_lossy(bytes.get(..200).unwrap_or(&bytes))
+                )),
+            });
+        }
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("cannot decode the answer: {e}")))
+    }
+
+    /// One request; the status and the whole body of the answer.
+    pub async fn raw(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Vec<u8>,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
+        let stream = tokio::net::UnixStream::connect(&self.socket)
+            .await
+            .map_err(|error| ClientError::Unreachable {
+                path: self.socket.clone(),
+                error,
+            })?;
+        let io = hyper_util::rt::TokioIo::new(stream);
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+            .await
+            .map_err(|e| ClientError::Protocol(format!("HTTP handshake: {e}")))?;
+        let conn = tokio::spawn(conn);
+        let request = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header(hyper::header::HOST, "smsgate")
+            .header(hyper::header::CONTENT_TYPE, "application/json")
+            .header(hyper::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Protocol(format!("bad request {uri:?}: {e}")))?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|e| ClientError::Protocol(format!("request failed: {e}")))?;
+        let status = response.status();
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| ClientError::Protocol(format!("reading the answer: {e}")))?
+            .to_bytes();
+        drop(sender);
+        conn.abort();
+        Ok((status, bytes))
+    }
+}
+
+fn account_query(account: Option<&str>) -> String {
+    match account {
+        Some(a) => format!("?account={}", percent_encode(a)),
+        None => String::new(),
+    }
+}
+
+/// `?k=v&...` from a query struct's non-empty fields (serde to a JSON object, then encoded).
+fn query_string<Q: Serialize>(query: &Q) -> Result<String, ClientError> {
+    let value = serde_json::to_value(query)
+        .map_err(|e| ClientError::Protocol(format!("cannot encode the query: {e}")))?;
+    let mut pairs = Vec::new();
+    if let serde_json::Value::Object(map) = value {
+        for (k, v) in map {
+            let v = match v {
+                serde_json::Value::Null => continue,
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            pairs.push(format!("{}={}", percent_encode(&k), percent_encode(&v)));
+        }
+    }
+    Ok(if pairs.is_empty() {
+        String::new()
+    } else {
+        format!("?{}", pairs.join("&"))
+    })
+}
+
+/// Percent-encodes everything but RFC 3986 unreserved characters.
+fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::types::MessageState;
+
+    #[test]
+    fn queries_are_encoded() {
+        let q = ListQuery {
+            state: Some(MessageState::HeldForReview),
+            limit: Some(5),
+            after: None,
+            account: Some("a b&c".into()),
+        };
+        assert_eq!(
+            query_string(&q).unwrap(),
+            "?account=a%20b%26c&limit=5&state=held_for_review"
+        );
+        assert_eq!(query_string(&ListQuery::default()).unwrap(), "");
+        assert_eq!(account_query(Some("商户")), "?account=%E5%95%86%E6%88%B7");
+    }
+}

@@ -1,0 +1,229 @@
+//! The API: HTTP/1.1 with JSON on the daemon's Unix socket. It owns the routes, the request and
+//! response shapes ([`types`]), the mapping from a connecting process's peer credentials to a
+//! [`Caller`] ([`access`]), and the mapping from every failure to a JSON error with the right
+//! HTTP status ([`ApiError`]). What the requests *do* is the daemon's business, behind the
+//! [`Backend`] trait.
+//!
+//! What must always hold: no request, however malformed or large, panics the server or takes it
+//! down; every non-2xx answer is `{"error": {"code", "message"}}`; a caller acts only for its own
+//! account unless it is an admin (root or the configured admin group); an unmapped uid gets 403.
+
+use std::future::Future;
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+
+pub mod access;
+pub mod client;
+pub mod listener;
+pub mod server;
+pub mod types;
+
+pub use access::{AccessMap, AccountAccess, PeerCredentials};
+pub use listener::ConnectionLimits;
+pub use server::{bind_socket, router, serve, serve_with};
+use types::{
+    ErrorBody, ErrorDetail, Health, InboxList, InboxQuery, ListQuery, MessageId, MessageList,
+    MessageView, ModemView, SendRequest, SendResponse,
+};
+
+/// Who is asking, as established from the socket's peer credentials and the configuration.
+/// `account` is the account the request acts for: the caller's own, or (admins only) the one
+/// named in the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub uid: u32,
+    pub account: Option<String>,
+    pub admin: bool,
+}
+
+/// Every way a request can fail, each with its HTTP status and a stable machine-readable code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// The body is not JSON (or not UTF-8), or the query string does not parse.
+    #[error("{0}")]
+    BadJson(String),
+    /// Well-formed JSON, but a field is missing, of the wrong type, or out of range.
+    #[error("{0}")]
+    InvalidField(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// The message is in a state that does not allow the operation (e.g. cancel after sending).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    /// The account has not enough credit for the request.
+    #[error("{0}")]
+    InsufficientCredit(String),
+    /// Refused by policy for the whole request (content, blacklist, send window...). `code` names
+    /// the rule, e.g. "content_prohibited".
+    #[error("{message}")]
+    Policy { code: String, message: String },
+    #[error("smsgate is shutting down; try again when it is back")]
+    ShuttingDown,
+    /// A fault of the daemon (database, bug). The message is for the operator's log as well.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            ApiError::BadJson(_) | ApiError::InvalidField(_) => StatusCode::BAD_REQUEST,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::InsufficientCredit(_) => StatusCode::PAYMENT_REQUIRED,
+            ApiError::Policy { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &str {
+        match self {
+            ApiError::BadJson(_) => "bad_json",
+            ApiError::InvalidField(_) => "invalid_field",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::TooLarge(_) => "too_large",
+            ApiError::InsufficientCredit(_) => "insufficient_credit",
+            ApiError::Policy { code, .. } => code,
+            ApiError::ShuttingDown => "shutting_down",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            error: ErrorDetail {
+                code: self.code().to_owned(),
+                message: self.to_string(),
+            },
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if self.status().is_server_error() {
+            tracing::error!(code = self.code(), "api: {self}");
+        }
+        (self.status(), axum::Json(self.body())).into_response()
+    }
+}
+
+/// What the API asks of the daemon. Every method takes the [`Caller`] (already authenticated;
+/// `account` already checked against the caller's rights) and answers with a typed value or an
+/// [`ApiError`]. The daemon implements it over the store, policy and bank; tests use in-memory
+/// doubles.
+///
+/// Contract for implementors: `caller.account` is `None` only for an admin who named no account;
+/// read routes then cover every account, and `submit` is never called so (the server refuses it).
+/// `submit` normalises and validates each recipient itself and reports
+/// the ones it refuses in `SendResponse::refused` rather than failing the request; the server has
+/// already checked the request's shape (recipient count, text length, validity range).
+pub trait Backend: Send + Sync + 'static {
+    fn submit(
+        &self,
+        caller: Caller,
+        request: SendRequest,
+    ) -> impl Future<Output = Result<SendResponse, ApiError>> + Send;
+
+    fn get(
+        &self,
+        caller: Caller,
+        id: MessageId,
+    ) -> impl Future<Output = Result<MessageView, ApiError>> + Send;
+
+    /// `query.limit` is already clamped to 1..=[`types::MAX_PAGE`] and defaulted.
+    fn list(
+        &self,
+        caller: Caller,
+        query: ListQuery,
+    ) -> impl Future<Output = Result<MessageList, ApiError>> + Send;
+
+    /// Cancels a message that has not started sending; [`ApiError::Conflict`] otherwise.
+    fn cancel(
+        &self,
+        caller: Caller,
+        id: MessageId,
+    ) -> impl Future<Output = Result<MessageView, ApiError>> + Send;
+
+    /// Admin only (the server checks): sends again a message whose parts are `unknown` or `failed`.
+    fn retry(
+        &self,
+        caller: Caller,
+        id: MessageId,
+    ) -> impl Future<Output = Result<MessageView, ApiError>> + Send;
+
+    fn modems(
+        &self,
+        caller: Caller,
+    ) -> impl Future<Output = Result<Vec<ModemView>, ApiError>> + Send;
+
+    fn inbox(
+        &self,
+        caller: Caller,
+        query: InboxQuery,
+    ) -> impl Future<Output = Result<InboxList, ApiError>> + Send;
+
+    fn health(&self, caller: Caller) -> impl Future<Output = Result<Health, ApiError>> + Send;
+
+    /// Prometheus text exposition format (version 0.0.4).
+    fn metrics(&self, caller: Caller) -> impl Future<Output = Result<String, ApiError>> + Send;
+}
+
+/// `+8613912345678` -> `+86139****5678`, `13912345678` -> `139****5678`: enough to recognise a
+/// number in a log, not to use it. Short strings keep only their last two characters.
+pub fn mask_number(number: &str) -> String {
+    let chars: Vec<char> = number.chars().collect();
+    let n = chars.len();
+    if n < 9 {
+        let keep = n.min(2);
+        let tail: String = chars.iter().skip(n - keep).collect();
+        return format!("{}{tail}", "*".repeat(n - keep));
+    }
+    let head: String = chars.iter().take(n - 8).collect();
+    let tail: String = chars.iter().skip(n - 4).collect();
+    format!("{head}****{tail}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn masks_numbers() {
+        // The examples of STYLE/COMMON.md.
+        assert_eq!(mask_number("+8613912345678"), "+86139****5678");
+        assert_eq!(mask_number("13912345678"), "139****5678");
+        assert_eq!(mask_number("12345"), "***45");
+        assert_eq!(mask_number(""), "");
+    }
+
+    #[test]
+    fn every_error_has_its_status() {
+        assert_eq!(ApiError::BadJson("x".into()).status(), 400);
+        assert_eq!(ApiError::Forbidden("x".into()).status(), 403);
+        assert_eq!(ApiError::Conflict("x".into()).status(), 409);
+        assert_eq!(ApiError::TooLarge("x".into()).status(), 413);
+        assert_eq!(ApiError::InsufficientCredit("x".into()).status(), 402);
+        let policy = ApiError::Policy {
+            code: "content_prohibited".into(),
+            message: "no".into(),
+        };
+        assert_eq!(policy.status(), 422);
+        assert_eq!(policy.code(), "content_prohibited");
+        assert_eq!(ApiError::ShuttingDown.status(), 503);
+    }
+}

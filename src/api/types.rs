@@ -1,0 +1,425 @@
+//! The JSON shapes of the API: every request and response body of `/v1/*`, shared by the
+//! server (src/api/server.rs) and the CLI clients (src/cli/client.rs) so the two cannot drift.
+//!
+//! What must always hold: a type here is the wire contract users script against (README "API");
+//! fields are only ever added (optional, with a default), never renamed or removed. Request types
+//! reject unknown fields so a misspelt option is a 400, not silently ignored.
+
+use jiff::{SignedDuration, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Most recipients one `POST /v1/messages` may carry.
+pub const MAX_RECIPIENTS: usize = 10_000;
+/// Longest message text accepted, in characters (Unicode scalar values). About 15 UCS2 parts:
+/// longer texts are almost always a mistake (a file pasted in), and cost the customer dearly.
+pub const MAX_TEXT_CHARS: usize = 1_000;
+/// Longest recipient string before normalisation; real numbers are far shorter.
+pub const MAX_NUMBER_CHARS: usize = 32;
+/// Request body limit: 10,000 recipients of 32 characters plus a 1,000-character text (4 bytes
+/// each in UTF-8) stay far below this.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+/// Default and largest page size of the list endpoints.
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 1_000;
+
+/// A duration as people write it: "30s", "6h", "2d", "1w", "1h 30m" or ISO 8601 "PT6H";
+/// a day is 24 hours. Years and months are refused (their length depends on the calendar).
+pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
+    if let Ok(d) = s.parse::<SignedDuration>() {
+        return Ok(d);
+    }
+    let span: jiff::Span = s
+        .parse()
+        .map_err(|e| format!("{s:?} is not a duration (e.g. \"30s\", \"6h\", \"2d\"): {e}"))?;
+    span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+        .map_err(|e| format!("{s:?} is not a duration in days or smaller units: {e}"))
+}
+
+/// serde for [`SignedDuration`] fields written by people (see [`parse_duration`]); emitted in
+/// the same friendly format ("6h").
+pub mod duration {
+    use jiff::SignedDuration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{d:#}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SignedDuration, D::Error> {
+        let text = String::deserialize(d)?;
+        super::parse_duration(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+/// [`duration`] for optional fields.
+pub mod duration_opt {
+    use jiff::SignedDuration;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<SignedDuration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::duration::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<SignedDuration>, D::Error> {
+        match Option::<String>::deserialize(d)? {
+            Some(text) => super::parse_duration(&text)
+                .map(Some)
+                .map_err(serde::de::Error::custom),
+            None => Ok(None),
+        }
+    }
+}
+
+/// A message identifier, as the store assigns it (one per recipient).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MessageId(pub u64);
+
+impl std::fmt::Display for MessageId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::str::FromStr for MessageId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.trim()
+            .parse::<u64>()
+            .map(MessageId)
+            .map_err(|_| format!("message id must be a positive integer, got {s:?}"))
+    }
+}
+
+/// Scheduling priority of a message among those of the same account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    #[default]
+    Normal,
+    High,
+}
+
+/// `POST /v1/messages`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendRequest {
+    /// Recipients, as the customer wrote them; the backend normalises and validates each.
+    pub to: Vec<String>,
+    pub text: String,
+    /// Ask the network for a delivery (status) report.
+    #[serde(default = "default_true")]
+    pub report: bool,
+    /// How long the network keeps trying, e.g. "24h", "2d" or "PT6H"; the configured default
+    /// when absent.
+    #[serde(
+        default,
+        with = "duration_opt",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub validity: Option<SignedDuration>,
+    /// Do not send before this instant (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub not_before: Option<Timestamp>,
+    #[serde(default)]
+    pub priority: Priority,
+    /// Admins only: act for this account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One recipient the backend would not accept; the rest of the request still goes ahead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Refusal {
+    pub to: String,
+    /// Machine-readable reason, e.g. "invalid_number", "opted_out", "blacklisted".
+    pub code: String,
+    pub message: String,
+}
+
+/// `202` answer to `POST /v1/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendResponse {
+    /// One id per accepted recipient, in the order of `to` (refused recipients are skipped).
+    pub ids: Vec<MessageId>,
+    /// SMS parts per message (the same for every recipient: one text).
+    pub parts: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub refused: Vec<Refusal>,
+}
+
+/// The life of a message or of one of its parts (DESIGN.md "Message states").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageState {
+    Queued,
+    HeldForReview,
+    Scheduled,
+    Sending,
+    Sent,
+    Delivered,
+    Failed,
+    Expired,
+    Rejected,
+    Cancelled,
+    /// Was `sending` when the daemon stopped: not resent unless an operator asks.
+    Unknown,
+}
+
+impl MessageState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageState::Queued => "queued",
+            MessageState::HeldForReview => "held_for_review",
+            MessageState::Scheduled => "scheduled",
+            MessageState::Sending => "sending",
+            MessageState::Sent => "sent",
+            MessageState::Delivered => "delivered",
+            MessageState::Failed => "failed",
+            MessageState::Expired => "expired",
+            MessageState::Rejected => "rejected",
+            MessageState::Cancelled => "cancelled",
+            MessageState::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for MessageState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One SMS part of a message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartView {
+    /// 1-based position in the concatenated message.
+    pub seq: u32,
+    pub state: MessageState,
+    /// ICCID of the SIM that sent (or is sending) it.
+    #[serde(default)]
+    pub sim: Option<String>,
+    /// The modem's +CMGS message reference, which the status report carries back.
+    #[serde(default)]
+    pub mr: Option<u8>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+/// `GET /v1/messages/{id}` (and the items of the list).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageView {
+    pub id: MessageId,
+    pub to: String,
+    pub state: MessageState,
+    pub parts: Vec<PartView>,
+    pub created: Timestamp,
+    #[serde(default)]
+    pub sent: Option<Timestamp>,
+    #[serde(default)]
+    pub delivered: Option<Timestamp>,
+}
+
+/// Query of `GET /v1/messages`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<MessageState>,
+    /// Page size, 1..=1000 (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    /// Only messages with an id greater than this (the previous page's `next_after`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<MessageId>,
+    /// Admins only: another account's messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// `GET /v1/messages`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageList {
+    pub messages: Vec<MessageView>,
+    /// Pass as `after` to get the next page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<MessageId>,
+}
+
+/// What a modem port is doing, as the daemon's supervisor sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModemState {
+    /// Opening the port, running the init sequence, waiting for the SIM or network.
+    Starting,
+    Ready,
+    Sending,
+    /// Healthy but paused by a quota or pacing limit.
+    Resting,
+    /// Failing; the supervisor restarts it with back-off.
+    Failed,
+    /// The port went away (unplugged).
+    Gone,
+}
+
+/// Lifetime counters of one port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModemCounters {
+    pub sent: u64,
+    pub failed: u64,
+    pub delivered: u64,
+    pub received: u64,
+}
+
+/// Parts the SIM may still send in the current windows of its quota.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuotaLeft {
+    pub minute: u32,
+    pub hour: u32,
+    pub day: u32,
+}
+
+/// One item of `GET /v1/modems`: a port and the SIM in it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModemView {
+    pub port: String,
+    pub state: ModemState,
+    #[serde(default)]
+    pub iccid: Option<String>,
+    #[serde(default)]
+    pub imsi: Option<String>,
+    #[serde(default)]
+    pub operator: Option<String>,
+    /// Received signal in dBm (from +CSQ); absent when unknown.
+    #[serde(default)]
+    pub signal_dbm: Option<i32>,
+    #[serde(default)]
+    pub counters: ModemCounters,
+    #[serde(default)]
+    pub quota_left: Option<QuotaLeft>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// Query of `GET /v1/inbox`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InboxQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// One inbound SMS (replies, unsubscribe words).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboundView {
+    pub id: u64,
+    pub from: String,
+    pub text: String,
+    pub received: Timestamp,
+    /// ICCID of the SIM it arrived on.
+    #[serde(default)]
+    pub sim: Option<String>,
+}
+
+/// `GET /v1/inbox`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InboxList {
+    pub messages: Vec<InboundView>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_after: Option<u64>,
+}
+
+/// Overall condition of the daemon.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HealthStatus {
+    Ok,
+    /// Running, but no modem is ready (nothing can be sent now).
+    Degraded,
+    ShuttingDown,
+}
+
+/// `GET /v1/health`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: HealthStatus,
+    pub version: String,
+    pub modems_ready: u32,
+    pub modems_total: u32,
+    /// Messages accepted but not yet in a final state.
+    pub pending: u64,
+}
+
+/// Every error answer: `{"error": {"code", "message"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_as_people_write_them() {
+        assert_eq!(parse_duration("3s").unwrap(), SignedDuration::from_secs(3));
+        assert_eq!(parse_duration("6h").unwrap(), SignedDuration::from_hours(6));
+        assert_eq!(
+            parse_duration("PT6H").unwrap(),
+            SignedDuration::from_hours(6)
+        );
+        assert_eq!(
+            parse_duration("2d").unwrap(),
+            SignedDuration::from_hours(48)
+        );
+        assert_eq!(
+            parse_duration("1w").unwrap(),
+            SignedDuration::from_hours(168)
+        );
+        assert_eq!(
+            parse_duration("1h 30m").unwrap(),
+            SignedDuration::from_mins(90)
+        );
+        assert!(parse_duration("1 month").is_err());
+        assert!(parse_duration("forever").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    #[test]
+    fn send_request_round_trips_with_friendly_validity() {
+        let json = r#"{"to":["139"],"text":"x","validity":"2d"}"#;
+        let req: SendRequest = serde_json::from_str(json).unwrap();
+        assert_eq!(req.validity, Some(SignedDuration::from_hours(48)));
+        assert!(req.report, "delivery reports are on by default");
+        let back = serde_json::to_string(&req).unwrap();
+        let again: SendRequest = serde_json::from_str(&back).unwrap();
+        assert_eq!(again, req);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn parse_duration_never_panics(s in "\\PC{0,40}") {
+            let _ = parse_duration(&s);
+        }
+    }
+}

@@ -1,0 +1,594 @@
+//! The daemon's configuration: one TOML file, every key optional with a documented default
+//! (README "Configuration", `smsgate.example.toml`). [`Config::load`] reads, parses and checks it.
+//!
+//! What must always hold: a config error names the file, the line and the key; unknown keys are
+//! errors (a misspelt key silently ignored is a quota silently not applied); a loaded `Config`
+//! has passed [`Config::validate`] (e.g. audit retention is never below the 90 days the contract
+//! requires, quotas are non-zero, a uid belongs to at most one account).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use jiff::SignedDuration;
+use serde::{Deserialize, Serialize};
+
+use crate::api::types::{duration, duration_opt};
+
+/// The contract keeps send logs unmodified for at least 3 months (DOMAIN.md).
+pub const MIN_AUDIT_RETENTION_DAYS: u32 = 90;
+
+/// Errors of loading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}{}: {message}", path.display(), at_line(*line))]
+    Parse {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error("{}{}: {key}: {message}", path.display(), at_line(*line))]
+    Invalid {
+        path: PathBuf,
+        /// 0 when the key is not written in the file (a default or a missing key).
+        line: usize,
+        key: String,
+        message: String,
+    },
+}
+
+/// ":LINE", or nothing when the line is unknown (0).
+fn at_line(line: usize) -> String {
+    if line == 0 {
+        String::new()
+    } else {
+        format!(":{line}")
+    }
+}
+
+/// The whole file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// The API's Unix socket.
+    pub socket: PathBuf,
+    /// The SQLite database (WAL mode; its directory must be writable).
+    pub database: PathBuf,
+    /// Members of this group (and root) are API admins.
+    pub admin_group: String,
+    /// tracing env-filter syntax: "info", "smsgate=debug", ...
+    pub log_level: String,
+    /// Validity of a message whose request gives none.
+    #[serde(with = "duration")]
+    pub default_validity: SignedDuration,
+    pub modems: ModemsConfig,
+    pub quota: QuotaConfig,
+    pub accounts: Vec<AccountConfig>,
+    pub policy: PolicyConfig,
+    pub audit: AuditConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            socket: PathBuf::from("/run/smsgate/api.sock"),
+            database: PathBuf::from("/var/lib/smsgate/smsgate.db"),
+            admin_group: "smsgate-admin".into(),
+            log_level: "info".into(),
+            default_validity: SignedDuration::from_hours(24),
+            modems: ModemsConfig::default(),
+            quota: QuotaConfig::default(),
+            accounts: Vec::new(),
+            policy: PolicyConfig::default(),
+            audit: AuditConfig::default(),
+        }
+    }
+}
+
+/// `[modems]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModemsConfig {
+    /// Globs of serial ports; hot-plugged ports matching them join the bank.
+    pub ports: Vec<String>,
+    pub baud: u32,
+    /// "auto" (probe), or a dialect name: generic, huawei, zte, quectel, simcom, wavecom, phs.
+    pub dialect: String,
+    /// SIM PIN, entered when a SIM asks for one.
+    pub pin: Option<String>,
+}
+
+impl Default for ModemsConfig {
+    fn default() -> Self {
+        ModemsConfig {
+            ports: vec!["/dev/gsm/*".into()],
+            baud: 115_200,
+            dialect: "auto".into(),
+            pin: None,
+        }
+    }
+}
+
+/// Per-SIM limits. Carriers suspend ordinary SIMs that send in bulk (DOMAIN.md); these keep each
+/// SIM inside what its carrier tolerates.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaLimits {
+    pub per_minute: u32,
+    pub per_hour: u32,
+    pub per_day: u32,
+    /// Least time between two parts sent by one SIM.
+    #[serde(with = "duration")]
+    pub min_interval: SignedDuration,
+}
+
+impl Default for QuotaLimits {
+    fn default() -> Self {
+        QuotaLimits {
+            per_minute: 10,
+            per_hour: 200,
+            per_day: 1000,
+            min_interval: SignedDuration::from_secs(3),
+        }
+    }
+}
+
+/// One SIM's overrides, keyed by ICCID; absent keys take the defaults.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaOverride {
+    pub per_minute: Option<u32>,
+    pub per_hour: Option<u32>,
+    pub per_day: Option<u32>,
+    #[serde(with = "duration_opt")]
+    pub min_interval: Option<SignedDuration>,
+}
+
+/// `[quota]` defaults, `[quota.sims."ICCID"]` overrides. (Not a flattened [`QuotaLimits`]:
+/// serde's flatten loses both `deny_unknown_fields` and the error positions.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct QuotaConfig {
+    pub per_minute: u32,
+    pub per_hour: u32,
+    pub per_day: u32,
+    #[serde(with = "duration")]
+    pub min_interval: SignedDuration,
+    pub sims: BTreeMap<String, QuotaOverride>,
+}
+
+impl Default for QuotaConfig {
+    fn default() -> Self {
+        let d = QuotaLimits::default();
+        QuotaConfig {
+            per_minute: d.per_minute,
+            per_hour: d.per_hour,
+            per_day: d.per_day,
+            min_interval: d.min_interval,
+            sims: BTreeMap::new(),
+        }
+    }
+}
+
+impl QuotaConfig {
+    /// The limits of a SIM without overrides.
+    pub fn defaults(&self) -> QuotaLimits {
+        QuotaLimits {
+            per_minute: self.per_minute,
+            per_hour: self.per_hour,
+            per_day: self.per_day,
+            min_interval: self.min_interval,
+        }
+    }
+
+    /// The limits that apply to the SIM with this ICCID.
+    pub fn for_sim(&self, iccid: &str) -> QuotaLimits {
+        let d = self.defaults();
+        match self.sims.get(iccid) {
+            None => d,
+            Some(o) => QuotaLimits {
+                per_minute: o.per_minute.unwrap_or(d.per_minute),
+                per_hour: o.per_hour.unwrap_or(d.per_hour),
+                per_day: o.per_day.unwrap_or(d.per_day),
+                min_interval: o.min_interval.unwrap_or(d.min_interval),
+            },
+        }
+    }
+}
+
+/// `[[accounts]]`: which local users act for which customer account on the API.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccountConfig {
+    pub name: String,
+    pub uids: Vec<u32>,
+    /// Group names (or numeric gids); members act for this account.
+    pub groups: Vec<String>,
+}
+
+/// `[policy]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// Content rules file (keyword categories, review words); none: built-in rules only.
+    pub rules: Option<PathBuf>,
+    /// Replies that opt the sender out (compared case-insensitively, whole message trimmed).
+    pub unsubscribe_words: Vec<String>,
+    /// A reply counts as an opt-out from an account the replier got a message from within
+    /// this many days.
+    pub optout_lookback_days: u32,
+}
+
+impl Default for PolicyConfig {
+    fn default() -> Self {
+        PolicyConfig {
+            rules: None,
+            unsubscribe_words: ["TD", "T", "R", "N", "退订", "取消", "STOP"]
+                .into_iter()
+                .map(String::from)
+                .collect(),
+            optout_lookback_days: 30,
+        }
+    }
+}
+
+/// `[audit]`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuditConfig {
+    /// Days the send log is kept; at least 90 (the contract's 3 months). MIIT Order 31 asks 5
+    /// months for commercial SMS, hence the default of 180.
+    pub retention_days: u32,
+}
+
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig {
+            retention_days: 180,
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::from_toml(path, &text)
+    }
+
+    /// Parses and validates `text`; `path` only names the file in errors.
+    pub fn from_toml(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|err| {
+            let line = err
+                .span()
+                .map(|span| line_of(text, span.start))
+                .unwrap_or(0);
+            // toml names the position, not always the key: add the key assigned on that line.
+            let key = text
+                .lines()
+                .nth(line.saturating_sub(1))
+                .and_then(|l| l.split_once('='))
+                .map(|(k, _)| k.trim())
+                .filter(|k| !k.is_empty() && !k.starts_with('['));
+            let message = err.message().trim();
+            ConfigError::Parse {
+                path: path.to_owned(),
+                line,
+                message: match key {
+                    Some(key) if !message.contains(key) => format!("{key}: {message}"),
+                    _ => message.to_owned(),
+                },
+            }
+        })?;
+        config
+            .validate()
+            .map_err(|(key, message)| ConfigError::Invalid {
+                path: path.to_owned(),
+                line: key_line(text, &key),
+                key,
+                message,
+            })?;
+        Ok(config)
+    }
+
+    /// Checks what types alone cannot; the error names the key (dotted path) and the problem.
+    pub fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, msg: String| Err((key.to_owned(), msg));
+        if self.audit.retention_days < MIN_AUDIT_RETENTION_DAYS {
+            return bad(
+                "audit.retention_days",
+                format!(
+                    "must be at least {MIN_AUDIT_RETENTION_DAYS} (send logs are kept for at least \
+                     3 months), got {}",
+                    self.audit.retention_days
+                ),
+            );
+        }
+        if self.socket.as_os_str().is_empty() {
+            return bad("socket", "must not be empty".into());
+        }
+        if self.database.as_os_str().is_empty() {
+            return bad("database", "must not be empty".into());
+        }
+        if self.modems.baud == 0 {
+            return bad("modems.baud", "must be a positive baud rate".into());
+        }
+        if let Some(pin) = &self.modems.pin {
+            if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {
+                return bad("modems.pin", "must be 4 to 8 digits".into());
+            }
+        }
+        check_limits("quota", &self.quota.defaults())?;
+        for iccid in self.quota.sims.keys() {
+            let key = format!("quota.sims.{iccid}");
+            // ICCIDs are 19-20 digits in practice (ITU-T E.118); some SIMs add a trailing F.
+            if !(18..=22).contains(&iccid.len()) || !iccid.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return bad(&key, "an ICCID is 18 to 22 digits".into());
+            }
+            check_limits(&key, &self.quota.for_sim(iccid))?;
+        }
+        if !self.default_validity.is_positive() {
+            return bad("default_validity", "must be positive".into());
+        }
+        let mut seen_names = std::collections::HashSet::new();
+        let mut seen_uids = std::collections::HashMap::new();
+        for account in &self.accounts {
+            if account.name.trim().is_empty() {
+                return bad("accounts.name", "every account needs a name".into());
+            }
+            if !seen_names.insert(account.name.as_str()) {
+                return bad(
+                    "accounts.name",
+                    format!("account {:?} is listed twice", account.name),
+                );
+            }
+            for uid in &account.uids {
+                if let Some(other) = seen_uids.insert(*uid, account.name.as_str()) {
+                    return bad(
+                        "accounts.uids",
+                        format!(
+                            "uid {uid} is in both {other:?} and {:?}; a uid acts for one account",
+                            account.name
+                        ),
+                    );
+                }
+            }
+        }
+        if self
+            .policy
+            .unsubscribe_words
+            .iter()
+            .any(|w| w.trim().is_empty())
+        {
+            return bad("policy.unsubscribe_words", "words must not be empty".into());
+        }
+        Ok(())
+    }
+}
+
+fn check_limits(prefix: &str, q: &QuotaLimits) -> Result<(), (String, String)> {
+    for (key, value) in [
+        ("per_minute", q.per_minute),
+        ("per_hour", q.per_hour),
+        ("per_day", q.per_day),
+    ] {
+        if value == 0 {
+            return Err((
+                format!("{prefix}.{key}"),
+                "must be at least 1 (take the SIM out of the ports list to stop it)".into(),
+            ));
+        }
+    }
+    if q.per_minute > q.per_hour || q.per_hour > q.per_day {
+        let culprit = if q.per_minute > q.per_hour {
+            "per_minute"
+        } else {
+            "per_day"
+        };
+        return Err((
+            format!("{prefix}.{culprit}"),
+            format!(
+                "limits must grow with the window: per_minute {} <= per_hour {} <= per_day {}",
+                q.per_minute, q.per_hour, q.per_day
+            ),
+        ));
+    }
+    if q.min_interval.is_negative() {
+        return Err((
+            format!("{prefix}.min_interval"),
+            "must not be negative".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// 1-based line of byte offset `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    let at = at.min(text.len());
+    text.as_bytes()
+        .get(..at)
+        .map_or(0, |b| b.iter().filter(|&&c| c == b'\n').count())
+        + 1
+}
+
+/// The line where the last segment of a dotted key is assigned, inside its own table (top-level
+/// keys before any table); 0 when it is not in the file (a default value is at fault). A best effort for error
+/// messages, not a TOML parser: it looks for `key =` at the start of a line.
+fn key_line(text: &str, dotted: &str) -> usize {
+    let (table, key) = match dotted.rsplit_once('.') {
+        Some((t, k)) => (t, k),
+        None => ("", dotted),
+    };
+    let mut current = String::new();
+    for (n, line) in text.lines().enumerate() {
+        let l = line.trim();
+        if let Some(header) = l.strip_prefix('[') {
+            current = header
+                .trim_start_matches('[')
+                .split(']')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .replace('"', "");
+            continue;
+        }
+        let assigned = l
+            .split_once('=')
+            .map(|(k, _)| k.trim().trim_matches('"'))
+            .unwrap_or("");
+        if assigned == key && current == table {
+            return n + 1;
+        }
+    }
+    0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(Path::new("/etc/smsgate.toml"), text)
+    }
+
+    #[test]
+    fn empty_file_is_all_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c, Config::default());
+        assert_eq!(c.quota.per_hour, 200);
+        assert_eq!(c.quota.min_interval, SignedDuration::from_secs(3));
+        assert_eq!(c.audit.retention_days, 180);
+        assert_eq!(c.policy.optout_lookback_days, 30);
+    }
+
+    #[test]
+    fn minimal_file_of_the_issue() {
+        let c = load(
+            r#"
+socket = "/run/smsgate/api.sock"
+database = "/var/lib/smsgate/smsgate.db"
+[modems]
+ports = ["/dev/gsm/*", "/dev/ttyUSB*"]     # globs; hot-plugged ports matching them join
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.modems.ports, vec!["/dev/gsm/*", "/dev/ttyUSB*"]);
+        assert_eq!(c.modems.dialect, "auto");
+    }
+
+    #[test]
+    fn sim_overrides_fall_back_to_defaults() {
+        let c = load(
+            r#"
+default_validity = "2d"
+[quota]
+per_hour = 150
+min_interval = "5s"
+[quota.sims.89860012345678901234]
+per_day = 500
+"#,
+        )
+        .unwrap();
+        let q = c.quota.for_sim("89860012345678901234");
+        assert_eq!((q.per_minute, q.per_hour, q.per_day), (10, 150, 500));
+        assert_eq!(q.min_interval, SignedDuration::from_secs(5));
+        assert_eq!(c.quota.for_sim("other").per_day, 1000);
+        assert_eq!(c.default_validity, SignedDuration::from_hours(48));
+    }
+
+    #[test]
+    fn short_retention_is_an_error_naming_file_line_key() {
+        let err = load("socket = \"/tmp/x\"\n[audit]\nretention_days = 60\n").unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("/etc/smsgate.toml:3: audit.retention_days"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_key_and_wrong_type_name_the_line() {
+        let msg = load("[modems]\nbaud = 9600\nbuad = 9600\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("/etc/smsgate.toml:3:") && msg.contains("buad"),
+            "{msg}"
+        );
+        let msg = load("\n[quota]\nper_day = \"lots\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("/etc/smsgate.toml:3: per_day:"), "{msg}");
+        let msg = load("[quota]\nper_dya = 5\n").unwrap_err().to_string();
+        assert!(
+            msg.starts_with("/etc/smsgate.toml:2:") && msg.contains("per_dya"),
+            "{msg}"
+        );
+        let msg = load("socket = [\n").unwrap_err().to_string();
+        assert!(msg.starts_with("/etc/smsgate.toml:"), "{msg}");
+    }
+
+    #[test]
+    fn quota_windows_must_grow() {
+        let msg = load("[quota]\nper_minute = 500\n").unwrap_err().to_string();
+        assert!(
+            msg.starts_with("/etc/smsgate.toml:2: quota.per_minute:"),
+            "{msg}"
+        );
+        let msg = load("[quota.sims.89860012345678901234]\nper_day = 50\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.starts_with("/etc/smsgate.toml:2: quota.sims.89860012345678901234.per_day:"),
+            "{msg}"
+        );
+        let msg = load("[quota.sims.8986]\nper_day = 5000\n")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("18 to 22 digits"), "{msg}");
+        // A key not written in the file: no line number rather than a wrong one.
+        let msg = load("[[accounts]]\nuids = [1]\n").unwrap_err().to_string();
+        assert!(
+            msg.starts_with("/etc/smsgate.toml: accounts.name:"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn uid_in_two_accounts_is_an_error() {
+        let err = load(
+            "[[accounts]]\nname = \"a\"\nuids = [1000]\n[[accounts]]\nname = \"b\"\nuids = [1000]\n",
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("uid 1000"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_names_the_path() {
+        let err = Config::load(Path::new("/nonexistent/smsgate.toml")).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with("/nonexistent/smsgate.toml: cannot read"));
+    }
+
+    #[test]
+    fn example_file_loads() {
+        let text = include_str!("../smsgate.example.toml");
+        let c = load(text).unwrap();
+        assert!(!c.accounts.is_empty());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC{0,200}") {
+            let _ = load(&text);
+        }
+    }
+}

@@ -1,0 +1,559 @@
+//! The API server end to end: the real server on a real Unix socket in a tempdir, requests made
+//! with the hyper client, against the in-memory test double of tests/api_support. Covers every
+//! route, the caller the backend sees, and every error status with its JSON body.
+
+mod api_support;
+
+use std::sync::Arc;
+
+use api_support::{MemBackend, TestServer};
+use hyper::{Method, StatusCode};
+use serde_json::{json, Value};
+use smsgate::api::types::*;
+
+/// A raw request: status and body parsed as JSON (or as a string when it is not JSON).
+async fn call(server: &TestServer, method: Method, uri: &str, body: &[u8]) -> (StatusCode, Value) {
+    let (status, bytes) = server
+        .client()
+        .raw(method, uri, body.to_vec())
+        .await
+        .unwrap();
+    let value = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    (status, value)
+}
+
+/// Asserts an error answer: the status and `{"error": {"code", "message"}}` with that code.
+fn assert_error(got: &(StatusCode, Value), status: u16, code: &str) {
+    assert_eq!(got.0.as_u16(), status, "{}", got.1);
+    assert_eq!(got.1["error"]["code"], code, "{}", got.1);
+    let message = got.1["error"]["message"].as_str().unwrap_or("");
+    assert!(!message.is_empty(), "no message in {}", got.1);
+}
+
+fn send_body(to: &[&str], text: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!({"to": to, "text": text})).unwrap()
+}
+
+#[tokio::test]
+async fn send_accepts_and_reports_refusals_per_recipient() {
+    let server = TestServer::start(MemBackend::new());
+    let body = serde_json::to_vec(&json!({
+        "to": ["13912345678", "000", "13800000001", "+8613700000000"],
+        "text": "您的验证码是 123456【商城】",
+        "report": true,
+        "validity": "6h",
+        "not_before": "2026-05-01T01:00:00Z",
+        "priority": "high"
+    }))
+    .unwrap();
+    let (status, v) = call(&server, Method::POST, "/v1/messages", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["ids"], json!([1, 2]));
+    assert_eq!(v["parts"], 1);
+    let refused: Vec<(String, String)> = v["refused"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["to"].as_str().unwrap().into(),
+                r["code"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        refused,
+        vec![
+            ("000".to_string(), "invalid_number".to_string()),
+            ("13800000001".to_string(), "opted_out".to_string())
+        ]
+    );
+    // The backend saw root, mapped to its account, as an admin.
+    let (what, caller) = server.backend.last_call().unwrap();
+    assert_eq!(what, "submit");
+    assert_eq!(caller.uid, 0);
+    assert_eq!(caller.account.as_deref(), Some("shop"));
+    assert!(caller.admin);
+}
+
+#[tokio::test]
+async fn admin_acts_for_another_account() {
+    let server = TestServer::start(MemBackend::new());
+    let body =
+        serde_json::to_vec(&json!({"to": ["13912345678"], "text": "hi", "account": "clinic"}))
+            .unwrap();
+    let (status, v) = call(&server, Method::POST, "/v1/messages", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let (_, caller) = server.backend.last_call().unwrap();
+    assert_eq!(caller.account.as_deref(), Some("clinic"));
+    // Message 1 belongs to clinic: root's own account (shop) does not see it...
+    let got = call(&server, Method::GET, "/v1/messages/1", b"").await;
+    assert_error(&got, 404, "not_found");
+    // ...but acting for clinic does.
+    let (status, v) = call(&server, Method::GET, "/v1/messages/1?account=clinic", b"").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["to"], "13912345678");
+}
+
+#[tokio::test]
+async fn message_view_list_cancel_and_retry() {
+    let server = TestServer::start(MemBackend::new());
+    let long = "长".repeat(100); // two UCS2 parts
+    let (status, v) = call(
+        &server,
+        Method::POST,
+        "/v1/messages",
+        &send_body(&["13912345678", "13912345679"], &long),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    assert_eq!(v["parts"], 2);
+
+    let (status, v) = call(&server, Method::GET, "/v1/messages/1", b"").await;
+    assert_eq!(status, StatusCode::OK);
+    let view: MessageView = serde_json::from_value(v.clone()).unwrap();
+    assert_eq!(view.id, MessageId(1));
+    assert_eq!(view.state, MessageState::Queued);
+    assert_eq!(view.parts.len(), 2);
+    for key in ["id", "to", "state", "parts", "created", "sent", "delivered"] {
+        assert!(v.get(key).is_some(), "missing {key} in {v}");
+    }
+    for key in ["seq", "state", "sim", "mr", "error"] {
+        assert!(
+            v["parts"][0].get(key).is_some(),
+            "missing parts[].{key} in {v}"
+        );
+    }
+
+    let (status, v) = call(
+        &server,
+        Method::GET,
+        "/v1/messages?state=queued&limit=1",
+        b"",
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["messages"].as_array().unwrap().len(), 1);
+    assert_eq!(v["next_after"], 1);
+    let (_, v) = call(&server, Method::GET, "/v1/messages?after=1", b"").await;
+    assert_eq!(v["messages"][0]["id"], 2);
+
+    let (status, v) = call(&server, Method::DELETE, "/v1/messages/1", b"").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "cancelled");
+    let got = call(&server, Method::DELETE, "/v1/messages/1", b"").await;
+    assert_error(&got, 409, "conflict");
+
+    let got = call(&server, Method::POST, "/v1/messages/2/retry", b"").await;
+    assert_error(&got, 409, "conflict");
+    server.backend.set_state(2, MessageState::Unknown);
+    let (status, v) = call(&server, Method::POST, "/v1/messages/2/retry", b"").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "scheduled");
+
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages/999", b"").await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages/%FF%FE", b"").await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(&server, Method::DELETE, "/v1/messages/%C3%28", b"").await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(&server, Method::POST, "/v1/messages/%FF/retry", b"").await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages?limit=%FF", b"").await,
+        400,
+        "invalid_field",
+    );
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages?bogus=1", b"").await,
+        400,
+        "invalid_field",
+    );
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages/abc", b"").await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages?state=lost", b"").await,
+        400,
+        "invalid_field",
+    );
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages?limit=0", b"").await,
+        400,
+        "invalid_field",
+    );
+}
+
+#[tokio::test]
+async fn malformed_requests_get_json_errors() {
+    let server = TestServer::start(MemBackend::new());
+    let cases: Vec<(&[u8], u16, &str)> = vec![
+        (b"{\"to\": [\"139\"", 400, "bad_json"),
+        (b"not json at all", 400, "bad_json"),
+        (b"", 400, "bad_json"),
+        (b"\xff\xfe\x00", 400, "bad_json"),
+        (
+            b"{\"to\": \"13912345678\", \"text\": \"x\"}",
+            400,
+            "invalid_field",
+        ),
+        (
+            b"{\"to\": [13912345678], \"text\": \"x\"}",
+            400,
+            "invalid_field",
+        ),
+        (b"{\"to\": [\"139\"]}", 400, "invalid_field"),
+        (
+            b"{\"to\": [\"139\"], \"text\": \"x\", \"prio\": 1}",
+            400,
+            "invalid_field",
+        ),
+        (
+            b"{\"to\": [\"139\"], \"text\": \"x\", \"priority\": \"urgent\"}",
+            400,
+            "invalid_field",
+        ),
+        (
+            b"{\"to\": [\"139\"], \"text\": \"x\", \"validity\": \"forever\"}",
+            400,
+            "invalid_field",
+        ),
+        (
+            b"{\"to\": [\"139\"], \"text\": \"x\", \"validity\": \"1m\"}",
+            400,
+            "invalid_field",
+        ),
+        (b"{\"to\": [], \"text\": \"x\"}", 400, "invalid_field"),
+        (b"{\"to\": [\"139\"], \"text\": \"\"}", 400, "invalid_field"),
+        (b"[1, 2, 3]", 400, "invalid_field"),
+    ];
+    for (body, status, code) in cases {
+        let got = call(&server, Method::POST, "/v1/messages", body).await;
+        assert_eq!(
+            got.0.as_u16(),
+            status,
+            "{:?} -> {}",
+            String::from_utf8_lossy(body),
+            got.1
+        );
+        assert_error(&got, status, code);
+    }
+    let too_long = "x".repeat(MAX_TEXT_CHARS + 1);
+    let got = call(
+        &server,
+        Method::POST,
+        "/v1/messages",
+        &send_body(&["139"], &too_long),
+    )
+    .await;
+    assert_error(&got, 400, "invalid_field");
+    // The server is still up after all that.
+    let (status, _) = call(&server, Method::GET, "/v1/health", b"").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn recipient_limit_is_ten_thousand() {
+    let server = TestServer::start(MemBackend::new());
+    let numbers: Vec<String> = (0..=MAX_RECIPIENTS).map(|i| format!("139{i:08}")).collect();
+    let refs: Vec<&str> = numbers.iter().map(String::as_str).collect();
+
+    let got = call(
+        &server,
+        Method::POST,
+        "/v1/messages",
+        &send_body(&refs, "hi"),
+    )
+    .await;
+    assert_error(&got, 400, "invalid_field");
+    assert!(got.1["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("10001"));
+
+    let (status, v) = call(
+        &server,
+        Method::POST,
+        "/v1/messages",
+        &send_body(&refs[..MAX_RECIPIENTS], "hi"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    assert_eq!(v["ids"].as_array().unwrap().len(), MAX_RECIPIENTS);
+}
+
+#[tokio::test]
+async fn oversize_body_is_413_and_server_survives() {
+    let server = TestServer::start(MemBackend::new());
+    let mut body = b"{\"to\": [\"".to_vec();
+    body.extend(std::iter::repeat_n(b'1', MAX_BODY_BYTES + 1));
+    body.extend(b"\"], \"text\": \"x\"}");
+    let got = call(&server, Method::POST, "/v1/messages", &body).await;
+    assert_error(&got, 413, "too_large");
+    let (status, _) = call(&server, Method::GET, "/v1/health", b"").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn unknown_route_and_wrong_method() {
+    let server = TestServer::start(MemBackend::new());
+    assert_error(
+        &call(&server, Method::GET, "/v2/messages", b"").await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(&server, Method::GET, "/", b"").await,
+        404,
+        "not_found",
+    );
+    assert_error(
+        &call(&server, Method::PUT, "/v1/messages", b"{}").await,
+        405,
+        "method_not_allowed",
+    );
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages/1/retry", b"").await,
+        405,
+        "method_not_allowed",
+    );
+}
+
+#[tokio::test]
+async fn policy_and_credit_refusals_keep_their_status() {
+    let server = TestServer::start(MemBackend::new());
+    let got = call(
+        &server,
+        Method::POST,
+        "/v1/messages",
+        &send_body(&["139"], "网上赌博"),
+    )
+    .await;
+    assert_error(&got, 422, "content_prohibited");
+    let body =
+        serde_json::to_vec(&json!({"to": ["139"], "text": "x", "account": "broke"})).unwrap();
+    let got = call(&server, Method::POST, "/v1/messages", &body).await;
+    assert_error(&got, 402, "insufficient_credit");
+}
+
+#[tokio::test]
+async fn modems_inbox_health_metrics() {
+    let server = TestServer::start(MemBackend::new());
+    let (status, v) = call(&server, Method::GET, "/v1/modems", b"").await;
+    assert_eq!(status, StatusCode::OK);
+    let modems: Vec<ModemView> = serde_json::from_value(v).unwrap();
+    assert_eq!(modems.len(), 2);
+    assert_eq!(modems[0].quota_left.as_ref().unwrap().hour, 188);
+
+    let (status, v) = call(&server, Method::GET, "/v1/inbox?limit=10", b"").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["messages"][0]["text"], "退订");
+
+    let health = server.client().health().await.unwrap();
+    assert_eq!(health.status, HealthStatus::Ok);
+
+    let (status, bytes) = server
+        .client()
+        .raw(Method::GET, "/metrics", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&bytes).contains("smsgate_parts_sent_total 12"));
+}
+
+#[tokio::test]
+async fn garbage_on_the_socket_does_not_take_the_server_down() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start(MemBackend::new());
+    for garbage in [
+        &b"\x00\x01\x02\xff\r\n\r\n"[..],
+        b"GET /v1/health HTTP/9.9\r\n\r\n",
+        b"POST /v1/messages HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n",
+        b"POST /v1/messages HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    ] {
+        let mut s = tokio::net::UnixStream::connect(&server.socket)
+            .await
+            .unwrap();
+        s.write_all(garbage).await.unwrap();
+        let _ = s.shutdown().await;
+        let mut sink = Vec::new();
+        let _ = s.read_to_end(&mut sink).await;
+    }
+    // A client that connects and goes away mid-request.
+    drop(
+        tokio::net::UnixStream::connect(&server.socket)
+            .await
+            .unwrap(),
+    );
+    let (status, _) = call(&server, Method::GET, "/v1/health", b"").await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn after_shutdown_mutations_are_refused_with_503() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    let listener = smsgate::api::bind_socket(&socket).unwrap();
+    let flag = Arc::new(AtomicBool::new(false));
+    let app = smsgate::api::router(MemBackend::new(), api_support::access(), Arc::clone(&flag));
+    tokio::spawn(async move {
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<smsgate::api::server::Peer>(),
+        )
+        .await
+    });
+    let client = smsgate::api::client::ApiClient::new(&socket);
+    let (status, _) = client
+        .raw(Method::POST, "/v1/messages", send_body(&["139"], "x"))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::ACCEPTED);
+    flag.store(true, Ordering::SeqCst);
+    let (status, bytes) = client
+        .raw(Method::POST, "/v1/messages", send_body(&["139"], "x"))
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    let err: ErrorBody = serde_json::from_slice(&bytes).unwrap();
+    assert_eq!(err.error.code, "shutting_down");
+    // Reads still work while draining.
+    let (status, _) = client
+        .raw(Method::GET, "/v1/modems", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_ends_serve_and_a_stale_socket_is_replaced() {
+    let mut server = TestServer::start(MemBackend::new());
+    let socket = server.socket.clone();
+    server.stop();
+    let result = server.done.take().unwrap().await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    // The socket file is left behind (as after a crash); binding again replaces it.
+    assert!(socket.exists());
+    let again = smsgate::api::bind_socket(&socket);
+    assert!(again.is_ok(), "{again:?}");
+    // But a live server's socket is never stolen.
+    let live = smsgate::api::bind_socket(&socket);
+    assert!(live.is_err());
+    // And a regular file is never deleted.
+    let file = server.dir.path().join("not-a-socket");
+    std::fs::write(&file, "x").unwrap();
+    assert!(smsgate::api::bind_socket(&file).is_err());
+    assert!(file.exists());
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(48))]
+    /// Any body to any route gets an answer with a JSON body (never a hang, a crash or a
+    /// non-JSON error), and the server keeps serving.
+    #[test]
+    fn any_body_gets_a_json_answer(
+        body in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300),
+        route in 0usize..4,
+    ) {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let server = TestServer::start(MemBackend::new());
+            let (method, uri) = [
+                (Method::POST, "/v1/messages"),
+                (Method::POST, "/v1/messages/1/retry"),
+                (Method::DELETE, "/v1/messages/1"),
+                (Method::PATCH, "/v1/modems"),
+            ][route].clone();
+            let (status, bytes) = server.client().raw(method, uri, body).await.unwrap();
+            let json: Result<Value, _> = serde_json::from_slice(&bytes);
+            assert!(json.is_ok(), "{status}: {:?}", String::from_utf8_lossy(&bytes));
+            if !status.is_success() {
+                let err: ErrorBody = serde_json::from_slice(&bytes).unwrap();
+                assert!(!err.error.code.is_empty());
+            }
+            let (status, _) = server.client().raw(Method::GET, "/v1/health", Vec::new()).await.unwrap();
+            assert_eq!(status, StatusCode::OK);
+        });
+    }
+}
+
+/// A kept-alive HTTP connection that has completed one request (so the server has surely
+/// accepted and counted it).
+async fn kept_alive(
+    socket: &std::path::Path,
+) -> hyper::client::conn::http1::SendRequest<http_body_util::Full<hyper::body::Bytes>> {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::UnixStream::connect(socket).await.unwrap();
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    let req = hyper::Request::get("/v1/health")
+        .header("host", "smsgate")
+        .body(http_body_util::Full::new(hyper::body::Bytes::new()))
+        .unwrap();
+    let resp = sender.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    resp.into_body().collect().await.unwrap();
+    sender
+}
+
+#[tokio::test]
+async fn connections_are_capped_per_uid() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    let listener = smsgate::api::bind_socket(&socket).unwrap();
+    let limits = smsgate::api::ConnectionLimits {
+        total: 8,
+        per_uid: 2,
+    };
+    tokio::spawn(smsgate::api::serve_with(
+        listener,
+        limits,
+        MemBackend::new(),
+        api_support::access(),
+        std::future::pending(),
+    ));
+    let first = kept_alive(&socket).await;
+    let _second = kept_alive(&socket).await;
+    // A third connection of the same uid is closed before it is read.
+    let client = smsgate::api::client::ApiClient::new(&socket);
+    let refused = client.raw(Method::GET, "/v1/health", Vec::new()).await;
+    assert!(
+        matches!(refused, Err(smsgate::api::client::ClientError::Protocol(_))),
+        "{refused:?}"
+    );
+    // Closing one gives its slot back (the server notices the close asynchronously: wait for
+    // it, bounded).
+    drop(first);
+    let mut served = false;
+    for _ in 0..200 {
+        if let Ok((status, _)) = client.raw(Method::GET, "/v1/health", Vec::new()).await {
+            assert_eq!(status, StatusCode::OK);
+            served = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert!(
+        served,
+        "the slot of a closed connection was never given back"
+    );
+}
