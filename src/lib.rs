@@ -17,4 +17,5 @@
 
 pub mod cli;
 pub mod pdu;
+pub mod sim;
 pub mod store;

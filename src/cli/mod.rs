@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod pdu;
+pub mod sim;
 
 /// smsgate: business SMS through banks of GSM/PHS modems.
 #[derive(Debug, Parser)]
@@ -21,6 +22,8 @@ pub struct Cli {
 pub enum Command {
     /// Encode, decode and count SMS PDUs (3GPP TS 23.040).
     Pdu(pdu::PduArgs),
+    /// Run a virtual modem bank on pseudo-terminals, or control a running one (`sim ctl`).
+    Sim(sim::SimArgs),
 }
 
 /// A user-supplied value was malformed: exit status 2.
@@ -49,6 +52,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Pdu(args) => pdu::run(args),
+        Command::Sim(args) => sim::run(args),
     }
 }
 
