@@ -576,7 +576,13 @@ impl Engine {
     pub fn set_network(&mut self, registered: bool) -> Vec<Action> {
         let mut out = Vec::new();
         self.registered = registered;
-        let stat = if registered { 1 } else { 2 };
+        let stat = if registered {
+            1
+        } else if self.sim_present {
+            2
+        } else {
+            0
+        };
         for (k, name) in ["+CREG", "+CGREG", "+CEREG"].iter().enumerate() {
             if self.reg_n[k] >= 1 {
                 self.urc(&mut out, crlf(&format!("{name}: {stat}")));
@@ -589,13 +595,15 @@ impl Engine {
     pub fn set_sim(&mut self, present: bool) -> Vec<Action> {
         let mut out = Vec::new();
         self.sim_present = present;
-        if !present {
-            self.registered = false;
-            self.urc(&mut out, crlf("+CPIN: NOT READY"));
-        } else {
-            self.registered = true;
-            self.urc(&mut out, crlf("+CPIN: READY"));
-        }
+        self.urc(
+            &mut out,
+            crlf(if present {
+                "+CPIN: READY"
+            } else {
+                "+CPIN: NOT READY"
+            }),
+        );
+        out.extend(self.set_network(present));
         out
     }
 
@@ -859,13 +867,14 @@ impl Engine {
         )
     }
 
+    /// Header and PDU as one entry: the PDU line follows its header after a bare CR LF.
     fn list_line(idx: usize, s: &Stored, tag: &str) -> Vec<String> {
         let head = if tag == "+CMGL" {
             format!("+CMGL: {idx},{},,{}", s.stat, s.tpdu_len)
         } else {
             format!("+CMGR: {},,{}", s.stat, s.tpdu_len)
         };
-        vec![head, hex::encode_upper(&s.pdu)]
+        vec![format!("{head}\r\n{}", hex::encode_upper(&s.pdu))]
     }
 
     fn command(&mut self, cmd: &Cmd) -> Outcome {
@@ -1257,6 +1266,7 @@ impl Engine {
                 | "+IPR" | "+ICF",
                 Set(_),
             ) => ok(),
+            ("+CHUP" | "H", Exec(_)) | ("+CHUP", Test) => ok(),
             ("+CBC", Exec(_)) => one("+CBC: 0,100,4200".into()),
             ("+CPAS", Exec(_)) => one("+CPAS: 0".into()),
             ("+CCLK", Read) => {
@@ -1269,6 +1279,282 @@ impl Engine {
             ("+CPBS", Set(_)) => ok(),
             ("+CPBR", Test) => one("+CPBR: (1-250),40,14".into()),
             _ => Outcome::Fail(Fail::Error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::dialect::Dialect;
+    use proptest::prelude::*;
+
+    // vectors/pdu.json "gsm7-submit-relative-vp" (subnets.ru sms_pdu_format, AT+CMGS=23).
+    const SUBMIT: &str = "0011000B916407281553F80000AA0AE8329BFD4697D9EC37";
+    // The same SUBMIT with TP-SRR (first octet 0x31): a status report is wanted.
+    const SUBMIT_SRR: &str = "0031000B916407281553F80000AA0AE8329BFD4697D9EC37";
+
+    fn engine(d: Dialect) -> Engine {
+        Engine::new(
+            d.profile(),
+            Identity::generate(1, 0, d.profile().number_toa == 0x81),
+            1,
+            Duration::from_millis(800),
+            Duration::from_secs(1),
+        )
+    }
+
+    /// Everything the engine wrote, as text; timers and events returned separately.
+    fn split(actions: Vec<Action>) -> (String, Vec<Timer>, Vec<Value>) {
+        let (mut w, mut t, mut e) = (String::new(), vec![], vec![]);
+        for a in actions {
+            match a {
+                Action::Write(b) => w.push_str(&String::from_utf8_lossy(&b)),
+                Action::Arm(_, x) => t.push(x),
+                Action::Event(x) => e.push(x),
+            }
+        }
+        (w, t, e)
+    }
+
+    fn say(e: &mut Engine, s: &str) -> String {
+        split(e.feed(s.as_bytes())).0
+    }
+
+    #[test]
+    fn echo_until_ate0_and_cme_forms() {
+        let mut e = engine(Dialect::Generic);
+        assert_eq!(say(&mut e, "AT\r"), "AT\r\r\nOK\r\n");
+        assert_eq!(say(&mut e, "ATE0\r"), "ATE0\r\r\nOK\r\n");
+        assert_eq!(say(&mut e, "AT\r\n"), "\r\nOK\r\n");
+        e.sim_present = false;
+        assert_eq!(say(&mut e, "AT+CIMI\r"), "\r\nERROR\r\n");
+        assert_eq!(say(&mut e, "AT+CMEE=1;+CIMI\r"), "\r\n+CME ERROR: 10\r\n");
+        assert_eq!(
+            say(&mut e, "AT+CMEE=2;+CIMI\r"),
+            "\r\n+CME ERROR: SIM not inserted\r\n"
+        );
+    }
+
+    #[test]
+    fn identity_commands() {
+        let mut e = engine(Dialect::Quectel);
+        say(&mut e, "ATE0\r");
+        let imei = e.identity.imei.clone();
+        assert_eq!(
+            say(&mut e, "AT+CGSN\r"),
+            format!("\r\n{imei}\r\n\r\nOK\r\n")
+        );
+        assert!(say(&mut e, "AT+QCCID\r").starts_with("\r\n+QCCID: 8986"));
+        assert_eq!(say(&mut e, "AT+CCID\r"), "\r\nERROR\r\n");
+        assert!(say(&mut e, "AT+CRSM=176,12258,0,0,10\r").starts_with("\r\n+CRSM: 144,0,\"9868"));
+        assert!(say(&mut e, "AT+COPS?\r").contains("CHINA MOBILE"));
+    }
+
+    #[test]
+    fn garbage_before_at_is_skipped() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0\r");
+        assert_eq!(
+            say(&mut e, "\x00\u{7f}~~AT+CSQ\r"),
+            "\r\n+CSQ: 21,99\r\n\r\nOK\r\n"
+        );
+        // Input one byte at a time gives the same answer.
+        let mut out = String::new();
+        for b in "AT+CSQ\r".bytes() {
+            out.push_str(&split(e.feed(&[b])).0);
+        }
+        assert_eq!(out, "\r\n+CSQ: 21,99\r\n\r\nOK\r\n");
+    }
+
+    #[test]
+    fn cmgs_good_bad_and_cancel() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0\r");
+        assert_eq!(say(&mut e, "AT+CMGS=23\r"), "\r\n> ");
+        let (w, timers, _) = split(e.feed(format!("{SUBMIT}\x1a").as_bytes()));
+        assert_eq!(w, "");
+        assert_eq!(e.state(), "sending");
+        // Input while the network works waits for the result.
+        assert_eq!(say(&mut e, "AT\r"), "");
+        let [t] = <[Timer; 1]>::try_from(timers).unwrap();
+        let (w, timers, ev) = split(e.fire(t));
+        assert_eq!(w, "\r\n+CMGS: 1\r\n\r\nOK\r\n\r\nOK\r\n");
+        assert!(timers.is_empty());
+        assert_eq!(ev[0]["event"], "cmgs");
+        assert_eq!(ev[0]["mr"], 1);
+        assert_eq!(ev[0]["pdu"], SUBMIT);
+        // Wrong length: +CMS ERROR: 304 numeric, then verbose with CMEE=2.
+        say(&mut e, "AT+CMGS=22\r");
+        assert_eq!(
+            say(&mut e, &format!("{SUBMIT}\x1a")),
+            "\r\n+CMS ERROR: 304\r\n"
+        );
+        say(&mut e, "AT+CMEE=2\r");
+        say(&mut e, "AT+CMGS=7\r");
+        assert_eq!(
+            say(&mut e, "00110\x1a"),
+            "\r\n+CMS ERROR: invalid PDU mode parameter\r\n"
+        );
+        // ESC cancels.
+        say(&mut e, "AT+CMGS=23\r");
+        assert_eq!(say(&mut e, "0011\x1b"), "\r\nOK\r\n");
+        assert_eq!(e.counters.rejected_pdus, 2);
+    }
+
+    #[test]
+    fn message_references_increment_and_fail_rules_apply() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0\r");
+        e.fail = Some(FailRule {
+            cms: 38,
+            mode: FailMode::Times(2),
+        });
+        let mut results = Vec::new();
+        for _ in 0..4 {
+            say(&mut e, "AT+CMGS=23\r");
+            let (_, t, _) = split(e.feed(format!("{SUBMIT}\x1a").as_bytes()));
+            results.push(split(e.fire(t.into_iter().next().unwrap())).0);
+        }
+        assert_eq!(results[0], "\r\n+CMS ERROR: 38\r\n");
+        assert_eq!(results[1], "\r\n+CMS ERROR: 38\r\n");
+        assert_eq!(results[2], "\r\n+CMGS: 3\r\n\r\nOK\r\n");
+        assert_eq!(results[3], "\r\n+CMGS: 4\r\n\r\nOK\r\n");
+    }
+
+    #[test]
+    fn status_report_as_cds_and_cdsi() {
+        for (ds, want) in [(1, "+CDS: 25\r\n"), (2, "+CDSI: \"SM\",1")] {
+            let mut e = engine(Dialect::Generic);
+            say(&mut e, &format!("ATE0;+CNMI=2,1,0,{ds},0\r"));
+            say(&mut e, "AT+CMGS=23\r");
+            let (_, t, _) = split(e.feed(format!("{SUBMIT_SRR}\x1a").as_bytes()));
+            let (_, t, _) = split(e.fire(t.into_iter().next().unwrap()));
+            let Some(sr @ Timer::StatusReport { .. }) = t.into_iter().next() else {
+                panic!("no report armed")
+            };
+            let (w, _, ev) = split(e.fire(sr));
+            assert!(w.contains(want), "{w:?}");
+            assert_eq!(ev[0]["event"], "status_report");
+            assert_eq!(ev[0]["mr"], 1);
+        }
+    }
+
+    #[test]
+    fn inbound_cmti_then_cmgr_cmgd_and_cmt() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0;+CNMI=2,1,0,0,0\r");
+        let (w, _, ev) = split(e.inject("+8613912345678", "TD"));
+        assert_eq!(w, "\r\n+CMTI: \"SM\",1\r\n");
+        assert_eq!(ev[0]["index"], 1);
+        assert!(say(&mut e, "AT+CPMS?\r").contains("\"SM\",1,30"));
+        let r = say(&mut e, "AT+CMGR=1\r");
+        assert!(r.starts_with("\r\n+CMGR: 0,,"), "{r:?}");
+        assert!(say(&mut e, "AT+CMGL=4\r").starts_with("\r\n+CMGL: 1,1,,"));
+        assert_eq!(say(&mut e, "AT+CMGD=1\r"), "\r\nOK\r\n");
+        assert_eq!(say(&mut e, "AT+CMGL=4\r"), "\r\nOK\r\n");
+        e.memory_full = true;
+        let (w, _, ev) = split(e.inject("+8613912345678", "TD"));
+        assert_eq!(w, "");
+        assert_eq!(ev[0]["delivery"], "rejected-memory-full");
+        say(&mut e, "AT+CMGW=23\r");
+        assert_eq!(
+            say(&mut e, &format!("{SUBMIT}\x1a")),
+            "\r\n+CMS ERROR: 322\r\n"
+        );
+        say(&mut e, "AT+CNMI=2,2,0,0,0\r");
+        let long: String = std::iter::repeat_n("退订", 40).collect();
+        let (w, _, ev) = split(e.inject("+8613912345678", &long));
+        assert_eq!(ev.len(), 2);
+        assert_eq!(w.matches("+CMT: ,").count(), 2);
+    }
+
+    #[test]
+    fn urcs_wait_for_the_prompt() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0;+CNMI=2,1,0,0,0\r");
+        say(&mut e, "AT+CMGS=23\r");
+        let (w, _, _) = split(e.inject("+8613912345678", "hi"));
+        assert_eq!(w, "");
+        let w = say(&mut e, "\x1b");
+        assert_eq!(w, "\r\nOK\r\n\r\n+CMTI: \"SM\",1\r\n");
+    }
+
+    #[test]
+    fn dialect_quirks() {
+        let mut e = engine(Dialect::Phs);
+        assert_eq!(say(&mut e, "AT\r"), "AT\r\r\nERROR\r\n");
+        assert_eq!(say(&mut e, "ATE0;+CMEE=1\r"), "ATE0;+CMEE=1\r\r\nERROR\r\n");
+        say(&mut e, "ATE0\r");
+        assert_eq!(say(&mut e, "AT+CMGS=23\r"), "\r\nERROR\r\n");
+        assert_eq!(say(&mut e, "AT^HCMGS=23\r"), "\r\n> ");
+        let (_, t, _) = split(e.feed(format!("{SUBMIT}\x1a").as_bytes()));
+        assert_eq!(
+            split(e.fire(t.into_iter().next().unwrap())).0,
+            "\r\n^HCMGS: 1\r\n\r\nOK\r\n"
+        );
+        assert!(say(&mut e, "AT+CNUM\r").contains(",129"));
+
+        let mut w = engine(Dialect::Wavecom);
+        assert_eq!(say(&mut w, "ATE1\r"), "\r\nOK\r\n");
+        let mut h = engine(Dialect::Huawei);
+        assert!(say(&mut h, "AT^ICCID?\r").contains("^ICCID: 8986"));
+        assert!(split(h.chatter()).0.starts_with("\r\n^"));
+    }
+
+    #[test]
+    fn network_and_sim_loss() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0;+CREG=1;+CMEE=1\r");
+        assert_eq!(split(e.set_network(false)).0, "\r\n+CREG: 2\r\n");
+        assert_eq!(say(&mut e, "AT+CREG?\r"), "\r\n+CREG: 1,2\r\n\r\nOK\r\n");
+        say(&mut e, "AT+CMGS=23\r");
+        assert_eq!(
+            say(&mut e, &format!("{SUBMIT}\x1a")),
+            "\r\n+CMS ERROR: 331\r\n"
+        );
+        assert_eq!(split(e.set_network(true)).0, "\r\n+CREG: 1\r\n");
+        assert_eq!(
+            split(e.set_sim(false)).0,
+            "\r\n+CPIN: NOT READY\r\n\r\n+CREG: 0\r\n"
+        );
+        assert_eq!(say(&mut e, "AT+CPIN?\r"), "\r\n+CME ERROR: 10\r\n");
+    }
+
+    #[test]
+    fn command_line_parser() {
+        let c = parse_commands("E0V1+CMEE=1;+CNMI=2,1,0,2,0;+CPMS?;+CSCA=\"+86;1\",145;^ICCID?")
+            .unwrap();
+        let names: Vec<_> = c.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["E", "V", "+CMEE", "+CNMI", "+CPMS", "+CSCA", "^ICCID"]
+        );
+        assert_eq!(c[5].kind, Kind::Set("\"+86;1\",145".into()));
+        assert_eq!(
+            parse_commands("S0=0").unwrap()[0].kind,
+            Kind::Set("0".into())
+        );
+        assert!(parse_commands("@@").is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn engine_never_panics(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..10)) {
+            let mut e = engine(Dialect::Generic);
+            for c in chunks {
+                for a in e.feed(&c) {
+                    if let Action::Arm(_, t) = a {
+                        let _ = e.fire(t);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn engine_never_panics_on_at_like_lines(line in "(AT|at)[+^A-Z0-9=?,;\"&]{0,30}\r") {
+            let mut e = engine(Dialect::Huawei);
+            let _ = e.feed(line.as_bytes());
         }
     }
 }
