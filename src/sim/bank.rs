@@ -108,6 +108,7 @@ impl Bank {
                 hung_until: None,
                 replug_at: None,
                 chatter: cfg.chatter,
+                last_input: None,
                 rng: StdRng::seed_from_u64(seed ^ 0x5EED ^ i as u64),
             };
             tasks.push(tokio::spawn(task.run(rx, shut_rx.clone())));
@@ -208,6 +209,9 @@ struct ModemTask {
     hung_until: Option<Instant>,
     replug_at: Option<Instant>,
     chatter: Option<Duration>,
+    /// When the client last wrote; chatter only goes to a port somebody is using, so it does
+    /// not pile up in the pty for the next client to read as stale lines.
+    last_input: Option<Instant>,
     rng: StdRng,
 }
 
@@ -227,6 +231,7 @@ impl ModemTask {
                     match r {
                         Ok(n) if n > 0 => {
                             let bytes = buf[..n].to_vec();
+                            self.last_input = Some(Instant::now());
                             if self.is_hung() {
                                 continue;
                             }
@@ -255,7 +260,8 @@ impl ModemTask {
                 }
                 _ = tokio::time::sleep_until(next_chatter), if has_chatter => {
                     next_chatter = Instant::now() + self.chatter_gap();
-                    if self.pty.is_some() && !self.is_hung() {
+                    let active = self.last_input.is_some_and(|t| t.elapsed() < Duration::from_secs(30));
+                    if self.pty.is_some() && !self.is_hung() && active {
                         let actions = self.engine.chatter();
                         self.apply(actions).await;
                     }
@@ -307,6 +313,7 @@ impl ModemTask {
         match Pty::open(&self.link) {
             Ok(p) => {
                 self.engine.reset_session();
+                self.last_input = None;
                 self.events.log(Some(self.index), json!({"event": "port_open", "port": self.link.display().to_string(), "tty": p.tty.display().to_string(), "reason": "replug"}));
                 self.pty = Some(p);
             }

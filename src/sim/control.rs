@@ -212,3 +212,60 @@ pub async fn request(dir: &Path, cmd: &Control) -> Result<ControlReply, SimError
     serde_json::from_str(&answer)
         .map_err(|e| SimError::Protocol(format!("bad reply {answer:?}: {e}")))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ctl.sock wire format is an interface (README): keep it stable.
+    #[test]
+    fn wire_format() {
+        let cases = [
+            (
+                Control::Fail {
+                    modem: 0,
+                    cms: 38,
+                    mode: FailMode::Times(2),
+                },
+                r#"{"cmd":"fail","modem":0,"cms":38,"mode":{"times":2}}"#,
+            ),
+            (
+                Control::Fail {
+                    modem: 1,
+                    cms: 42,
+                    mode: FailMode::Once,
+                },
+                r#"{"cmd":"fail","modem":1,"cms":42,"mode":"once"}"#,
+            ),
+            (
+                Control::Inject {
+                    modem: 0,
+                    from: "+8613912345678".into(),
+                    text: "TD".into(),
+                },
+                r#"{"cmd":"inject","modem":0,"from":"+8613912345678","text":"TD"}"#,
+            ),
+            (
+                Control::Unplug {
+                    modem: 2,
+                    for_ms: Some(5000),
+                },
+                r#"{"cmd":"unplug","modem":2,"for_ms":5000}"#,
+            ),
+            (
+                Control::SimRemove { modem: 0 },
+                r#"{"cmd":"sim-remove","modem":0}"#,
+            ),
+            (Control::Status, r#"{"cmd":"status"}"#),
+        ];
+        for (cmd, json) in cases {
+            assert_eq!(serde_json::to_string(&cmd).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Control>(json).unwrap(), cmd);
+        }
+        assert_eq!(
+            serde_json::to_string(&ControlReply::done()).unwrap(),
+            r#"{"ok":true}"#
+        );
+        assert!(serde_json::from_str::<Control>(r#"{"cmd":"explode"}"#).is_err());
+    }
+}

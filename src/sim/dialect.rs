@@ -70,6 +70,9 @@ pub struct DialectProfile {
     /// Type of address of the own number (`+CNUM`) and of the numbers in inbound SMS:
     /// 0x91 international, 0x81 national/unknown (PHS numbers).
     pub number_toa: u8,
+    /// Vendor commands (as `AT<name>=...`) the modem accepts, with the information line it
+    /// answers before OK ("" = OK alone); e.g. ZTE's +ZCDRUN, which gammu sends to ZTE modems.
+    pub vendor_commands: &'static [(&'static str, &'static str)],
 }
 
 impl Dialect {
@@ -111,6 +114,7 @@ impl Dialect {
                 never_echoes: false,
                 no_chaining: false,
                 number_toa: 0x91,
+                vendor_commands: &[],
             },
             // Huawei E1xx/E3xx sticks: ^RSSI/^MODE/^DSFLOWRPT chatter, ^ICCID, and (on some
             // firmware) only one command per line.
@@ -126,6 +130,7 @@ impl Dialect {
                 never_echoes: false,
                 no_chaining: true,
                 number_toa: 0x91,
+                vendor_commands: &[("^CURC", ""), ("^PORTSEL", "")],
             },
             Dialect::Zte => DialectProfile {
                 dialect: self,
@@ -139,6 +144,10 @@ impl Dialect {
                 never_echoes: false,
                 no_chaining: false,
                 number_toa: 0x91,
+                vendor_commands: &[
+                    ("+ZCDRUN", "Close autorun state result(0:FAIL 1:SUCCESS):1"),
+                    ("+ZOPRT", ""),
+                ],
             },
             Dialect::Quectel => DialectProfile {
                 dialect: self,
@@ -152,6 +161,7 @@ impl Dialect {
                 never_echoes: false,
                 no_chaining: false,
                 number_toa: 0x91,
+                vendor_commands: &[],
             },
             Dialect::Simcom => DialectProfile {
                 dialect: self,
@@ -165,6 +175,7 @@ impl Dialect {
                 never_echoes: false,
                 no_chaining: false,
                 number_toa: 0x91,
+                vendor_commands: &[],
             },
             // Wavecom Fastrack: an old, quiet modem that never echoes.
             Dialect::Wavecom => DialectProfile {
@@ -179,6 +190,7 @@ impl Dialect {
                 never_echoes: true,
                 no_chaining: false,
                 number_toa: 0x91,
+                vendor_commands: &[],
             },
             // PHS modules: national numbers (type 0x81), ^HCMGS for sending, no bare AT.
             Dialect::Phs => DialectProfile {
@@ -193,6 +205,7 @@ impl Dialect {
                 never_echoes: false,
                 no_chaining: true,
                 number_toa: 0x81,
+                vendor_commands: &[],
             },
         }
     }

@@ -1278,6 +1278,11 @@ impl Engine {
             ("+CPBS", Read) => one("+CPBS: \"SM\",0,250".into()),
             ("+CPBS", Set(_)) => ok(),
             ("+CPBR", Test) => one("+CPBR: (1-250),40,14".into()),
+            (name, Set(_) | Exec(_)) => match p.vendor_commands.iter().find(|(n, _)| *n == name) {
+                Some((_, "")) => ok(),
+                Some((_, line)) => one((*line).to_string()),
+                None => Outcome::Fail(Fail::Error),
+            },
             _ => Outcome::Fail(Fail::Error),
         }
     }
@@ -1497,6 +1502,9 @@ mod tests {
 
         let mut w = engine(Dialect::Wavecom);
         assert_eq!(say(&mut w, "ATE1\r"), "\r\nOK\r\n");
+        let mut z = engine(Dialect::Zte);
+        assert!(say(&mut z, "AT+ZCDRUN=8\r").ends_with(":1\r\n\r\nOK\r\n"));
+        assert!(say(&mut engine(Dialect::Generic), "AT+ZCDRUN=8\r").ends_with("ERROR\r\n"));
         let mut h = engine(Dialect::Huawei);
         assert!(say(&mut h, "AT^ICCID?\r").contains("^ICCID: 8986"));
         assert!(split(h.chatter()).0.starts_with("\r\n^"));
