@@ -43,4 +43,5 @@ pub mod config;
 pub mod pdu;
 pub mod scheduler;
 pub mod policy;
+pub mod sim;
 pub mod store;

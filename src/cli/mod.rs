@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 
 pub mod client;
 pub mod pdu;
+pub mod sim;
 
 /// smsgate: business SMS through banks of GSM/PHS modems.
 #[derive(Debug, Parser)]
@@ -34,6 +35,8 @@ pub enum Command {
     Modems(client::ModemsArgs),
     /// Show received SMS (replies, unsubscribe words).
     Inbox(client::InboxArgs),
+    /// Run a virtual modem bank on pseudo-terminals, or control a running one (`sim ctl`).
+    Sim(sim::SimArgs),
 }
 
 /// A user-supplied value was malformed: exit status 2.
@@ -68,6 +71,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retry(args) => client::retry(args),
         Command::Modems(args) => client::modems(args),
         Command::Inbox(args) => client::inbox(args),
+        Command::Sim(args) => sim::run(args),
     }
 }
 

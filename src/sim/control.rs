@@ -1,0 +1,271 @@
+//! Control of a running bank: the [`Control`] commands (inject, faults, status), their
+//! [`ControlReply`], and the JSON-lines protocol over the Unix socket DIR/ctl.sock that
+//! `smsgate sim ctl` speaks. One request line gets exactly one reply line:
+//! `{"ok":true,...}` or `{"ok":false,"error":"..."}`. Durations travel as milliseconds.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+
+use super::dialect::Dialect;
+use super::identity::Identity;
+use super::modem::{Counters, FailMode, FailRule};
+use super::SimError;
+
+/// A command to a running bank.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "kebab-case")]
+pub enum Control {
+    /// The network delivers an SMS to the modem (long and UCS2 texts as concatenated parts).
+    Inject {
+        modem: usize,
+        from: String,
+        text: String,
+    },
+    /// Network time of AT+CMGS from now on.
+    Latency {
+        modem: usize,
+        ms: u64,
+    },
+    /// Submits fail with +CMS ERROR: cms per mode.
+    Fail {
+        modem: usize,
+        cms: u16,
+        mode: FailMode,
+    },
+    /// Stop answering (input is swallowed), for `for_ms` or until `recover`.
+    Hang {
+        modem: usize,
+        for_ms: Option<u64>,
+    },
+    /// Write line noise to the port.
+    Garbage {
+        modem: usize,
+    },
+    /// Close the port (link removed, pty hung up), then come back on a new pty after `for_ms`
+    /// (default 5 s).
+    Unplug {
+        modem: usize,
+        for_ms: Option<u64>,
+    },
+    /// Pull the SIM: +CPIN: NOT READY, then +CME ERROR: 10 / +CMS ERROR: 310.
+    SimRemove {
+        modem: usize,
+    },
+    SimInsert {
+        modem: usize,
+    },
+    /// Registration lost (+CREG stat 2) or back (stat 1).
+    Network {
+        modem: usize,
+        up: bool,
+    },
+    /// SIM storage full: inbound not stored, +CMS ERROR: 322 on AT+CMGW.
+    MemoryFull {
+        modem: usize,
+        full: bool,
+    },
+    /// Clear every fault of the modem.
+    Recover {
+        modem: usize,
+    },
+    /// Identities, state and counters of every modem.
+    Status,
+}
+
+impl Control {
+    /// The modem a command addresses (None for bank-wide ones).
+    pub fn modem(&self) -> Option<usize> {
+        use Control::*;
+        match self {
+            Inject { modem, .. }
+            | Latency { modem, .. }
+            | Fail { modem, .. }
+            | Hang { modem, .. }
+            | Garbage { modem }
+            | Unplug { modem, .. }
+            | SimRemove { modem }
+            | SimInsert { modem }
+            | Network { modem, .. }
+            | MemoryFull { modem, .. }
+            | Recover { modem } => Some(*modem),
+            Status => None,
+        }
+    }
+}
+
+/// What one modem looks like from outside.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModemStatus {
+    pub index: usize,
+    pub dialect: Dialect,
+    /// DIR/modemN.
+    pub port: String,
+    /// The current /dev/pts/N (None while unplugged).
+    pub tty: Option<String>,
+    pub imei: String,
+    pub imsi: String,
+    pub iccid: String,
+    pub number: String,
+    pub operator: String,
+    pub state: String,
+    pub latency_ms: u64,
+    pub hung: bool,
+    pub sim_present: bool,
+    pub registered: bool,
+    pub memory_full: bool,
+    pub fail: Option<String>,
+    pub storage_used: usize,
+    pub storage_capacity: usize,
+    pub counters: CountersView,
+}
+
+/// Serializable copy of [`Counters`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CountersView {
+    pub commands: u64,
+    pub submitted: u64,
+    pub failed: u64,
+    pub rejected_pdus: u64,
+    pub inbound: u64,
+    pub status_reports: u64,
+}
+
+impl From<&Counters> for CountersView {
+    fn from(c: &Counters) -> Self {
+        CountersView {
+            commands: c.commands,
+            submitted: c.submitted,
+            failed: c.failed,
+            rejected_pdus: c.rejected_pdus,
+            inbound: c.inbound,
+            status_reports: c.status_reports,
+        }
+    }
+}
+
+pub(crate) fn describe_fail(rule: &Option<FailRule>) -> Option<String> {
+    rule.map(|r| match r.mode {
+        FailMode::Once => format!("cms {} once", r.cms),
+        FailMode::Times(n) => format!("cms {} x{n}", r.cms),
+        FailMode::Rate(p) => format!("cms {} rate {p}", r.cms),
+        FailMode::Always => format!("cms {} always", r.cms),
+    })
+}
+
+pub(crate) fn identity_fields(id: &Identity) -> (String, String, String, String, String) {
+    (
+        id.imei.clone(),
+        id.imsi.clone(),
+        id.iccid.clone(),
+        id.number.clone(),
+        id.carrier.operator_name().to_string(),
+    )
+}
+
+/// The answer to a [`Control`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ControlReply {
+    pub ok: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modems: Vec<ModemStatus>,
+}
+
+impl ControlReply {
+    pub fn done() -> Self {
+        ControlReply {
+            ok: true,
+            error: None,
+            modems: vec![],
+        }
+    }
+    pub fn error(e: impl Into<String>) -> Self {
+        ControlReply {
+            ok: false,
+            error: Some(e.into()),
+            modems: vec![],
+        }
+    }
+}
+
+/// Sends one command to the bank serving `dir` (over DIR/ctl.sock) and returns its reply.
+pub async fn request(dir: &Path, cmd: &Control) -> Result<ControlReply, SimError> {
+    let path = dir.join("ctl.sock");
+    let stream = UnixStream::connect(&path)
+        .await
+        .map_err(|e| SimError::Io(format!("connect {}", path.display()), e))?;
+    let (r, mut w) = stream.into_split();
+    let mut line = serde_json::to_string(cmd).map_err(|e| SimError::Protocol(e.to_string()))?;
+    line.push('\n');
+    w.write_all(line.as_bytes())
+        .await
+        .map_err(|e| SimError::Io("write ctl.sock".into(), e))?;
+    let mut answer = String::new();
+    BufReader::new(r)
+        .read_line(&mut answer)
+        .await
+        .map_err(|e| SimError::Io("read ctl.sock".into(), e))?;
+    serde_json::from_str(&answer)
+        .map_err(|e| SimError::Protocol(format!("bad reply {answer:?}: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The ctl.sock wire format is an interface (README): keep it stable.
+    #[test]
+    fn wire_format() {
+        let cases = [
+            (
+                Control::Fail {
+                    modem: 0,
+                    cms: 38,
+                    mode: FailMode::Times(2),
+                },
+                r#"{"cmd":"fail","modem":0,"cms":38,"mode":{"times":2}}"#,
+            ),
+            (
+                Control::Fail {
+                    modem: 1,
+                    cms: 42,
+                    mode: FailMode::Once,
+                },
+                r#"{"cmd":"fail","modem":1,"cms":42,"mode":"once"}"#,
+            ),
+            (
+                Control::Inject {
+                    modem: 0,
+                    from: "+8613912345678".into(),
+                    text: "TD".into(),
+                },
+                r#"{"cmd":"inject","modem":0,"from":"+8613912345678","text":"TD"}"#,
+            ),
+            (
+                Control::Unplug {
+                    modem: 2,
+                    for_ms: Some(5000),
+                },
+                r#"{"cmd":"unplug","modem":2,"for_ms":5000}"#,
+            ),
+            (
+                Control::SimRemove { modem: 0 },
+                r#"{"cmd":"sim-remove","modem":0}"#,
+            ),
+            (Control::Status, r#"{"cmd":"status"}"#),
+        ];
+        for (cmd, json) in cases {
+            assert_eq!(serde_json::to_string(&cmd).unwrap(), json);
+            assert_eq!(serde_json::from_str::<Control>(json).unwrap(), cmd);
+        }
+        assert_eq!(
+            serde_json::to_string(&ControlReply::done()).unwrap(),
+            r#"{"ok":true}"#
+        );
+        assert!(serde_json::from_str::<Control>(r#"{"cmd":"explode"}"#).is_err());
+    }
+}

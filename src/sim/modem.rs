@@ -1,0 +1,1568 @@
+//! The sans-I/O engine of one virtual modem: bytes in, [`Action`]s out (bytes to write, timers
+//! to arm, events to log). It plays the modem's side of 3GPP TS 27.007 / 27.005 in PDU mode,
+//! shaped by a [`DialectProfile`]. Time never passes inside the engine: the driver arms the
+//! timers it asks for and calls [`Engine::fire`] when they expire, so tests control time.
+//! Invariants: every command line gets exactly one final result (OK / ERROR / +CME ERROR /
+//! +CMS ERROR) or a prompt; unsolicited lines never split a response (they wait while a command
+//! or a prompt is in progress); no input makes the engine panic.
+
+use std::time::Duration;
+
+use jiff::Timestamp;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{json, Value};
+
+use super::dialect::{DialectProfile, IccidCommand, SendCommand};
+use super::identity::Identity;
+use super::sms;
+
+/// Something the driver must do for the engine.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Write these bytes to the port.
+    Write(Vec<u8>),
+    /// Call [`Engine::fire`] with this timer after the delay.
+    Arm(Duration, Timer),
+    /// Append this event to the events log (the driver adds time and modem index).
+    Event(Value),
+}
+
+/// Work the engine deferred to a later moment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Timer {
+    /// The network answered a submit: report +CMGS (or the injected failure).
+    SubmitDone {
+        frame: sms::SubmitFrame,
+        mr: u8,
+        fail: Option<u16>,
+        send: SendCommand,
+    },
+    /// The recipient's handset got it: the status report arrives.
+    StatusReport {
+        mr: u8,
+        recipient: String,
+        recipient_toa: u8,
+        submitted: Timestamp,
+    },
+    /// The network's answer to a +CUSD request.
+    Ussd,
+}
+
+/// How an injected `fail` rule fires.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailMode {
+    Once,
+    Times(u32),
+    Rate(f64),
+    Always,
+}
+
+/// An injected network failure of submits: `+CMS ERROR: cms` per `mode`.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct FailRule {
+    pub cms: u16,
+    pub mode: FailMode,
+}
+
+/// Counters shown by `sim ctl status`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    pub commands: u64,
+    pub submitted: u64,
+    pub failed: u64,
+    pub rejected_pdus: u64,
+    pub inbound: u64,
+    pub status_reports: u64,
+}
+
+/// Final result of one command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fail {
+    Error,
+    Cme(u16),
+    Cms(u16),
+}
+
+enum Outcome {
+    Ok(Vec<String>),
+    Fail(Fail),
+    /// Send the prompt and wait for a PDU of this TPDU length.
+    Prompt(PromptFor, usize),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PromptFor {
+    Send(SendCommand),
+    Write,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Mode {
+    Command,
+    Prompt(PromptFor, usize),
+    /// A submit is with the network; input waits.
+    Busy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Stored {
+    /// 0 received unread, 1 received read, 2 stored unsent, 3 stored sent.
+    stat: u8,
+    pdu: Vec<u8>,
+    tpdu_len: usize,
+}
+
+const MEMORIES: [&str; 2] = ["SM", "ME"];
+const CAPACITY: [usize; 2] = [30, 100];
+
+/// One virtual modem.
+#[derive(Debug)]
+pub struct Engine {
+    pub profile: DialectProfile,
+    pub identity: Identity,
+    pub counters: Counters,
+    pub latency: Duration,
+    pub report_delay: Duration,
+    pub fail: Option<FailRule>,
+    pub sim_present: bool,
+    pub registered: bool,
+    pub memory_full: bool,
+    echo: bool,
+    cmee: u8,
+    cmgf: u8,
+    cnmi: [u8; 5],
+    csms: u8,
+    cmms: u8,
+    reg_n: [u8; 3],
+    cscs: String,
+    smsc: String,
+    rssi: u8,
+    mr: u8,
+    concat_ref: u8,
+    /// mem1 (read/list/delete), mem2 (write), mem3 (receive) as indexes into MEMORIES.
+    mems: [usize; 3],
+    storage: [Vec<Option<Stored>>; 2],
+    input: Vec<u8>,
+    mode: Mode,
+    pending_urcs: Vec<u8>,
+    pending_ussd: bool,
+    rng: StdRng,
+}
+
+fn cme_text(n: u16) -> &'static str {
+    match n {
+        3 => "operation not allowed",
+        4 => "operation not supported",
+        10 => "SIM not inserted",
+        11 => "SIM PIN required",
+        12 => "SIM PUK required",
+        13 => "SIM failure",
+        14 => "SIM busy",
+        15 => "SIM wrong",
+        16 => "incorrect password",
+        20 => "memory full",
+        21 => "invalid index",
+        30 => "no network service",
+        31 => "network timeout",
+        50 => "Incorrect parameters",
+        _ => "unknown",
+    }
+}
+
+fn cms_text(n: u16) -> &'static str {
+    match n {
+        8 => "Operator determined barring",
+        10 => "Call barred",
+        21 => "Short message transfer rejected",
+        27 => "Destination out of service",
+        38 => "Network out of order",
+        41 => "Temporary failure",
+        42 => "Congestion",
+        300 => "ME failure",
+        301 => "SMS service of ME reserved",
+        302 => "operation not allowed",
+        303 => "operation not supported",
+        304 => "invalid PDU mode parameter",
+        305 => "invalid text mode parameter",
+        310 => "SIM not inserted",
+        311 => "SIM PIN required",
+        313 => "SIM failure",
+        320 => "memory failure",
+        321 => "invalid memory index",
+        322 => "memory full",
+        330 => "SMSC address unknown",
+        331 => "no network service",
+        332 => "network timeout",
+        340 => "no +CNMA acknowledgement expected",
+        _ => "unknown error",
+    }
+}
+
+/// One parsed command of a (possibly chained) command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Cmd {
+    /// Upper case: "E", "&F", "S0", "+CMGS", "^ICCID".
+    name: String,
+    kind: Kind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Kind {
+    Exec(String),
+    Set(String),
+    Read,
+    Test,
+}
+
+/// Splits the part of a command line after "AT" into commands (V.250 §5.3: basic commands run
+/// together, extended commands separated by ';'). None for a line that cannot be parsed.
+fn parse_commands(body: &str) -> Option<Vec<Cmd>> {
+    let b: Vec<char> = body.chars().collect();
+    let mut i = 0;
+    let mut out = Vec::new();
+    while i < b.len() {
+        let c = b[i];
+        if c == ' ' || c == ';' {
+            i += 1;
+            continue;
+        }
+        if "+^$%*#!".contains(c) {
+            let start = i;
+            i += 1;
+            while i < b.len() && (b[i].is_ascii_alphanumeric() || b[i] == '_' || b[i] == '.') {
+                i += 1;
+            }
+            let name: String = b[start..i].iter().collect::<String>().to_ascii_uppercase();
+            if name.len() < 2 {
+                return None;
+            }
+            let kind = if b.get(i) == Some(&'=') && b.get(i + 1) == Some(&'?') {
+                i += 2;
+                Kind::Test
+            } else if b.get(i) == Some(&'?') {
+                i += 1;
+                Kind::Read
+            } else if b.get(i) == Some(&'=') {
+                i += 1;
+                let start = i;
+                let mut quoted = false;
+                while i < b.len() && (quoted || b[i] != ';') {
+                    if b[i] == '"' {
+                        quoted = !quoted;
+                    }
+                    i += 1;
+                }
+                Kind::Set(b[start..i].iter().collect())
+            } else {
+                let start = i;
+                while i < b.len() && b[i] != ';' {
+                    i += 1;
+                }
+                Kind::Exec(b[start..i].iter().collect::<String>().trim().to_string())
+            };
+            out.push(Cmd { name, kind });
+        } else if c.is_ascii_alphabetic() || c == '&' {
+            let mut name = String::new();
+            if c == '&' {
+                name.push('&');
+                i += 1;
+            }
+            let letter = b.get(i)?.to_ascii_uppercase();
+            if !letter.is_ascii_alphabetic() {
+                return None;
+            }
+            name.push(letter);
+            i += 1;
+            if letter == 'S' && name == "S" {
+                let start = i;
+                while i < b.len() && b[i].is_ascii_digit() {
+                    i += 1;
+                }
+                name.extend(&b[start..i]);
+                if b.get(i) == Some(&'?') {
+                    i += 1;
+                    out.push(Cmd {
+                        name,
+                        kind: Kind::Read,
+                    });
+                    continue;
+                }
+                if b.get(i) == Some(&'=') {
+                    i += 1;
+                    let start = i;
+                    while i < b.len() && b[i].is_ascii_digit() {
+                        i += 1;
+                    }
+                    out.push(Cmd {
+                        name,
+                        kind: Kind::Set(b[start..i].iter().collect()),
+                    });
+                    continue;
+                }
+            }
+            let start = i;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+            out.push(Cmd {
+                name,
+                kind: Kind::Exec(b[start..i].iter().collect()),
+            });
+        } else {
+            return None;
+        }
+    }
+    Some(out)
+}
+
+/// Comma-separated arguments with quotes removed.
+fn args(s: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in s.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => out.push(std::mem::take(&mut cur).trim().to_string()),
+            _ => cur.push(c),
+        }
+    }
+    out.push(cur.trim().to_string());
+    out
+}
+
+fn num(a: &[String], i: usize) -> Option<u32> {
+    a.get(i).and_then(|s| s.parse().ok())
+}
+
+fn crlf(line: &str) -> Vec<u8> {
+    format!("\r\n{line}\r\n").into_bytes()
+}
+
+fn swap_nibbles(iccid: &str) -> String {
+    let mut d: Vec<char> = iccid.chars().collect();
+    if d.len() % 2 == 1 {
+        d.push('F');
+    }
+    d.chunks(2).flat_map(|c| [c[1], c[0]]).collect()
+}
+
+impl Engine {
+    pub fn new(
+        profile: DialectProfile,
+        identity: Identity,
+        seed: u64,
+        latency: Duration,
+        report_delay: Duration,
+    ) -> Engine {
+        let smsc = identity.smsc.clone();
+        Engine {
+            profile,
+            identity,
+            counters: Counters::default(),
+            latency,
+            report_delay,
+            fail: None,
+            sim_present: true,
+            registered: true,
+            memory_full: false,
+            echo: true,
+            cmee: 0,
+            cmgf: 0,
+            cnmi: [0, 0, 0, 0, 0],
+            csms: 0,
+            cmms: 0,
+            reg_n: [0; 3],
+            cscs: "IRA".into(),
+            smsc,
+            rssi: 20 + (seed % 8) as u8,
+            mr: (seed % 256) as u8,
+            concat_ref: (seed.wrapping_mul(31) % 256) as u8,
+            mems: [0, 0, 0],
+            storage: [vec![None; CAPACITY[0]], vec![None; CAPACITY[1]]],
+            input: Vec::new(),
+            mode: Mode::Command,
+            pending_urcs: Vec::new(),
+            pending_ussd: false,
+            rng: StdRng::seed_from_u64(seed),
+        }
+    }
+
+    /// A short state word for `status`.
+    pub fn state(&self) -> &'static str {
+        match (&self.mode, self.sim_present, self.registered) {
+            (_, false, _) => "sim-removed",
+            (_, _, false) => "no-network",
+            (Mode::Busy, _, _) => "sending",
+            (Mode::Prompt(..), _, _) => "prompt",
+            (Mode::Command, _, _) => "idle",
+        }
+    }
+
+    /// Used/capacity of the receive memory.
+    pub fn storage_use(&self) -> (usize, usize) {
+        let m = self.mems[2];
+        (self.storage[m].iter().flatten().count(), CAPACITY[m])
+    }
+
+    /// Bytes arrived from the client.
+    pub fn feed(&mut self, bytes: &[u8]) -> Vec<Action> {
+        self.input.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        self.process(&mut out);
+        out
+    }
+
+    /// A timer armed earlier expired.
+    pub fn fire(&mut self, timer: Timer) -> Vec<Action> {
+        let mut out = Vec::new();
+        match timer {
+            Timer::SubmitDone {
+                frame,
+                mr,
+                fail,
+                send,
+            } => {
+                self.mode = Mode::Command;
+                if let Some(cms) = fail {
+                    self.counters.failed += 1;
+                    out.push(Action::Event(json!({"event": "fault", "kind": "cms", "cms": cms, "pdu": hex::encode_upper(&frame.bytes)})));
+                    self.write_fail(&mut out, Fail::Cms(cms));
+                } else {
+                    self.counters.submitted += 1;
+                    let tag = match send {
+                        SendCommand::Cmgs => "+CMGS",
+                        SendCommand::Hcmgs => "^HCMGS",
+                    };
+                    out.push(Action::Event(
+                        json!({"event": "cmgs", "pdu": hex::encode_upper(&frame.bytes), "mr": mr}),
+                    ));
+                    let mut w = crlf(&format!("{tag}: {mr}"));
+                    w.extend(crlf("OK"));
+                    out.push(Action::Write(w));
+                    if frame.status_report {
+                        out.push(Action::Arm(
+                            self.report_delay,
+                            Timer::StatusReport {
+                                mr,
+                                recipient: frame.recipient.clone(),
+                                recipient_toa: frame.recipient_toa,
+                                submitted: Timestamp::now(),
+                            },
+                        ));
+                    }
+                }
+                self.process(&mut out);
+            }
+            Timer::StatusReport {
+                mr,
+                recipient,
+                recipient_toa,
+                submitted,
+            } => {
+                self.counters.status_reports += 1;
+                let sr = sms::build_status_report(
+                    &self.smsc,
+                    mr,
+                    &recipient,
+                    recipient_toa,
+                    submitted,
+                    Timestamp::now(),
+                    0x00,
+                );
+                let mut ev =
+                    json!({"event": "status_report", "mr": mr, "pdu": sr.hex(), "status": 0});
+                match self.cnmi[3] {
+                    1 => {
+                        let mut w = crlf(&format!("+CDS: {}", sr.tpdu_len));
+                        w.extend(sr.hex().as_bytes());
+                        w.extend(b"\r\n");
+                        self.urc(&mut out, w);
+                        ev["delivery"] = json!("cds");
+                    }
+                    2 => match self.store(
+                        2,
+                        Stored {
+                            stat: 0,
+                            tpdu_len: sr.tpdu_len,
+                            pdu: sr.bytes,
+                        },
+                    ) {
+                        Some(idx) => {
+                            let mem = MEMORIES[self.mems[2]];
+                            self.urc(&mut out, crlf(&format!("+CDSI: \"{mem}\",{idx}")));
+                            ev["delivery"] = json!("cdsi");
+                            ev["index"] = json!(idx);
+                        }
+                        None => ev["delivery"] = json!("dropped-memory-full"),
+                    },
+                    _ => ev["delivery"] = json!("dropped-cnmi"),
+                }
+                out.push(Action::Event(ev));
+            }
+            Timer::Ussd => {
+                let text = format!("Balance: {}.00 CNY", 50 + self.rng.random_range(0..50));
+                self.urc(&mut out, crlf(&format!("+CUSD: 0,\"{text}\",15")));
+            }
+        }
+        out
+    }
+
+    /// One line of vendor chatter (Huawei ^RSSI ...), if the dialect has any.
+    pub fn chatter(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.profile.chatter.is_empty() {
+            return out;
+        }
+        let i = self.rng.random_range(0..self.profile.chatter.len());
+        let line = self.profile.chatter[i].replace("{rssi}", &self.rssi.to_string());
+        self.urc(&mut out, crlf(&line));
+        out
+    }
+
+    /// The network delivers `text` from `from`: +CMT, or +CMTI after storing, per +CNMI mt.
+    pub fn inject(&mut self, from: &str, text: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.concat_ref = self.concat_ref.wrapping_add(1);
+        let parts = sms::build_deliver(
+            &self.smsc,
+            from,
+            self.profile.number_toa,
+            text,
+            Timestamp::now(),
+            self.concat_ref,
+        );
+        let total = parts.len();
+        for (i, p) in parts.into_iter().enumerate() {
+            self.counters.inbound += 1;
+            let mut ev = json!({"event": "inbound", "from": from, "part": i + 1, "parts": total, "pdu": p.hex()});
+            if self.cnmi[1] >= 2 {
+                let mut w = crlf(&format!("+CMT: ,{}", p.tpdu_len));
+                w.extend(p.hex().as_bytes());
+                w.extend(b"\r\n");
+                self.urc(&mut out, w);
+                ev["delivery"] = json!("cmt");
+            } else {
+                match self.store(
+                    2,
+                    Stored {
+                        stat: 0,
+                        tpdu_len: p.tpdu_len,
+                        pdu: p.bytes,
+                    },
+                ) {
+                    Some(idx) => {
+                        let mem = MEMORIES[self.mems[2]];
+                        if self.cnmi[1] == 1 {
+                            self.urc(&mut out, crlf(&format!("+CMTI: \"{mem}\",{idx}")));
+                        }
+                        ev["delivery"] = json!("cmti");
+                        ev["memory"] = json!(mem);
+                        ev["index"] = json!(idx);
+                    }
+                    None => {
+                        ev["delivery"] = json!("rejected-memory-full");
+                    }
+                }
+            }
+            out.push(Action::Event(ev));
+        }
+        out
+    }
+
+    /// Network registration lost or regained: +CREG/+CGREG/+CEREG URCs as enabled.
+    pub fn set_network(&mut self, registered: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.registered = registered;
+        let stat = if registered {
+            1
+        } else if self.sim_present {
+            2
+        } else {
+            0
+        };
+        for (k, name) in ["+CREG", "+CGREG", "+CEREG"].iter().enumerate() {
+            if self.reg_n[k] >= 1 {
+                self.urc(&mut out, crlf(&format!("{name}: {stat}")));
+            }
+        }
+        out
+    }
+
+    /// The SIM was pulled out (or put back).
+    pub fn set_sim(&mut self, present: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.sim_present = present;
+        self.urc(
+            &mut out,
+            crlf(if present {
+                "+CPIN: READY"
+            } else {
+                "+CPIN: NOT READY"
+            }),
+        );
+        out.extend(self.set_network(present));
+        out
+    }
+
+    /// The port vanished and came back: the modem rebooted, client settings are gone.
+    pub fn reset_session(&mut self) {
+        self.input.clear();
+        self.pending_urcs.clear();
+        self.mode = Mode::Command;
+        self.echo = true;
+        self.cmee = 0;
+        self.cmgf = 0;
+        self.cnmi = [0; 5];
+        self.reg_n = [0; 3];
+    }
+
+    fn store(&mut self, which: usize, s: Stored) -> Option<usize> {
+        if self.memory_full {
+            return None;
+        }
+        let m = self.mems[which];
+        let slot = self.storage[m].iter().position(Option::is_none)?;
+        self.storage[m][slot] = Some(s);
+        // 27.005 indexes start at 1 on most modems (Huawei, Quectel, SIMCom).
+        Some(slot + 1)
+    }
+
+    fn urc(&mut self, out: &mut Vec<Action>, bytes: Vec<u8>) {
+        if self.mode == Mode::Command && self.input.is_empty() {
+            out.push(Action::Write(bytes));
+        } else {
+            self.pending_urcs.extend(bytes);
+        }
+    }
+
+    fn write_fail(&self, out: &mut Vec<Action>, f: Fail) {
+        let line = match (f, self.cmee) {
+            (Fail::Error, _) | (Fail::Cme(_), 0) => "ERROR".to_string(),
+            (Fail::Cme(n), 1) => format!("+CME ERROR: {n}"),
+            (Fail::Cme(n), _) => format!("+CME ERROR: {}", cme_text(n)),
+            // 27.005 reports +CMS ERROR whatever +CMEE says; =2 makes it verbose.
+            (Fail::Cms(n), 2) => format!("+CMS ERROR: {}", cms_text(n)),
+            (Fail::Cms(n), _) => format!("+CMS ERROR: {n}"),
+        };
+        out.push(Action::Write(crlf(&line)));
+    }
+
+    fn process(&mut self, out: &mut Vec<Action>) {
+        loop {
+            match self.mode.clone() {
+                Mode::Busy => return,
+                Mode::Prompt(what, len) => {
+                    let Some(pos) = self.input.iter().position(|&b| b == 0x1A || b == 0x1B) else {
+                        if self.input.len() > 4096 {
+                            self.input.clear();
+                        }
+                        return;
+                    };
+                    let chunk: Vec<u8> = self.input.drain(..=pos).collect();
+                    let term = chunk[pos];
+                    let text: String = chunk[..pos]
+                        .iter()
+                        .filter(|b| b.is_ascii_graphic())
+                        .map(|&b| b as char)
+                        .collect();
+                    if self.echo && !self.profile.never_echoes {
+                        out.push(Action::Write(text.clone().into_bytes()));
+                    }
+                    self.mode = Mode::Command;
+                    if term == 0x1B {
+                        out.push(Action::Write(crlf("OK")));
+                    } else {
+                        self.pdu_entered(out, what, len, &text);
+                    }
+                }
+                Mode::Command => {
+                    let Some(pos) = self.input.iter().position(|&b| b == b'\r') else {
+                        if self.input.len() > 4096 {
+                            self.input.clear();
+                        }
+                        self.flush_urcs(out);
+                        return;
+                    };
+                    let raw: Vec<u8> = self.input.drain(..=pos).collect();
+                    let line: String = raw[..pos]
+                        .iter()
+                        .filter(|&&b| b != b'\n')
+                        .map(|&b| b as char)
+                        .collect();
+                    self.line(out, &line);
+                }
+            }
+        }
+    }
+
+    fn flush_urcs(&mut self, out: &mut Vec<Action>) {
+        if self.mode == Mode::Command && !self.pending_urcs.is_empty() {
+            out.push(Action::Write(std::mem::take(&mut self.pending_urcs)));
+        }
+    }
+
+    fn line(&mut self, out: &mut Vec<Action>, raw: &str) {
+        if self.echo && !self.profile.never_echoes && !raw.is_empty() {
+            out.push(Action::Write(format!("{raw}\r").into_bytes()));
+        }
+        // Line noise before the command is skipped, as a modem's autobaud does.
+        let upper = raw.to_ascii_uppercase();
+        let Some(start) = upper.find("AT") else {
+            return;
+        };
+        let body = raw[start + 2..].trim();
+        self.counters.commands += 1;
+        if body.is_empty() {
+            if self.profile.rejects_bare_at {
+                self.write_fail(out, Fail::Error);
+            } else {
+                out.push(Action::Write(crlf("OK")));
+            }
+            return;
+        }
+        let Some(cmds) = parse_commands(body) else {
+            self.write_fail(out, Fail::Error);
+            return;
+        };
+        if self.profile.no_chaining && cmds.len() > 1 {
+            self.write_fail(out, Fail::Error);
+            return;
+        }
+        let mut w = Vec::new();
+        for cmd in &cmds {
+            match self.command(cmd) {
+                Outcome::Ok(lines) => {
+                    for l in lines {
+                        w.extend(crlf(&l));
+                    }
+                }
+                Outcome::Fail(f) => {
+                    if !w.is_empty() {
+                        out.push(Action::Write(std::mem::take(&mut w)));
+                    }
+                    self.write_fail(out, f);
+                    return;
+                }
+                Outcome::Prompt(what, len) => {
+                    w.extend(b"\r\n> ");
+                    out.push(Action::Write(w));
+                    self.mode = Mode::Prompt(what, len);
+                    return;
+                }
+            }
+        }
+        w.extend(crlf("OK"));
+        out.push(Action::Write(w));
+        if std::mem::take(&mut self.pending_ussd) {
+            out.push(Action::Arm(Duration::from_millis(300), Timer::Ussd));
+        }
+    }
+
+    fn pdu_entered(&mut self, out: &mut Vec<Action>, what: PromptFor, len: usize, text: &str) {
+        let frame = match sms::check_submit(text, len) {
+            Ok(f) => f,
+            Err(e) => {
+                self.counters.rejected_pdus += 1;
+                out.push(Action::Event(json!({"event": "fault", "kind": "bad_pdu", "reason": e.to_string(), "pdu": text})));
+                self.write_fail(out, Fail::Cms(304));
+                return;
+            }
+        };
+        match what {
+            PromptFor::Write => {
+                if self.memory_full {
+                    self.write_fail(out, Fail::Cms(322));
+                    return;
+                }
+                match self.store(
+                    1,
+                    Stored {
+                        stat: 2,
+                        tpdu_len: len,
+                        pdu: frame.bytes,
+                    },
+                ) {
+                    Some(idx) => {
+                        let mut w = crlf(&format!("+CMGW: {idx}"));
+                        w.extend(crlf("OK"));
+                        out.push(Action::Write(w));
+                    }
+                    None => self.write_fail(out, Fail::Cms(322)),
+                }
+            }
+            PromptFor::Send(send) => {
+                if !self.sim_present {
+                    self.write_fail(out, Fail::Cms(310));
+                    return;
+                }
+                if !self.registered {
+                    self.write_fail(out, Fail::Cms(331));
+                    return;
+                }
+                let fail = self.draw_fail();
+                let mr = self.mr;
+                self.mr = self.mr.wrapping_add(1);
+                self.mode = Mode::Busy;
+                out.push(Action::Arm(
+                    self.latency,
+                    Timer::SubmitDone {
+                        frame,
+                        mr,
+                        fail,
+                        send,
+                    },
+                ));
+            }
+        }
+    }
+
+    fn draw_fail(&mut self) -> Option<u16> {
+        let rule = self.fail?;
+        match rule.mode {
+            FailMode::Always => Some(rule.cms),
+            FailMode::Once => {
+                self.fail = None;
+                Some(rule.cms)
+            }
+            FailMode::Times(n) => {
+                self.fail = if n > 1 {
+                    Some(FailRule {
+                        cms: rule.cms,
+                        mode: FailMode::Times(n - 1),
+                    })
+                } else {
+                    None
+                };
+                Some(rule.cms)
+            }
+            FailMode::Rate(p) => self.rng.random_bool(p.clamp(0.0, 1.0)).then_some(rule.cms),
+        }
+    }
+
+    fn sim_needed(&self, sms: bool) -> Option<Outcome> {
+        (!self.sim_present).then_some(Outcome::Fail(if sms {
+            Fail::Cms(310)
+        } else {
+            Fail::Cme(10)
+        }))
+    }
+
+    fn cpms_line(&self, query: bool) -> String {
+        let part = |m: usize| {
+            let used = self.storage[m].iter().flatten().count();
+            if query {
+                format!("\"{}\",{used},{}", MEMORIES[m], CAPACITY[m])
+            } else {
+                format!("{used},{}", CAPACITY[m])
+            }
+        };
+        format!(
+            "+CPMS: {},{},{}",
+            part(self.mems[0]),
+            part(self.mems[1]),
+            part(self.mems[2])
+        )
+    }
+
+    /// Header and PDU as one entry: the PDU line follows its header after a bare CR LF.
+    fn list_line(idx: usize, s: &Stored, tag: &str) -> Vec<String> {
+        let head = if tag == "+CMGL" {
+            format!("+CMGL: {idx},{},,{}", s.stat, s.tpdu_len)
+        } else {
+            format!("+CMGR: {},,{}", s.stat, s.tpdu_len)
+        };
+        vec![format!("{head}\r\n{}", hex::encode_upper(&s.pdu))]
+    }
+
+    fn command(&mut self, cmd: &Cmd) -> Outcome {
+        use Kind::*;
+        let ok = || Outcome::Ok(vec![]);
+        let one = |s: String| Outcome::Ok(vec![s]);
+        let p = self.profile.clone();
+        match (cmd.name.as_str(), &cmd.kind) {
+            ("E", Exec(v)) => {
+                self.echo = v != "0";
+                ok()
+            }
+            ("V" | "Q" | "X" | "L" | "M" | "&C" | "&D" | "&W" | "&K", Exec(_)) => ok(),
+            ("Z" | "&F", Exec(_)) => {
+                self.echo = true;
+                self.cmee = 0;
+                self.cnmi = [0; 5];
+                ok()
+            }
+            (s, Read) if s.starts_with('S') && !s.starts_with("S_") && s.len() > 1 => {
+                one("000".into())
+            }
+            (s, Set(_)) if s.starts_with('S') && s[1..].chars().all(|c| c.is_ascii_digit()) => ok(),
+            ("I", Exec(_)) => Outcome::Ok(vec![
+                p.manufacturer.into(),
+                p.model.into(),
+                format!("Revision: {}", p.revision),
+            ]),
+            ("+CGMI" | "+GMI", Exec(_)) => one(p.manufacturer.into()),
+            ("+CGMM" | "+GMM", Exec(_)) => one(p.model.into()),
+            ("+CGMR" | "+GMR", Exec(_)) => one(p.revision.into()),
+            ("+CGSN" | "+GSN", Exec(_)) => one(self.identity.imei.clone()),
+            ("+GCAP", Exec(_)) => one("+GCAP: +CGSM,+DS,+ES".into()),
+            (
+                "+CGMI" | "+GMI" | "+CGMM" | "+GMM" | "+CGMR" | "+GMR" | "+CGSN" | "+GSN" | "+CIMI"
+                | "+CNUM" | "+CCID" | "+QCCID",
+                Test,
+            ) => ok(),
+            ("+CIMI", Exec(_)) => self
+                .sim_needed(false)
+                .unwrap_or_else(|| one(self.identity.imsi.clone())),
+            ("+CCID", Exec(_) | Read) if p.iccid == IccidCommand::Ccid => self
+                .sim_needed(false)
+                .unwrap_or_else(|| one(format!("+CCID: {}", self.identity.iccid))),
+            ("+QCCID", Exec(_)) if p.iccid == IccidCommand::Qccid => self
+                .sim_needed(false)
+                .unwrap_or_else(|| one(format!("+QCCID: {}", self.identity.iccid))),
+            ("^ICCID", Read | Exec(_)) if p.iccid == IccidCommand::HuaweiIccid => self
+                .sim_needed(false)
+                .unwrap_or_else(|| one(format!("^ICCID: {}", self.identity.iccid))),
+            ("+ZGETICCID", Exec(_)) if p.iccid == IccidCommand::ZteIccid => self
+                .sim_needed(false)
+                .unwrap_or_else(|| one(format!("+ZGETICCID: {}", self.identity.iccid))),
+            ("+CRSM", Set(a)) => {
+                if let Some(o) = self.sim_needed(false) {
+                    return o;
+                }
+                let a = args(a);
+                if num(&a, 0) == Some(176) && num(&a, 1) == Some(12258) {
+                    // EF_ICCID is stored nibble-swapped on the card (TS 11.11 10.1.1).
+                    one(format!(
+                        "+CRSM: 144,0,\"{}\"",
+                        swap_nibbles(&self.identity.iccid)
+                    ))
+                } else {
+                    one("+CRSM: 106,130,\"\"".into())
+                }
+            }
+            ("+CNUM", Exec(_)) => {
+                let toa = if self.identity.number.starts_with('+') {
+                    145
+                } else {
+                    129
+                };
+                self.sim_needed(false).unwrap_or_else(|| {
+                    one(format!("+CNUM: \"\",\"{}\",{toa}", self.identity.number))
+                })
+            }
+            ("+CMEE", Set(v)) => match v.trim().parse::<u8>() {
+                Ok(n @ 0..=2) => {
+                    self.cmee = n;
+                    ok()
+                }
+                _ => Outcome::Fail(Fail::Cme(50)),
+            },
+            ("+CMEE", Read) => one(format!("+CMEE: {}", self.cmee)),
+            ("+CMEE", Test) => one("+CMEE: (0-2)".into()),
+            ("+CPIN", Read) => {
+                if self.sim_present {
+                    one("+CPIN: READY".into())
+                } else {
+                    Outcome::Fail(Fail::Cme(10))
+                }
+            }
+            ("+CPIN", Test) => ok(),
+            ("+CSQ", Exec(_)) => {
+                let (r, b) = if self.sim_present && self.registered {
+                    (self.rssi, 99)
+                } else {
+                    (99, 99)
+                };
+                one(format!("+CSQ: {r},{b}"))
+            }
+            ("+CSQ", Test) => one("+CSQ: (0-31,99),(0-7,99)".into()),
+            (reg @ ("+CREG" | "+CGREG" | "+CEREG"), kind) => {
+                let k = match reg {
+                    "+CREG" => 0,
+                    "+CGREG" => 1,
+                    _ => 2,
+                };
+                match kind {
+                    Set(v) => match v.trim().parse::<u8>() {
+                        Ok(n @ 0..=2) => {
+                            self.reg_n[k] = n;
+                            ok()
+                        }
+                        _ => Outcome::Fail(Fail::Cme(50)),
+                    },
+                    Read => {
+                        let stat = if self.registered {
+                            1
+                        } else if self.sim_present {
+                            2
+                        } else {
+                            0
+                        };
+                        if self.reg_n[k] == 2 && self.registered {
+                            one(format!("{reg}: 2,{stat},\"24A3\",\"0C91E204\""))
+                        } else {
+                            one(format!("{reg}: {},{stat}", self.reg_n[k]))
+                        }
+                    }
+                    Test => one(format!("{reg}: (0-2)")),
+                    Exec(_) => Outcome::Fail(Fail::Error),
+                }
+            }
+            ("+COPS", Read) => {
+                if self.registered {
+                    one(format!(
+                        "+COPS: 0,0,\"{}\",0",
+                        self.identity.carrier.operator_name()
+                    ))
+                } else {
+                    one("+COPS: 0".into())
+                }
+            }
+            ("+COPS", Set(_)) => ok(),
+            ("+COPS", Test) => one(format!(
+                "+COPS: (2,\"{}\",\"\",\"{}\",0),,(0-4),(0-2)",
+                self.identity.carrier.operator_name(),
+                &self.identity.imsi[..5]
+            )),
+            ("+CSCA", Read) => self
+                .sim_needed(true)
+                .unwrap_or_else(|| one(format!("+CSCA: \"{}\",145", self.smsc))),
+            ("+CSCA", Set(v)) => {
+                let a = args(v);
+                match a.first() {
+                    Some(n) if !n.is_empty() => {
+                        self.smsc = n.clone();
+                        ok()
+                    }
+                    _ => Outcome::Fail(Fail::Cms(304)),
+                }
+            }
+            ("+CSCA", Test) => ok(),
+            ("+CMGF", Set(v)) => match v.trim() {
+                "0" | "" => {
+                    self.cmgf = 0;
+                    ok()
+                }
+                "1" => {
+                    self.cmgf = 1;
+                    ok()
+                }
+                _ => Outcome::Fail(Fail::Cms(302)),
+            },
+            ("+CMGF", Read) => one(format!("+CMGF: {}", self.cmgf)),
+            ("+CMGF", Test) => one("+CMGF: (0,1)".into()),
+            ("+CSCS", Set(v)) => {
+                let a = args(v);
+                match a.first().map(|s| s.to_ascii_uppercase()) {
+                    Some(cs)
+                        if ["IRA", "GSM", "UCS2", "HEX", "8859-1", "PCCP437"]
+                            .contains(&cs.as_str()) =>
+                    {
+                        self.cscs = cs;
+                        ok()
+                    }
+                    _ => Outcome::Fail(Fail::Cme(4)),
+                }
+            }
+            ("+CSCS", Read) => one(format!("+CSCS: \"{}\"", self.cscs)),
+            ("+CSCS", Test) => one("+CSCS: (\"IRA\",\"GSM\",\"UCS2\")".into()),
+            ("+CNMI", Set(v)) => {
+                let a = args(v);
+                let limits = [2, 3, 3, 2, 1];
+                let mut new = self.cnmi;
+                for (i, lim) in limits.iter().enumerate() {
+                    match a.get(i).map(String::as_str) {
+                        None | Some("") => {}
+                        Some(s) => match s.parse::<u8>() {
+                            Ok(n) if n <= *lim => new[i] = n,
+                            _ => return Outcome::Fail(Fail::Cms(303)),
+                        },
+                    }
+                }
+                self.cnmi = new;
+                ok()
+            }
+            ("+CNMI", Read) => {
+                let c = self.cnmi;
+                one(format!(
+                    "+CNMI: {},{},{},{},{}",
+                    c[0], c[1], c[2], c[3], c[4]
+                ))
+            }
+            ("+CNMI", Test) => one("+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)".into()),
+            ("+CSMS", Set(v)) => match v.trim() {
+                "0" | "1" => {
+                    self.csms = u8::from(v.trim() == "1");
+                    one("+CSMS: 1,1,1".into())
+                }
+                _ => Outcome::Fail(Fail::Cms(303)),
+            },
+            ("+CSMS", Read) => one(format!("+CSMS: {},1,1,1", self.csms)),
+            ("+CSMS", Test) => one("+CSMS: (0,1)".into()),
+            ("+CNMA", Exec(_) | Set(_)) => {
+                if self.csms == 1 {
+                    ok()
+                } else {
+                    Outcome::Fail(Fail::Cms(340))
+                }
+            }
+            ("+CSMP", Read) => one("+CSMP: 17,167,0,0".into()),
+            ("+CSMP", Set(_)) => ok(),
+            ("+CPMS", Test) => one("+CPMS: (\"SM\",\"ME\"),(\"SM\",\"ME\"),(\"SM\",\"ME\")".into()),
+            ("+CPMS", Read) => self
+                .sim_needed(true)
+                .unwrap_or_else(|| one(self.cpms_line(true))),
+            ("+CPMS", Set(v)) => {
+                if let Some(o) = self.sim_needed(true) {
+                    return o;
+                }
+                let a = args(v);
+                let mut mems = self.mems;
+                for (i, name) in a.iter().take(3).enumerate() {
+                    match MEMORIES.iter().position(|m| m.eq_ignore_ascii_case(name)) {
+                        Some(m) => mems[i] = m,
+                        None => return Outcome::Fail(Fail::Cms(302)),
+                    }
+                }
+                self.mems = mems;
+                one(self.cpms_line(false))
+            }
+            ("+CMMS", Set(v)) => match v.trim().parse::<u8>() {
+                Ok(n @ 0..=2) => {
+                    self.cmms = n;
+                    ok()
+                }
+                _ => Outcome::Fail(Fail::Cms(303)),
+            },
+            ("+CMMS", Read) => one(format!("+CMMS: {}", self.cmms)),
+            ("+CMMS", Test) => one("+CMMS: (0-2)".into()),
+            ("+CMGS" | "^HCMGS" | "+CMGW", Test) => ok(),
+            (name @ ("+CMGS" | "^HCMGS" | "+CMGW"), Set(v)) => {
+                let send = match name {
+                    "+CMGS" => Some(SendCommand::Cmgs),
+                    "^HCMGS" => Some(SendCommand::Hcmgs),
+                    _ => None,
+                };
+                if send.is_some() && send != Some(p.send) {
+                    return Outcome::Fail(Fail::Error);
+                }
+                if let Some(o) = self.sim_needed(true) {
+                    return o;
+                }
+                if self.cmgf != 0 {
+                    // Text mode is outside what this sim does: it speaks PDU mode only.
+                    return Outcome::Fail(Fail::Cms(302));
+                }
+                match num(&args(v), 0) {
+                    Some(n @ 7..=176) => {
+                        Outcome::Prompt(send.map_or(PromptFor::Write, PromptFor::Send), n as usize)
+                    }
+                    _ => Outcome::Fail(Fail::Cms(304)),
+                }
+            }
+            ("+CMGL", Test) => one("+CMGL: (0-4)".into()),
+            ("+CMGL", Set(_) | Exec(_)) => {
+                if let Some(o) = self.sim_needed(true) {
+                    return o;
+                }
+                let want = match &cmd.kind {
+                    Set(v) => match v.trim().trim_matches('"') {
+                        "" => 0,
+                        s => match s.parse::<u8>() {
+                            Ok(n @ 0..=4) => n,
+                            _ => return Outcome::Fail(Fail::Cms(302)),
+                        },
+                    },
+                    _ => 0,
+                };
+                let m = self.mems[0];
+                let mut lines = Vec::new();
+                for (i, slot) in self.storage[m].iter_mut().enumerate() {
+                    if let Some(s) = slot {
+                        if want == 4 || s.stat == want {
+                            lines.extend(Self::list_line(i + 1, s, "+CMGL"));
+                            if s.stat == 0 {
+                                s.stat = 1;
+                            }
+                        }
+                    }
+                }
+                Outcome::Ok(lines)
+            }
+            ("+CMGR", Set(v)) => {
+                if let Some(o) = self.sim_needed(true) {
+                    return o;
+                }
+                let m = self.mems[0];
+                let slot = num(&args(v), 0)
+                    .and_then(|i| (i as usize).checked_sub(1))
+                    .and_then(|i| self.storage[m].get_mut(i));
+                match slot {
+                    None => Outcome::Fail(Fail::Cms(321)),
+                    Some(None) => Outcome::Ok(vec![]),
+                    Some(Some(s)) => {
+                        let lines = Self::list_line(0, s, "+CMGR");
+                        if s.stat == 0 {
+                            s.stat = 1;
+                        }
+                        Outcome::Ok(lines)
+                    }
+                }
+            }
+            ("+CMGD", Test) => one("+CMGD: (1-30),(0-4)".into()),
+            ("+CMGD", Set(v)) => {
+                if let Some(o) = self.sim_needed(true) {
+                    return o;
+                }
+                let a = args(v);
+                let m = self.mems[0];
+                let flag = num(&a, 1).unwrap_or(0);
+                if flag > 0 {
+                    // 1 read, 2 read+sent, 3 read+sent+unsent, 4 all.
+                    for slot in self.storage[m].iter_mut() {
+                        if slot.as_ref().is_some_and(|s| {
+                            flag == 4
+                                || s.stat == 1
+                                || (flag >= 2 && s.stat == 3)
+                                || (flag >= 3 && s.stat == 2)
+                        }) {
+                            *slot = None;
+                        }
+                    }
+                    return ok();
+                }
+                match num(&a, 0)
+                    .and_then(|i| (i as usize).checked_sub(1))
+                    .and_then(|i| self.storage[m].get_mut(i))
+                {
+                    Some(slot) => {
+                        *slot = None;
+                        ok()
+                    }
+                    None => Outcome::Fail(Fail::Cms(321)),
+                }
+            }
+            ("+CUSD", Set(v)) => {
+                let a = args(v);
+                if a.get(1).is_some_and(|s| !s.is_empty()) {
+                    if !self.registered {
+                        return Outcome::Fail(Fail::Cme(30));
+                    }
+                    // The answer comes later as +CUSD URC (the driver arms the timer).
+                    self.pending_ussd = true;
+                }
+                ok()
+            }
+            ("+CUSD", Read) => one("+CUSD: 1".into()),
+            ("+CUSD", Test) => one("+CUSD: (0-2)".into()),
+            ("+CFUN", Read) => one("+CFUN: 1".into()),
+            ("+CFUN", Set(_)) => ok(),
+            ("+CFUN", Test) => one("+CFUN: (0,1,4),(0-1)".into()),
+            (
+                "+CLIP" | "+CRC" | "+CVHU" | "+CLIR" | "+CMER" | "+CGEREP" | "+CTZR" | "+IFC"
+                | "+IPR" | "+ICF",
+                Set(_),
+            ) => ok(),
+            ("+CHUP" | "H", Exec(_)) | ("+CHUP", Test) => ok(),
+            ("+CBC", Exec(_)) => one("+CBC: 0,100,4200".into()),
+            ("+CPAS", Exec(_)) => one("+CPAS: 0".into()),
+            ("+CCLK", Read) => {
+                let z = Timestamp::now()
+                    .to_zoned_datetime(jiff::tz::TimeZone::fixed(jiff::tz::Offset::constant(8)));
+                one(format!("+CCLK: \"{}\"", z.strftime("%y/%m/%d,%H:%M:%S+32")))
+            }
+            ("+CPBS", Test) => one("+CPBS: (\"SM\")".into()),
+            ("+CPBS", Read) => one("+CPBS: \"SM\",0,250".into()),
+            ("+CPBS", Set(_)) => ok(),
+            ("+CPBR", Test) => one("+CPBR: (1-250),40,14".into()),
+            (name, Set(_) | Exec(_)) => match p.vendor_commands.iter().find(|(n, _)| *n == name) {
+                Some((_, "")) => ok(),
+                Some((_, line)) => one((*line).to_string()),
+                None => Outcome::Fail(Fail::Error),
+            },
+            _ => Outcome::Fail(Fail::Error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::dialect::Dialect;
+    use proptest::prelude::*;
+
+    // vectors/pdu.json "gsm7-submit-relative-vp" (subnets.ru sms_pdu_format, AT+CMGS=23).
+    const SUBMIT: &str = "0011000B916407281553F80000AA0AE8329BFD4697D9EC37";
+    // The same SUBMIT with TP-SRR (first octet 0x31): a status report is wanted.
+    const SUBMIT_SRR: &str = "0031000B916407281553F80000AA0AE8329BFD4697D9EC37";
+
+    fn engine(d: Dialect) -> Engine {
+        Engine::new(
+            d.profile(),
+            Identity::generate(1, 0, d.profile().number_toa == 0x81),
+            1,
+            Duration::from_millis(800),
+            Duration::from_secs(1),
+        )
+    }
+
+    /// Everything the engine wrote, as text; timers and events returned separately.
+    fn split(actions: Vec<Action>) -> (String, Vec<Timer>, Vec<Value>) {
+        let (mut w, mut t, mut e) = (String::new(), vec![], vec![]);
+        for a in actions {
+            match a {
+                Action::Write(b) => w.push_str(&String::from_utf8_lossy(&b)),
+                Action::Arm(_, x) => t.push(x),
+                Action::Event(x) => e.push(x),
+            }
+        }
+        (w, t, e)
+    }
+
+    fn say(e: &mut Engine, s: &str) -> String {
+        split(e.feed(s.as_bytes())).0
+    }
+
+    #[test]
+    fn echo_until_ate0_and_cme_forms() {
+        let mut e = engine(Dialect::Generic);
+        assert_eq!(say(&mut e, "AT\r"), "AT\r\r\nOK\r\n");
+        assert_eq!(say(&mut e, "ATE0\r"), "ATE0\r\r\nOK\r\n");
+        assert_eq!(say(&mut e, "AT\r\n"), "\r\nOK\r\n");
+        e.sim_present = false;
+        assert_eq!(say(&mut e, "AT+CIMI\r"), "\r\nERROR\r\n");
+        assert_eq!(say(&mut e, "AT+CMEE=1;+CIMI\r"), "\r\n+CME ERROR: 10\r\n");
+        assert_eq!(
+            say(&mut e, "AT+CMEE=2;+CIMI\r"),
+            "\r\n+CME ERROR: SIM not inserted\r\n"
+        );
+    }
+
+    #[test]
+    fn identity_commands() {
+        let mut e = engine(Dialect::Quectel);
+        say(&mut e, "ATE0\r");
+        let imei = e.identity.imei.clone();
+        assert_eq!(
+            say(&mut e, "AT+CGSN\r"),
+            format!("\r\n{imei}\r\n\r\nOK\r\n")
+        );
+        assert!(say(&mut e, "AT+QCCID\r").starts_with("\r\n+QCCID: 8986"));
+        assert_eq!(say(&mut e, "AT+CCID\r"), "\r\nERROR\r\n");
+        assert!(say(&mut e, "AT+CRSM=176,12258,0,0,10\r").starts_with("\r\n+CRSM: 144,0,\"9868"));
+        assert!(say(&mut e, "AT+COPS?\r").contains("CHINA MOBILE"));
+    }
+
+    #[test]
+    fn garbage_before_at_is_skipped() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0\r");
+        assert_eq!(
+            say(&mut e, "\x00\u{7f}~~AT+CSQ\r"),
+            "\r\n+CSQ: 21,99\r\n\r\nOK\r\n"
+        );
+        // Input one byte at a time gives the same answer.
+        let mut out = String::new();
+        for b in "AT+CSQ\r".bytes() {
+            out.push_str(&split(e.feed(&[b])).0);
+        }
+        assert_eq!(out, "\r\n+CSQ: 21,99\r\n\r\nOK\r\n");
+    }
+
+    #[test]
+    fn cmgs_good_bad_and_cancel() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0\r");
+        assert_eq!(say(&mut e, "AT+CMGS=23\r"), "\r\n> ");
+        let (w, timers, _) = split(e.feed(format!("{SUBMIT}\x1a").as_bytes()));
+        assert_eq!(w, "");
+        assert_eq!(e.state(), "sending");
+        // Input while the network works waits for the result.
+        assert_eq!(say(&mut e, "AT\r"), "");
+        let [t] = <[Timer; 1]>::try_from(timers).unwrap();
+        let (w, timers, ev) = split(e.fire(t));
+        assert_eq!(w, "\r\n+CMGS: 1\r\n\r\nOK\r\n\r\nOK\r\n");
+        assert!(timers.is_empty());
+        assert_eq!(ev[0]["event"], "cmgs");
+        assert_eq!(ev[0]["mr"], 1);
+        assert_eq!(ev[0]["pdu"], SUBMIT);
+        // Wrong length: +CMS ERROR: 304 numeric, then verbose with CMEE=2.
+        say(&mut e, "AT+CMGS=22\r");
+        assert_eq!(
+            say(&mut e, &format!("{SUBMIT}\x1a")),
+            "\r\n+CMS ERROR: 304\r\n"
+        );
+        say(&mut e, "AT+CMEE=2\r");
+        say(&mut e, "AT+CMGS=7\r");
+        assert_eq!(
+            say(&mut e, "00110\x1a"),
+            "\r\n+CMS ERROR: invalid PDU mode parameter\r\n"
+        );
+        // ESC cancels.
+        say(&mut e, "AT+CMGS=23\r");
+        assert_eq!(say(&mut e, "0011\x1b"), "\r\nOK\r\n");
+        assert_eq!(e.counters.rejected_pdus, 2);
+    }
+
+    #[test]
+    fn message_references_increment_and_fail_rules_apply() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0\r");
+        e.fail = Some(FailRule {
+            cms: 38,
+            mode: FailMode::Times(2),
+        });
+        let mut results = Vec::new();
+        for _ in 0..4 {
+            say(&mut e, "AT+CMGS=23\r");
+            let (_, t, _) = split(e.feed(format!("{SUBMIT}\x1a").as_bytes()));
+            results.push(split(e.fire(t.into_iter().next().unwrap())).0);
+        }
+        assert_eq!(results[0], "\r\n+CMS ERROR: 38\r\n");
+        assert_eq!(results[1], "\r\n+CMS ERROR: 38\r\n");
+        assert_eq!(results[2], "\r\n+CMGS: 3\r\n\r\nOK\r\n");
+        assert_eq!(results[3], "\r\n+CMGS: 4\r\n\r\nOK\r\n");
+    }
+
+    #[test]
+    fn status_report_as_cds_and_cdsi() {
+        for (ds, want) in [(1, "+CDS: 25\r\n"), (2, "+CDSI: \"SM\",1")] {
+            let mut e = engine(Dialect::Generic);
+            say(&mut e, &format!("ATE0;+CNMI=2,1,0,{ds},0\r"));
+            say(&mut e, "AT+CMGS=23\r");
+            let (_, t, _) = split(e.feed(format!("{SUBMIT_SRR}\x1a").as_bytes()));
+            let (_, t, _) = split(e.fire(t.into_iter().next().unwrap()));
+            let Some(sr @ Timer::StatusReport { .. }) = t.into_iter().next() else {
+                panic!("no report armed")
+            };
+            let (w, _, ev) = split(e.fire(sr));
+            assert!(w.contains(want), "{w:?}");
+            assert_eq!(ev[0]["event"], "status_report");
+            assert_eq!(ev[0]["mr"], 1);
+        }
+    }
+
+    #[test]
+    fn inbound_cmti_then_cmgr_cmgd_and_cmt() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0;+CNMI=2,1,0,0,0\r");
+        let (w, _, ev) = split(e.inject("+8613912345678", "TD"));
+        assert_eq!(w, "\r\n+CMTI: \"SM\",1\r\n");
+        assert_eq!(ev[0]["index"], 1);
+        assert!(say(&mut e, "AT+CPMS?\r").contains("\"SM\",1,30"));
+        let r = say(&mut e, "AT+CMGR=1\r");
+        assert!(r.starts_with("\r\n+CMGR: 0,,"), "{r:?}");
+        assert!(say(&mut e, "AT+CMGL=4\r").starts_with("\r\n+CMGL: 1,1,,"));
+        assert_eq!(say(&mut e, "AT+CMGD=1\r"), "\r\nOK\r\n");
+        assert_eq!(say(&mut e, "AT+CMGL=4\r"), "\r\nOK\r\n");
+        e.memory_full = true;
+        let (w, _, ev) = split(e.inject("+8613912345678", "TD"));
+        assert_eq!(w, "");
+        assert_eq!(ev[0]["delivery"], "rejected-memory-full");
+        say(&mut e, "AT+CMGW=23\r");
+        assert_eq!(
+            say(&mut e, &format!("{SUBMIT}\x1a")),
+            "\r\n+CMS ERROR: 322\r\n"
+        );
+        say(&mut e, "AT+CNMI=2,2,0,0,0\r");
+        let long: String = std::iter::repeat_n("退订", 40).collect();
+        let (w, _, ev) = split(e.inject("+8613912345678", &long));
+        assert_eq!(ev.len(), 2);
+        assert_eq!(w.matches("+CMT: ,").count(), 2);
+    }
+
+    #[test]
+    fn urcs_wait_for_the_prompt() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0;+CNMI=2,1,0,0,0\r");
+        say(&mut e, "AT+CMGS=23\r");
+        let (w, _, _) = split(e.inject("+8613912345678", "hi"));
+        assert_eq!(w, "");
+        let w = say(&mut e, "\x1b");
+        assert_eq!(w, "\r\nOK\r\n\r\n+CMTI: \"SM\",1\r\n");
+    }
+
+    #[test]
+    fn dialect_quirks() {
+        let mut e = engine(Dialect::Phs);
+        assert_eq!(say(&mut e, "AT\r"), "AT\r\r\nERROR\r\n");
+        assert_eq!(say(&mut e, "ATE0;+CMEE=1\r"), "ATE0;+CMEE=1\r\r\nERROR\r\n");
+        say(&mut e, "ATE0\r");
+        assert_eq!(say(&mut e, "AT+CMGS=23\r"), "\r\nERROR\r\n");
+        assert_eq!(say(&mut e, "AT^HCMGS=23\r"), "\r\n> ");
+        let (_, t, _) = split(e.feed(format!("{SUBMIT}\x1a").as_bytes()));
+        assert_eq!(
+            split(e.fire(t.into_iter().next().unwrap())).0,
+            "\r\n^HCMGS: 1\r\n\r\nOK\r\n"
+        );
+        assert!(say(&mut e, "AT+CNUM\r").contains(",129"));
+
+        let mut w = engine(Dialect::Wavecom);
+        assert_eq!(say(&mut w, "ATE1\r"), "\r\nOK\r\n");
+        let mut z = engine(Dialect::Zte);
+        assert!(say(&mut z, "AT+ZCDRUN=8\r").ends_with(":1\r\n\r\nOK\r\n"));
+        assert!(say(&mut engine(Dialect::Generic), "AT+ZCDRUN=8\r").ends_with("ERROR\r\n"));
+        let mut h = engine(Dialect::Huawei);
+        assert!(say(&mut h, "AT^ICCID?\r").contains("^ICCID: 8986"));
+        assert!(split(h.chatter()).0.starts_with("\r\n^"));
+    }
+
+    #[test]
+    fn network_and_sim_loss() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0;+CREG=1;+CMEE=1\r");
+        assert_eq!(split(e.set_network(false)).0, "\r\n+CREG: 2\r\n");
+        assert_eq!(say(&mut e, "AT+CREG?\r"), "\r\n+CREG: 1,2\r\n\r\nOK\r\n");
+        say(&mut e, "AT+CMGS=23\r");
+        assert_eq!(
+            say(&mut e, &format!("{SUBMIT}\x1a")),
+            "\r\n+CMS ERROR: 331\r\n"
+        );
+        assert_eq!(split(e.set_network(true)).0, "\r\n+CREG: 1\r\n");
+        assert_eq!(
+            split(e.set_sim(false)).0,
+            "\r\n+CPIN: NOT READY\r\n\r\n+CREG: 0\r\n"
+        );
+        assert_eq!(say(&mut e, "AT+CPIN?\r"), "\r\n+CME ERROR: 10\r\n");
+    }
+
+    #[test]
+    fn command_line_parser() {
+        let c = parse_commands("E0V1+CMEE=1;+CNMI=2,1,0,2,0;+CPMS?;+CSCA=\"+86;1\",145;^ICCID?")
+            .unwrap();
+        let names: Vec<_> = c.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(
+            names,
+            ["E", "V", "+CMEE", "+CNMI", "+CPMS", "+CSCA", "^ICCID"]
+        );
+        assert_eq!(c[5].kind, Kind::Set("\"+86;1\",145".into()));
+        assert_eq!(
+            parse_commands("S0=0").unwrap()[0].kind,
+            Kind::Set("0".into())
+        );
+        assert!(parse_commands("@@").is_none());
+    }
+
+    proptest! {
+        #[test]
+        fn engine_never_panics(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 0..10)) {
+            let mut e = engine(Dialect::Generic);
+            for c in chunks {
+                for a in e.feed(&c) {
+                    if let Action::Arm(_, t) = a {
+                        let _ = e.fire(t);
+                    }
+                }
+            }
+        }
+
+        #[test]
+        fn engine_never_panics_on_at_like_lines(line in "(AT|at)[+^A-Z0-9=?,;\"&]{0,30}\r") {
+            let mut e = engine(Dialect::Huawei);
+            let _ = e.feed(line.as_bytes());
+        }
+    }
+}

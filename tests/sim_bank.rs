@@ -1,0 +1,411 @@
+//! The virtual modem bank in-process, over real pseudo-terminals opened with tokio-serial the
+//! way the daemon opens a modem: echo, CMGS with good and bad PDUs, +CMEE forms, inbound SMS,
+//! status reports and every fault of the control channel.
+
+use std::path::Path;
+use std::time::Duration;
+
+use smsgate::sim::{Bank, Control, FailMode, SimConfig};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio_serial::SerialPortBuilderExt;
+
+// vectors/pdu.json "gsm7-submit-relative-vp" (subnets.ru sms_pdu_format, AT+CMGS=23).
+const SUBMIT: &str = "0011000B916407281553F80000AA0AE8329BFD4697D9EC37";
+// The same SUBMIT with TP-SRR set (first octet 0x31).
+const SUBMIT_SRR: &str = "0031000B916407281553F80000AA0AE8329BFD4697D9EC37";
+
+/// Upper bound for one answer; a guard against hanging the suite, never an assertion on speed.
+const GUARD: Duration = Duration::from_secs(10);
+
+struct Port {
+    s: tokio_serial::SerialStream,
+    buf: String,
+}
+
+impl Port {
+    fn open(path: &Path) -> Port {
+        let s = tokio_serial::new(path.to_string_lossy(), 115_200)
+            .open_native_async()
+            .unwrap();
+        Port {
+            s,
+            buf: String::new(),
+        }
+    }
+
+    /// Reads until `done` holds on what arrived; returns all of it and clears the buffer.
+    async fn until(&mut self, done: impl Fn(&str) -> bool) -> String {
+        let mut chunk = [0u8; 512];
+        tokio::time::timeout(GUARD, async {
+            while !done(&self.buf) {
+                let n = self.s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "port closed");
+                self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no answer; got {:?}", self.buf));
+        std::mem::take(&mut self.buf)
+    }
+
+    async fn cmd(&mut self, line: &str) -> String {
+        self.s
+            .write_all(format!("{line}\r").as_bytes())
+            .await
+            .unwrap();
+        self.until(final_result).await
+    }
+}
+
+fn final_result(s: &str) -> bool {
+    s.ends_with("\r\nOK\r\n")
+        || s.ends_with("\r\nERROR\r\n")
+        || s.contains("+CME ERROR: ") && s.ends_with("\r\n")
+        || s.contains("+CMS ERROR: ") && s.ends_with("\r\n")
+        || s.ends_with("\r\n> ")
+}
+
+async fn bank(latency: Duration) -> (tempfile::TempDir, Bank) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig::new(2, dir.path());
+    cfg.latency = latency;
+    cfg.report_delay = Duration::from_millis(20);
+    cfg.seed = Some(42);
+    cfg.control_socket = false;
+    let bank = Bank::start(cfg).await.unwrap();
+    (dir, bank)
+}
+
+fn events(bank: &Bank) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(bank.events_path())
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn echo_cmee_and_cmgs_exchange() {
+    let (_d, bank) = bank(Duration::from_millis(50)).await;
+    let mut p = Port::open(&bank.port_path(0));
+    assert_eq!(p.cmd("AT").await, "AT\r\r\nOK\r\n");
+    assert_eq!(p.cmd("ATE0").await, "ATE0\r\r\nOK\r\n");
+    assert_eq!(p.cmd("AT").await, "\r\nOK\r\n");
+    let imei = p.cmd("AT+CGSN").await;
+    let status = bank.control(Control::Status).await.unwrap();
+    assert_eq!(status.modems.len(), 2);
+    assert_eq!(imei, format!("\r\n{}\r\n\r\nOK\r\n", status.modems[0].imei));
+    assert_ne!(status.modems[0].imsi[..5], status.modems[1].imsi[..5]);
+
+    // A good PDU: prompt, then +CMGS: <mr> after the network latency; mr increments.
+    assert_eq!(p.cmd("AT+CMGF=0;+CMGS=23").await, "\r\n> ");
+    p.s.write_all(format!("{SUBMIT}\x1a").as_bytes())
+        .await
+        .unwrap();
+    let first = p.until(final_result).await;
+    assert!(first.starts_with("\r\n+CMGS: "), "{first:?}");
+    assert_eq!(p.cmd("AT+CMGS=23").await, "\r\n> ");
+    p.s.write_all(format!("{SUBMIT}\x1a").as_bytes())
+        .await
+        .unwrap();
+    let second = p.until(final_result).await;
+    let mr = |s: &str| {
+        s.trim()
+            .lines()
+            .next()
+            .unwrap()
+            .trim_start_matches("+CMGS: ")
+            .parse::<u16>()
+            .unwrap()
+    };
+    assert_eq!((mr(&first) + 1) % 256, mr(&second));
+
+    // A bad PDU (declared length wrong): +CMS ERROR: 304, numeric then verbose.
+    p.cmd("AT+CMEE=1").await;
+    p.cmd("AT+CMGS=22").await;
+    p.s.write_all(format!("{SUBMIT}\x1a").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(p.until(final_result).await, "\r\n+CMS ERROR: 304\r\n");
+    p.cmd("AT+CMEE=2").await;
+    p.cmd("AT+CMGS=23").await;
+    p.s.write_all(b"0011000B91640728\x1a").await.unwrap();
+    assert_eq!(
+        p.until(final_result).await,
+        "\r\n+CMS ERROR: invalid PDU mode parameter\r\n"
+    );
+
+    let ev = events(&bank);
+    let cmgs: Vec<_> = ev.iter().filter(|e| e["event"] == "cmgs").collect();
+    assert_eq!(cmgs.len(), 2);
+    assert_eq!(cmgs[0]["pdu"], SUBMIT);
+    assert_eq!(cmgs[0]["modem"], 0);
+    assert_eq!(
+        u16::try_from(cmgs[0]["mr"].as_u64().unwrap()).unwrap(),
+        mr(&first)
+    );
+    let t = cmgs[0]["time"].as_str().unwrap();
+    assert!(
+        t.parse::<jiff::Timestamp>().is_ok() && t.len() == "2026-01-01T00:00:00.000000Z".len(),
+        "{t}"
+    );
+    assert_eq!(
+        ev.iter()
+            .filter(|e| e["event"] == "fault" && e["kind"] == "bad_pdu")
+            .count(),
+        2
+    );
+    bank.shutdown().await;
+}
+
+#[tokio::test]
+async fn inbound_cmti_cmgr_cmgd_and_status_report() {
+    let (_d, bank) = bank(Duration::ZERO).await;
+    let mut p = Port::open(&bank.port_path(1));
+    p.cmd("ATE0").await;
+    p.cmd("AT+CMEE=1;+CMGF=0;+CNMI=2,1,0,1,0").await;
+    bank.control(Control::Inject {
+        modem: 1,
+        from: "+8613912345678".into(),
+        text: "TD".into(),
+    })
+    .await
+    .unwrap();
+    let urc = p
+        .until(|s| s.ends_with("\r\n") && s.contains("+CMTI"))
+        .await;
+    assert_eq!(urc, "\r\n+CMTI: \"SM\",1\r\n");
+    assert!(p.cmd("AT+CPMS?").await.contains("\"SM\",1,30"));
+    let r = p.cmd("AT+CMGR=1").await;
+    let pdu = r.lines().nth(2).unwrap();
+    // The DELIVER carries the sender and "TD" in GSM7: 54 22 (2 septets).
+    assert!(pdu.contains("0D91683119325476F8"), "{r:?}");
+    assert!(pdu.ends_with("025422"), "{pdu}");
+    assert_eq!(p.cmd("AT+CMGD=1").await, "\r\nOK\r\n");
+    assert_eq!(p.cmd("AT+CMGR=1").await, "\r\nOK\r\n");
+
+    // Submit with SRR: +CMGS, then +CDS: <len> and the STATUS-REPORT PDU with the same mr.
+    p.cmd("AT+CMGS=23").await;
+    p.s.write_all(format!("{SUBMIT_SRR}\x1a").as_bytes())
+        .await
+        .unwrap();
+    let ok = p.until(final_result).await;
+    let mr: u8 = ok
+        .trim()
+        .lines()
+        .next()
+        .unwrap()
+        .trim_start_matches("+CMGS: ")
+        .parse()
+        .unwrap();
+    let cds = p.until(|s| s.matches("\r\n").count() >= 3).await;
+    let lines: Vec<_> = cds.trim().lines().collect();
+    assert!(lines[0].starts_with("+CDS: "), "{cds:?}");
+    let sr = hex::decode(lines[1]).unwrap();
+    let smsc_len = usize::from(sr[0]) + 1;
+    assert_eq!(lines[0], format!("+CDS: {}", sr.len() - smsc_len));
+    assert_eq!(sr[smsc_len] & 0x03, 0x02, "STATUS-REPORT MTI");
+    assert_eq!(sr[smsc_len + 1], mr);
+    assert_eq!(*sr.last().unwrap(), 0x00, "delivered");
+    let ev = events(&bank);
+    assert!(ev
+        .iter()
+        .any(|e| e["event"] == "inbound" && e["modem"] == 1));
+    assert!(ev
+        .iter()
+        .any(|e| e["event"] == "status_report" && e["mr"] == mr));
+    bank.shutdown().await;
+}
+
+#[tokio::test]
+async fn faults_fail_sim_network_memory() {
+    let (_d, bank) = bank(Duration::ZERO).await;
+    let mut p = Port::open(&bank.port_path(0));
+    p.cmd("ATE0;+CMEE=1;+CREG=1;+CNMI=2,1,0,0,0").await;
+    bank.control(Control::Fail {
+        modem: 0,
+        cms: 38,
+        mode: FailMode::Once,
+    })
+    .await
+    .unwrap();
+    for want in ["+CMS ERROR: 38", "+CMGS: "] {
+        p.cmd("AT+CMGS=23").await;
+        p.s.write_all(format!("{SUBMIT}\x1a").as_bytes())
+            .await
+            .unwrap();
+        let got = p.until(final_result).await;
+        assert!(got.starts_with(&format!("\r\n{want}")), "{got:?}");
+    }
+
+    bank.control(Control::Network {
+        modem: 0,
+        up: false,
+    })
+    .await
+    .unwrap();
+    assert_eq!(
+        p.until(|s| s.ends_with("+CREG: 2\r\n")).await,
+        "\r\n+CREG: 2\r\n"
+    );
+    assert_eq!(p.cmd("AT+CREG?").await, "\r\n+CREG: 1,2\r\n\r\nOK\r\n");
+    bank.control(Control::Network { modem: 0, up: true })
+        .await
+        .unwrap();
+    assert_eq!(
+        p.until(|s| s.ends_with("+CREG: 1\r\n")).await,
+        "\r\n+CREG: 1\r\n"
+    );
+
+    bank.control(Control::MemoryFull {
+        modem: 0,
+        full: true,
+    })
+    .await
+    .unwrap();
+    p.cmd("AT+CMGW=23").await;
+    p.s.write_all(format!("{SUBMIT}\x1a").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(p.until(final_result).await, "\r\n+CMS ERROR: 322\r\n");
+
+    bank.control(Control::SimRemove { modem: 0 }).await.unwrap();
+    assert_eq!(
+        p.until(|s| s.ends_with("+CREG: 0\r\n")).await,
+        "\r\n+CPIN: NOT READY\r\n\r\n+CREG: 0\r\n"
+    );
+    assert_eq!(p.cmd("AT+CPIN?").await, "\r\n+CME ERROR: 10\r\n");
+    p.cmd("AT+CMEE=2").await;
+    assert_eq!(
+        p.cmd("AT+CIMI").await,
+        "\r\n+CME ERROR: SIM not inserted\r\n"
+    );
+
+    bank.control(Control::Recover { modem: 0 }).await.unwrap();
+    p.until(|s| s.contains("+CPIN: READY\r\n") && s.contains("+CREG: 1\r\n"))
+        .await;
+    assert_eq!(p.cmd("AT+CPIN?").await, "\r\n+CPIN: READY\r\n\r\nOK\r\n");
+    let st = bank.control(Control::Status).await.unwrap();
+    assert_eq!(st.modems[0].counters.failed, 1);
+    assert_eq!(st.modems[0].counters.submitted, 1);
+    assert!(st.modems[0].sim_present && !st.modems[0].memory_full);
+    bank.shutdown().await;
+}
+
+#[tokio::test]
+async fn faults_hang_garbage_unplug() {
+    let (_d, bank) = bank(Duration::ZERO).await;
+    let path = bank.port_path(0);
+    let mut p = Port::open(&path);
+    p.cmd("ATE0").await;
+
+    // Hang: the command is swallowed; after recover the modem answers again.
+    bank.control(Control::Hang {
+        modem: 0,
+        for_ms: None,
+    })
+    .await
+    .unwrap();
+    p.s.write_all(b"AT\r").await.unwrap();
+    assert_eq!(
+        bank.control(Control::Status).await.unwrap().modems[0].state,
+        "hung"
+    );
+    bank.control(Control::Recover { modem: 0 }).await.unwrap();
+    assert_eq!(p.cmd("AT").await, "\r\nOK\r\n");
+
+    // Garbage: noise arrives, and the modem still answers the next command.
+    bank.control(Control::Garbage { modem: 0 }).await.unwrap();
+    let mut noise = [0u8; 64];
+    let n = tokio::time::timeout(GUARD, p.s.read(&mut noise))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(n > 0);
+    let garbage = events(&bank)
+        .into_iter()
+        .find(|e| e["kind"] == "garbage")
+        .unwrap();
+    assert!(garbage["bytes"]
+        .as_str()
+        .unwrap()
+        .starts_with(&hex::encode_upper(&noise[..n])));
+    tokio::time::sleep(Duration::from_millis(50)).await; // let the rest of the noise arrive
+    let mut rest = [0u8; 64];
+    while let Ok(Ok(k)) = tokio::time::timeout(Duration::from_millis(20), p.s.read(&mut rest)).await
+    {
+        if k == 0 {
+            break;
+        }
+    }
+    assert_eq!(p.cmd("AT").await, "\r\nOK\r\n");
+
+    // Unplug: the link vanishes and the open port dies; a new pty comes back at the same name.
+    let old_tty = std::fs::read_link(&path).unwrap();
+    bank.control(Control::Unplug {
+        modem: 0,
+        for_ms: Some(100),
+    })
+    .await
+    .unwrap();
+    assert!(
+        std::fs::symlink_metadata(&path).is_err(),
+        "link still there"
+    );
+    let mut b = [0u8; 16];
+    let dead = tokio::time::timeout(GUARD, p.s.read(&mut b)).await.unwrap();
+    assert!(
+        matches!(dead, Ok(0) | Err(_)),
+        "old port still alive: {dead:?}"
+    );
+    drop(p);
+    tokio::time::timeout(GUARD, async {
+        while std::fs::read_link(&path).is_err() {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap();
+    // The kernel may hand out the same /dev/pts number again; the pty itself is new.
+    assert!(
+        std::fs::read_link(&path).is_ok(),
+        "{old_tty:?} not relinked"
+    );
+    let mut p = Port::open(&path);
+    // The modem rebooted: echo is back on.
+    assert_eq!(p.cmd("AT").await, "AT\r\r\nOK\r\n");
+    let ev = events(&bank);
+    assert!(ev
+        .iter()
+        .any(|e| e["event"] == "port_close" && e["reason"] == "unplug"));
+    assert!(ev
+        .iter()
+        .any(|e| e["event"] == "port_open" && e["reason"] == "replug"));
+    bank.shutdown().await;
+    assert!(
+        std::fs::symlink_metadata(&path).is_err(),
+        "shutdown leaves the link"
+    );
+}
+
+#[tokio::test]
+async fn huawei_rejects_chains_and_mixed_bank_spans_dialects() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig::new(7, dir.path());
+    cfg.dialect = "mixed".parse().unwrap();
+    cfg.control_socket = false;
+    cfg.chatter = None;
+    cfg.seed = Some(1);
+    let bank = Bank::start(cfg).await.unwrap();
+    let st = bank.control(Control::Status).await.unwrap();
+    let dialects: Vec<_> = st.modems.iter().map(|m| m.dialect.name()).collect();
+    assert_eq!(
+        dialects,
+        ["generic", "huawei", "zte", "quectel", "simcom", "wavecom", "phs"]
+    );
+    let mut h = Port::open(&bank.port_path(1));
+    assert_eq!(h.cmd("ATE0").await, "ATE0\r\r\nOK\r\n");
+    assert_eq!(h.cmd("AT+CMEE=1;+CREG=2").await, "\r\nERROR\r\n");
+    assert!(h.cmd("AT^ICCID?").await.starts_with("\r\n^ICCID: 8986"));
+    bank.shutdown().await;
+}
