@@ -27,21 +27,22 @@
 //! - [`config`]: the daemon's TOML configuration, every key with a default.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
-//! Later layers (AT engine, modem actors, virtual modem bank, store, scheduler, policy, audit,
-//! API) are added as their own modules with the same rule: protocol code is sans-I/O, I/O lives
-//! at the edges, and every file opens with what it owns and what must always hold.
+//! - [`sim`]: the virtual modem bank on pseudo-terminals (the modem's side, sharing nothing with
+//!   `at`/`modem`): dialects, latency, faults, inbound SMS and status reports, an event log.
+//!
+//! The rule throughout: protocol code is sans-I/O, I/O lives at the edges, and every file opens
+//! with what it owns and what must always hold.
 
-pub mod bank;
+pub mod api;
 pub mod at;
 pub mod audit;
-pub mod cli;
-pub mod modem;
-pub mod number;
-pub mod api;
+pub mod bank;
 pub mod cli;
 pub mod config;
+pub mod modem;
+pub mod number;
 pub mod pdu;
-pub mod scheduler;
 pub mod policy;
+pub mod scheduler;
 pub mod sim;
 pub mod store;

@@ -8,6 +8,8 @@
 //! part found at start-up becomes `unknown`, never queued again by itself: no SMS is sent twice.
 //! Times are stored as Unix milliseconds (UTC).
 
+pub mod audit;
+pub mod contract;
 mod inbound;
 mod messages;
 mod sims;
@@ -44,8 +46,6 @@ pub struct SimId(pub i64);
 /// Row id of an inbound message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
 pub struct InboundId(pub i64);
-pub mod audit;
-pub mod contract;
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
