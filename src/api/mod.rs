@@ -4,6 +4,10 @@
 //! HTTP status ([`ApiError`]). What the requests *do* is the daemon's business, behind the
 //! [`Backend`] trait.
 //!
+//! The daemon wires it in four steps: [`crate::config::Config::load`], [`AccessMap::from_config`],
+//! [`bind_socket`] (then tell systemd READY=1), and [`serve`] with its [`Backend`] and a shutdown
+//! future. The CLI clients use [`client::ApiClient`].
+//!
 //! What must always hold: no request, however malformed or large, panics the server or takes it
 //! down; every non-2xx answer is `{"error": {"code", "message"}}`; a caller acts only for its own
 //! account unless it is an admin (root or the configured admin group); an unmapped uid gets 403.
