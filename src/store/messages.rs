@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use super::state::{MessageState, PartState};
 use super::{ms, ts, ts_opt, MessageId, PartId, SimId, Store, StoreError};
 use crate::number::{self, Carrier};
-use crate::scheduler::{DuePart, FailureKind, RetryPolicy};
+use crate::scheduler::{after, DuePart, FailureKind, RetryPolicy};
 
 /// How long a sent part can still be matched by a status report (TP-MR wraps at 256).
 const REPORT_MATCH_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -1108,7 +1108,7 @@ fn mark_failed_in(
             |r| r.get(0),
         )?;
         if policy.rests(kind, errors) {
-            let until = now + policy.rest_for;
+            let until = after(now, policy.rest_for);
             tx.execute(
                 "UPDATE sims SET rested_until = ?2 WHERE id = ?1",
                 params![sim, ms(until)],
@@ -1137,7 +1137,7 @@ fn mark_failed_in(
         }
         return Ok(FailOutcome::Failed);
     }
-    let at = now + policy.backoff(attempts);
+    let at = after(now, policy.backoff(attempts));
     let mut avoid_list = parse_avoid(&avoid);
     if let Some(s) = sim.map(SimId) {
         if !avoid_list.contains(&s) {
