@@ -321,3 +321,132 @@ fn a_burst_larger_than_the_quota_waits_and_respects_it() {
     assert_eq!(sends.len(), 250);
     assert!(sends[200] - sends[0] >= SignedDuration::from_hours(1));
 }
+
+/// A random instant's state: SIMs in any condition and parts in any condition.
+fn snapshot() -> impl Strategy<Value = (Vec<SimSlot>, Vec<DuePart>)> {
+    let sim = (
+        0usize..3,
+        proptest::bool::weighted(0.8),
+        proptest::bool::weighted(0.3),
+        proptest::option::weighted(0.2, -100i64..100),
+        proptest::collection::vec(-4000i64..0, 0..15),
+        1u32..6,
+    );
+    let part = (
+        0i64..6,
+        1u32..=2,
+        0usize..3,
+        0i32..3,
+        -100i64..0,
+        proptest::option::weighted(0.2, -50i64..50),
+        proptest::option::weighted(0.2, 0i64..4),
+    );
+    (
+        proptest::collection::vec(sim, 1..5),
+        proptest::collection::vec(part, 0..12),
+    )
+        .prop_map(|(sims, parts)| {
+            let now = t0();
+            let sims = sims
+                .into_iter()
+                .enumerate()
+                .map(|(i, (c, ready, busy, rest, mut sends, per_minute))| {
+                    sends.sort();
+                    SimSlot {
+                        id: SimId(i as i64),
+                        carrier: CARRIERS[c],
+                        ready,
+                        busy,
+                        rested_until: rest.map(|r| now + secs(r)),
+                        last_used: sends.last().map(|s| now + secs(*s)),
+                        sends: sends.iter().map(|s| now + secs(*s)).collect(),
+                        quota: Quota {
+                            per_minute,
+                            per_hour: 10,
+                            ..Quota::default()
+                        },
+                    }
+                })
+                .collect::<Vec<_>>();
+            let mut seen = Vec::new();
+            let parts = parts
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, (m, seq, c, prio, created, next, pin))| {
+                    // One part per (message, seq); message-level fields from the first part.
+                    if seen.contains(&(m, seq)) {
+                        return None;
+                    }
+                    seen.push((m, seq));
+                    Some(DuePart {
+                        part: PartId(i as i64),
+                        message: MessageId(m),
+                        seq,
+                        total: 2,
+                        recipient_carrier: CARRIERS[c],
+                        priority: prio,
+                        created_at: now + secs(created),
+                        not_before: None,
+                        deadline: None,
+                        next_attempt_at: next.map(|n| now + secs(n)),
+                        avoid_sims: Vec::new(),
+                        pinned_sim: pin.map(SimId),
+                        previous_sent: seq == 1 || pin.is_some(),
+                    })
+                })
+                .collect::<Vec<_>>();
+            (sims, parts)
+        })
+}
+
+proptest! {
+    #[test]
+    fn plans_are_work_conserving_and_priority_ordered((sims, parts) in snapshot()) {
+        let now = t0();
+        let decision = plan(&sims, &parts, now);
+        let available = |s: &SimSlot| {
+            s.ready && !s.busy && s.rested_until.is_none_or(|r| r <= now)
+                && s.quota_opens_at(now) <= now
+        };
+        let used: Vec<SimId> = decision.assignments.iter().map(|a| a.sim).collect();
+        let assigned: Vec<PartId> = decision.assignments.iter().map(|a| a.part).collect();
+        let taken_msgs: Vec<MessageId> = decision.assignments.iter().map(|a| a.message).collect();
+        for a in &decision.assignments {
+            let s = sims.iter().find(|s| s.id == a.sim).unwrap();
+            prop_assert!(available(s), "unavailable SIM used");
+            let p = parts.iter().find(|p| p.part == a.part).unwrap();
+            prop_assert!(p.previous_sent);
+            prop_assert!(p.next_attempt_at.is_none_or(|n| n <= now));
+            prop_assert!(p.pinned_sim.is_none_or(|pin| pin == a.sim));
+        }
+        let mut sorted = used.clone();
+        sorted.sort();
+        sorted.dedup();
+        prop_assert_eq!(sorted.len(), used.len(), "a SIM used twice");
+        let mut msgs = taken_msgs.clone();
+        msgs.sort();
+        msgs.dedup();
+        prop_assert_eq!(msgs.len(), taken_msgs.len(), "two parts of a message at once");
+        // An eligible, unpinned part left waiting means every available SIM got work, and
+        // nothing of lower priority was preferred to it.
+        for q in &parts {
+            let eligible = q.previous_sent
+                && q.pinned_sim.is_none()
+                && q.next_attempt_at.is_none_or(|n| n <= now)
+                && !assigned.contains(&q.part)
+                && !taken_msgs.contains(&q.message);
+            if !eligible {
+                continue;
+            }
+            for s in sims.iter().filter(|s| available(s)) {
+                prop_assert!(used.contains(&s.id), "available SIM idle while a part waits");
+            }
+            for a in &decision.assignments {
+                let p = parts.iter().find(|p| p.part == a.part).unwrap();
+                if p.pinned_sim.is_none() {
+                    prop_assert!(p.priority >= q.priority, "lower priority went first");
+                }
+            }
+        }
+    }
+}

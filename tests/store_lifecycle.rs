@@ -661,3 +661,70 @@ fn a_part_failing_after_its_message_was_cancelled_is_not_requeued() {
         .transaction(|tx| smsgate::store::release_from_review(tx, id, t(4)))
         .is_err());
 }
+
+// Regression tests for bugs found by tests/store_props.rs.
+
+#[test]
+fn mark_sent_twice_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let a = sim(&mut store, "8986001", "/dev/ttyUSB0");
+    let id = store.accept(&[msg(1)], t(0)).unwrap()[0];
+    let p = part_ids(&store, id)[0];
+    store.claim(p, a, t(1)).unwrap();
+    store.mark_sent(p, 5, t(2)).unwrap();
+    assert!(matches!(
+        store.mark_sent(p, 6, t(3)),
+        Err(StoreError::BadPartTransition { .. })
+    ));
+    assert_eq!(store.message(id).unwrap().unwrap().parts[0].tp_mr, Some(5));
+}
+
+#[test]
+fn failed_delivery_report_stops_the_unsent_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let a = sim(&mut store, "8986001", "/dev/ttyUSB0");
+    let id = store.accept(&[msg(2)], t(0)).unwrap()[0];
+    let parts = part_ids(&store, id);
+    store.claim(parts[0], a, t(1)).unwrap();
+    store.mark_sent(parts[0], 9, t(2)).unwrap();
+    let report = StatusReportIn {
+        sim: a,
+        tp_mr: 9,
+        recipient: RCPT.into(),
+        status: 0x41,
+        raw_pdu: "00".into(),
+    };
+    store.apply_status_report(&report, t(3)).unwrap();
+    let view = store.message(id).unwrap().unwrap();
+    assert_eq!(view.summary.state, MessageState::Failed);
+    assert_eq!(view.parts[1].state, PartState::Failed);
+    assert!(store.due_parts(10).unwrap().is_empty());
+}
+
+#[test]
+fn retry_after_the_deadline_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let a = sim(&mut store, "8986001", "/dev/ttyUSB0");
+    let mut m = msg(2);
+    m.deadline = Some(t(10));
+    let id = store.accept(&[m], t(0)).unwrap()[0];
+    let parts = part_ids(&store, id);
+    store.claim(parts[0], a, t(1)).unwrap();
+    store.expire(t(20)).unwrap();
+    store
+        .mark_failed(
+            parts[0],
+            "+CMS ERROR: 21",
+            FailureKind::PermanentForMessage,
+            t(21),
+        )
+        .unwrap();
+    assert!(matches!(
+        store.retry(id, t(22)),
+        Err(StoreError::Invalid(_))
+    ));
+    assert_eq!(state(&store, id), MessageState::Failed);
+}

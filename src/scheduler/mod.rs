@@ -19,6 +19,21 @@ use crate::number::Carrier;
 use crate::store::{MessageId, PartId, SimId};
 pub use policy::{FailureKind, Quota, RetryPolicy};
 
+/// `t + d`, saturating at the ends of time instead of panicking (times can come from a
+/// damaged database).
+pub fn after(t: Timestamp, d: SignedDuration) -> Timestamp {
+    t.saturating_add(d).unwrap_or(if d.is_negative() {
+        Timestamp::MIN
+    } else {
+        Timestamp::MAX
+    })
+}
+
+/// `t - d`, saturating.
+pub fn before(t: Timestamp, d: SignedDuration) -> Timestamp {
+    after(t, d.checked_neg().unwrap_or(SignedDuration::MAX))
+}
+
 /// One SIM as the scheduler sees it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimSlot {
@@ -38,7 +53,7 @@ pub struct SimSlot {
 impl SimSlot {
     /// Sends inside the rolling window `(now - window, now]`.
     pub fn sent_within(&self, window: SignedDuration, now: Timestamp) -> usize {
-        let from = now - window;
+        let from = before(now, window);
         let first = self.sends.partition_point(|t| *t <= from);
         let last = self.sends.partition_point(|t| *t <= now);
         last.saturating_sub(first)
@@ -49,7 +64,7 @@ impl SimSlot {
     pub fn quota_opens_at(&self, now: Timestamp) -> Timestamp {
         let mut at = now;
         if let Some(last) = self.last_used.max(self.sends.last().copied()) {
-            at = at.max(last + self.quota.min_interval);
+            at = at.max(after(last, self.quota.min_interval));
         }
         for (window, limit) in self.quota.windows() {
             let limit = limit as usize;
@@ -57,13 +72,13 @@ impl SimSlot {
                 // A zero quota never opens; far future keeps the arithmetic total.
                 return Timestamp::MAX;
             }
-            let from = now - window;
+            let from = before(now, window);
             let start = self.sends.partition_point(|t| *t <= from);
             let inside = self.sends.get(start..).unwrap_or(&[]);
             if inside.len() >= limit {
                 // The window admits one more once all but limit-1 of these sends left it.
                 if let Some(t) = inside.get(inside.len() - limit) {
-                    at = at.max(*t + window);
+                    at = at.max(after(*t, window));
                 }
             }
         }
@@ -205,7 +220,11 @@ pub fn plan(sims: &[SimSlot], parts: &[DuePart], now: Timestamp) -> Plan {
                 for s in free.iter().filter(|s| s.ready && !s.busy) {
                     let opens = s.quota_opens_at(now);
                     let rest = s.rested_until.unwrap_or(now);
-                    wake_min(opens.max(rest));
+                    let at = opens.max(rest);
+                    // A zero quota never opens: nothing to wake for.
+                    if at < Timestamp::MAX {
+                        wake_min(at);
+                    }
                 }
             }
         }
@@ -414,6 +433,27 @@ mod tests {
         a.quota.per_day = 0;
         let p = plan(&[a], &[part(1, 1, 1, 1)], t(0));
         assert!(p.assignments.is_empty());
+        assert_eq!(p.wake_at, None);
+    }
+
+    #[test]
+    fn times_at_the_end_of_time_do_not_panic() {
+        let mut a = sim(1, Carrier::ChinaMobile);
+        a.sends = vec![Timestamp::MAX];
+        a.last_used = Some(Timestamp::MAX);
+        a.rested_until = Some(Timestamp::MAX);
+        let mut p1 = part(1, 1, 1, 1);
+        p1.deadline = Some(Timestamp::MAX);
+        let p = plan(&[a], &[p1], Timestamp::MIN);
+        assert!(p.assignments.is_empty());
+        assert_eq!(
+            after(Timestamp::MAX, SignedDuration::from_hours(1)),
+            Timestamp::MAX
+        );
+        assert_eq!(
+            before(Timestamp::MIN, SignedDuration::from_hours(1)),
+            Timestamp::MIN
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@ use rusqlite::{params, Transaction};
 
 use super::{ms, ts, ts_opt, InboundId, SimId, Store, StoreError};
 use crate::number;
+use crate::scheduler::before;
 
 /// How long a part can still join (or duplicate) an earlier one.
 pub const INBOUND_WINDOW: SignedDuration = SignedDuration::from_hours(24);
@@ -144,7 +145,7 @@ fn store_inbound_in(
     part: &InboundPart,
     now: Timestamp,
 ) -> Result<InboundOutcome, StoreError> {
-    let since = ms(now - INBOUND_WINDOW);
+    let since = ms(before(now, INBOUND_WINDOW));
     let sim = part.sim.map(|s| s.0);
     let Some(c) = part.concat else {
         let dup: Option<i64> = tx

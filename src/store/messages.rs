@@ -13,7 +13,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use super::state::{MessageState, PartState};
 use super::{ms, ts, ts_opt, MessageId, PartId, SimId, Store, StoreError};
 use crate::number::{self, Carrier};
-use crate::scheduler::{DuePart, FailureKind, RetryPolicy};
+use crate::scheduler::{after, DuePart, FailureKind, RetryPolicy};
 
 /// How long a sent part can still be matched by a status report (TP-MR wraps at 256).
 const REPORT_MATCH_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -543,6 +543,15 @@ impl Store {
     /// The network accepted the part (+CMGS: mr).
     pub fn mark_sent(&mut self, part: PartId, tp_mr: u8, now: Timestamp) -> Result<(), StoreError> {
         self.transaction(|tx| {
+            // Only a part in flight can be sent; a second +CMGS for it would be a driver bug.
+            let from = part_state(tx, part)?;
+            if from != PartState::Sending {
+                return Err(StoreError::BadPartTransition {
+                    id: part.0,
+                    from,
+                    to: PartState::Sent,
+                });
+            }
             set_part_state(tx, part, PartState::Sent)?;
             let (message, sim): (i64, Option<i64>) = tx.query_row(
                 "UPDATE parts SET tp_mr = ?2, sent_at = ?3, next_attempt_at = NULL, error = NULL
@@ -623,6 +632,16 @@ impl Store {
             ) {
                 return Err(StoreError::Invalid(format!(
                     "message {} is {state}; it cannot be retried",
+                    id.0
+                )));
+            }
+            let deadline: Option<i64> =
+                tx.query_row("SELECT deadline FROM messages WHERE id = ?1", [id.0], |r| {
+                    r.get(0)
+                })?;
+            if deadline.is_some_and(|d| d <= ms(now)) {
+                return Err(StoreError::Invalid(format!(
+                    "message {}: its deadline has passed; it cannot be retried",
                     id.0
                 )));
             }
@@ -1035,6 +1054,26 @@ fn claim_in(
     })
 }
 
+/// Part `seq` of `message` failed for good: its queued siblings will not be sent (the
+/// recipient could not reassemble the message without it) and the message fails.
+fn fail_message(
+    tx: &Transaction<'_>,
+    message: MessageId,
+    seq: u32,
+    why: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let sibling_error = format!("not sent: part {seq} failed");
+    for p in part_ids_in(tx, message, &[PartState::Queued])? {
+        set_part_state(tx, p, PartState::Failed)?;
+        tx.execute(
+            "UPDATE parts SET error = ?2 WHERE id = ?1",
+            params![p.0, sibling_error],
+        )?;
+    }
+    set_message_state(tx, message, MessageState::Failed, now, Some(why))
+}
+
 fn mark_failed_in(
     tx: &Transaction<'_>,
     policy: &RetryPolicy,
@@ -1069,7 +1108,7 @@ fn mark_failed_in(
             |r| r.get(0),
         )?;
         if policy.rests(kind, errors) {
-            let until = now + policy.rest_for;
+            let until = after(now, policy.rest_for);
             tx.execute(
                 "UPDATE sims SET rested_until = ?2 WHERE id = ?1",
                 params![sim, ms(until)],
@@ -1091,22 +1130,14 @@ fn mark_failed_in(
             "UPDATE parts SET error = ?2, next_attempt_at = NULL WHERE id = ?1",
             params![part.0, why],
         )?;
-        let sibling_error = format!("not sent: part {seq} failed");
-        for p in part_ids_in(tx, message, &[PartState::Queued])? {
-            set_part_state(tx, p, PartState::Failed)?;
-            tx.execute(
-                "UPDATE parts SET error = ?2 WHERE id = ?1",
-                params![p.0, sibling_error],
-            )?;
-        }
         if closed {
             recompute(tx, message, now, None)?;
         } else {
-            set_message_state(tx, message, MessageState::Failed, now, Some(&why))?;
+            fail_message(tx, message, seq, &why, now)?;
         }
         return Ok(FailOutcome::Failed);
     }
-    let at = now + policy.backoff(attempts);
+    let at = after(now, policy.backoff(attempts));
     let mut avoid_list = parse_avoid(&avoid);
     if let Some(s) = sim.map(SimId) {
         if !avoid_list.contains(&s) {
@@ -1202,7 +1233,13 @@ fn apply_report_in(
                 "UPDATE parts SET error = ?2 WHERE id = ?1",
                 params![part.0, error],
             )?;
-            set_message_state(tx, message, MessageState::Failed, now, Some(&error))?;
+            let seq: u32 = tx.query_row("SELECT seq FROM parts WHERE id = ?1", [part.0], |r| {
+                r.get(0)
+            })?;
+            let current = message_state(tx, message)?;
+            if current.is_sendable() || current == MessageState::Sent {
+                fail_message(tx, message, seq, &error, now)?;
+            }
             ReportOutcome::Failed { part, message }
         }
     };

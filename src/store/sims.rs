@@ -10,7 +10,7 @@ use rusqlite::{params, OptionalExtension};
 
 use super::{ms, ts_opt, SimId, Store, StoreError};
 use crate::number::{self, Carrier};
-use crate::scheduler::{Quota, SimSlot};
+use crate::scheduler::{before, Quota, SimSlot};
 
 /// How a SIM identifies itself; at least one of ICCID and IMSI is needed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -279,7 +279,7 @@ impl Store {
         let count = |window: SignedDuration| -> Result<u32, StoreError> {
             Ok(self.conn.query_row(
                 "SELECT COUNT(*) FROM send_attempts WHERE sim_id = ?1 AND at > ?2 AND at <= ?3",
-                params![sim.0, ms(now - window), ms(now)],
+                params![sim.0, ms(before(now, window)), ms(now)],
                 |r| r.get(0),
             )?)
         };
@@ -302,7 +302,7 @@ impl Store {
                 busy: false,
                 rested_until: s.rested_until,
                 last_used: s.last_used_at,
-                sends: self.sends_since(s.id, now - SignedDuration::from_hours(24))?,
+                sends: self.sends_since(s.id, before(now, SignedDuration::from_hours(24)))?,
                 quota: s.quota.over(defaults),
             });
         }

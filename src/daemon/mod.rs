@@ -1,0 +1,286 @@
+//! The daemon: the store, the scheduler's runner, the modem bank and the API, wired together.
+//! `run(config, shutdown)` is what `smsgate daemon` and `smsgate demo` call.
+//!
+//! What must always hold: a part is claimed (`sending`, committed) before AT+CMGS is written, and
+//! its outcome is committed before its SIM is offered another part, so a crash leaves at most one
+//! `unknown` part per modem and nothing is ever sent twice by the daemon's own doing; the runner
+//! sleeps until something happens (a new message, a send finishing, a modem changing, a timer
+//! the scheduler asked for): there is no polling loop; on shutdown no new send starts, sends in
+//! flight finish (bounded), and the socket stops accepting.
+
+mod backend;
+mod modems;
+mod runner;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::{watch, Notify};
+
+use crate::config::Config;
+use crate::scheduler::Quota;
+use crate::store::{Store, StoreError};
+
+pub use backend::DaemonBackend;
+
+/// Errors that stop the daemon.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    #[error("database {path}: {source}")]
+    Store { path: PathBuf, source: StoreError },
+    #[error("API socket {path}: {source}")]
+    Socket {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("modem ports: {0}")]
+    Ports(#[from] crate::bank::discover::DiscoverError),
+    #[error("cannot create {path}: {source}")]
+    Dir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// The store behind a mutex, used from async code through the blocking pool: SQLite calls (and
+/// their fsyncs) never stall the async workers.
+#[derive(Clone)]
+pub(crate) struct Db(Arc<Mutex<Store>>);
+
+impl Db {
+    pub(crate) fn new(store: Store) -> Db {
+        Db(Arc::new(Mutex::new(store)))
+    }
+
+    /// Runs `f` on the store in the blocking pool.
+    pub(crate) async fn call<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Store) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.0);
+        tokio::task::spawn_blocking(move || {
+            // A panic while holding the lock poisons it; the store itself is still consistent
+            // (every change is one transaction), so carry on with it.
+            let mut store = inner.lock().unwrap_or_else(|p| p.into_inner());
+            f(&mut store)
+        })
+        .await
+        .unwrap_or_else(|e| Err(StoreError::Invalid(format!("store task failed: {e}"))))
+    }
+}
+
+/// The parts of the configuration that SIGHUP reloads.
+#[derive(Debug, Clone)]
+pub(crate) struct Tunables {
+    pub quota: crate::config::QuotaConfig,
+    pub default_validity: jiff::SignedDuration,
+}
+
+impl Tunables {
+    fn from_config(config: &Config) -> Tunables {
+        Tunables {
+            quota: config.quota.clone(),
+            default_validity: config.default_validity,
+        }
+    }
+
+    pub fn default_quota(&self) -> Quota {
+        quota_of(self.quota.defaults())
+    }
+}
+
+pub(crate) fn quota_of(l: crate::config::QuotaLimits) -> Quota {
+    Quota {
+        per_minute: l.per_minute,
+        per_hour: l.per_hour,
+        per_day: l.per_day,
+        min_interval: l.min_interval,
+    }
+}
+
+/// State shared by the runner, the bank and the API backend.
+pub(crate) struct Shared {
+    pub db: Db,
+    /// Wakes the runner: a new message, a send finished, a modem changed.
+    pub wake: Notify,
+    pub modems: modems::Registry,
+    pub tunables: RwLock<Tunables>,
+    pub modem_config: crate::modem::ModemConfig,
+    /// Set once shutdown begins: the API refuses new work and the runner claims nothing new.
+    pub stopping: AtomicBool,
+    pub started: Timestamp,
+}
+
+impl Shared {
+    pub fn tunables(&self) -> Tunables {
+        self.tunables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn is_stopping(&self) -> bool {
+        self.stopping.load(Ordering::SeqCst)
+    }
+}
+
+/// How long shutdown waits for sends in flight (a GSM part takes 2.5-10 s; a hung one is bounded
+/// by the driver's own send timeout).
+const DRAIN_LIMIT: Duration = Duration::from_secs(75);
+
+/// Runs the daemon until `shutdown` resolves. `reload` yields each time the configuration should
+/// be re-read (SIGHUP); `config_path` is where from.
+pub async fn run(
+    config: Config,
+    config_path: Option<PathBuf>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    mut reload: Option<tokio::sync::mpsc::Receiver<()>>,
+) -> Result<(), DaemonError> {
+    for path in [&config.database, &config.socket] {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+    }
+    let now = Timestamp::now();
+    let mut store = Store::open(&config.database).map_err(|source| DaemonError::Store {
+        path: config.database.clone(),
+        source,
+    })?;
+    let unknown = store
+        .recover_after_crash(now)
+        .map_err(|source| DaemonError::Store {
+            path: config.database.clone(),
+            source,
+        })?;
+    if !unknown.is_empty() {
+        tracing::warn!(
+            parts = unknown.len(),
+            "parts were being sent when the daemon stopped: marked unknown, not resent (see `smsgate retry`)"
+        );
+    }
+    let patterns = crate::bank::PortPatterns::new(&config.modems.ports)?;
+    let access = crate::api::AccessMap::from_config(&config).map_err(DaemonError::Config)?;
+    let listener = crate::api::bind_socket(&config.socket).map_err(|source| DaemonError::Socket {
+        path: config.socket.clone(),
+        source,
+    })?;
+
+    let mut modem_config = crate::modem::ModemConfig::new("modem");
+    modem_config.baud_rate = config.modems.baud;
+    modem_config.pin = config.modems.pin.clone();
+    modem_config.dialect = match config.modems.dialect.as_str() {
+        "" | "auto" => None,
+        name => Some(crate::modem::dialect::by_name(name).ok_or_else(|| {
+            DaemonError::Config(format!("modems.dialect: unknown dialect {name:?}"))
+        })?),
+    };
+
+    let shared = Arc::new(Shared {
+        db: Db::new(store),
+        wake: Notify::new(),
+        modems: modems::Registry::default(),
+        tunables: RwLock::new(Tunables::from_config(&config)),
+        modem_config,
+        stopping: AtomicBool::new(false),
+        started: now,
+    });
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let runner = tokio::spawn(runner::run(Arc::clone(&shared), stop_rx.clone()));
+    let bank = tokio::spawn(modems::run_bank(
+        Arc::clone(&shared),
+        patterns,
+        stop_rx.clone(),
+    ));
+    let notifier = tokio::spawn(notify_systemd(Arc::clone(&shared), stop_rx.clone()));
+    if let (Some(rx), Some(path)) = (reload.as_mut(), config_path.clone()) {
+        let shared = Arc::clone(&shared);
+        let mut rx = std::mem::replace(rx, tokio::sync::mpsc::channel(1).1);
+        tokio::spawn(async move {
+            while rx.recv().await.is_some() {
+                reload_config(&shared, &path);
+            }
+        });
+    }
+
+    let backend = Arc::new(DaemonBackend::new(Arc::clone(&shared)));
+    let api_shared = Arc::clone(&shared);
+    let api_shutdown = async move {
+        shutdown.await;
+        api_shared.stopping.store(true, Ordering::SeqCst);
+    };
+    tracing::info!(socket = %config.socket.display(), "smsgate daemon ready");
+    let served = crate::api::serve(listener, backend, access, api_shutdown).await;
+    if let Err(e) = &served {
+        tracing::error!("API server stopped: {e}");
+    }
+
+    // Shutdown: no new claims; sends in flight finish; modems are closed.
+    shared.stopping.store(true, Ordering::SeqCst);
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Stopping]);
+    let _ = stop_tx.send(true);
+    shared.wake.notify_one();
+    let _ = runner.await;
+    if tokio::time::timeout(DRAIN_LIMIT, shared.modems.wait_idle())
+        .await
+        .is_err()
+    {
+        tracing::warn!("sends still in flight after {DRAIN_LIMIT:?}: they will show as unknown");
+    }
+    shared.modems.shutdown_all().await;
+    bank.abort();
+    notifier.abort();
+    let _ = std::fs::remove_file(&config.socket);
+    tracing::info!("smsgate daemon stopped");
+    served.map_err(|source| DaemonError::Socket {
+        path: config.socket.clone(),
+        source,
+    })
+}
+
+fn reload_config(shared: &Shared, path: &Path) {
+    match Config::load(path) {
+        Ok(config) => {
+            *shared.tunables.write().unwrap_or_else(|p| p.into_inner()) =
+                Tunables::from_config(&config);
+            tracing::info!(
+                "configuration reloaded (quotas, validity); socket, database, ports and accounts need a restart"
+            );
+            shared.wake.notify_one();
+        }
+        Err(e) => tracing::error!("configuration not reloaded, keeping the old one: {e}"),
+    }
+}
+
+/// READY once running, STATUS with the bank's summary, WATCHDOG pings while the runner lives.
+/// Without systemd (no NOTIFY_SOCKET) every call is a no-op.
+async fn notify_systemd(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
+    let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
+    let period = sd_notify::watchdog_enabled()
+        .map(|d| d / 2)
+        .unwrap_or(Duration::from_secs(10));
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let summary = shared.modems.summary();
+        let status = format!(
+            "{} of {} modems ready, {} sending",
+            summary.ready, summary.total, summary.busy
+        );
+        let _ = sd_notify::notify(&[
+            sd_notify::NotifyState::Status(&status),
+            sd_notify::NotifyState::Watchdog,
+        ]);
+        tokio::time::sleep(period).await;
+    }
+}

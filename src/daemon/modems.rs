@@ -1,0 +1,504 @@
+//! The daemon's side of the modem bank: which modem actors run on which ports, which SIM each
+//! carries, whether it is free; one supervisor task per port (open, pump events, restart with
+//! back-off); inbound SMS and status reports taken from the modems into the store.
+//!
+//! What must always hold: an inbound PDU is acknowledged to its modem (which then deletes it from
+//! the SIM) only after the store committed it; a SIM is `busy` from its claim until its send's
+//! outcome is committed; a port that vanished has no slot, so the scheduler cannot pick it.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use tokio::sync::{mpsc, watch, Notify};
+
+use super::Shared;
+use crate::api::types::ModemState;
+use crate::bank::{PortEvent, PortPatterns};
+use crate::modem::{Health, Identity, InboundPdu, Modem, ModemEvent, ModemHandle};
+use crate::pdu::{Body, InformationElement, Sms, Tpdu};
+use crate::store::{Concat, InboundPart, SimHealth, SimId, SimIdentity, StatusReportIn};
+
+/// One port's modem as the daemon sees it.
+#[derive(Debug, Clone)]
+pub(crate) struct Slot {
+    pub handle: ModemHandle,
+    pub state: ModemState,
+    pub sim: Option<SimId>,
+    pub identity: Option<Identity>,
+    pub health: Health,
+    pub busy: bool,
+    pub last_error: Option<String>,
+}
+
+impl Slot {
+    /// Can take a part now (registration unknown counts as yes: the send itself will tell).
+    pub fn ready(&self) -> bool {
+        matches!(self.state, ModemState::Ready | ModemState::Sending)
+            && self.sim.is_some()
+            && (self.health.registration.is_none() || self.health.registered())
+    }
+}
+
+/// Counts for STATUS= and /v1/health.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Summary {
+    pub total: usize,
+    pub ready: usize,
+    pub busy: usize,
+}
+
+/// Every port's slot, keyed by port path.
+#[derive(Default)]
+pub(crate) struct Registry {
+    slots: Mutex<BTreeMap<String, Slot>>,
+    idle: Notify,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Slot>> {
+        self.slots.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn snapshot(&self) -> Vec<(String, Slot)> {
+        self.lock()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    pub fn summary(&self) -> Summary {
+        let slots = self.lock();
+        Summary {
+            total: slots.len(),
+            ready: slots.values().filter(|s| s.ready()).count(),
+            busy: slots.values().filter(|s| s.busy).count(),
+        }
+    }
+
+    /// The port and handle of the modem carrying `sim`, if it is ready and free: marks it busy.
+    pub fn take_for_send(&self, sim: SimId) -> Option<(String, ModemHandle)> {
+        let mut slots = self.lock();
+        let (port, slot) = slots
+            .iter_mut()
+            .find(|(_, s)| s.sim == Some(sim) && s.ready() && !s.busy)?;
+        slot.busy = true;
+        slot.state = ModemState::Sending;
+        Some((port.clone(), slot.handle.clone()))
+    }
+
+    /// The send on `port` is over (its outcome is committed).
+    pub fn release(&self, port: &str, error: Option<String>) {
+        let mut slots = self.lock();
+        if let Some(slot) = slots.get_mut(port) {
+            slot.busy = false;
+            if slot.state == ModemState::Sending {
+                slot.state = ModemState::Ready;
+            }
+            if error.is_some() {
+                slot.last_error = error;
+            }
+        }
+        if !slots.values().any(|s| s.busy) {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// SIM id -> (ready, busy) for every port with a known SIM.
+    pub fn sim_states(&self) -> BTreeMap<SimId, (bool, bool)> {
+        self.lock()
+            .values()
+            .filter_map(|s| s.sim.map(|id| (id, (s.ready(), s.busy))))
+            .collect()
+    }
+
+    fn update(&self, port: &str, f: impl FnOnce(&mut Slot)) {
+        if let Some(slot) = self.lock().get_mut(port) {
+            f(slot);
+        }
+    }
+
+    fn insert(&self, port: &str, handle: ModemHandle) {
+        self.lock().insert(
+            port.to_string(),
+            Slot {
+                handle,
+                state: ModemState::Starting,
+                sim: None,
+                identity: None,
+                health: Health::default(),
+                busy: false,
+                last_error: None,
+            },
+        );
+    }
+
+    fn remove(&self, port: &str) -> Option<Slot> {
+        let slot = self.lock().remove(port);
+        self.idle.notify_waiters();
+        slot
+    }
+
+    /// Resolves once no send is in flight.
+    pub async fn wait_idle(&self) {
+        loop {
+            let notified = self.idle.notified();
+            if !self.lock().values().any(|s| s.busy) {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    pub async fn shutdown_all(&self) {
+        let handles: Vec<ModemHandle> = self.lock().values().map(|s| s.handle.clone()).collect();
+        for h in handles {
+            h.shutdown().await;
+        }
+    }
+}
+
+/// Back-off between restarts of a port's modem actor.
+const RESTART_BACKOFF: [Duration; 5] = [
+    Duration::from_secs(1),
+    Duration::from_secs(2),
+    Duration::from_secs(5),
+    Duration::from_secs(15),
+    Duration::from_secs(60),
+];
+
+/// Follows the ports and keeps one supervisor per present port.
+pub(crate) async fn run_bank(
+    shared: Arc<Shared>,
+    patterns: PortPatterns,
+    stop: watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = mpsc::channel(64);
+    let watcher = tokio::spawn(crate::bank::discover::watch(patterns, tx));
+    let supervised: Arc<Mutex<BTreeSet<PathBuf>>> = Arc::default();
+    while let Some(event) = rx.recv().await {
+        match event {
+            PortEvent::Added(path) => {
+                let fresh = supervised
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(path.clone());
+                if fresh {
+                    tracing::info!(port = %path.display(), "modem port appeared");
+                    let shared = Arc::clone(&shared);
+                    let supervised = Arc::clone(&supervised);
+                    let stop = stop.clone();
+                    tokio::spawn(async move {
+                        supervise(&shared, &path, stop).await;
+                        supervised
+                            .lock()
+                            .unwrap_or_else(|p| p.into_inner())
+                            .remove(&path);
+                    });
+                }
+            }
+            PortEvent::Removed(path) => {
+                // The actor sees the port vanish itself (EIO / EOF) and its supervisor ends.
+                tracing::info!(port = %path.display(), "modem port vanished");
+            }
+        }
+    }
+    match watcher.await {
+        Ok(Err(e)) => tracing::error!("port watcher stopped: {e}"),
+        Err(e) => tracing::error!("port watcher failed: {e}"),
+        Ok(Ok(())) => {}
+    }
+}
+
+/// Runs the modem on `path` until the port is gone for good or the daemon stops.
+async fn supervise(shared: &Arc<Shared>, path: &std::path::Path, mut stop: watch::Receiver<bool>) {
+    let port = path.to_string_lossy().into_owned();
+    let mut attempt = 0usize;
+    loop {
+        if *stop.borrow() || !path.exists() {
+            return;
+        }
+        let mut config = shared.modem_config.clone();
+        config.name = port.clone();
+        let started = std::time::Instant::now();
+        match Modem::open(path, &config) {
+            Ok((handle, events)) => {
+                shared.registry_insert(&port, handle);
+                let reason = pump(shared, &port, events, &mut stop).await;
+                if let Some(slot) = shared.modems.remove(&port) {
+                    if slot.sim.is_some() {
+                        let p = port.clone();
+                        let _ = shared.db.call(move |s| s.detach_port(&p)).await;
+                    }
+                }
+                shared.wake.notify_one();
+                tracing::warn!(port = %port, "modem stopped: {reason}");
+            }
+            Err(e) => tracing::warn!(port = %port, "cannot open modem port: {e}"),
+        }
+        if *stop.borrow() {
+            return;
+        }
+        if started.elapsed() > Duration::from_secs(300) {
+            attempt = 0; // it ran fine for a while: start the back-off over
+        }
+        let delay = RESTART_BACKOFF[attempt.min(RESTART_BACKOFF.len() - 1)];
+        attempt += 1;
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+impl Shared {
+    fn registry_insert(&self, port: &str, handle: ModemHandle) {
+        self.modems.insert(port, handle);
+    }
+}
+
+/// Handles one modem's events until it stops; returns why.
+async fn pump(
+    shared: &Arc<Shared>,
+    port: &str,
+    mut events: mpsc::Receiver<ModemEvent>,
+    stop: &mut watch::Receiver<bool>,
+) -> String {
+    loop {
+        let event = tokio::select! {
+            ev = events.recv() => ev,
+            _ = stop.changed() => return "daemon stopping".into(),
+        };
+        let Some(event) = event else {
+            return "modem actor ended".into();
+        };
+        match event {
+            ModemEvent::Ready(identity) => {
+                let sim = register_sim(shared, port, &identity).await;
+                shared.modems.update(port, |s| {
+                    s.sim = sim;
+                    s.identity = Some(identity);
+                    s.state = if sim.is_some() {
+                        ModemState::Ready
+                    } else {
+                        ModemState::Failed
+                    };
+                });
+                shared.wake.notify_one();
+            }
+            ModemEvent::HealthChanged(health) => {
+                let sim = shared.modems.lock().get(port).and_then(|s| s.sim);
+                if let Some(sim) = sim {
+                    let h = SimHealth {
+                        healthy: true,
+                        registered: health.registration.is_none() || health.registered(),
+                        signal_dbm: health.dbm.map(i32::from),
+                        error: None,
+                    };
+                    let _ = shared
+                        .db
+                        .call(move |s| s.set_sim_health(sim, &h, Timestamp::now()))
+                        .await;
+                }
+                shared.modems.update(port, |s| s.health = health);
+                shared.wake.notify_one();
+            }
+            ModemEvent::RegistrationLost => {
+                shared.modems.update(port, |s| {
+                    s.health.registration = Some(crate::at::RegStatus::Searching);
+                    s.last_error = Some("registration lost".into());
+                });
+            }
+            ModemEvent::RegistrationRegained => {
+                shared.modems.update(port, |s| {
+                    s.health.registration = Some(crate::at::RegStatus::Home);
+                });
+                shared.wake.notify_one();
+            }
+            ModemEvent::Restarted => {
+                shared.modems.update(port, |s| {
+                    if s.sim.is_some() && !s.busy {
+                        s.state = ModemState::Ready;
+                    }
+                });
+                shared.wake.notify_one();
+            }
+            ModemEvent::Inbound(pdu) => take_inbound(shared, port, pdu).await,
+            ModemEvent::StatusReport(pdu) => take_report(shared, port, pdu).await,
+            ModemEvent::Gone(reason) => return format!("port gone: {reason}"),
+            ModemEvent::Failed(reason) => {
+                shared
+                    .modems
+                    .update(port, |s| s.last_error = Some(reason.clone()));
+                return format!("failed: {reason}");
+            }
+        }
+    }
+}
+
+/// Records the SIM (by ICCID/IMSI) as being on `port`, with its configured quota overrides.
+async fn register_sim(shared: &Arc<Shared>, port: &str, identity: &Identity) -> Option<SimId> {
+    let sim_identity = SimIdentity {
+        iccid: identity.iccid.clone(),
+        imsi: identity.imsi.clone(),
+        own_number: identity.own_number.clone(),
+    };
+    if sim_identity.iccid.is_none() && sim_identity.imsi.is_none() {
+        tracing::warn!(port, "modem reports neither ICCID nor IMSI: not used for sending");
+        return None;
+    }
+    let quota = identity
+        .iccid
+        .as_deref()
+        .filter(|i| shared.tunables().quota.sims.contains_key(*i))
+        .map(|i| shared.tunables().quota.for_sim(i));
+    let port = port.to_string();
+    let result = shared
+        .db
+        .call(move |s| {
+            let id = s.upsert_sim(&sim_identity, &port, Timestamp::now())?;
+            if let Some(q) = quota {
+                s.set_sim_quota(
+                    id,
+                    &crate::store::SimQuota {
+                        per_minute: Some(q.per_minute),
+                        per_hour: Some(q.per_hour),
+                        per_day: Some(q.per_day),
+                        min_interval: Some(q.min_interval),
+                    },
+                )?;
+            }
+            Ok(id)
+        })
+        .await;
+    match result {
+        Ok(id) => Some(id),
+        Err(e) => {
+            tracing::error!("cannot record SIM: {e}");
+            None
+        }
+    }
+}
+
+/// Parses a PDU from a modem: with an SMSC part (the usual), or a bare TPDU (some +CDS lines).
+fn parse_any(hex: &str) -> Result<Sms, crate::pdu::PduError> {
+    Sms::parse_hex(hex).or_else(|first| {
+        crate::pdu::decode_hex(hex)
+            .and_then(|bytes| Tpdu::parse(&bytes))
+            .map(|tpdu| Sms { smsc: None, tpdu })
+            .map_err(|_| first)
+    })
+}
+
+/// Stores a received SMS, then lets the modem delete it. An undecodable PDU is stored raw (with
+/// the error as its text) rather than lost.
+async fn take_inbound(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
+    let sim = shared.modems.lock().get(port).and_then(|s| s.sim);
+    let part = match parse_any(&pdu.pdu_hex) {
+        Ok(Sms {
+            tpdu: Tpdu::Deliver(d),
+            ..
+        }) => {
+            let concat = d.user_data.udh.as_ref().and_then(|u| {
+                u.elements.iter().find_map(|ie| match ie {
+                    InformationElement::Concat(c) => Some(Concat {
+                        reference: c.reference,
+                        total: c.total,
+                        seq: c.seq,
+                    }),
+                    _ => None,
+                })
+            });
+            let text = match &d.user_data.body {
+                Body::Text(t) => t.clone(),
+                Body::Data(bytes) => format!("[8-bit data {}]", crate::pdu::encode_hex(bytes)),
+            };
+            InboundPart {
+                sim,
+                sender: d.sender.to_string(),
+                text,
+                concat: concat.filter(|c| c.total > 1 && c.seq >= 1 && c.seq <= c.total),
+                scts: d.scts.to_timestamp().ok(),
+                raw_pdu: pdu.pdu_hex.clone(),
+            }
+        }
+        Ok(other) => InboundPart {
+            sim,
+            sender: String::new(),
+            text: format!("[unexpected {} PDU]", other.tpdu.kind()),
+            concat: None,
+            scts: None,
+            raw_pdu: pdu.pdu_hex.clone(),
+        },
+        Err(e) => InboundPart {
+            sim,
+            sender: String::new(),
+            text: format!("[undecodable PDU: {e}]"),
+            concat: None,
+            scts: None,
+            raw_pdu: pdu.pdu_hex.clone(),
+        },
+    };
+    let masked = crate::number::mask(&part.sender);
+    match shared
+        .db
+        .call(move |s| s.store_inbound(&part, Timestamp::now()))
+        .await
+    {
+        Ok(outcome) => {
+            tracing::info!(port, from = %masked, ?outcome, "inbound SMS stored");
+            if let Err(e) = pdu.ack.ack().await {
+                tracing::warn!(port, "inbound SMS stored but not yet deleted from the SIM: {e}");
+            }
+        }
+        Err(e) => tracing::error!(
+            port,
+            "inbound SMS not stored, left on the SIM for the next start: {e}"
+        ),
+    }
+}
+
+/// Applies a status report to the part it is about, then acknowledges it.
+async fn take_report(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
+    let sim = shared.modems.lock().get(port).and_then(|s| s.sim);
+    let report = match parse_any(&pdu.pdu_hex) {
+        Ok(Sms {
+            tpdu: Tpdu::StatusReport(r),
+            ..
+        }) => r,
+        Ok(other) => {
+            tracing::warn!(port, kind = other.tpdu.kind(), "status report slot carried another PDU");
+            let _ = pdu.ack.ack().await;
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(port, "undecodable status report ignored: {e}");
+            let _ = pdu.ack.ack().await;
+            return;
+        }
+    };
+    let Some(sim) = sim else {
+        let _ = pdu.ack.ack().await;
+        return;
+    };
+    let input = StatusReportIn {
+        sim,
+        tp_mr: report.message_reference,
+        recipient: report.recipient.to_string(),
+        status: report.status.0,
+        raw_pdu: pdu.pdu_hex.clone(),
+    };
+    match shared
+        .db
+        .call(move |s| s.apply_status_report(&input, Timestamp::now()))
+        .await
+    {
+        Ok(outcome) => {
+            tracing::debug!(port, ?outcome, "status report applied");
+            let _ = pdu.ack.ack().await;
+        }
+        Err(e) => tracing::error!(port, "status report not stored: {e}"),
+    }
+}
