@@ -24,6 +24,8 @@
 //!   export for lawful requests (its SQL is in `store::audit`).
 //! - [`api`]: the HTTP/JSON API on the daemon's Unix socket: peer credentials -> account,
 //!   request shapes shared with the CLI clients, errors as JSON with their HTTP status.
+//! - [`daemon`]: the running service: runner (scheduler decisions applied), modem supervision,
+//!   inbound and status reports into the store, the API backend, systemd notification.
 //! - [`config`]: the daemon's TOML configuration, every key with a default.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
@@ -39,6 +41,7 @@ pub mod audit;
 pub mod bank;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod modem;
 pub mod number;
 pub mod pdu;

@@ -169,10 +169,11 @@ pub async fn run(
     }
     let patterns = crate::bank::PortPatterns::new(&config.modems.ports)?;
     let access = crate::api::AccessMap::from_config(&config).map_err(DaemonError::Config)?;
-    let listener = crate::api::bind_socket(&config.socket).map_err(|source| DaemonError::Socket {
-        path: config.socket.clone(),
-        source,
-    })?;
+    let listener =
+        crate::api::bind_socket(&config.socket).map_err(|source| DaemonError::Socket {
+            path: config.socket.clone(),
+            source,
+        })?;
 
     let mut modem_config = crate::modem::ModemConfig::new("modem");
     modem_config.baud_rate = config.modems.baud;

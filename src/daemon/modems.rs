@@ -18,7 +18,7 @@ use super::Shared;
 use crate::api::types::ModemState;
 use crate::bank::{PortEvent, PortPatterns};
 use crate::modem::{Health, Identity, InboundPdu, Modem, ModemEvent, ModemHandle};
-use crate::pdu::{Body, InformationElement, Sms, Tpdu};
+use crate::pdu::{Body, Sms, Tpdu};
 use crate::store::{Concat, InboundPart, SimHealth, SimId, SimIdentity, StatusReportIn};
 
 /// One port's modem as the daemon sees it.
@@ -346,7 +346,10 @@ async fn register_sim(shared: &Arc<Shared>, port: &str, identity: &Identity) -> 
         own_number: identity.own_number.clone(),
     };
     if sim_identity.iccid.is_none() && sim_identity.imsi.is_none() {
-        tracing::warn!(port, "modem reports neither ICCID nor IMSI: not used for sending");
+        tracing::warn!(
+            port,
+            "modem reports neither ICCID nor IMSI: not used for sending"
+        );
         return None;
     }
     let quota = identity
@@ -401,16 +404,16 @@ async fn take_inbound(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
             tpdu: Tpdu::Deliver(d),
             ..
         }) => {
-            let concat = d.user_data.udh.as_ref().and_then(|u| {
-                u.elements.iter().find_map(|ie| match ie {
-                    InformationElement::Concat(c) => Some(Concat {
-                        reference: c.reference,
-                        total: c.total,
-                        seq: c.seq,
-                    }),
-                    _ => None,
-                })
-            });
+            let concat = d
+                .user_data
+                .udh
+                .as_ref()
+                .and_then(|u| u.concat_info())
+                .map(|c| Concat {
+                    reference: c.reference,
+                    total: c.total,
+                    seq: c.seq,
+                });
             let text = match &d.user_data.body {
                 Body::Text(t) => t.clone(),
                 Body::Data(bytes) => format!("[8-bit data {}]", crate::pdu::encode_hex(bytes)),
@@ -420,7 +423,7 @@ async fn take_inbound(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
                 sender: d.sender.to_string(),
                 text,
                 concat: concat.filter(|c| c.total > 1 && c.seq >= 1 && c.seq <= c.total),
-                scts: d.scts.to_timestamp().ok(),
+                scts: d.scts.to_timestamp(),
                 raw_pdu: pdu.pdu_hex.clone(),
             }
         }
@@ -450,7 +453,10 @@ async fn take_inbound(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
         Ok(outcome) => {
             tracing::info!(port, from = %masked, ?outcome, "inbound SMS stored");
             if let Err(e) = pdu.ack.ack().await {
-                tracing::warn!(port, "inbound SMS stored but not yet deleted from the SIM: {e}");
+                tracing::warn!(
+                    port,
+                    "inbound SMS stored but not yet deleted from the SIM: {e}"
+                );
             }
         }
         Err(e) => tracing::error!(
@@ -469,7 +475,11 @@ async fn take_report(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
             ..
         }) => r,
         Ok(other) => {
-            tracing::warn!(port, kind = other.tpdu.kind(), "status report slot carried another PDU");
+            tracing::warn!(
+                port,
+                kind = other.tpdu.kind(),
+                "status report slot carried another PDU"
+            );
             let _ = pdu.ack.ack().await;
             return;
         }

@@ -621,6 +621,27 @@ impl Store {
         })
     }
 
+    /// The PDU left for the modem but no confirmation came back (the link broke or timed out
+    /// after the payload): the part becomes `unknown`, exactly like a part found `sending` after a
+    /// crash, and is not sent again unless the operator retries it.
+    pub fn mark_unknown(
+        &mut self,
+        part: PartId,
+        error: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.transaction(|tx| {
+            set_part_state(tx, part, PartState::Unknown)?;
+            let message: i64 = tx.query_row(
+                "UPDATE parts SET error = ?2 WHERE id = ?1 RETURNING message_id",
+                params![part.0, error],
+                |r| r.get(0),
+            )?;
+            recompute(tx, MessageId(message), now, Some(error))?;
+            Ok(())
+        })
+    }
+
     /// The operator asks to send again: `unknown` and `failed` parts go back to the queue.
     /// Returns how many parts were requeued.
     pub fn retry(&mut self, id: MessageId, now: Timestamp) -> Result<usize, StoreError> {

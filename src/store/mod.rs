@@ -14,6 +14,7 @@ mod inbound;
 mod messages;
 mod sims;
 pub mod state;
+mod views;
 
 use std::path::Path;
 
@@ -33,6 +34,7 @@ pub use messages::{
 };
 pub use sims::{SentCounts, SimHealth, SimIdentity, SimQuota, SimRecord};
 pub use state::{MessageState, PartState};
+pub use views::SimTotals;
 
 /// Row id of a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -110,6 +112,7 @@ fn migrations() -> Migrations<'static> {
     Migrations::new(vec![
         M::up(include_str!("migrations/0001_core.sql")),
         M::up(include_str!("migrations/0002_contract.sql")),
+        M::up(include_str!("migrations/0003_daemon.sql")),
     ])
 }
 
@@ -194,6 +197,6 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 2);
+        assert_eq!(store.schema_version().unwrap(), 3);
     }
 }

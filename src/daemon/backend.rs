@@ -1,0 +1,564 @@
+//! The API's backend in the daemon: requests become store transactions, store rows become the
+//! API's views. Submission validates each recipient, encodes the text once per recipient with
+//! the codec, and accepts the whole batch in one transaction before answering 202.
+//!
+//! What must always hold: an id is returned only for a message whose row and parts are committed;
+//! an account sees and touches only its own messages (admins see all); a refused recipient is
+//! reported and costs nothing, and does not fail the others.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+
+use super::Shared;
+use crate::api::types::{
+    self as t, Health, HealthStatus, InboundView, InboxList, InboxQuery, ListQuery, MessageList,
+    ModemCounters, ModemState, ModemView, Priority, QuotaLeft, Refusal, SendRequest, SendResponse,
+};
+use crate::api::{ApiError, Backend, Caller};
+use crate::number;
+use crate::pdu::{self, Address, SubmitOptions, ValidityPeriod};
+use crate::store::{
+    InitialState, MessageId, MessageQuery, MessageState, MessageView, NewMessage, NewPart,
+    PartState, StoreError,
+};
+
+/// The daemon's implementation of [`Backend`].
+pub struct DaemonBackend {
+    shared: Arc<Shared>,
+}
+
+impl DaemonBackend {
+    pub(crate) fn new(shared: Arc<Shared>) -> DaemonBackend {
+        DaemonBackend { shared }
+    }
+
+    /// Loads a message and checks the caller may see it (a foreign message is "not found").
+    async fn visible(&self, caller: &Caller, id: t::MessageId) -> Result<MessageView, ApiError> {
+        let sid = store_id(id)?;
+        let view = self
+            .shared
+            .db
+            .call(move |s| s.message(sid))
+            .await
+            .map_err(internal)?
+            .ok_or_else(|| ApiError::NotFound(format!("no message {}", id.0)))?;
+        if !caller.admin && view.summary.account != caller.account {
+            return Err(ApiError::NotFound(format!("no message {}", id.0)));
+        }
+        Ok(view)
+    }
+
+    async fn view(&self, view: MessageView) -> Result<t::MessageView, ApiError> {
+        let sims = self.shared.db.call(|s| s.sims()).await.map_err(internal)?;
+        Ok(api_view(view, &sims))
+    }
+}
+
+fn internal(e: StoreError) -> ApiError {
+    ApiError::Internal(format!("store: {e}"))
+}
+
+/// A refused state change (cancel a sent message, retry past its deadline) is the caller's
+/// conflict; anything else is the daemon's fault.
+fn conflict_or_internal(e: StoreError) -> ApiError {
+    match e {
+        StoreError::BadMessageTransition { .. }
+        | StoreError::BadPartTransition { .. }
+        | StoreError::NotClaimable { .. }
+        | StoreError::Invalid(_) => ApiError::Conflict(e.to_string()),
+        e => internal(e),
+    }
+}
+
+fn store_id(id: t::MessageId) -> Result<MessageId, ApiError> {
+    i64::try_from(id.0)
+        .map(MessageId)
+        .map_err(|_| ApiError::NotFound(format!("no message {}", id.0)))
+}
+
+fn api_state(s: MessageState) -> t::MessageState {
+    match s {
+        MessageState::Queued => t::MessageState::Queued,
+        MessageState::HeldForReview => t::MessageState::HeldForReview,
+        MessageState::Scheduled => t::MessageState::Scheduled,
+        MessageState::Sending => t::MessageState::Sending,
+        MessageState::Sent => t::MessageState::Sent,
+        MessageState::Delivered => t::MessageState::Delivered,
+        MessageState::Failed => t::MessageState::Failed,
+        MessageState::Expired => t::MessageState::Expired,
+        MessageState::Cancelled => t::MessageState::Cancelled,
+        MessageState::Rejected => t::MessageState::Rejected,
+    }
+}
+
+fn api_part_state(s: PartState) -> t::MessageState {
+    match s {
+        PartState::Queued => t::MessageState::Queued,
+        PartState::Sending => t::MessageState::Sending,
+        PartState::Sent => t::MessageState::Sent,
+        PartState::Delivered => t::MessageState::Delivered,
+        PartState::Failed => t::MessageState::Failed,
+        PartState::Expired => t::MessageState::Expired,
+        PartState::Cancelled => t::MessageState::Cancelled,
+        PartState::Unknown => t::MessageState::Unknown,
+    }
+}
+
+fn store_state(s: t::MessageState) -> Option<MessageState> {
+    Some(match s {
+        t::MessageState::Queued => MessageState::Queued,
+        t::MessageState::HeldForReview => MessageState::HeldForReview,
+        t::MessageState::Scheduled => MessageState::Scheduled,
+        t::MessageState::Sending => MessageState::Sending,
+        t::MessageState::Sent => MessageState::Sent,
+        t::MessageState::Delivered => MessageState::Delivered,
+        t::MessageState::Failed => MessageState::Failed,
+        t::MessageState::Expired => MessageState::Expired,
+        t::MessageState::Cancelled => MessageState::Cancelled,
+        t::MessageState::Rejected => MessageState::Rejected,
+        t::MessageState::Unknown => return None,
+    })
+}
+
+fn api_view(v: MessageView, sims: &[crate::store::SimRecord]) -> t::MessageView {
+    let sim_name = |id: crate::store::SimId| {
+        sims.iter()
+            .find(|s| s.id == id)
+            .and_then(|s| s.iccid.clone().or_else(|| s.imsi.clone()))
+            .unwrap_or_else(|| format!("sim-{}", id.0))
+    };
+    t::MessageView {
+        id: t::MessageId(v.summary.id.0.max(0) as u64),
+        to: v.summary.recipient.clone(),
+        state: api_state(v.summary.state),
+        parts: v
+            .parts
+            .iter()
+            .map(|p| t::PartView {
+                seq: p.seq,
+                state: api_part_state(p.state),
+                sim: p.sim.map(sim_name),
+                mr: p.tp_mr,
+                error: p.error.clone(),
+            })
+            .collect(),
+        created: v.summary.created_at,
+        sent: v.summary.sent_at,
+        delivered: v.summary.delivered_at,
+    }
+}
+
+fn priority(p: Priority) -> i32 {
+    match p {
+        Priority::Low => -1,
+        Priority::Normal => 0,
+        Priority::High => 1,
+    }
+}
+
+/// Encodes `text` for one recipient: the parts' PDUs and AT+CMGS lengths.
+fn encode_for(
+    recipient: &number::Number,
+    text: &str,
+    report: bool,
+    validity: Option<ValidityPeriod>,
+    concat_reference: u16,
+) -> Result<(String, Vec<NewPart>), pdu::PduError> {
+    let mut opts = SubmitOptions::new(Address::parse_number(recipient.canonical())?);
+    opts.status_report = report;
+    opts.validity = validity;
+    opts.concat_reference = concat_reference;
+    let parts = pdu::encode_submit(&opts, text)?;
+    let encoding = parts
+        .first()
+        .map(|p| p.encoding.as_str().to_string())
+        .unwrap_or_else(|| "gsm7".into());
+    Ok((
+        encoding,
+        parts
+            .iter()
+            .map(|p| NewPart {
+                pdu_hex: p.hex(),
+                cmgs_length: p.cmgs_length as u32,
+            })
+            .collect(),
+    ))
+}
+
+impl Backend for DaemonBackend {
+    async fn submit(&self, caller: Caller, req: SendRequest) -> Result<SendResponse, ApiError> {
+        if self.shared.is_stopping() {
+            return Err(ApiError::ShuttingDown);
+        }
+        let account = caller.account.clone();
+        let now = Timestamp::now();
+        let tunables = self.shared.tunables();
+        let validity = req.validity.unwrap_or(tunables.default_validity);
+        let vp = ValidityPeriod::from_duration(validity.unsigned_abs());
+        let deadline = now.checked_add(validity).ok();
+        let mut refused = Vec::new();
+        let mut batch = Vec::with_capacity(req.to.len());
+        let mut parts = 0u32;
+        for to in &req.to {
+            let n = match number::parse(to) {
+                Ok(n) => n,
+                Err(e) => {
+                    refused.push(Refusal {
+                        to: to.clone(),
+                        code: "invalid_number".into(),
+                        message: e.to_string(),
+                    });
+                    continue;
+                }
+            };
+            let reference: u16 = rand::random();
+            let (encoding, new_parts) = encode_for(&n, &req.text, req.report, Some(vp), reference)
+                .map_err(|e| ApiError::InvalidField(format!("text: {e}")))?;
+            parts = parts.max(new_parts.len() as u32);
+            batch.push(NewMessage {
+                account: account.clone(),
+                recipient: n.canonical().to_string(),
+                recipient_carrier: n.carrier(),
+                text: req.text.clone(),
+                encoding,
+                priority: priority(req.priority),
+                not_before: req.not_before,
+                deadline,
+                report_requested: req.report,
+                initial: InitialState::Ready,
+                parts: new_parts,
+            });
+        }
+        let ids = if batch.is_empty() {
+            Vec::new()
+        } else {
+            self.shared
+                .db
+                .call(move |s| s.accept(&batch, now))
+                .await
+                .map_err(internal)?
+        };
+        if !ids.is_empty() {
+            tracing::info!(
+                messages = ids.len(),
+                parts,
+                account = account.as_deref().unwrap_or("-"),
+                "messages accepted"
+            );
+            self.shared.wake.notify_one();
+        }
+        Ok(SendResponse {
+            ids: ids
+                .iter()
+                .map(|i| t::MessageId(i.0.max(0) as u64))
+                .collect(),
+            parts,
+            refused,
+        })
+    }
+
+    async fn get(&self, caller: Caller, id: t::MessageId) -> Result<t::MessageView, ApiError> {
+        let v = self.visible(&caller, id).await?;
+        self.view(v).await
+    }
+
+    async fn list(&self, caller: Caller, query: ListQuery) -> Result<MessageList, ApiError> {
+        let limit = query.limit.unwrap_or(100);
+        let q = MessageQuery {
+            state: match query.state {
+                Some(s) => match store_state(s) {
+                    Some(s) => Some(s),
+                    // No message is `unknown` as a whole (only parts are).
+                    None => {
+                        return Ok(MessageList {
+                            messages: Vec::new(),
+                            next_after: None,
+                        })
+                    }
+                },
+                None => None,
+            },
+            account: if caller.admin {
+                query.account.clone()
+            } else {
+                caller.account.clone()
+            },
+            before: query
+                .after
+                .map(|a| MessageId(a.0.min(i64::MAX as u64) as i64)),
+            limit,
+        };
+        let (views, sims) = self
+            .shared
+            .db
+            .call(move |s| {
+                let mut views = Vec::new();
+                for m in s.list_messages(&q)? {
+                    if let Some(v) = s.message(m.id)? {
+                        views.push(v);
+                    }
+                }
+                Ok((views, s.sims()?))
+            })
+            .await
+            .map_err(internal)?;
+        let next_after = if views.len() as u32 >= limit {
+            views
+                .last()
+                .map(|v| t::MessageId(v.summary.id.0.max(0) as u64))
+        } else {
+            None
+        };
+        Ok(MessageList {
+            messages: views.into_iter().map(|v| api_view(v, &sims)).collect(),
+            next_after,
+        })
+    }
+
+    async fn cancel(&self, caller: Caller, id: t::MessageId) -> Result<t::MessageView, ApiError> {
+        let v = self.visible(&caller, id).await?;
+        let sid = v.summary.id;
+        let outcome = self
+            .shared
+            .db
+            .call(move |s| s.cancel(sid, Timestamp::now()))
+            .await
+            .map_err(conflict_or_internal)?;
+        if outcome.cancelled_parts == 0 {
+            return Err(ApiError::Conflict(format!(
+                "message {} has no unsent part left to cancel",
+                id.0
+            )));
+        }
+        let v = self.visible(&caller, id).await?;
+        self.view(v).await
+    }
+
+    async fn retry(&self, caller: Caller, id: t::MessageId) -> Result<t::MessageView, ApiError> {
+        let v = self.visible(&caller, id).await?;
+        let sid = v.summary.id;
+        let n = self
+            .shared
+            .db
+            .call(move |s| s.retry(sid, Timestamp::now()))
+            .await
+            .map_err(conflict_or_internal)?;
+        if n == 0 {
+            return Err(ApiError::Conflict(format!(
+                "message {} has no unknown or failed part to send again",
+                id.0
+            )));
+        }
+        self.shared.wake.notify_one();
+        let v = self.visible(&caller, id).await?;
+        self.view(v).await
+    }
+
+    async fn modems(&self, _caller: Caller) -> Result<Vec<ModemView>, ApiError> {
+        let now = Timestamp::now();
+        let defaults = self.shared.tunables().default_quota();
+        let slots = self.shared.modems.snapshot();
+        let sim_ids: Vec<_> = slots.iter().filter_map(|(_, s)| s.sim).collect();
+        let stats = self
+            .shared
+            .db
+            .call(move |s| {
+                let mut out = std::collections::BTreeMap::new();
+                for id in sim_ids {
+                    let Some(rec) = s.sim(id)? else { continue };
+                    let counts = s.sent_counts(id, now)?;
+                    let totals = s.sim_totals(id)?;
+                    out.insert(id, (rec, counts, totals));
+                }
+                Ok(out)
+            })
+            .await
+            .map_err(internal)?;
+        Ok(slots
+            .into_iter()
+            .map(|(port, slot)| {
+                let stat = slot.sim.and_then(|id| stats.get(&id));
+                let quota_left = stat.map(|(rec, c, _)| {
+                    let q = rec.quota.over(defaults);
+                    QuotaLeft {
+                        minute: q.per_minute.saturating_sub(c.minute),
+                        hour: q.per_hour.saturating_sub(c.hour),
+                        day: q.per_day.saturating_sub(c.day),
+                    }
+                });
+                let resting = stat
+                    .and_then(|(rec, _, _)| rec.rested_until)
+                    .is_some_and(|r| r > now);
+                let state = if resting && slot.state == ModemState::Ready {
+                    ModemState::Resting
+                } else {
+                    slot.state
+                };
+                ModemView {
+                    port,
+                    state,
+                    iccid: slot.identity.as_ref().and_then(|i| i.iccid.clone()),
+                    imsi: slot.identity.as_ref().and_then(|i| i.imsi.clone()),
+                    operator: slot.health.operator.clone(),
+                    signal_dbm: slot.health.dbm.map(i32::from),
+                    counters: stat
+                        .map(|(_, _, t)| ModemCounters {
+                            sent: t.sent,
+                            failed: t.failed,
+                            delivered: t.delivered,
+                            received: t.received,
+                        })
+                        .unwrap_or_default(),
+                    quota_left,
+                    last_error: slot
+                        .last_error
+                        .clone()
+                        .or_else(|| stat.and_then(|(rec, _, _)| rec.last_error.clone())),
+                }
+            })
+            .collect())
+    }
+
+    async fn inbox(&self, caller: Caller, query: InboxQuery) -> Result<InboxList, ApiError> {
+        let limit = query.limit.unwrap_or(100);
+        let account = if caller.admin {
+            query.account.clone()
+        } else {
+            caller.account.clone()
+        };
+        let before = query.after;
+        let (messages, sims) = self
+            .shared
+            .db
+            .call(move |s| {
+                let q = crate::store::InboxQuery {
+                    limit: limit.saturating_mul(4).max(limit),
+                    ..Default::default()
+                };
+                let mut out = Vec::new();
+                for m in s.inbox(&q)? {
+                    if before.is_some_and(|b| m.id.0.max(0) as u64 >= b) {
+                        continue;
+                    }
+                    // An account sees replies from the numbers it has messaged.
+                    if let Some(a) = &account {
+                        if !s.account_messaged(a, &m.sender)? {
+                            continue;
+                        }
+                    }
+                    out.push(m);
+                    if out.len() as u32 >= limit {
+                        break;
+                    }
+                }
+                Ok((out, s.sims()?))
+            })
+            .await
+            .map_err(internal)?;
+        let next_after = if messages.len() as u32 >= limit {
+            messages.last().map(|m| m.id.0.max(0) as u64)
+        } else {
+            None
+        };
+        Ok(InboxList {
+            messages: messages
+                .into_iter()
+                .map(|m| InboundView {
+                    id: m.id.0.max(0) as u64,
+                    from: m.sender,
+                    text: m.text,
+                    received: m.received_at,
+                    sim: m.sim.and_then(|id| {
+                        sims.iter()
+                            .find(|s| s.id == id)
+                            .and_then(|s| s.iccid.clone().or_else(|| s.imsi.clone()))
+                    }),
+                })
+                .collect(),
+            next_after,
+        })
+    }
+
+    async fn health(&self, _caller: Caller) -> Result<Health, ApiError> {
+        let summary = self.shared.modems.summary();
+        let counts = self
+            .shared
+            .db
+            .call(|s| s.counts_by_state())
+            .await
+            .map_err(internal)?;
+        let pending = counts
+            .iter()
+            .filter(|(s, _)| {
+                matches!(
+                    s,
+                    MessageState::Queued | MessageState::Scheduled | MessageState::Sending
+                )
+            })
+            .map(|(_, n)| *n)
+            .sum();
+        let status = if self.shared.is_stopping() {
+            HealthStatus::ShuttingDown
+        } else if summary.ready == 0 {
+            HealthStatus::Degraded
+        } else {
+            HealthStatus::Ok
+        };
+        Ok(Health {
+            status,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            modems_ready: summary.ready as u32,
+            modems_total: summary.total as u32,
+            pending,
+        })
+    }
+
+    async fn metrics(&self, _caller: Caller) -> Result<String, ApiError> {
+        use std::fmt::Write;
+        let summary = self.shared.modems.summary();
+        let counts = self
+            .shared
+            .db
+            .call(|s| s.counts_by_state())
+            .await
+            .map_err(internal)?;
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "# HELP smsgate_messages Messages in the store by state."
+        );
+        let _ = writeln!(out, "# TYPE smsgate_messages gauge");
+        for (state, n) in counts {
+            let _ = writeln!(out, "smsgate_messages{{state=\"{}\"}} {n}", state.as_str());
+        }
+        let _ = writeln!(out, "# HELP smsgate_modems Modem ports by condition.");
+        let _ = writeln!(out, "# TYPE smsgate_modems gauge");
+        let _ = writeln!(
+            out,
+            "smsgate_modems{{condition=\"present\"}} {}",
+            summary.total
+        );
+        let _ = writeln!(
+            out,
+            "smsgate_modems{{condition=\"ready\"}} {}",
+            summary.ready
+        );
+        let _ = writeln!(
+            out,
+            "smsgate_modems{{condition=\"sending\"}} {}",
+            summary.busy
+        );
+        let _ = writeln!(
+            out,
+            "# HELP smsgate_uptime_seconds Seconds since the daemon started."
+        );
+        let _ = writeln!(out, "# TYPE smsgate_uptime_seconds gauge");
+        let _ = writeln!(
+            out,
+            "smsgate_uptime_seconds {}",
+            (Timestamp::now() - self.shared.started).as_secs()
+        );
+        Ok(out)
+    }
+}
