@@ -125,5 +125,13 @@ async fn gammu_identifies_and_sends() {
         "gammu sends plain ASCII as GSM7 (dcs {dcs:#04x})"
     );
     assert_eq!(unpack_gsm7(&t[at + 1..], udl), "hello");
+    // The crate's codec reads gammu's PDU the same way (the sim logs what it decodes).
+    let sms = smsgate::pdu::Sms::parse(&pdu).unwrap();
+    let smsgate::pdu::Tpdu::Submit(submit) = &sms.tpdu else {
+        panic!("not a SUBMIT")
+    };
+    assert!(submit.recipient.to_string().ends_with("13912345678"));
+    assert_eq!(submit.user_data.body.text(), Some("hello"));
+    assert_eq!(cmgs[0]["text"], "hello", "{}", cmgs[0]);
     bank.shutdown().await;
 }

@@ -307,6 +307,13 @@ async fn faults_hang_garbage_unplug() {
     .await
     .unwrap();
     p.s.write_all(b"AT\r").await.unwrap();
+    tokio::time::timeout(GUARD, async {
+        while bank.control(Control::Status).await.unwrap().modems[0].swallowed_bytes < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the hung modem never read the input");
     assert_eq!(
         bank.control(Control::Status).await.unwrap().modems[0].state,
         "hung"

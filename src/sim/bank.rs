@@ -109,6 +109,7 @@ impl Bank {
                 replug_at: None,
                 chatter: cfg.chatter,
                 last_input: None,
+                swallowed: 0,
                 rng: StdRng::seed_from_u64(seed ^ 0x5EED ^ i as u64),
             };
             tasks.push(tokio::spawn(task.run(rx, shut_rx.clone())));
@@ -212,6 +213,8 @@ struct ModemTask {
     /// When the client last wrote; chatter only goes to a port somebody is using, so it does
     /// not pile up in the pty for the next client to read as stale lines.
     last_input: Option<Instant>,
+    /// Bytes swallowed while hung (shown by status, so a test knows its input arrived).
+    swallowed: u64,
     rng: StdRng,
 }
 
@@ -233,6 +236,7 @@ impl ModemTask {
                             let bytes = buf[..n].to_vec();
                             self.last_input = Some(Instant::now());
                             if self.is_hung() {
+                                self.swallowed += n as u64;
                                 continue;
                             }
                             let actions = self.engine.feed(&bytes);
@@ -347,6 +351,7 @@ impl ModemTask {
             },
             latency_ms: e.latency.as_millis() as u64,
             hung: self.is_hung(),
+            swallowed_bytes: self.swallowed,
             sim_present: e.sim_present,
             registered: e.registered,
             memory_full: e.memory_full,

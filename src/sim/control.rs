@@ -113,6 +113,8 @@ pub struct ModemStatus {
     pub state: String,
     pub latency_ms: u64,
     pub hung: bool,
+    /// Input bytes dropped while hung.
+    pub swallowed_bytes: u64,
     pub sim_present: bool,
     pub registered: bool,
     pub memory_full: bool,

@@ -436,9 +436,14 @@ impl Engine {
                         SendCommand::Cmgs => "+CMGS",
                         SendCommand::Hcmgs => "^HCMGS",
                     };
-                    out.push(Action::Event(
-                        json!({"event": "cmgs", "pdu": hex::encode_upper(&frame.bytes), "mr": mr}),
-                    ));
+                    let mut ev =
+                        json!({"event": "cmgs", "pdu": hex::encode_upper(&frame.bytes), "mr": mr});
+                    if let (Some(obj), Value::Object(decoded)) =
+                        (ev.as_object_mut(), sms::decode_for_log(&frame.bytes))
+                    {
+                        obj.extend(decoded);
+                    }
+                    out.push(Action::Event(ev));
                     let mut w = crlf(&format!("{tag}: {mr}"));
                     w.extend(crlf("OK"));
                     out.push(Action::Write(w));
@@ -1389,6 +1394,8 @@ mod tests {
         assert_eq!(ev[0]["event"], "cmgs");
         assert_eq!(ev[0]["mr"], 1);
         assert_eq!(ev[0]["pdu"], SUBMIT);
+        assert_eq!(ev[0]["to"], "+46708251358");
+        assert_eq!(ev[0]["text"], "hellohello");
         // Wrong length: +CMS ERROR: 304 numeric, then verbose with CMEE=2.
         say(&mut e, "AT+CMGS=22\r");
         assert_eq!(
