@@ -416,3 +416,53 @@ async fn huawei_rejects_chains_and_mixed_bank_spans_dialects() {
     assert!(h.cmd("AT^ICCID?").await.starts_with("\r\n^ICCID: 8986"));
     bank.shutdown().await;
 }
+
+/// Huawei chatter arrives between responses, never inside one: with ^RSSI/^MODE flooding every
+/// few milliseconds, every command's answer is still one contiguous block.
+#[tokio::test]
+async fn chatter_never_splits_a_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig::new(1, dir.path());
+    cfg.dialect = "huawei".parse().unwrap();
+    cfg.control_socket = false;
+    cfg.chatter = Some(Duration::from_millis(4));
+    cfg.seed = Some(9);
+    let bank = Bank::start(cfg).await.unwrap();
+    let mut p = Port::open(&bank.port_path(0));
+    p.cmd("ATE0").await;
+    let mut chatter_seen = 0;
+    for _ in 0..40 {
+        p.s.write_all(b"AT+CSQ\r").await.unwrap();
+        // Read up to the final OK; chatter after it stays buffered for the next round.
+        let mut chunk = [0u8; 256];
+        let got = tokio::time::timeout(GUARD, async {
+            loop {
+                if let Some(i) = p.buf.find("\r\nOK\r\n") {
+                    let rest = p.buf.split_off(i + 6);
+                    return std::mem::replace(&mut p.buf, rest);
+                }
+                let n = p.s.read(&mut chunk).await.unwrap();
+                p.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+        .await
+        .unwrap();
+        // Strip whole chatter lines; what remains must be exactly the answer.
+        let mut rest = got.as_str();
+        let mut answer = String::new();
+        while let Some(i) = rest.find("\r\n^") {
+            answer.push_str(&rest[..i]);
+            let end = rest[i + 2..].find("\r\n").map(|e| i + 2 + e + 2).unwrap();
+            rest = &rest[end..];
+            chatter_seen += 1;
+        }
+        answer.push_str(rest);
+        let rssi = answer
+            .strip_prefix("\r\n+CSQ: ")
+            .and_then(|a| a.strip_suffix(",99\r\n\r\nOK\r\n"));
+        assert!(rssi.is_some_and(|r| r.parse::<u8>().is_ok()), "{got:?}");
+        tokio::time::sleep(Duration::from_millis(3)).await; // give the chatter room to fire
+    }
+    assert!(chatter_seen > 0, "no chatter at all");
+    bank.shutdown().await;
+}
