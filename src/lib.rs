@@ -8,6 +8,8 @@
 //! - [`pdu`]: sans-I/O SMS codec (3GPP TS 23.040 / 23.038): addresses, time stamps, DCS, UDH,
 //!   GSM 7-bit and UCS2 text, SUBMIT / DELIVER / STATUS-REPORT, splitting and reassembly.
 //!   No input makes it panic.
+//! - [`sim`]: the virtual modem bank (`smsgate sim`): pseudo-terminals answering AT commands
+//!   like real GSM/PHS modems of several dialects, with faults, inbound SMS and status reports.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!

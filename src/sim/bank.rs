@@ -164,12 +164,20 @@ impl Bank {
     }
 
     /// Stops every modem, removes the links and ctl.sock.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
         let _ = std::fs::remove_file(self.dir.join("ctl.sock"));
+    }
+}
+
+/// A bank dropped without [`Bank::shutdown`] (a panicking test) still stops its tasks, which
+/// remove their links as they end.
+impl Drop for Bank {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
     }
 }
 
