@@ -21,7 +21,7 @@ use super::control::{describe_fail, identity_fields, Control, ControlReply, Mode
 use super::events::EventLog;
 use super::identity::Identity;
 use super::modem::{Action, Engine, FailRule, Timer};
-use super::pty::Pty;
+use super::pty::{ClientEvent, Pty};
 use super::{SimConfig, SimError};
 
 type Request = (Control, oneshot::Sender<Result<ControlReply, String>>);
@@ -110,6 +110,8 @@ impl Bank {
                 chatter: cfg.chatter,
                 last_input: None,
                 swallowed: 0,
+                clients: 0,
+                listening: true,
                 rng: StdRng::seed_from_u64(seed ^ 0x5EED ^ i as u64),
             };
             tasks.push(tokio::spawn(task.run(rx, shut_rx.clone())));
@@ -221,6 +223,10 @@ struct ModemTask {
     /// When the client last wrote; chatter only goes to a port somebody is using, so it does
     /// not pile up in the pty for the next client to read as stale lines.
     last_input: Option<Instant>,
+    /// Clients that have the device open (from inotify).
+    clients: u32,
+    /// False once the last client closed and nothing was read since: output is discarded.
+    listening: bool,
     /// Bytes swallowed while hung (shown by status, so a test knows its input arrived).
     swallowed: u64,
     rng: StdRng,
@@ -243,6 +249,7 @@ impl ModemTask {
                         Ok(n) if n > 0 => {
                             let bytes = buf[..n].to_vec();
                             self.last_input = Some(Instant::now());
+                            self.listening = true;
                             if self.is_hung() {
                                 self.swallowed += n as u64;
                                 continue;
@@ -278,6 +285,19 @@ impl ModemTask {
                         self.apply(actions).await;
                     }
                 }
+                ev = async { match pty { Some(p) => p.client_events().await, None => std::future::pending().await } } => {
+                    match ev {
+                        Ok(list) => {
+                            for e in list {
+                                self.client_event(e);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("sim modem {}: inotify: {e}", self.index);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
                 req = rx.recv() => {
                     let Some((cmd, reply)) = req else { break };
                     let r = self.control(cmd).await;
@@ -288,6 +308,33 @@ impl ModemTask {
         }
         if let Some(p) = self.pty.take() {
             self.events.log(Some(self.index), json!({"event": "port_close", "tty": p.tty.display().to_string(), "reason": "shutdown"}));
+        }
+    }
+
+    fn client_event(&mut self, e: ClientEvent) {
+        let tty = self.pty.as_ref().map(|p| p.tty.display().to_string());
+        match e {
+            ClientEvent::Opened => {
+                self.clients += 1;
+                self.listening = true;
+                self.events.log(
+                    Some(self.index),
+                    json!({"event": "client_open", "tty": tty, "clients": self.clients}),
+                );
+            }
+            ClientEvent::Closed => {
+                self.clients = self.clients.saturating_sub(1);
+                self.events.log(
+                    Some(self.index),
+                    json!({"event": "client_close", "tty": tty, "clients": self.clients}),
+                );
+                if self.clients == 0 {
+                    self.listening = false;
+                    if let Some(p) = &self.pty {
+                        p.discard_unread_output();
+                    }
+                }
+            }
         }
     }
 
@@ -314,6 +361,14 @@ impl ModemTask {
         if self.is_hung() {
             return;
         }
+        if !self.listening {
+            tracing::debug!(
+                "sim modem {}: no client, {} bytes dropped",
+                self.index,
+                bytes.len()
+            );
+            return;
+        }
         if let Some(p) = &self.pty {
             if let Err(e) = p.write_all(bytes, Duration::from_secs(1)).await {
                 tracing::warn!("sim modem {}: output dropped: {e}", self.index);
@@ -326,6 +381,8 @@ impl ModemTask {
             Ok(p) => {
                 self.engine.reset_session();
                 self.last_input = None;
+                self.clients = 0;
+                self.listening = true;
                 self.events.log(Some(self.index), json!({"event": "port_open", "port": self.link.display().to_string(), "tty": p.tty.display().to_string(), "reason": "replug"}));
                 self.pty = Some(p);
             }
@@ -360,6 +417,7 @@ impl ModemTask {
             latency_ms: e.latency.as_millis() as u64,
             hung: self.is_hung(),
             swallowed_bytes: self.swallowed,
+            clients: self.clients,
             sim_present: e.sim_present,
             registered: e.registered,
             memory_full: e.memory_full,
