@@ -4,7 +4,7 @@
 //! that does not read (writes give up after a second); unplug removes the link before the
 //! pty closes and relinks only once the new pty is ready; shutdown removes links and ctl.sock.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -536,9 +536,4 @@ impl ModemTask {
         }
         Ok(ControlReply::done())
     }
-}
-
-/// Not used by the tasks; keeps `Path` in the public signature set small.
-pub fn ctl_socket_path(dir: &Path) -> PathBuf {
-    dir.join("ctl.sock")
 }
