@@ -148,6 +148,8 @@ pub struct Engine {
     mode: Mode,
     pending_urcs: Vec<u8>,
     pending_ussd: bool,
+    /// +CMT/+CDS deliveries still waiting for +CNMA (only with +CSMS=1).
+    cnma_pending: u32,
     rng: StdRng,
 }
 
@@ -386,6 +388,7 @@ impl Engine {
             mode: Mode::Command,
             pending_urcs: Vec::new(),
             pending_ussd: false,
+            cnma_pending: 0,
             rng: StdRng::seed_from_u64(seed),
         }
     }
@@ -486,6 +489,9 @@ impl Engine {
                         w.extend(b"\r\n");
                         self.urc(&mut out, w);
                         ev["delivery"] = json!("cds");
+                        if self.csms == 1 {
+                            self.cnma_pending += 1;
+                        }
                     }
                     2 => match self.store(
                         2,
@@ -549,6 +555,9 @@ impl Engine {
                 w.extend(b"\r\n");
                 self.urc(&mut out, w);
                 ev["delivery"] = json!("cmt");
+                if self.csms == 1 {
+                    self.cnma_pending += 1;
+                }
             } else {
                 match self.store(
                     2,
@@ -799,12 +808,17 @@ impl Engine {
                 }
             }
             PromptFor::Send(send) => {
-                if !self.sim_present {
-                    self.write_fail(out, Fail::Cms(310));
-                    return;
-                }
-                if !self.registered {
-                    self.write_fail(out, Fail::Cms(331));
+                let refused = if !self.sim_present {
+                    Some(310)
+                } else if !self.registered {
+                    Some(331)
+                } else {
+                    None
+                };
+                if let Some(cms) = refused {
+                    self.counters.failed += 1;
+                    out.push(Action::Event(json!({"event": "fault", "kind": "cms", "cms": cms, "pdu": hex::encode_upper(&frame.bytes)})));
+                    self.write_fail(out, Fail::Cms(cms));
                     return;
                 }
                 let fail = self.draw_fail();
@@ -1108,7 +1122,9 @@ impl Engine {
             ("+CSMS", Read) => one(format!("+CSMS: {},1,1,1", self.csms)),
             ("+CSMS", Test) => one("+CSMS: (0,1)".into()),
             ("+CNMA", Exec(_) | Set(_)) => {
-                if self.csms == 1 {
+                // Phase 2+ (+CSMS=1): each +CMT / +CDS routed to the TE awaits one +CNMA.
+                if self.csms == 1 && self.cnma_pending > 0 {
+                    self.cnma_pending -= 1;
                     ok()
                 } else {
                     Outcome::Fail(Fail::Cms(340))
@@ -1475,10 +1491,16 @@ mod tests {
             "\r\n+CMS ERROR: 322\r\n"
         );
         say(&mut e, "AT+CNMI=2,2,0,0,0\r");
+        assert_eq!(say(&mut e, "AT+CNMA\r"), "\r\n+CMS ERROR: 340\r\n");
+        say(&mut e, "AT+CSMS=1\r");
         let long: String = std::iter::repeat_n("退订", 40).collect();
         let (w, _, ev) = split(e.inject("+8613912345678", &long));
         assert_eq!(ev.len(), 2);
         assert_eq!(w.matches("+CMT: ,").count(), 2);
+        // Phase 2+: one +CNMA per routed part, a third is not expected.
+        assert_eq!(say(&mut e, "AT+CNMA\r"), "\r\nOK\r\n");
+        assert_eq!(say(&mut e, "AT+CNMA\r"), "\r\nOK\r\n");
+        assert_eq!(say(&mut e, "AT+CNMA\r"), "\r\n+CMS ERROR: 340\r\n");
     }
 
     #[test]
