@@ -534,3 +534,59 @@ async fn client_open_close_and_no_stale_output() {
     .expect("status never counted the client");
     bank.shutdown().await;
 }
+
+/// Out-of-range control values are refused or saturate; none of them brings a modem down.
+#[tokio::test]
+async fn control_values_at_the_edges() {
+    let (_d, bank) = bank(Duration::ZERO).await;
+    assert!(bank
+        .control(Control::Hang {
+            modem: 0,
+            for_ms: Some(u64::MAX)
+        })
+        .await
+        .is_ok());
+    assert!(bank
+        .control(Control::Unplug {
+            modem: 1,
+            for_ms: Some(u64::MAX)
+        })
+        .await
+        .is_ok());
+    let err = bank
+        .control(Control::Fail {
+            modem: 0,
+            cms: 38,
+            mode: FailMode::Rate(1.5),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("outside 0..=1"), "{err}");
+    let err = bank
+        .control(Control::Inject {
+            modem: 0,
+            from: "abc".into(),
+            text: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--from"), "{err}");
+    let huge = "退".repeat(255 * 67 + 1);
+    assert!(bank
+        .control(Control::Inject {
+            modem: 0,
+            from: "+8613912345678".into(),
+            text: huge
+        })
+        .await
+        .is_err());
+    assert!(matches!(
+        bank.control(Control::Garbage { modem: 7 }).await,
+        Err(smsgate::sim::SimError::NoSuchModem(7, 2))
+    ));
+    bank.control(Control::Recover { modem: 0 }).await.unwrap();
+    bank.control(Control::Recover { modem: 1 }).await.unwrap();
+    let mut p = Port::open(&bank.port_path(1));
+    assert_eq!(p.cmd("AT").await, "AT\r\r\nOK\r\n");
+    bank.shutdown().await;
+}

@@ -20,7 +20,7 @@ use tokio::time::Instant;
 use super::control::{describe_fail, identity_fields, Control, ControlReply, ModemStatus};
 use super::events::EventLog;
 use super::identity::Identity;
-use super::modem::{Action, Engine, FailRule, Timer};
+use super::modem::{Action, Engine, FailMode, FailRule, Timer};
 use super::pty::{ClientEvent, Pty};
 use super::{SimConfig, SimError};
 
@@ -235,6 +235,15 @@ struct ModemTask {
 /// Far enough to mean "until recovered".
 const FOREVER: Duration = Duration::from_secs(86400 * 365);
 
+/// `now + d`, saturating at [`FOREVER`] so a huge duration from ctl.sock cannot overflow.
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d.min(FOREVER)).unwrap_or(now)
+}
+
+/// Concatenated DELIVERs number their parts in one octet: at most 255 UCS2 parts of 67 units.
+const MAX_INJECT_UTF16: usize = 255 * 67;
+
 impl ModemTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Request>, mut shut: watch::Receiver<bool>) {
         let mut buf = [0u8; 1024];
@@ -351,7 +360,7 @@ impl ModemTask {
         for a in actions {
             match a {
                 Action::Write(bytes) => self.write(&bytes).await,
-                Action::Arm(d, t) => self.timers.push((Instant::now() + d, t)),
+                Action::Arm(d, t) => self.timers.push((after(d), t)),
                 Action::Event(e) => self.events.log(Some(self.index), e),
             }
         }
@@ -442,12 +451,31 @@ impl ModemTask {
                 if from.is_empty() || text.is_empty() {
                     return Err("inject needs --from and --text".into());
                 }
+                if text.encode_utf16().count() > MAX_INJECT_UTF16 {
+                    return Err(format!(
+                        "inject text longer than {MAX_INJECT_UTF16} UTF-16 units (255 parts)"
+                    ));
+                }
+                if !from
+                    .trim_start_matches('+')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    || from.len() > 21
+                {
+                    return Err(format!("inject --from {from:?}: expected up to 20 digits, optionally with a leading +"));
+                }
                 let a = self.engine.inject(&from, &text);
                 self.apply(a).await;
             }
             Control::Latency { ms, .. } => {
                 self.engine.latency = Duration::from_millis(ms);
                 log(self, json!({"event": "fault", "kind": "latency", "ms": ms}));
+            }
+            Control::Fail {
+                mode: FailMode::Rate(p),
+                ..
+            } if !(0.0..=1.0).contains(&p) => {
+                return Err(format!("fail rate {p} outside 0..=1"));
             }
             Control::Fail { cms, mode, .. } => {
                 self.engine.fail = Some(FailRule { cms, mode });
@@ -457,8 +485,7 @@ impl ModemTask {
                 );
             }
             Control::Hang { for_ms, .. } => {
-                self.hung_until =
-                    Some(Instant::now() + for_ms.map_or(FOREVER, Duration::from_millis));
+                self.hung_until = Some(after(for_ms.map_or(FOREVER, Duration::from_millis)));
                 log(
                     self,
                     json!({"event": "fault", "kind": "hang", "for_ms": for_ms}),
@@ -483,8 +510,7 @@ impl ModemTask {
                     drop(p);
                 }
                 self.timers.clear();
-                self.replug_at =
-                    Some(Instant::now() + Duration::from_millis(for_ms.unwrap_or(5000)));
+                self.replug_at = Some(after(Duration::from_millis(for_ms.unwrap_or(5000))));
                 log(
                     self,
                     json!({"event": "fault", "kind": "unplug", "for_ms": for_ms.unwrap_or(5000)}),

@@ -857,7 +857,11 @@ impl Engine {
                 };
                 Some(rule.cms)
             }
-            FailMode::Rate(p) => self.rng.random_bool(p.clamp(0.0, 1.0)).then_some(rule.cms),
+            FailMode::Rate(p) => {
+                // NaN or out-of-range rates (from a library caller) count as "never" / "always".
+                let p = if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
+                self.rng.random_bool(p).then_some(rule.cms)
+            }
         }
     }
 
