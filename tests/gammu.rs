@@ -125,5 +125,40 @@ async fn gammu_identifies_and_sends() {
         "gammu sends plain ASCII as GSM7 (dcs {dcs:#04x})"
     );
     assert_eq!(unpack_gsm7(&t[at + 1..], udl), "hello");
+    // The crate's codec reads gammu's PDU the same way (the sim logs what it decodes).
+    let sms = smsgate::pdu::Sms::parse(&pdu).unwrap();
+    let smsgate::pdu::Tpdu::Submit(submit) = &sms.tpdu else {
+        panic!("not a SUBMIT")
+    };
+    assert!(submit.recipient.to_string().ends_with("13912345678"));
+    assert_eq!(submit.user_data.body.text(), Some("hello"));
+    assert_eq!(cmgs[0]["text"], "hello", "{}", cmgs[0]);
+
+    // Inbound: gammu reads what the network delivered (stored on the SIM, listed with CMGL/CMGR),
+    // a UCS2 text and a two-part concatenated one.
+    let long = "长".repeat(100);
+    for text in ["退订 hello", long.as_str()] {
+        bank.control(Control::Inject {
+            modem: 0,
+            from: "+8613912345678".into(),
+            text: text.into(),
+        })
+        .await
+        .unwrap();
+    }
+    let out = gammu(&rc, &["getallsms"]).await;
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "gammu getallsms failed: {text}\n{}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    assert!(text.contains("退订 hello"), "{text}");
+    assert!(text.contains("\"+8613912345678\""), "{text}");
+    assert!(
+        text.contains("part 1 of 2") && text.contains("part 2 of 2"),
+        "{text}"
+    );
+    assert_eq!(text.matches('长').count(), 100, "{text}");
     bank.shutdown().await;
 }

@@ -186,3 +186,175 @@ fn status_report_delivered() {
     assert_eq!(r.status.0, 0);
     assert_eq!(r.status.class(), StatusClass::Delivered);
 }
+
+// ---------------------------------------------------------------------------------------------
+// More real PDUs, beyond shared/vectors/pdu.json, with the fields their source checks.
+// Source: ModemManager src/tests/test-sms-part-3gpp.c (linux-mobile-broadband/ModemManager).
+
+struct Mm {
+    name: &'static str,
+    pdu: &'static str,
+    smsc: Option<&'static str>,
+    number: &'static str,
+    timestamp: Option<&'static str>,
+    text: Option<&'static str>,
+    data: Option<&'static str>,
+}
+
+const MM_VECTORS: &[Mm] = &[
+    Mm {
+        name: "test_pdu1 (extension characters)",
+        pdu: "07912104442961F4040B916171957291F800001120821105050A6AC8B2BC7C9A83C220F6DB7D2ECB41EDF27C1E3E97411BDE06754FD3D1A0F9BB5D0695F1F4B29B5C2683C6E8B03C3CA697E5F34D6AE303D1D1F2F7DD0D4ABB59A0797D8C0685E7A00028EC26832A960B28EC2683BE6050780EBA97D96C17",
+        smsc: Some("+12404492164"),
+        number: "+16175927198",
+        timestamp: Some("2011-02-28T11:50:50-05:00"),
+        text: Some("Here's a longer message [{with some extended characters}] thrown in, such as £ and ΩΠΨ and §¿ as well."),
+        data: None,
+    },
+    Mm {
+        name: "test_pdu2 (alphanumeric sender, UCS2)",
+        pdu: "07919730071111F10414D04937BD2C7797E9D3E614000811309291024061080442043504410442",
+        smsc: Some("+79037011111"),
+        number: "InternetSMS",
+        timestamp: Some("2011-03-29T19:20:04+04:00"),
+        text: Some("тест"),
+        data: None,
+    },
+    Mm {
+        name: "test_pdu3_natl (national number)",
+        pdu: "07912143658709F1040B818100551512F20000111010214365000AE8329BFD4697D9EC37",
+        smsc: Some("+12345678901"),
+        number: "18005551212",
+        timestamp: Some("2011-01-01T12:34:56+00:00"),
+        text: Some("hellohello"),
+        data: None,
+    },
+    Mm {
+        name: "test_pdu_dcsf_8bit (group 1111, 8-bit data)",
+        pdu: "07912143658709F1040B918100551512F200F4111010214365000AE8329BFD4697D9EC37DE",
+        smsc: Some("+12345678901"),
+        number: "+18005551212",
+        timestamp: Some("2011-01-01T12:34:56+00:00"),
+        text: None,
+        data: Some("E8329BFD4697D9EC37DE"),
+    },
+    Mm {
+        name: "test_pdu_dcsf1 (group 1111 class 1, 160 septets)",
+        pdu: "07913306091093F0040485810000F111604231805180A049B7F90D9A1AA5A01668F8769BD3E4B29B9E2EB359A03FC85D06A9C3ED707A0EA2CBC3EE79BB4CA7CBCBA05643617DA7C76990FD4D979741EE77DD5E0ED741ED371D442E83E0E1F9BC0CD281E677D9B84C06C1DF7539E85C9097E520FB9B2E2F83C6EF369C5E064D8D52D0BC2E07DDEF77D7DC2C7799E5A0771D040FCB41F402BB0047BFDD6550B80ECAD966",
+        smsc: Some("+33609001390"),
+        number: "1800",
+        timestamp: Some("2011-06-24T13:08:15+02:00"),
+        text: Some("Info SFR - Confidentiel, à ne jamais transmettre -\r\nVoici votre nouveau mot de passe : sw2ced pour gérer votre compte SFR sur www.sfr.fr ou par téléphone au 963"),
+        data: None,
+    },
+    Mm {
+        name: "test_pdu_udhi (16-bit concatenation reference, TON unknown NPI 5)",
+        pdu: "07911356131313F64004850120390011609232239180A006080400100201D7327BFD6EB340E2321BF46E83EA7790F59D1E97DBE1341B442F83C465763D3DA797E56537C81D0ECB41AB59CC1693C16031D96C064241E5656838AF03A96230982A269BCD462917C8FA4E8FCBED709A0D7ABBE9F6B0FB5C7683D27350984D4FABC9A0B33C4C4FCF5D20EBFB2D079DCB62793DBD06D9C36E50FB2D4E97D9A0B49B5E96BBCB",
+        smsc: Some("+31653131316"),
+        number: "1002",
+        timestamp: Some("2011-06-29T23:32:19+02:00"),
+        text: Some("Welkom, bel om uw Voicemail te beluisteren naar +31612001233 (PrePay: *100*1233#). Voicemail ontvangen is altijd gratis. Voor gebruik van mobiel interne"),
+        data: None,
+    },
+    Mm {
+        name: "test_pdu_stored_by_us (SUBMIT read back from the SIM)",
+        pdu: "002100098136397339F70008224F60597D4F60597D4F60597D4F60597D4F60597D4F60597D4F60597D4F60597D4F60",
+        smsc: None,
+        number: "639337937",
+        timestamp: None,
+        text: Some("你好你好你好你好你好你好你好你好你"),
+        data: None,
+    },
+    Mm {
+        name: "test_pdu_not_stored (STATUS-REPORT, status 0x30)",
+        pdu: "07914356060013F1065A098136397339F7219011700463802190117004638030",
+        smsc: Some("+34656000311"),
+        number: "639337937",
+        timestamp: Some("2012-09-11T07:40:36+02:00"),
+        text: None,
+        data: None,
+    },
+];
+
+#[test]
+fn modemmanager_vectors() {
+    for v in MM_VECTORS {
+        let hex: String = v.pdu.chars().filter(|c| !c.is_whitespace()).collect();
+        let sms = Sms::parse_hex(&hex).unwrap_or_else(|e| panic!("{}: {e}", v.name));
+        assert_eq!(sms.to_hex(), hex, "{}: parse -> emit", v.name);
+        assert_eq!(
+            sms.smsc.as_ref().map(|a| a.to_string()).as_deref(),
+            v.smsc,
+            "{}",
+            v.name
+        );
+        let (number, ts) = match &sms.tpdu {
+            Tpdu::Deliver(d) => (d.sender.to_string(), d.scts.to_rfc3339()),
+            Tpdu::Submit(s) => (s.recipient.to_string(), None),
+            Tpdu::StatusReport(r) => (r.recipient.to_string(), r.scts.to_rfc3339()),
+        };
+        assert_eq!(number, v.number, "{}", v.name);
+        assert_eq!(ts.as_deref(), v.timestamp, "{}", v.name);
+        let body = sms.tpdu.user_data().map(|u| &u.body);
+        assert_eq!(body.and_then(|b| b.text()), v.text, "{}", v.name);
+        if let Some(d) = v.data {
+            assert_eq!(
+                body,
+                Some(&Body::Data(hex::decode(d).unwrap())),
+                "{}",
+                v.name
+            );
+        }
+    }
+}
+
+#[test]
+fn modemmanager_vector_details() {
+    let udhi = Sms::parse_hex(&MM_VECTORS[5].pdu.replace(' ', "")).unwrap();
+    let Tpdu::Deliver(d) = &udhi.tpdu else {
+        panic!()
+    };
+    assert_eq!(d.sender.type_octet(), 0x85);
+    let c = d.user_data.udh.as_ref().unwrap().concat_info().unwrap();
+    assert_eq!((c.reference, c.total, c.seq, c.wide), (0x0010, 2, 1, true));
+    let f1 = Sms::parse_hex(&MM_VECTORS[4].pdu.replace(' ', "")).unwrap();
+    assert_eq!(
+        f1.tpdu.dcs().unwrap().class(),
+        Some(smsgate::pdu::MessageClass::Class1)
+    );
+    let report = Sms::parse_hex(MM_VECTORS[7].pdu).unwrap();
+    let Tpdu::StatusReport(r) = &report.tpdu else {
+        panic!()
+    };
+    assert_eq!(r.message_reference, 0x5A);
+    assert_eq!(r.status.0, 0x30);
+    assert_eq!(r.status.class(), StatusClass::Temporary);
+    let alnum = Sms::parse_hex(&MM_VECTORS[1].pdu.replace(' ', "")).unwrap();
+    let Tpdu::Deliver(d) = &alnum.tpdu else {
+        panic!()
+    };
+    assert_eq!(d.sender.type_octet(), 0xD0);
+}
+
+// Source: ModemManager test_create_pdu_gsm_3 and test_create_pdu_ucs2_with_smsc (validity 5 min).
+#[test]
+fn modemmanager_encoder_vectors() {
+    let mut opts = SubmitOptions::new(Address::parse_number("+15556661234").unwrap());
+    opts.validity = Some(ValidityPeriod::from_duration(
+        std::time::Duration::from_secs(300),
+    ));
+    let p = encode_submit(&opts, "This is really cool ΔΔΔΔΔ").unwrap();
+    assert_eq!(
+        p[0].hex(),
+        "0011000B915155661632F40000001954747A0E4ACF41F27298CDCE83C6EF371B0481402010"
+    );
+    let mut opts = SubmitOptions::new(Address::parse_number("+15555551234").unwrap());
+    opts.smsc = Some(Address::parse_number("+19037029920").unwrap());
+    opts.validity = Some(ValidityPeriod::Relative(0));
+    let p = encode_submit(&opts, "Да здравствует король, детка!").unwrap();
+    assert_eq!(
+        p[0].hex(),
+        "07919130079229F011000B915155551532F40008003A041404300020043704340440043004320441044204320443043504420020043A043E0440043E043B044C002C0020043404350442043A04300021"
+    );
+    assert_eq!(p[0].cmgs_length, p[0].pdu.len() - 8);
+}

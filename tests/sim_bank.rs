@@ -53,16 +53,41 @@ impl Port {
             .write_all(format!("{line}\r").as_bytes())
             .await
             .unwrap();
-        self.until(final_result).await
+        self.answer().await
+    }
+
+    /// Reads up to the first final result (or prompt); what follows stays buffered.
+    async fn answer(&mut self) -> String {
+        let mut chunk = [0u8; 512];
+        let end = tokio::time::timeout(GUARD, async {
+            loop {
+                if let Some(end) = final_end(&self.buf) {
+                    return end;
+                }
+                let n = self.s.read(&mut chunk).await.unwrap();
+                assert!(n > 0, "port closed");
+                self.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no answer; got {:?}", self.buf));
+        let rest = self.buf.split_off(end);
+        std::mem::replace(&mut self.buf, rest)
     }
 }
 
-fn final_result(s: &str) -> bool {
-    s.ends_with("\r\nOK\r\n")
-        || s.ends_with("\r\nERROR\r\n")
-        || s.contains("+CME ERROR: ") && s.ends_with("\r\n")
-        || s.contains("+CMS ERROR: ") && s.ends_with("\r\n")
-        || s.ends_with("\r\n> ")
+/// Where the first final result code (or the "> " prompt) ends.
+fn final_end(s: &str) -> Option<usize> {
+    let fixed = ["\r\nOK\r\n", "\r\nERROR\r\n", "\r\n> "]
+        .iter()
+        .filter_map(|p| s.find(p).map(|i| i + p.len()));
+    let coded = ["\r\n+CME ERROR: ", "\r\n+CMS ERROR: "]
+        .iter()
+        .filter_map(|p| {
+            s.find(p)
+                .and_then(|i| s[i + 2..].find("\r\n").map(|e| i + 2 + e + 2))
+        });
+    fixed.chain(coded).min()
 }
 
 async fn bank(latency: Duration) -> (tempfile::TempDir, Bank) {
@@ -102,13 +127,13 @@ async fn echo_cmee_and_cmgs_exchange() {
     p.s.write_all(format!("{SUBMIT}\x1a").as_bytes())
         .await
         .unwrap();
-    let first = p.until(final_result).await;
+    let first = p.answer().await;
     assert!(first.starts_with("\r\n+CMGS: "), "{first:?}");
     assert_eq!(p.cmd("AT+CMGS=23").await, "\r\n> ");
     p.s.write_all(format!("{SUBMIT}\x1a").as_bytes())
         .await
         .unwrap();
-    let second = p.until(final_result).await;
+    let second = p.answer().await;
     let mr = |s: &str| {
         s.trim()
             .lines()
@@ -126,12 +151,12 @@ async fn echo_cmee_and_cmgs_exchange() {
     p.s.write_all(format!("{SUBMIT}\x1a").as_bytes())
         .await
         .unwrap();
-    assert_eq!(p.until(final_result).await, "\r\n+CMS ERROR: 304\r\n");
+    assert_eq!(p.answer().await, "\r\n+CMS ERROR: 304\r\n");
     p.cmd("AT+CMEE=2").await;
     p.cmd("AT+CMGS=23").await;
     p.s.write_all(b"0011000B91640728\x1a").await.unwrap();
     assert_eq!(
-        p.until(final_result).await,
+        p.answer().await,
         "\r\n+CMS ERROR: invalid PDU mode parameter\r\n"
     );
 
@@ -189,7 +214,7 @@ async fn inbound_cmti_cmgr_cmgd_and_status_report() {
     p.s.write_all(format!("{SUBMIT_SRR}\x1a").as_bytes())
         .await
         .unwrap();
-    let ok = p.until(final_result).await;
+    let ok = p.answer().await;
     let mr: u8 = ok
         .trim()
         .lines()
@@ -234,7 +259,7 @@ async fn faults_fail_sim_network_memory() {
         p.s.write_all(format!("{SUBMIT}\x1a").as_bytes())
             .await
             .unwrap();
-        let got = p.until(final_result).await;
+        let got = p.answer().await;
         assert!(got.starts_with(&format!("\r\n{want}")), "{got:?}");
     }
 
@@ -267,7 +292,7 @@ async fn faults_fail_sim_network_memory() {
     p.s.write_all(format!("{SUBMIT}\x1a").as_bytes())
         .await
         .unwrap();
-    assert_eq!(p.until(final_result).await, "\r\n+CMS ERROR: 322\r\n");
+    assert_eq!(p.answer().await, "\r\n+CMS ERROR: 322\r\n");
 
     bank.control(Control::SimRemove { modem: 0 }).await.unwrap();
     assert_eq!(
@@ -307,6 +332,13 @@ async fn faults_hang_garbage_unplug() {
     .await
     .unwrap();
     p.s.write_all(b"AT\r").await.unwrap();
+    tokio::time::timeout(GUARD, async {
+        while bank.control(Control::Status).await.unwrap().modems[0].swallowed_bytes < 3 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the hung modem never read the input");
     assert_eq!(
         bank.control(Control::Status).await.unwrap().modems[0].state,
         "hung"
@@ -407,5 +439,154 @@ async fn huawei_rejects_chains_and_mixed_bank_spans_dialects() {
     assert_eq!(h.cmd("ATE0").await, "ATE0\r\r\nOK\r\n");
     assert_eq!(h.cmd("AT+CMEE=1;+CREG=2").await, "\r\nERROR\r\n");
     assert!(h.cmd("AT^ICCID?").await.starts_with("\r\n^ICCID: 8986"));
+    bank.shutdown().await;
+}
+
+/// Huawei chatter arrives between responses, never inside one: with ^RSSI/^MODE flooding every
+/// few milliseconds, every command's answer is still one contiguous block.
+#[tokio::test]
+async fn chatter_never_splits_a_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = SimConfig::new(1, dir.path());
+    cfg.dialect = "huawei".parse().unwrap();
+    cfg.control_socket = false;
+    cfg.chatter = Some(Duration::from_millis(4));
+    cfg.seed = Some(9);
+    let bank = Bank::start(cfg).await.unwrap();
+    let mut p = Port::open(&bank.port_path(0));
+    p.cmd("ATE0").await;
+    let mut chatter_seen = 0;
+    for _ in 0..40 {
+        p.s.write_all(b"AT+CSQ\r").await.unwrap();
+        // Read up to the final OK; chatter after it stays buffered for the next round.
+        let mut chunk = [0u8; 256];
+        let got = tokio::time::timeout(GUARD, async {
+            loop {
+                if let Some(i) = p.buf.find("\r\nOK\r\n") {
+                    let rest = p.buf.split_off(i + 6);
+                    return std::mem::replace(&mut p.buf, rest);
+                }
+                let n = p.s.read(&mut chunk).await.unwrap();
+                p.buf.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        })
+        .await
+        .unwrap();
+        // Strip whole chatter lines; what remains must be exactly the answer.
+        let mut rest = got.as_str();
+        let mut answer = String::new();
+        while let Some(i) = rest.find("\r\n^") {
+            answer.push_str(&rest[..i]);
+            let end = rest[i + 2..].find("\r\n").map(|e| i + 2 + e + 2).unwrap();
+            rest = &rest[end..];
+            chatter_seen += 1;
+        }
+        answer.push_str(rest);
+        let rssi = answer
+            .strip_prefix("\r\n+CSQ: ")
+            .and_then(|a| a.strip_suffix(",99\r\n\r\nOK\r\n"));
+        assert!(rssi.is_some_and(|r| r.parse::<u8>().is_ok()), "{got:?}");
+        tokio::time::sleep(Duration::from_millis(3)).await; // give the chatter room to fire
+    }
+    assert!(chatter_seen > 0, "no chatter at all");
+    bank.shutdown().await;
+}
+
+/// Clients opening and closing the port are logged, and output queued while nobody has the
+/// port open is discarded (a closed serial port keeps nothing for the next client).
+#[tokio::test]
+async fn client_open_close_and_no_stale_output() {
+    let (_d, bank) = bank(Duration::ZERO).await;
+    let mut p = Port::open(&bank.port_path(0));
+    p.cmd("ATE0;+CNMI=2,2,0,0,0").await;
+    drop(p);
+    let closed = |bank: &Bank| {
+        events(bank)
+            .iter()
+            .any(|e| e["event"] == "client_close" && e["clients"] == 0)
+    };
+    tokio::time::timeout(GUARD, async {
+        while !closed(&bank) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("no client_close event");
+    assert!(events(&bank)
+        .iter()
+        .any(|e| e["event"] == "client_open" && e["clients"] == 1));
+    // Nobody listens: this +CMT goes nowhere.
+    bank.control(Control::Inject {
+        modem: 0,
+        from: "+8613912345678".into(),
+        text: "lost".into(),
+    })
+    .await
+    .unwrap();
+    let mut p = Port::open(&bank.port_path(0));
+    assert_eq!(p.cmd("AT").await, "\r\nOK\r\n");
+    tokio::time::timeout(GUARD, async {
+        while bank.control(Control::Status).await.unwrap().modems[0].clients != 1 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("status never counted the client");
+    bank.shutdown().await;
+}
+
+/// Out-of-range control values are refused or saturate; none of them brings a modem down.
+#[tokio::test]
+async fn control_values_at_the_edges() {
+    let (_d, bank) = bank(Duration::ZERO).await;
+    assert!(bank
+        .control(Control::Hang {
+            modem: 0,
+            for_ms: Some(u64::MAX)
+        })
+        .await
+        .is_ok());
+    assert!(bank
+        .control(Control::Unplug {
+            modem: 1,
+            for_ms: Some(u64::MAX)
+        })
+        .await
+        .is_ok());
+    let err = bank
+        .control(Control::Fail {
+            modem: 0,
+            cms: 38,
+            mode: FailMode::Rate(1.5),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("outside 0..=1"), "{err}");
+    let err = bank
+        .control(Control::Inject {
+            modem: 0,
+            from: "abc".into(),
+            text: "x".into(),
+        })
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("--from"), "{err}");
+    let huge = "退".repeat(255 * 67 + 1);
+    assert!(bank
+        .control(Control::Inject {
+            modem: 0,
+            from: "+8613912345678".into(),
+            text: huge
+        })
+        .await
+        .is_err());
+    assert!(matches!(
+        bank.control(Control::Garbage { modem: 7 }).await,
+        Err(smsgate::sim::SimError::NoSuchModem(7, 2))
+    ));
+    bank.control(Control::Recover { modem: 0 }).await.unwrap();
+    bank.control(Control::Recover { modem: 1 }).await.unwrap();
+    let mut p = Port::open(&bank.port_path(1));
+    assert_eq!(p.cmd("AT").await, "AT\r\r\nOK\r\n");
     bank.shutdown().await;
 }

@@ -213,8 +213,7 @@ impl Address {
     pub(crate) fn emit_tp(&self, out: &mut Vec<u8>) {
         if self.is_alphanumeric() {
             let mut septets = Vec::new();
-            gsm7::encode_into(&self.value, &mut septets);
-            septets.truncate(11);
+            gsm7::encode_limited(&self.value, 11, &mut septets);
             out.push((septets.len() * 7).div_ceil(4) as u8);
             out.push(self.type_octet());
             gsm7::pack_into(&septets, 0, out);
@@ -237,8 +236,7 @@ impl Address {
         out.push(a.type_octet());
         if a.is_alphanumeric() {
             let mut septets = Vec::new();
-            gsm7::encode_into(&a.value, &mut septets);
-            septets.truncate(11);
+            gsm7::encode_limited(&a.value, 11, &mut septets);
             gsm7::pack_into(&septets, 0, out);
         } else {
             a.pack_bcd(out);

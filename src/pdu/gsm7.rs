@@ -116,6 +116,20 @@ pub(crate) fn encode_into(text: &str, out: &mut Vec<u8>) {
     }
 }
 
+/// Appends the septets of as many leading characters of `text` as fit in `max` septets (an
+/// escape pair is never cut in two); returns how many septets were written.
+pub(crate) fn encode_limited(text: &str, max: usize, out: &mut Vec<u8>) -> usize {
+    let start = out.len();
+    for c in text.chars() {
+        let cost = lookup(c).map_or(1, Septets::cost);
+        if out.len() - start + cost > max {
+            break;
+        }
+        encode_into(c.encode_utf8(&mut [0; 4]), out);
+    }
+    out.len() - start
+}
+
 /// Turns septets into text. An escape before a code the extension table lacks shows the
 /// default-table character (TS 23.038 6.2.1.1); a lone escape at the end shows a space.
 pub(crate) fn decode(septets: impl IntoIterator<Item = u8>) -> String {

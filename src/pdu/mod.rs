@@ -99,15 +99,8 @@ impl Tpdu {
     }
 
     pub(crate) fn parse_nom(input: &[u8]) -> PResult<'_, Tpdu> {
-        let Some(&fo) = input.first() else {
-            return ctx("first octet", input, |i| {
-                error::octet(i).map(|(r, _)| (r, None))
-            })
-            .and_then(|(r, t): (&[u8], Option<Tpdu>)| match t {
-                Some(t) => Ok((r, t)),
-                None => invalid(input, "first octet", "missing"),
-            });
-        };
+        // Peek: each TPDU parser reads the first octet again for its own flags.
+        let (_, fo) = ctx("first octet", input, error::octet)?;
         match fo & 0x03 {
             0 => Deliver::parse(input).map(|(r, d)| (r, Tpdu::Deliver(d))),
             1 => Submit::parse(input).map(|(r, s)| (r, Tpdu::Submit(s))),

@@ -152,3 +152,38 @@ fn fuzz_body_survives_random_and_mutated_input() {
         fuzz_decode(&data);
     }
 }
+
+#[test]
+fn oversized_header_and_alphanumeric_escape_emit_consistently() {
+    // Regression: a parsed 8-bit/UCS2 UD may carry a header longer than 140 octets; emit used to
+    // cut the header mid-element while UDHL still claimed the full length.
+    let mut tpdu = decode_hex("00440B914316709807F2000880604290224080").unwrap();
+    tpdu.push(203); // UDL: UDHL octet + 200 + one UCS2 character
+    tpdu.push(200); // UDHL
+    for _ in 0..50 {
+        tpdu.extend_from_slice(&[0x70, 2, 0xAB, 0xCD]);
+    }
+    tpdu.extend_from_slice(&[0x4E, 0x2D]);
+    let sms = Sms::parse(&tpdu).unwrap();
+    fuzz_decode(&tpdu);
+    let again = Sms::parse(&sms.emit()).unwrap();
+    assert_eq!(
+        again
+            .tpdu
+            .user_data()
+            .unwrap()
+            .udh
+            .as_ref()
+            .unwrap()
+            .elements
+            .len(),
+        34
+    );
+
+    // An alphanumeric sender whose 11th septet would be an escape: the pair is dropped whole.
+    let a = Address::alphanumeric("ABCDEFGHIJ€");
+    let mut out = Vec::new();
+    a.emit_tp(&mut out);
+    let (_, b) = Address::parse_tp(&out).unwrap();
+    assert_eq!(b.value, "ABCDEFGHIJ");
+}

@@ -90,17 +90,30 @@ impl UserData {
 
     /// Writes UDL and UD in `encoding`.
     pub(crate) fn emit(&self, encoding: Encoding, out: &mut Vec<u8>) {
-        let hlen = self
-            .udh
-            .as_ref()
-            .map_or(0, Udh::len_with_udhl)
-            .min(MAX_UD_OCTETS);
+        // A header longer than the user data can hold keeps only the elements that fit, so
+        // UDHL always matches what is written.
+        let fitted;
+        let udh = match &self.udh {
+            Some(h) if h.len_with_udhl() > MAX_UD_OCTETS => {
+                let mut kept = Udh::default();
+                for e in &h.elements {
+                    kept.elements.push(e.clone());
+                    if kept.len_with_udhl() > MAX_UD_OCTETS {
+                        kept.elements.pop();
+                        break;
+                    }
+                }
+                fitted = kept;
+                Some(&fitted)
+            }
+            other => other.as_ref(),
+        };
+        let hlen = udh.map_or(0, Udh::len_with_udhl);
         let udl_at = out.len();
         out.push(0);
         let start = out.len();
-        if let Some(h) = &self.udh {
+        if let Some(h) = udh {
             h.emit(out);
-            out.truncate(start + hlen);
         }
         let udl = match encoding {
             Encoding::Gsm7 => {
@@ -110,14 +123,7 @@ impl UserData {
                 let mut septets = Vec::with_capacity(160);
                 match &self.body {
                     Body::Text(t) => {
-                        for c in t.chars() {
-                            let before = septets.len();
-                            gsm7::encode_into(c.encode_utf8(&mut [0; 4]), &mut septets);
-                            if septets.len() > room {
-                                septets.truncate(before);
-                                break;
-                            }
-                        }
+                        gsm7::encode_limited(t, room, &mut septets);
                     }
                     Body::Data(d) => {
                         septets.extend(d.iter().take(room).map(|b| b & 0x7F));

@@ -4,7 +4,7 @@
 //! that does not read (writes give up after a second); unplug removes the link before the
 //! pty closes and relinks only once the new pty is ready; shutdown removes links and ctl.sock.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use super::control::{describe_fail, identity_fields, Control, ControlReply, ModemStatus};
 use super::events::EventLog;
 use super::identity::Identity;
-use super::modem::{Action, Engine, FailRule, Timer};
-use super::pty::Pty;
+use super::modem::{Action, Engine, FailMode, FailRule, Timer};
+use super::pty::{ClientEvent, Pty};
 use super::{SimConfig, SimError};
 
 type Request = (Control, oneshot::Sender<Result<ControlReply, String>>);
@@ -109,6 +109,9 @@ impl Bank {
                 replug_at: None,
                 chatter: cfg.chatter,
                 last_input: None,
+                swallowed: 0,
+                clients: 0,
+                listening: true,
                 rng: StdRng::seed_from_u64(seed ^ 0x5EED ^ i as u64),
             };
             tasks.push(tokio::spawn(task.run(rx, shut_rx.clone())));
@@ -163,12 +166,20 @@ impl Bank {
     }
 
     /// Stops every modem, removes the links and ctl.sock.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
-        for t in self.tasks {
+        for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
         }
         let _ = std::fs::remove_file(self.dir.join("ctl.sock"));
+    }
+}
+
+/// A bank dropped without [`Bank::shutdown`] (a panicking test) still stops its tasks, which
+/// remove their links as they end.
+impl Drop for Bank {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
     }
 }
 
@@ -212,11 +223,26 @@ struct ModemTask {
     /// When the client last wrote; chatter only goes to a port somebody is using, so it does
     /// not pile up in the pty for the next client to read as stale lines.
     last_input: Option<Instant>,
+    /// Clients that have the device open (from inotify).
+    clients: u32,
+    /// False once the last client closed and nothing was read since: output is discarded.
+    listening: bool,
+    /// Bytes swallowed while hung (shown by status, so a test knows its input arrived).
+    swallowed: u64,
     rng: StdRng,
 }
 
 /// Far enough to mean "until recovered".
 const FOREVER: Duration = Duration::from_secs(86400 * 365);
+
+/// `now + d`, saturating at [`FOREVER`] so a huge duration from ctl.sock cannot overflow.
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d.min(FOREVER)).unwrap_or(now)
+}
+
+/// Concatenated DELIVERs number their parts in one octet: at most 255 UCS2 parts of 67 units.
+const MAX_INJECT_UTF16: usize = 255 * 67;
 
 impl ModemTask {
     async fn run(mut self, mut rx: mpsc::Receiver<Request>, mut shut: watch::Receiver<bool>) {
@@ -232,7 +258,9 @@ impl ModemTask {
                         Ok(n) if n > 0 => {
                             let bytes = buf[..n].to_vec();
                             self.last_input = Some(Instant::now());
+                            self.listening = true;
                             if self.is_hung() {
+                                self.swallowed += n as u64;
                                 continue;
                             }
                             let actions = self.engine.feed(&bytes);
@@ -266,6 +294,19 @@ impl ModemTask {
                         self.apply(actions).await;
                     }
                 }
+                ev = async { match pty { Some(p) => p.client_events().await, None => std::future::pending().await } } => {
+                    match ev {
+                        Ok(list) => {
+                            for e in list {
+                                self.client_event(e);
+                            }
+                        }
+                        Err(e) => {
+                            tracing::warn!("sim modem {}: inotify: {e}", self.index);
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                    }
+                }
                 req = rx.recv() => {
                     let Some((cmd, reply)) = req else { break };
                     let r = self.control(cmd).await;
@@ -276,6 +317,33 @@ impl ModemTask {
         }
         if let Some(p) = self.pty.take() {
             self.events.log(Some(self.index), json!({"event": "port_close", "tty": p.tty.display().to_string(), "reason": "shutdown"}));
+        }
+    }
+
+    fn client_event(&mut self, e: ClientEvent) {
+        let tty = self.pty.as_ref().map(|p| p.tty.display().to_string());
+        match e {
+            ClientEvent::Opened => {
+                self.clients += 1;
+                self.listening = true;
+                self.events.log(
+                    Some(self.index),
+                    json!({"event": "client_open", "tty": tty, "clients": self.clients}),
+                );
+            }
+            ClientEvent::Closed => {
+                self.clients = self.clients.saturating_sub(1);
+                self.events.log(
+                    Some(self.index),
+                    json!({"event": "client_close", "tty": tty, "clients": self.clients}),
+                );
+                if self.clients == 0 {
+                    self.listening = false;
+                    if let Some(p) = &self.pty {
+                        p.discard_unread_output();
+                    }
+                }
+            }
         }
     }
 
@@ -292,7 +360,7 @@ impl ModemTask {
         for a in actions {
             match a {
                 Action::Write(bytes) => self.write(&bytes).await,
-                Action::Arm(d, t) => self.timers.push((Instant::now() + d, t)),
+                Action::Arm(d, t) => self.timers.push((after(d), t)),
                 Action::Event(e) => self.events.log(Some(self.index), e),
             }
         }
@@ -300,6 +368,14 @@ impl ModemTask {
 
     async fn write(&mut self, bytes: &[u8]) {
         if self.is_hung() {
+            return;
+        }
+        if !self.listening {
+            tracing::debug!(
+                "sim modem {}: no client, {} bytes dropped",
+                self.index,
+                bytes.len()
+            );
             return;
         }
         if let Some(p) = &self.pty {
@@ -314,6 +390,8 @@ impl ModemTask {
             Ok(p) => {
                 self.engine.reset_session();
                 self.last_input = None;
+                self.clients = 0;
+                self.listening = true;
                 self.events.log(Some(self.index), json!({"event": "port_open", "port": self.link.display().to_string(), "tty": p.tty.display().to_string(), "reason": "replug"}));
                 self.pty = Some(p);
             }
@@ -347,6 +425,8 @@ impl ModemTask {
             },
             latency_ms: e.latency.as_millis() as u64,
             hung: self.is_hung(),
+            swallowed_bytes: self.swallowed,
+            clients: self.clients,
             sim_present: e.sim_present,
             registered: e.registered,
             memory_full: e.memory_full,
@@ -371,12 +451,31 @@ impl ModemTask {
                 if from.is_empty() || text.is_empty() {
                     return Err("inject needs --from and --text".into());
                 }
+                if text.encode_utf16().count() > MAX_INJECT_UTF16 {
+                    return Err(format!(
+                        "inject text longer than {MAX_INJECT_UTF16} UTF-16 units (255 parts)"
+                    ));
+                }
+                if !from
+                    .trim_start_matches('+')
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
+                    || from.len() > 21
+                {
+                    return Err(format!("inject --from {from:?}: expected up to 20 digits, optionally with a leading +"));
+                }
                 let a = self.engine.inject(&from, &text);
                 self.apply(a).await;
             }
             Control::Latency { ms, .. } => {
                 self.engine.latency = Duration::from_millis(ms);
                 log(self, json!({"event": "fault", "kind": "latency", "ms": ms}));
+            }
+            Control::Fail {
+                mode: FailMode::Rate(p),
+                ..
+            } if !(0.0..=1.0).contains(&p) => {
+                return Err(format!("fail rate {p} outside 0..=1"));
             }
             Control::Fail { cms, mode, .. } => {
                 self.engine.fail = Some(FailRule { cms, mode });
@@ -386,8 +485,7 @@ impl ModemTask {
                 );
             }
             Control::Hang { for_ms, .. } => {
-                self.hung_until =
-                    Some(Instant::now() + for_ms.map_or(FOREVER, Duration::from_millis));
+                self.hung_until = Some(after(for_ms.map_or(FOREVER, Duration::from_millis)));
                 log(
                     self,
                     json!({"event": "fault", "kind": "hang", "for_ms": for_ms}),
@@ -412,8 +510,7 @@ impl ModemTask {
                     drop(p);
                 }
                 self.timers.clear();
-                self.replug_at =
-                    Some(Instant::now() + Duration::from_millis(for_ms.unwrap_or(5000)));
+                self.replug_at = Some(after(Duration::from_millis(for_ms.unwrap_or(5000))));
                 log(
                     self,
                     json!({"event": "fault", "kind": "unplug", "for_ms": for_ms.unwrap_or(5000)}),
@@ -465,9 +562,4 @@ impl ModemTask {
         }
         Ok(ControlReply::done())
     }
-}
-
-/// Not used by the tasks; keeps `Path` in the public signature set small.
-pub fn ctl_socket_path(dir: &Path) -> PathBuf {
-    dir.join("ctl.sock")
 }

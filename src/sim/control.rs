@@ -113,6 +113,10 @@ pub struct ModemStatus {
     pub state: String,
     pub latency_ms: u64,
     pub hung: bool,
+    /// Input bytes dropped while hung.
+    pub swallowed_bytes: u64,
+    /// Clients that have the port open now (inotify; 0 when unknown).
+    pub clients: u32,
     pub sim_present: bool,
     pub registered: bool,
     pub memory_full: bool,

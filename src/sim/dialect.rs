@@ -177,7 +177,8 @@ impl Dialect {
                 number_toa: 0x91,
                 vendor_commands: &[],
             },
-            // Wavecom Fastrack: an old, quiet modem that never echoes.
+            // Wavecom Fastrack: an old, quiet modem; here it carries the "never echoes" quirk
+            // (gammu, which matches replies by their echo, cannot drive it; our driver must).
             Dialect::Wavecom => DialectProfile {
                 dialect: self,
                 manufacturer: "WAVECOM MODEM",
@@ -213,7 +214,7 @@ impl Dialect {
 
 impl fmt::Display for Dialect {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 

@@ -148,6 +148,8 @@ pub struct Engine {
     mode: Mode,
     pending_urcs: Vec<u8>,
     pending_ussd: bool,
+    /// +CMT/+CDS deliveries still waiting for +CNMA (only with +CSMS=1).
+    cnma_pending: u32,
     rng: StdRng,
 }
 
@@ -386,6 +388,7 @@ impl Engine {
             mode: Mode::Command,
             pending_urcs: Vec::new(),
             pending_ussd: false,
+            cnma_pending: 0,
             rng: StdRng::seed_from_u64(seed),
         }
     }
@@ -436,9 +439,14 @@ impl Engine {
                         SendCommand::Cmgs => "+CMGS",
                         SendCommand::Hcmgs => "^HCMGS",
                     };
-                    out.push(Action::Event(
-                        json!({"event": "cmgs", "pdu": hex::encode_upper(&frame.bytes), "mr": mr}),
-                    ));
+                    let mut ev =
+                        json!({"event": "cmgs", "pdu": hex::encode_upper(&frame.bytes), "mr": mr});
+                    if let (Some(obj), Value::Object(decoded)) =
+                        (ev.as_object_mut(), sms::decode_for_log(&frame.bytes))
+                    {
+                        obj.extend(decoded);
+                    }
+                    out.push(Action::Event(ev));
                     let mut w = crlf(&format!("{tag}: {mr}"));
                     w.extend(crlf("OK"));
                     out.push(Action::Write(w));
@@ -481,6 +489,9 @@ impl Engine {
                         w.extend(b"\r\n");
                         self.urc(&mut out, w);
                         ev["delivery"] = json!("cds");
+                        if self.csms == 1 {
+                            self.cnma_pending += 1;
+                        }
                     }
                     2 => match self.store(
                         2,
@@ -544,6 +555,9 @@ impl Engine {
                 w.extend(b"\r\n");
                 self.urc(&mut out, w);
                 ev["delivery"] = json!("cmt");
+                if self.csms == 1 {
+                    self.cnma_pending += 1;
+                }
             } else {
                 match self.store(
                     2,
@@ -794,12 +808,17 @@ impl Engine {
                 }
             }
             PromptFor::Send(send) => {
-                if !self.sim_present {
-                    self.write_fail(out, Fail::Cms(310));
-                    return;
-                }
-                if !self.registered {
-                    self.write_fail(out, Fail::Cms(331));
+                let refused = if !self.sim_present {
+                    Some(310)
+                } else if !self.registered {
+                    Some(331)
+                } else {
+                    None
+                };
+                if let Some(cms) = refused {
+                    self.counters.failed += 1;
+                    out.push(Action::Event(json!({"event": "fault", "kind": "cms", "cms": cms, "pdu": hex::encode_upper(&frame.bytes)})));
+                    self.write_fail(out, Fail::Cms(cms));
                     return;
                 }
                 let fail = self.draw_fail();
@@ -838,7 +857,11 @@ impl Engine {
                 };
                 Some(rule.cms)
             }
-            FailMode::Rate(p) => self.rng.random_bool(p.clamp(0.0, 1.0)).then_some(rule.cms),
+            FailMode::Rate(p) => {
+                // NaN or out-of-range rates (from a library caller) count as "never" / "always".
+                let p = if p.is_nan() { 0.0 } else { p.clamp(0.0, 1.0) };
+                self.rng.random_bool(p).then_some(rule.cms)
+            }
         }
     }
 
@@ -1103,7 +1126,9 @@ impl Engine {
             ("+CSMS", Read) => one(format!("+CSMS: {},1,1,1", self.csms)),
             ("+CSMS", Test) => one("+CSMS: (0,1)".into()),
             ("+CNMA", Exec(_) | Set(_)) => {
-                if self.csms == 1 {
+                // Phase 2+ (+CSMS=1): each +CMT / +CDS routed to the TE awaits one +CNMA.
+                if self.csms == 1 && self.cnma_pending > 0 {
+                    self.cnma_pending -= 1;
                     ok()
                 } else {
                     Outcome::Fail(Fail::Cms(340))
@@ -1389,6 +1414,8 @@ mod tests {
         assert_eq!(ev[0]["event"], "cmgs");
         assert_eq!(ev[0]["mr"], 1);
         assert_eq!(ev[0]["pdu"], SUBMIT);
+        assert_eq!(ev[0]["to"], "+46708251358");
+        assert_eq!(ev[0]["text"], "hellohello");
         // Wrong length: +CMS ERROR: 304 numeric, then verbose with CMEE=2.
         say(&mut e, "AT+CMGS=22\r");
         assert_eq!(
@@ -1468,10 +1495,16 @@ mod tests {
             "\r\n+CMS ERROR: 322\r\n"
         );
         say(&mut e, "AT+CNMI=2,2,0,0,0\r");
+        assert_eq!(say(&mut e, "AT+CNMA\r"), "\r\n+CMS ERROR: 340\r\n");
+        say(&mut e, "AT+CSMS=1\r");
         let long: String = std::iter::repeat_n("退订", 40).collect();
         let (w, _, ev) = split(e.inject("+8613912345678", &long));
         assert_eq!(ev.len(), 2);
         assert_eq!(w.matches("+CMT: ,").count(), 2);
+        // Phase 2+: one +CNMA per routed part, a third is not expected.
+        assert_eq!(say(&mut e, "AT+CNMA\r"), "\r\nOK\r\n");
+        assert_eq!(say(&mut e, "AT+CNMA\r"), "\r\nOK\r\n");
+        assert_eq!(say(&mut e, "AT+CNMA\r"), "\r\n+CMS ERROR: 340\r\n");
     }
 
     #[test]

@@ -4,15 +4,20 @@
 //! neither echoes nor translates; we keep our own slave fd open for the pair's lifetime so the
 //! master never sees EIO when a client closes and reopens the port; the link is replaced
 //! atomically (symlink + rename) and removed on drop only if it still points at our tty.
+//! Clients opening and closing the device are seen through inotify (IN_OPEN / IN_CLOSE on the
+//! /dev/pts node), so the bank can log them and discard output nobody is there to read, as a
+//! closed serial port does.
 
+use std::ffi::CString;
 use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::pty::openpty;
-use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+use nix::sys::termios::{cfmakeraw, tcflush, tcgetattr, tcsetattr, FlushArg, SetArg};
 use tokio::io::unix::AsyncFd;
 
 /// A live pty pair linked at a stable path.
@@ -23,6 +28,33 @@ pub struct Pty {
     /// The device node (/dev/pts/N) of the slave.
     pub tty: PathBuf,
     link: PathBuf,
+    /// None when inotify is unavailable: opens and closes then go unnoticed.
+    watch: Option<AsyncFd<OwnedFd>>,
+}
+
+/// A client opened or closed the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientEvent {
+    Opened,
+    Closed,
+}
+
+fn watch_opens(tty: &Path) -> io::Result<AsyncFd<OwnedFd>> {
+    // SAFETY: inotify_init1 has no preconditions; a non-negative result is a new fd we own.
+    let raw = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+    if raw < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: `raw` is a fresh, open fd owned by nobody else.
+    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+    let path = CString::new(tty.as_os_str().as_bytes()).map_err(io::Error::other)?;
+    let mask = libc::IN_OPEN | libc::IN_CLOSE_WRITE | libc::IN_CLOSE_NOWRITE;
+    // SAFETY: fd is a valid inotify fd and path a NUL-terminated string that outlives the call.
+    if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), path.as_ptr(), mask) } < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the OwnedFd moves into the AsyncFd and stays open for its whole life.
+    unsafe { AsyncFd::register(fd) }.map_err(|e| io::Error::other(e.to_string()))
 }
 
 impl Pty {
@@ -37,17 +69,22 @@ impl Pty {
         let tty = nix::unistd::ttyname(pair.slave.as_fd())?;
         let tmp = link.with_extension("relink");
         let _ = std::fs::remove_file(&tmp);
-        std::os::unix::fs::symlink(&tty, &tmp)?;
-        std::fs::rename(&tmp, link)?;
         // SAFETY: the OwnedFd is moved into the AsyncFd and owned by it until drop, so the fd stays
         // open and names the same pty master for the AsyncFd's whole life.
         let master = unsafe { AsyncFd::register(pair.master) }
             .map_err(|e| io::Error::other(e.to_string()))?;
+        // Watch before the link exists, so no client open can be missed.
+        let watch = watch_opens(&tty)
+            .inspect_err(|e| tracing::warn!("sim: no open/close events for {}: {e}", tty.display()))
+            .ok();
+        std::os::unix::fs::symlink(&tty, &tmp)?;
+        std::fs::rename(&tmp, link)?;
         Ok(Pty {
             master,
             _slave: pair.slave,
             tty,
             link: link.to_path_buf(),
+            watch,
         })
     }
 
@@ -60,6 +97,44 @@ impl Pty {
                 Err(_would_block) => continue,
             }
         }
+    }
+
+    /// The next opens/closes of the device by clients (pending forever without inotify).
+    pub async fn client_events(&self) -> io::Result<Vec<ClientEvent>> {
+        let Some(watch) = &self.watch else {
+            return std::future::pending().await;
+        };
+        let mut buf = [0u8; 1024];
+        let n = loop {
+            let mut guard = watch.readable().await?;
+            match guard
+                .try_io(|fd| nix::unistd::read(fd.get_ref(), &mut buf).map_err(io::Error::from))
+            {
+                Ok(r) => break r?,
+                Err(_would_block) => continue,
+            }
+        };
+        // struct inotify_event: wd i32, mask u32, cookie u32, len u32, then `len` name bytes.
+        let mut out = Vec::new();
+        let mut at = 0;
+        while let Some(head) = buf.get(at..at + 16).filter(|_| at + 16 <= n) {
+            let word =
+                |i: usize| u32::from_ne_bytes([head[i], head[i + 1], head[i + 2], head[i + 3]]);
+            let (mask, len) = (word(4), word(12) as usize);
+            if mask & libc::IN_OPEN != 0 {
+                out.push(ClientEvent::Opened);
+            }
+            if mask & (libc::IN_CLOSE_WRITE | libc::IN_CLOSE_NOWRITE) != 0 {
+                out.push(ClientEvent::Closed);
+            }
+            at += 16 + len;
+        }
+        Ok(out)
+    }
+
+    /// Drops output queued for a client that has gone (a closed serial port keeps nothing).
+    pub fn discard_unread_output(&self) {
+        let _ = tcflush(&self._slave, FlushArg::TCIFLUSH);
     }
 
     /// Writes everything, or gives up after `limit` when the client does not drain the port

@@ -3,6 +3,9 @@
 //! builds the DELIVER and STATUS-REPORT PDUs the network would hand the modem. This is
 //! deliberately the modem's own small reading of 3GPP TS 23.040 and not the crate's codec:
 //! the codec is checked against it (and against gammu), not the other way round.
+//! The crate's codec is used in one place only, [`decode_for_log`], to add the decoded
+//! recipient and text to the events log; a PDU the codec cannot read is still accepted when its
+//! frame is sound (a real modem does not read the user data either).
 //! Invariants: no input makes [`check_submit`] panic; built PDUs carry an SMSC part, and the
 //! length a caller reports for them (`tpdu_len`) excludes it, as +CMT/+CMGR/+CDS require.
 
@@ -157,6 +160,32 @@ pub fn check_submit(hex_text: &str, declared: usize) -> Result<SubmitFrame, PduF
         recipient_toa: toa,
         bytes,
     })
+}
+
+/// Decoded fields of an accepted SUBMIT for the events log: `to`, `text` (or `data` hex),
+/// `srr`, `concat` {ref,total,seq}; or `decode_error` when the codec cannot read it.
+pub fn decode_for_log(bytes: &[u8]) -> serde_json::Value {
+    use crate::pdu::{Body, Sms, Tpdu};
+    match Sms::parse(bytes) {
+        Ok(Sms {
+            tpdu: Tpdu::Submit(s),
+            ..
+        }) => {
+            let mut v =
+                serde_json::json!({"to": s.recipient.to_string(), "srr": s.status_report_request});
+            match &s.user_data.body {
+                Body::Text(t) => v["text"] = serde_json::json!(t),
+                Body::Data(d) => v["data"] = serde_json::json!(hex::encode_upper(d)),
+            }
+            if let Some(c) = s.user_data.udh.as_ref().and_then(|u| u.concat_info()) {
+                v["concat"] =
+                    serde_json::json!({"ref": c.reference, "total": c.total, "seq": c.seq});
+            }
+            v
+        }
+        Ok(_) => serde_json::json!({"decode_error": "not a SUBMIT"}),
+        Err(e) => serde_json::json!({"decode_error": e.to_string()}),
+    }
 }
 
 /// True when the DCS says the user data is counted in septets (TS 23.038 §4; reserved
@@ -439,6 +468,67 @@ mod tests {
         // 2002-08-26T11:37:41Z is 19:37:41 in +08:00.
         let t: Timestamp = "2002-08-26T11:37:41Z".parse().unwrap();
         assert_eq!(encode_scts(t), [0x20, 0x80, 0x62, 0x91, 0x73, 0x14, 0x23]);
+    }
+
+    #[test]
+    fn codec_reads_what_the_sim_builds() {
+        use crate::pdu::{Body, Reassembler, Sms, Tpdu};
+        // Long UCS2 with emoji, long GSM7, and a short one: each reassembles to the input.
+        let texts = [
+            std::iter::repeat_n("退订😀", 40).collect::<String>(),
+            "hello world ".repeat(20),
+            "TD".to_string(),
+        ];
+        for text in texts {
+            let parts = build_deliver(
+                "+8613800100500",
+                "+8613912345678",
+                0x91,
+                &text,
+                Timestamp::UNIX_EPOCH,
+                7,
+            );
+            let mut r = Reassembler::default();
+            let mut done = None;
+            for p in &parts {
+                let sms = Sms::parse(&p.bytes).unwrap();
+                assert_eq!(sms.tpdu_len(), p.tpdu_len);
+                let Tpdu::Deliver(d) = &sms.tpdu else {
+                    panic!("not a DELIVER")
+                };
+                assert_eq!(d.sender.to_string(), "+8613912345678");
+                if parts.len() == 1 {
+                    assert_eq!(d.user_data.body, Body::Text(text.clone()));
+                }
+                done = r.push(sms).or(done);
+            }
+            if parts.len() > 1 {
+                assert_eq!(done.expect("reassembled").body, Body::Text(text.clone()));
+            }
+        }
+        let sr = build_status_report(
+            "+8613800100500",
+            9,
+            "+46708251358",
+            0x91,
+            Timestamp::UNIX_EPOCH,
+            Timestamp::UNIX_EPOCH,
+            0,
+        );
+        let sms = Sms::parse(&sr.bytes).unwrap();
+        let Tpdu::StatusReport(r) = &sms.tpdu else {
+            panic!("not a STATUS-REPORT")
+        };
+        assert_eq!(r.message_reference, 9);
+        assert_eq!(r.recipient.to_string(), "+46708251358");
+    }
+
+    #[test]
+    fn decoded_fields_for_the_log() {
+        let v = decode_for_log(&hex::decode(SUBMIT_UCS2).unwrap());
+        assert_eq!(v["to"], "+8613910199192");
+        assert_eq!(v["text"], "您好！");
+        assert!(decode_for_log(&[0x00, 0x01]).get("decode_error").is_some());
     }
 
     proptest! {
