@@ -8,6 +8,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod client;
+pub mod daemon;
+pub mod demo;
 pub mod pdu;
 pub mod sim;
 
@@ -21,6 +23,11 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run the gateway daemon (what systemd starts).
+    Daemon(daemon::DaemonArgs),
+    /// Try smsgate with no hardware: the daemon and a virtual modem bank in a temporary
+    /// directory, a few messages sent and followed to delivery.
+    Demo(demo::DemoArgs),
     /// Encode, decode and count SMS PDUs (3GPP TS 23.040).
     Pdu(pdu::PduArgs),
     /// Send SMS through the daemon: --to NUMBER... --text TEXT, or a --file batch.csv.
@@ -47,7 +54,10 @@ pub struct BadInput(pub String);
 /// Entry point used by `main.rs`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    // The daemon sets up logging itself, at the level its configuration names.
+    if !matches!(cli.command, Command::Daemon(_)) {
+        init_tracing("warn");
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
@@ -64,6 +74,8 @@ pub fn main() -> ExitCode {
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
+        Command::Daemon(args) => daemon::run(args),
+        Command::Demo(args) => demo::run(args),
         Command::Pdu(args) => pdu::run(args),
         Command::Send(args) => client::send(args),
         Command::Status(args) => client::status(args),
@@ -77,9 +89,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
 
 /// Logs go to stderr; `SMSGATE_LOG` (tracing's env-filter syntax) sets the level, default warn
 /// for the client commands. Full numbers and texts are never logged at info level or above.
-fn init_tracing() {
+pub(crate) fn init_tracing(default: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SMSGATE_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let filter = EnvFilter::try_from_env("SMSGATE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

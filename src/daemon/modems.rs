@@ -234,7 +234,11 @@ async fn supervise(shared: &Arc<Shared>, path: &std::path::Path, mut stop: watch
                     }
                 }
                 shared.wake.notify_one();
-                tracing::warn!(port = %port, "modem stopped: {reason}");
+                if *stop.borrow() {
+                    tracing::info!(port = %port, "modem stopped: {reason}");
+                } else {
+                    tracing::warn!(port = %port, "modem stopped: {reason}");
+                }
             }
             Err(e) => tracing::warn!(port = %port, "cannot open modem port: {e}"),
         }

@@ -1,0 +1,48 @@
+//! `smsgate daemon --config FILE`: what systemd runs. Loads the configuration, sets up logging at
+//! the configured level (SMSGATE_LOG overrides), and runs the daemon until SIGTERM or SIGINT;
+//! SIGHUP reloads the configuration.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// The TOML configuration file.
+    #[arg(long, short, default_value = "/etc/smsgate/smsgate.toml")]
+    pub config: PathBuf,
+}
+
+pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
+    let config = crate::config::Config::load(&args.config)?;
+    super::init_tracing(&config.log_level);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("smsgate")
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).context("SIGTERM handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("SIGINT handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("SIGHUP handler")?;
+        let (reload_tx, reload_rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the configuration");
+                if reload_tx.send(()).await.is_err() {
+                    return;
+                }
+            }
+        });
+        let shutdown = async move {
+            tokio::select! {
+                _ = term.recv() => tracing::info!("SIGTERM: stopping"),
+                _ = int.recv() => tracing::info!("SIGINT: stopping"),
+            }
+        };
+        crate::daemon::run(config, Some(args.config), shutdown, Some(reload_rx)).await?;
+        Ok(())
+    })
+}
