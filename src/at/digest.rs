@@ -82,6 +82,9 @@ const BUILTIN_URCS: &[&str] = &[
     "+WIND",
 ];
 
+/// Longest URC name the digester looks up (vendor names included).
+const MAX_URC_NAME: usize = 24;
+
 /// Running counters, for logs and `smsgate diag`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DigestStats {
@@ -113,8 +116,7 @@ impl Digester {
 
     /// Adds vendor URC names (a dialect's list) to the built-in table.
     pub fn with_urcs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
-        self.extra_urcs
-            .extend(names.into_iter().map(|s| s.into().to_ascii_uppercase()));
+        self.add_urcs(names);
         self
     }
 
@@ -122,7 +124,7 @@ impl Digester {
     pub fn add_urcs<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, names: I) {
         for n in names {
             let n = n.into().to_ascii_uppercase();
-            if !self.extra_urcs.contains(&n) {
+            if n.len() <= MAX_URC_NAME && !self.extra_urcs.contains(&n) {
                 self.extra_urcs.push(n);
             }
         }
@@ -237,9 +239,10 @@ impl Digester {
             return Some(Event::Info(text.to_string()));
         }
         // Information lines are the common case: decide without allocating.
-        let builtin = BUILTIN_URCS.iter().find(|u| u.eq_ignore_ascii_case(name));
-        let known =
-            builtin.is_some() || self.extra_urcs.iter().any(|u| u.eq_ignore_ascii_case(name));
+        // No URC name is longer than MAX_URC_NAME: PDU lines skip the table scan.
+        let known = name.len() <= MAX_URC_NAME
+            && (BUILTIN_URCS.iter().any(|u| u.eq_ignore_ascii_case(name))
+                || self.extra_urcs.iter().any(|u| u.eq_ignore_ascii_case(name)));
         if !known {
             return Some(Event::Info(text.to_string()));
         }
