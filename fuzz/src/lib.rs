@@ -1,0 +1,6 @@
+//! The codec under fuzzing: the very sources of `smsgate::pdu` (src/pdu), compiled here without
+//! the daemon's dependencies (tokio, SQLite, axum) so a fuzz build stays small. The codec uses
+//! only `super::` paths inside itself, which is what makes this inclusion possible; keep it so.
+
+#[path = "../../src/pdu/mod.rs"]
+pub mod pdu;
