@@ -148,7 +148,9 @@ impl Digester {
         let mut i = 0;
         let mut junk = 0usize;
         while let Some(&b) = buf.get(i) {
-            if b == b'\r' || b == b'\n' {
+            // Terminators and leading blanks (a line is trimmed anyway; skipping them here
+            // means the space after a bare '>' prompt cannot start a line of its own).
+            if matches!(b, b'\r' | b'\n' | b' ' | b'\t') {
                 i += 1;
             } else if is_junk_start(b) {
                 junk += 1;
@@ -167,13 +169,12 @@ impl Digester {
             return (None, i);
         }
         if rest.first() == Some(&b'>') {
+            // While a prompt is awaited, '>' at a line start is the prompt whatever follows
+            // (some modems omit the space), so chunk boundaries cannot change the outcome.
             match rest.get(1) {
                 Some(b' ') => return (Some(Event::Prompt), i + 2),
-                None if self.expect_prompt => return (Some(Event::Prompt), i + 1),
+                _ if self.expect_prompt => return (Some(Event::Prompt), i + 1),
                 None => return (None, i),
-                Some(b'\r') | Some(b'\n') if self.expect_prompt => {
-                    return (Some(Event::Prompt), i + 1)
-                }
                 Some(_) => {}
             }
         }
