@@ -121,8 +121,11 @@ pub fn after_prefix<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// The error for a reply a parser cannot read. It names the command and shows only the start
+/// of the reply: replies carry numbers and message PDUs, which logs must not show in full.
 fn bad(cmd: &str, lines: &[String]) -> DeviceError {
-    DeviceError::BadReply(format!("{cmd}: {:?}", lines.join(" | ")))
+    let first: String = lines.first().map_or("", |l| l.as_str()).chars().take(16).collect();
+    DeviceError::BadReply(format!("{cmd}: {} line(s), first {first:?}...", lines.len()))
 }
 
 fn find<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
