@@ -124,8 +124,16 @@ pub fn after_prefix<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
 /// The error for a reply a parser cannot read. It names the command and shows only the start
 /// of the reply: replies carry numbers and message PDUs, which logs must not show in full.
 fn bad(cmd: &str, lines: &[String]) -> DeviceError {
-    let first: String = lines.first().map_or("", |l| l.as_str()).chars().take(16).collect();
-    DeviceError::BadReply(format!("{cmd}: {} line(s), first {first:?}...", lines.len()))
+    let first: String = lines
+        .first()
+        .map_or("", |l| l.as_str())
+        .chars()
+        .take(16)
+        .collect();
+    DeviceError::BadReply(format!(
+        "{cmd}: {} line(s), first {first:?}...",
+        lines.len()
+    ))
 }
 
 fn find<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
