@@ -560,6 +560,25 @@ mod tests {
     }
 
     #[test]
+    fn cmt_inside_a_cmgl_listing_keeps_both_intact() {
+        let mut d = Digester::new();
+        d.expect(Some("+CMGL"), false);
+        let ev = all_events(
+            &mut d,
+            b"\r\n+CMGL: 1,0,,3\r\n0011AA\r\n+CMT: ,2\r\n00BB\r\n+CMGL: 2,1,,3\r\n0011CC\r\n\r\nOK\r\n",
+            1,
+        );
+        let infos: Vec<&Event> = ev.iter().filter(|e| matches!(e, Event::Info(_))).collect();
+        assert_eq!(infos.len(), 4);
+        assert!(ev.contains(&Event::Urc(Urc::Message {
+            alpha: None,
+            length: 2,
+            pdu: "00BB".into()
+        })));
+        assert_eq!(ev.last(), Some(&Event::Ok));
+    }
+
+    #[test]
     fn creg_is_an_answer_when_expected_and_a_urc_otherwise() {
         let mut d = Digester::new();
         d.expect(Some("+CREG"), false);
