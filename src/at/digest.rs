@@ -627,6 +627,14 @@ mod tests {
     }
 
     #[test]
+    fn control_bytes_inside_a_line_are_dropped_and_counted() {
+        let mut d = Digester::new();
+        let ev = all_events(&mut d, b"\r\nO\x00K\r\n\r\n+CSQ: 1\x0179,99\r\n", 1);
+        assert_eq!(ev, vec![Event::Ok, Event::Info("+CSQ: 179,99".into())]);
+        assert_eq!(d.stats().garbage_bytes, 2);
+    }
+
+    #[test]
     fn over_long_line_resynchronises() {
         let mut input = vec![b'Z'; MAX_LINE + 10];
         input.extend_from_slice(b"\r\nOK\r\n");
