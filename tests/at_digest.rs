@@ -82,6 +82,18 @@ fn errors_in_the_middle_of_urc_floods() {
     assert!(matches!(&ev[1], Event::Error(DeviceError::Cms(e)) if e.code() == 42));
 }
 
+/// Regression (found by `chunking_does_not_change_events`): a bare '>' prompt split from its
+/// space by a chunk boundary used to turn the next '>' into an information line.
+#[test]
+fn prompt_split_from_its_space() {
+    let input = b"\r\n> >\r\n\r\n>!\r\n";
+    let whole = run(input, input.len(), Some("+CMGS"));
+    for chunk in 1..input.len() {
+        assert_eq!(run(input, chunk, Some("+CMGS")), whole, "chunk {chunk}");
+    }
+    assert_eq!(whole.iter().filter(|e| **e == Event::Prompt).count(), 3);
+}
+
 fn token() -> impl Strategy<Value = Vec<u8>> {
     prop_oneof![
         Just(b"\r\nOK\r\n".to_vec()),

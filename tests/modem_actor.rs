@@ -641,3 +641,13 @@ async fn modem_silent_at_start_is_reset_and_comes_up() {
     assert!(peer.saw("AT+CFUN=1,1"));
     next_matching(&mut ev, |e| matches!(e, ModemEvent::Restarted)).await;
 }
+
+#[tokio::test(start_paused = true)]
+async fn ok_without_a_reference_is_unconfirmed_not_a_retryable_error() {
+    let script = with(|c| c.starts_with("PDU:").then(|| Some("\r\nOK\r\n".into())));
+    let (h, _ev, _peer) = start(script, config()).await;
+    let r = h.send_part("0011", 1, false).await;
+    assert!(matches!(r, Err(LinkError::Unconfirmed { .. })), "{r:?}");
+    // The modem itself is fine: the actor carries on.
+    assert!(h.health().await.is_ok());
+}

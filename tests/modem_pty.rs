@@ -103,6 +103,19 @@ async fn driver_over_a_real_pty() {
     assert_eq!(id.iccid.as_deref(), Some("89860117838009934120"));
     assert!(saw("ATE0") && saw("AT+CMGF=0") && saw("AT+CNMI=2,1,0,1,0"));
 
+    // The tty is held exclusively (TIOCEXCL), so ModemManager cannot open it behind our back.
+    let mut excl: libc::c_int = 0;
+    // SAFETY: TIOCGEXCL writes one int into `excl`, which outlives the call.
+    let rc = unsafe {
+        libc::ioctl(
+            std::os::fd::AsRawFd::as_raw_fd(&pty.slave),
+            libc::TIOCGEXCL,
+            &mut excl,
+        )
+    };
+    assert_eq!(rc, 0, "TIOCGEXCL");
+    assert_eq!(excl, 1, "the driver opened the port exclusively");
+
     // A send through the prompt.
     assert_eq!(
         h.send_part("0011000B911326880736F40000A70341E211", 16, false)

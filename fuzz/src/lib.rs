@@ -4,3 +4,8 @@
 
 #[path = "../../src/pdu/mod.rs"]
 pub mod pdu;
+
+/// The AT digester and command parsers (src/at), included the same way; `at::fuzz_digest` is
+/// the body of the `at_digest` target.
+#[path = "../../src/at/mod.rs"]
+pub mod at;

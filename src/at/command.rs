@@ -13,6 +13,11 @@ pub trait AtCommand {
     type Response;
     /// The command line without its terminating CR, e.g. `AT+CSQ`.
     fn line(&self) -> String;
+    /// The command line as it may appear in logs and errors: secrets and phone numbers
+    /// masked (STYLE: no full number at info level or above).
+    fn display(&self) -> String {
+        self.line()
+    }
     /// The prefix of this command's information lines (`+CSQ`), so the digester does not
     /// mistake them for URCs.
     fn prefix(&self) -> Option<&'static str> {
@@ -62,6 +67,17 @@ pub enum Urc {
     Other(String),
 }
 
+/// `+86139****5678`: a number safe for logs at info level.
+pub fn mask_number(n: &str) -> String {
+    let chars: Vec<char> = n.chars().collect();
+    if chars.len() <= 7 {
+        return "*".repeat(chars.len());
+    }
+    let head: String = chars.iter().take(chars.len() - 8).collect();
+    let tail: String = chars.iter().skip(chars.len() - 4).collect();
+    format!("{head}****{tail}")
+}
+
 // ---------------------------------------------------------------- field helpers
 
 /// Splits a parameter list on commas outside double quotes; fields are trimmed, quotes kept.
@@ -105,8 +121,19 @@ pub fn after_prefix<'a>(line: &'a str, prefix: &str) -> Option<&'a str> {
         .map(str::trim)
 }
 
+/// The error for a reply a parser cannot read. It names the command and shows only the start
+/// of the reply: replies carry numbers and message PDUs, which logs must not show in full.
 fn bad(cmd: &str, lines: &[String]) -> DeviceError {
-    DeviceError::BadReply(format!("{cmd}: {:?}", lines.join(" | ")))
+    let first: String = lines
+        .first()
+        .map_or("", |l| l.as_str())
+        .chars()
+        .take(16)
+        .collect();
+    DeviceError::BadReply(format!(
+        "{cmd}: {} line(s), first {first:?}...",
+        lines.len()
+    ))
 }
 
 fn find<'a>(lines: &'a [String], prefix: &str) -> Option<&'a str> {
@@ -168,8 +195,33 @@ simple_command!(/// `AT+CNMI=<mode>,<mt>,<bm>,<ds>,<bfr>`: new-message routing.
     |s| format!("AT+CNMI={},{},{},{},{}", s.mode, s.mt, s.bm, s.ds, s.bfr));
 simple_command!(/// `AT+CNMA`: acknowledge a +CMT/+CDS (with +CSMS=1).
     Cnma, |_s| "AT+CNMA".to_string());
-simple_command!(/// `AT+CPIN="<pin>"`: unlock the SIM.
-    CpinEnter(pin: String), |s| format!("AT+CPIN=\"{}\"", s.pin));
+/// `AT+CPIN="<pin>"`: unlock the SIM.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CpinEnter {
+    pub pin: String,
+}
+
+impl std::fmt::Debug for CpinEnter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CpinEnter { pin: \"****\" }")
+    }
+}
+
+impl AtCommand for CpinEnter {
+    type Response = ();
+    fn line(&self) -> String {
+        format!("AT+CPIN=\"{}\"", self.pin)
+    }
+    fn display(&self) -> String {
+        "AT+CPIN=\"****\"".into()
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+    fn parse(&self, _lines: &[String]) -> Result<(), DeviceError> {
+        Ok(())
+    }
+}
 simple_command!(/// `AT+CMMS=<n>`: 2 keeps the relay link open while more parts follow.
     Cmms(mode: u8), |s| format!("AT+CMMS={}", s.mode));
 simple_command!(/// `AT+CMGD=<index>[,<flag>]`: delete a stored message.
@@ -660,6 +712,9 @@ impl AtCommand for Hcmgs {
     fn line(&self) -> String {
         format!("AT^HCMGS=\"{}\"", self.destination)
     }
+    fn display(&self) -> String {
+        format!("AT^HCMGS=\"{}\"", mask_number(&self.destination))
+    }
     fn prefix(&self) -> Option<&'static str> {
         Some("^HCMGS")
     }
@@ -833,6 +888,21 @@ mod tests {
 
     fn l(v: &[&str]) -> Vec<String> {
         v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn secrets_and_numbers_are_masked_for_logs() {
+        let pin = CpinEnter { pin: "1234".into() };
+        assert_eq!(pin.line(), "AT+CPIN=\"1234\"");
+        assert!(!pin.display().contains("1234"));
+        assert!(!format!("{pin:?}").contains("1234"));
+        let h = Hcmgs {
+            destination: "075512345678".into(),
+            ucs2: vec![],
+        };
+        assert_eq!(h.display(), "AT^HCMGS=\"0755****5678\"");
+        assert_eq!(mask_number("+8613912345678"), "+86139****5678");
+        assert_eq!(mask_number("10086"), "*****");
     }
 
     #[test]

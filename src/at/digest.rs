@@ -82,6 +82,9 @@ const BUILTIN_URCS: &[&str] = &[
     "+WIND",
 ];
 
+/// Longest URC name the digester looks up (vendor names included).
+const MAX_URC_NAME: usize = 24;
+
 /// Running counters, for logs and `smsgate diag`.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct DigestStats {
@@ -113,8 +116,7 @@ impl Digester {
 
     /// Adds vendor URC names (a dialect's list) to the built-in table.
     pub fn with_urcs<I: IntoIterator<Item = S>, S: Into<String>>(mut self, names: I) -> Self {
-        self.extra_urcs
-            .extend(names.into_iter().map(|s| s.into().to_ascii_uppercase()));
+        self.add_urcs(names);
         self
     }
 
@@ -122,7 +124,7 @@ impl Digester {
     pub fn add_urcs<I: IntoIterator<Item = S>, S: Into<String>>(&mut self, names: I) {
         for n in names {
             let n = n.into().to_ascii_uppercase();
-            if !self.extra_urcs.contains(&n) {
+            if n.len() <= MAX_URC_NAME && !self.extra_urcs.contains(&n) {
                 self.extra_urcs.push(n);
             }
         }
@@ -146,7 +148,9 @@ impl Digester {
         let mut i = 0;
         let mut junk = 0usize;
         while let Some(&b) = buf.get(i) {
-            if b == b'\r' || b == b'\n' {
+            // Terminators and leading blanks (a line is trimmed anyway; skipping them here
+            // means the space after a bare '>' prompt cannot start a line of its own).
+            if matches!(b, b'\r' | b'\n' | b' ' | b'\t') {
                 i += 1;
             } else if is_junk_start(b) {
                 junk += 1;
@@ -165,13 +169,12 @@ impl Digester {
             return (None, i);
         }
         if rest.first() == Some(&b'>') {
+            // While a prompt is awaited, '>' at a line start is the prompt whatever follows
+            // (some modems omit the space), so chunk boundaries cannot change the outcome.
             match rest.get(1) {
                 Some(b' ') => return (Some(Event::Prompt), i + 2),
-                None if self.expect_prompt => return (Some(Event::Prompt), i + 1),
+                _ if self.expect_prompt => return (Some(Event::Prompt), i + 1),
                 None => return (None, i),
-                Some(b'\r') | Some(b'\n') if self.expect_prompt => {
-                    return (Some(Event::Prompt), i + 1)
-                }
                 Some(_) => {}
             }
         }
@@ -237,9 +240,10 @@ impl Digester {
             return Some(Event::Info(text.to_string()));
         }
         // Information lines are the common case: decide without allocating.
-        let builtin = BUILTIN_URCS.iter().find(|u| u.eq_ignore_ascii_case(name));
-        let known =
-            builtin.is_some() || self.extra_urcs.iter().any(|u| u.eq_ignore_ascii_case(name));
+        // No URC name is longer than MAX_URC_NAME: PDU lines skip the table scan.
+        let known = name.len() <= MAX_URC_NAME
+            && (BUILTIN_URCS.iter().any(|u| u.eq_ignore_ascii_case(name))
+                || self.extra_urcs.iter().any(|u| u.eq_ignore_ascii_case(name)));
         if !known {
             return Some(Event::Info(text.to_string()));
         }
@@ -556,6 +560,25 @@ mod tests {
     }
 
     #[test]
+    fn cmt_inside_a_cmgl_listing_keeps_both_intact() {
+        let mut d = Digester::new();
+        d.expect(Some("+CMGL"), false);
+        let ev = all_events(
+            &mut d,
+            b"\r\n+CMGL: 1,0,,3\r\n0011AA\r\n+CMT: ,2\r\n00BB\r\n+CMGL: 2,1,,3\r\n0011CC\r\n\r\nOK\r\n",
+            1,
+        );
+        let infos: Vec<&Event> = ev.iter().filter(|e| matches!(e, Event::Info(_))).collect();
+        assert_eq!(infos.len(), 4);
+        assert!(ev.contains(&Event::Urc(Urc::Message {
+            alpha: None,
+            length: 2,
+            pdu: "00BB".into()
+        })));
+        assert_eq!(ev.last(), Some(&Event::Ok));
+    }
+
+    #[test]
     fn creg_is_an_answer_when_expected_and_a_urc_otherwise() {
         let mut d = Digester::new();
         d.expect(Some("+CREG"), false);
@@ -601,6 +624,14 @@ mod tests {
         );
         let infos: Vec<_> = ev.iter().filter(|e| matches!(e, Event::Info(_))).collect();
         assert_eq!(infos, vec![&Event::Info("Quectel".into())]);
+    }
+
+    #[test]
+    fn control_bytes_inside_a_line_are_dropped_and_counted() {
+        let mut d = Digester::new();
+        let ev = all_events(&mut d, b"\r\nO\x00K\r\n\r\n+CSQ: 1\x0179,99\r\n", 1);
+        assert_eq!(ev, vec![Event::Ok, Event::Info("+CSQ: 179,99".into())]);
+        assert_eq!(d.stats().garbage_bytes, 2);
     }
 
     #[test]

@@ -537,9 +537,20 @@ impl Actor {
         let r = match d.send {
             SendCommand::Cmgs => {
                 let cmgs = Cmgs { length, pdu_hex };
-                self.session
+                match self
+                    .session
                     .send_with_timeout(&cmgs, self.cfg.send_timeout)
                     .await
+                {
+                    // OK without a readable +CMGS reference: the modem says it sent the part,
+                    // but there is no reference to match a status report. Unknown, never a
+                    // retry (a duplicate costs the customer).
+                    Ok(Err(DeviceError::BadReply(r))) => Err(LinkError::Unconfirmed {
+                        command: format!("AT+CMGS={length} (OK without reference: {r})"),
+                        after: Duration::ZERO,
+                    }),
+                    other => other,
+                }
             }
             SendCommand::Hcmgs => self.send_hcmgs(&pdu_hex).await,
         };

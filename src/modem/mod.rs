@@ -55,8 +55,8 @@ impl<T: AsyncRead + AsyncWrite + Send + Unpin> Port for T {}
 /// Reopens the port after a hang (only [`Modem::open`] can; a spawned stream cannot).
 pub(crate) type Opener = Arc<dyn Fn() -> std::io::Result<Box<dyn Port>> + Send + Sync>;
 
-/// How one modem is driven.
-#[derive(Debug, Clone)]
+/// How one modem is driven. `Debug` never shows the PIN.
+#[derive(Clone)]
 pub struct ModemConfig {
     /// Name for logs (usually the port path).
     pub name: String,
@@ -80,6 +80,24 @@ pub struct ModemConfig {
     pub reopen_backoff: Vec<Duration>,
     /// Read (and, once acknowledged, delete) messages already stored at start-up.
     pub read_stored_at_start: bool,
+}
+
+impl std::fmt::Debug for ModemConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModemConfig")
+            .field("name", &self.name)
+            .field("baud_rate", &self.baud_rate)
+            .field("pin", &self.pin.as_ref().map(|_| "****"))
+            .field("verbose_errors", &self.verbose_errors)
+            .field("dialect", &self.dialect.map(|d| d.name))
+            .field("health_interval", &self.health_interval)
+            .field("send_timeout", &self.send_timeout)
+            .field("probe_attempts", &self.probe_attempts)
+            .field("probe_timeout", &self.probe_timeout)
+            .field("reopen_backoff", &self.reopen_backoff)
+            .field("read_stored_at_start", &self.read_stored_at_start)
+            .finish()
+    }
 }
 
 impl ModemConfig {
@@ -294,16 +312,7 @@ pub fn strip_smsc(pdu_hex: &str) -> Option<String> {
     Some(format!("00{rest}"))
 }
 
-/// `+86139****5678`: a number safe for logs at info level.
-pub fn mask_number(n: &str) -> String {
-    let chars: Vec<char> = n.chars().collect();
-    if chars.len() <= 7 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars.iter().take(chars.len() - 8).collect();
-    let tail: String = chars.iter().skip(chars.len() - 4).collect();
-    format!("{head}****{tail}")
-}
+pub use crate::at::mask_number;
 
 #[cfg(test)]
 mod tests {
@@ -318,6 +327,13 @@ mod tests {
         assert_eq!(strip_smsc("000102").as_deref(), Some("000102"));
         assert_eq!(strip_smsc("0F00"), None);
         assert_eq!(strip_smsc("zz"), None);
+    }
+
+    #[test]
+    fn config_debug_hides_the_pin() {
+        let mut c = ModemConfig::new("/dev/ttyUSB0");
+        c.pin = Some("4321".into());
+        assert!(!format!("{c:?}").contains("4321"));
     }
 
     #[test]

@@ -133,6 +133,8 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtSession<P> {
         timeout: Duration,
     ) -> Result<Result<C::Response, DeviceError>, LinkError> {
         let line = cmd.line();
+        // What errors and logs may show: PINs and numbers masked.
+        let shown = cmd.display();
         let deadline = Instant::now() + timeout;
         let mut out = Vec::with_capacity(line.len() + 1);
         out.extend_from_slice(line.as_bytes());
@@ -151,12 +153,12 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtSession<P> {
                     }
                     return Err(if prompted {
                         LinkError::Unconfirmed {
-                            command: line,
+                            command: shown.clone(),
                             after: timeout,
                         }
                     } else {
                         LinkError::Timeout {
-                            command: line,
+                            command: shown.clone(),
                             after: timeout,
                         }
                     });
@@ -179,13 +181,13 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtSession<P> {
                     garbage += bytes;
                     if garbage > GARBAGE_LIMIT && prompted {
                         return Err(LinkError::Unconfirmed {
-                            command: line,
+                            command: shown.clone(),
                             after: timeout,
                         });
                     }
                     if garbage > GARBAGE_LIMIT {
                         return Err(LinkError::Garbage {
-                            command: line,
+                            command: shown.clone(),
                             bytes: garbage,
                         });
                     }
