@@ -43,12 +43,14 @@ fn rules(g: &mut Gen) -> RuleSet {
             name: n.to_string(),
             action: ContentAction::Block,
             words: Vec::new(),
+            patterns: Vec::new(),
         })
         .collect();
     categories.push(CategoryRules {
         name: "needs_review".into(),
         action: ContentAction::Review,
         words: Vec::new(),
+        patterns: Vec::new(),
     });
     for i in 0..10_000 {
         let n = categories.len();
