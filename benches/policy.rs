@@ -83,6 +83,10 @@ fn content(c: &mut Criterion) {
     group.bench_function("check_500_chars_10k_rules", |b| {
         b.iter(|| rs.check(black_box(&t)))
     });
+    // The normaliser alone, to see how the check's time splits.
+    group.bench_function("normalize_500_chars", |b| {
+        b.iter(|| smsgate::policy::normalize::normalize(black_box(&t)))
+    });
     group.finish();
 }
 

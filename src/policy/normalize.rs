@@ -48,6 +48,11 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
+/// CJK Unified Ideographs and Extension A: letters with no case and no width variants.
+fn is_cjk_ideograph(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+}
+
 /// Folds one character's width: full-width ASCII (U+FF01-U+FF5E) to ASCII, the ideographic
 /// space to a space, half-width ideographic punctuation is left for the punctuation filter.
 fn fold_width(c: char) -> char {
@@ -66,6 +71,21 @@ pub fn normalize(input: &str) -> Normalized {
     let mut text = String::with_capacity(input.len());
     let mut origin = Vec::with_capacity(input.len());
     for (offset, c) in input.char_indices() {
+        // Fast paths for what SMS text is mostly made of: ASCII and CJK ideographs (which
+        // have no case and no width variants). Content checking cost is dominated by this loop.
+        if c.is_ascii() {
+            if c.is_ascii_alphanumeric() {
+                text.push(c.to_ascii_lowercase());
+                origin.push(offset);
+            }
+            continue;
+        }
+        if is_cjk_ideograph(c) {
+            let before = text.len();
+            text.push(c);
+            origin.extend(std::iter::repeat_n(offset, text.len() - before));
+            continue;
+        }
         if is_invisible(c) {
             continue;
         }
