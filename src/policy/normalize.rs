@@ -53,12 +53,19 @@ fn is_cjk_ideograph(c: char) -> bool {
     matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
 }
 
-/// Folds one character's width: full-width ASCII (U+FF01-U+FF5E) to ASCII, the ideographic
-/// space to a space, half-width ideographic punctuation is left for the punctuation filter.
+/// Folds one character's width: full-width ASCII (U+FF01-U+FF5E) to ASCII, circled Latin
+/// letters to plain ones, the ideographic space to a space; half-width ideographic punctuation
+/// is left for the punctuation filter.
 fn fold_width(c: char) -> char {
     let u = c as u32;
     if (0xFF01..=0xFF5E).contains(&u) {
         char::from_u32(u - 0xFEE0).unwrap_or(c)
+    } else if (0x24B6..=0x24CF).contains(&u) {
+        // Circled capital letters Ⓐ-Ⓩ.
+        char::from_u32(u - 0x24B6 + 'a' as u32).unwrap_or(c)
+    } else if (0x24D0..=0x24E9).contains(&u) {
+        // Circled small letters ⓐ-ⓩ.
+        char::from_u32(u - 0x24D0 + 'a' as u32).unwrap_or(c)
     } else if u == 0x3000 {
         ' '
     } else {
@@ -131,6 +138,8 @@ mod tests {
             "f\u{200b}o\u{feff}o",
             "f-o_o",
             "f　o　o",
+            "ⓕⓞⓞ",
+            "Ⓕ o Ⓞ",
         ] {
             assert_eq!(normalize_str(s), "foo", "{s:?}");
         }
