@@ -29,16 +29,18 @@ fn open() -> (tempfile::TempDir, std::path::PathBuf, Connection) {
 }
 
 fn entry(i: i64, now: Timestamp) -> AuditEntry {
-    let mut e = AuditEntry::new(AuditEvent::Sent, now, "daemon");
-    e.account_id = Some(1);
-    e.message_id = Some(i);
-    e.sim_iccid = Some("89860012345678901234".into());
-    e.sim_number = Some("13800000001".into());
-    e.recipient = Some(format!("139000000{:02}", i % 100));
-    e.text = Some(format!("【ACME】第{i}条, \"quoted\"\nline two"));
-    e.parts = Some(1);
-    e.outcome = "mr=17".into();
-    e
+    AuditEntry::message(
+        AuditEvent::Sent,
+        now,
+        "daemon",
+        1,
+        i,
+        &format!("139000000{:02}", i % 100),
+        &format!("【ACME】第{i}条, \"quoted\"\nline two"),
+        1,
+        "mr=17",
+    )
+    .with_sim("89860012345678901234", Some("13800000001"))
 }
 
 fn fill(conn: &mut Connection, n: i64, start: Timestamp) {
@@ -341,6 +343,9 @@ fn export_csv_and_json_lines() {
     let v: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
     assert_eq!(v["seq"], 7);
     assert_eq!(v["recipient"], "13900000007");
+    assert_eq!(v["sim_iccid"], "89860012345678901234");
+    assert_eq!(v["sim_number"], "13800000001");
+    assert_eq!(v["event"], "sent");
     assert_eq!(line.lines().count(), 1);
 }
 

@@ -227,6 +227,37 @@ mod tests {
     }
 
     #[test]
+    fn decisions_serialise_for_the_api() {
+        let d = Decision::Refused(Refusal::InsufficientCredit {
+            needed: 3,
+            available: 1,
+            shortfall: 2,
+        });
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"decision": "refused", "refusal": "insufficient_credit",
+                               "needed": 3, "available": 1, "shortfall": 2})
+        );
+        let back: Decision = serde_json::from_value(v).unwrap();
+        assert_eq!(back, d);
+        let d = Decision::Refused(Refusal::EmptyText);
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(
+            v,
+            serde_json::json!({"decision": "refused", "refusal": "empty_text"})
+        );
+        let r = RecipientOutcome {
+            number: "13912345678".into(),
+            decision: RecipientDecision::RefusedOptedOut,
+        };
+        assert_eq!(
+            serde_json::to_value(&r).unwrap()["decision"],
+            "refused_opted_out"
+        );
+    }
+
+    #[test]
     fn suffix_once() {
         assert_eq!(with_suffix("hi", Some("回T退订")), "hi回T退订");
         assert_eq!(with_suffix("hi回T退订", Some("回T退订")), "hi回T退订");

@@ -48,12 +48,24 @@ fn is_invisible(c: char) -> bool {
     )
 }
 
-/// Folds one character's width: full-width ASCII (U+FF01-U+FF5E) to ASCII, the ideographic
-/// space to a space, half-width ideographic punctuation is left for the punctuation filter.
+/// CJK Unified Ideographs and Extension A: letters with no case and no width variants.
+fn is_cjk_ideograph(c: char) -> bool {
+    matches!(c, '\u{4E00}'..='\u{9FFF}' | '\u{3400}'..='\u{4DBF}')
+}
+
+/// Folds one character's width: full-width ASCII (U+FF01-U+FF5E) to ASCII, circled Latin
+/// letters to plain ones, the ideographic space to a space; half-width ideographic punctuation
+/// is left for the punctuation filter.
 fn fold_width(c: char) -> char {
     let u = c as u32;
     if (0xFF01..=0xFF5E).contains(&u) {
         char::from_u32(u - 0xFEE0).unwrap_or(c)
+    } else if (0x24B6..=0x24CF).contains(&u) {
+        // Circled capital letters Ⓐ-Ⓩ.
+        char::from_u32(u - 0x24B6 + 'a' as u32).unwrap_or(c)
+    } else if (0x24D0..=0x24E9).contains(&u) {
+        // Circled small letters ⓐ-ⓩ.
+        char::from_u32(u - 0x24D0 + 'a' as u32).unwrap_or(c)
     } else if u == 0x3000 {
         ' '
     } else {
@@ -66,6 +78,21 @@ pub fn normalize(input: &str) -> Normalized {
     let mut text = String::with_capacity(input.len());
     let mut origin = Vec::with_capacity(input.len());
     for (offset, c) in input.char_indices() {
+        // Fast paths for what SMS text is mostly made of: ASCII and CJK ideographs (which
+        // have no case and no width variants). Content checking cost is dominated by this loop.
+        if c.is_ascii() {
+            if c.is_ascii_alphanumeric() {
+                text.push(c.to_ascii_lowercase());
+                origin.push(offset);
+            }
+            continue;
+        }
+        if is_cjk_ideograph(c) {
+            let before = text.len();
+            text.push(c);
+            origin.extend(std::iter::repeat_n(offset, text.len() - before));
+            continue;
+        }
         if is_invisible(c) {
             continue;
         }
@@ -111,6 +138,8 @@ mod tests {
             "f\u{200b}o\u{feff}o",
             "f-o_o",
             "f　o　o",
+            "ⓕⓞⓞ",
+            "Ⓕ o Ⓞ",
         ] {
             assert_eq!(normalize_str(s), "foo", "{s:?}");
         }
