@@ -45,7 +45,8 @@ pub struct EncodeArgs {
     /// Ask for a status report (TP-SRR).
     #[arg(long)]
     pub status_report: bool,
-    /// Relative validity period: 30m, 12h, 1d, 4d, 2w (rounded up to what the PDU can carry).
+    /// Validity: a duration (30m, 12h, 1d, 4d, 2w; rounded up to what the PDU can carry) or an
+    /// absolute RFC 3339 time with offset (2026-12-01T08:00:00+08:00).
     #[arg(long, value_name = "DURATION")]
     pub validity: Option<String>,
     /// Message class 0-3 (0 = flash).
@@ -118,6 +119,32 @@ fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(n.checked_mul(secs)?))
 }
 
+/// A duration (relative format) or an RFC 3339 time with offset (absolute format, kept in the
+/// given offset rounded to quarter hours).
+fn parse_validity(s: &str) -> Option<ValidityPeriod> {
+    if let Some(d) = parse_duration(s) {
+        return Some(ValidityPeriod::from_duration(d));
+    }
+    let ts: jiff::Timestamp = s.trim().parse().ok()?;
+    let t = s.trim();
+    let offset = if t.ends_with('Z') || t.ends_with('z') {
+        0
+    } else {
+        let tail = t.get(t.len().checked_sub(6)?..)?;
+        let sign = match tail.get(..1)? {
+            "+" => 1,
+            "-" => -1,
+            _ => return None,
+        };
+        let h: i32 = tail.get(1..3)?.parse().ok()?;
+        let m: i32 = tail.get(4..6)?.parse().ok()?;
+        sign * (h * 3600 + m * 60)
+    };
+    Some(ValidityPeriod::Absolute(pdu::Scts::from_timestamp(
+        ts, offset,
+    )))
+}
+
 fn encode(a: EncodeArgs) -> anyhow::Result<String> {
     let recipient = Address::parse_number(&a.to).map_err(|e| bad(format!("--to: {e}")))?;
     let mut opts = SubmitOptions::new(recipient);
@@ -126,12 +153,12 @@ fn encode(a: EncodeArgs) -> anyhow::Result<String> {
     }
     opts.status_report = a.status_report;
     if let Some(v) = &a.validity {
-        let d = parse_duration(v).ok_or_else(|| {
+        opts.validity = Some(parse_validity(v).ok_or_else(|| {
             bad(format!(
-                "--validity {v:?}: expected a duration such as 30m, 12h, 1d, 4d or 2w"
+                "--validity {v:?}: expected a duration such as 30m, 12h, 1d, 4d or 2w, \
+                 or an RFC 3339 time such as 2026-12-01T08:00:00+08:00"
             ))
-        })?;
-        opts.validity = Some(ValidityPeriod::from_duration(d));
+        })?);
     }
     opts.class = a.class.map(MessageClass::from_bits);
     opts.concat = if a.ref16 {
