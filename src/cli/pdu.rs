@@ -273,7 +273,7 @@ fn decode(a: DecodeArgs) -> anyhow::Result<String> {
     let blocks: Vec<String> = parsed
         .iter()
         .enumerate()
-        .map(|(i, s)| plain_block(&format!("PDU {}", i + 1), s))
+        .map(|(i, s)| plain_block(&format!("PDU {}", i + 1), s, true))
         .collect();
     Ok(blocks.join("\n"))
 }
@@ -307,7 +307,7 @@ fn joined(parsed: Vec<Sms>, as_json: bool) -> String {
             let Some(first) = m.parts.first() else {
                 return String::new();
             };
-            let mut b = plain_block(&format!("Message {}", i + 1), first);
+            let mut b = plain_block(&format!("Message {}", i + 1), first, false);
             let (total, missing) = totals(m);
             if total > 1 {
                 b.push_str(&format!(
@@ -320,7 +320,7 @@ fn joined(parsed: Vec<Sms>, as_json: bool) -> String {
                 }
                 b.push('\n');
             }
-            b.push_str(&format!("  {:<13}{}\n", "Joined text:", body_text(&m.body)));
+            b.push_str(&format!("  {:<13}{}\n", "Text:", body_text(&m.body)));
             b
         })
         .collect();
@@ -471,8 +471,9 @@ fn addr_line(a: &Address) -> String {
     format!("{a} (type 0x{:02X})", a.type_octet())
 }
 
-/// A readable block: a title line, then `  Label:       value` lines.
-fn plain_block(title: &str, sms: &Sms) -> String {
+/// A readable block: a title line, then `  Label:       value` lines (the text left out when
+/// the caller prints a joined one).
+fn plain_block(title: &str, sms: &Sms, show_text: bool) -> String {
     let t = &sms.tpdu;
     let mut lines: Vec<(&str, String)> = Vec::new();
     lines.push((
@@ -570,7 +571,9 @@ fn plain_block(title: &str, sms: &Sms) -> String {
             }
             lines.push(("UDH:", parts.join("; ")));
         }
-        lines.push(("Text:", body_text(&u.body)));
+        if show_text {
+            lines.push(("Text:", body_text(&u.body)));
+        }
     }
     lines.push(("TPDU length:", sms.tpdu_len().to_string()));
     let mut out = format!("{title}: SMS-{}\n", t.kind().to_uppercase());
