@@ -119,6 +119,27 @@ fn encode_json_long_text() {
 }
 
 #[test]
+fn encode_absolute_validity() {
+    let v = json(&[
+        "pdu",
+        "encode",
+        "--to",
+        "+8613912345678",
+        "--text",
+        "hi",
+        "--validity",
+        "2026-12-01T08:00:00+08:00",
+        "--json",
+    ]);
+    let pdu = v[0]["pdu"].as_str().unwrap();
+    // VPF 11 (0x18) in the first octet, then the absolute time 26-12-01 08:00:00 +08:00.
+    assert!(pdu.starts_with("0019"), "{pdu}");
+    assert!(pdu.contains("62211080000023"), "{pdu}");
+    let d = json(&["pdu", "decode", "--json", pdu]);
+    assert_eq!(d["validity"], "absolute 2026-12-01T08:00:00+08:00");
+}
+
+#[test]
 fn decode_plain_block() {
     let out = ok(&["pdu", "decode", GSM7_DELIVER]);
     assert_eq!(

@@ -45,7 +45,8 @@ pub struct EncodeArgs {
     /// Ask for a status report (TP-SRR).
     #[arg(long)]
     pub status_report: bool,
-    /// Relative validity period: 30m, 12h, 1d, 4d, 2w (rounded up to what the PDU can carry).
+    /// Validity: a duration (30m, 12h, 1d, 4d, 2w; rounded up to what the PDU can carry) or an
+    /// absolute RFC 3339 time with offset (2026-12-01T08:00:00+08:00).
     #[arg(long, value_name = "DURATION")]
     pub validity: Option<String>,
     /// Message class 0-3 (0 = flash).
@@ -118,6 +119,32 @@ fn parse_duration(s: &str) -> Option<Duration> {
     Some(Duration::from_secs(n.checked_mul(secs)?))
 }
 
+/// A duration (relative format) or an RFC 3339 time with offset (absolute format, kept in the
+/// given offset rounded to quarter hours).
+fn parse_validity(s: &str) -> Option<ValidityPeriod> {
+    if let Some(d) = parse_duration(s) {
+        return Some(ValidityPeriod::from_duration(d));
+    }
+    let ts: jiff::Timestamp = s.trim().parse().ok()?;
+    let t = s.trim();
+    let offset = if t.ends_with('Z') || t.ends_with('z') {
+        0
+    } else {
+        let tail = t.get(t.len().checked_sub(6)?..)?;
+        let sign = match tail.get(..1)? {
+            "+" => 1,
+            "-" => -1,
+            _ => return None,
+        };
+        let h: i32 = tail.get(1..3)?.parse().ok()?;
+        let m: i32 = tail.get(4..6)?.parse().ok()?;
+        sign * (h * 3600 + m * 60)
+    };
+    Some(ValidityPeriod::Absolute(pdu::Scts::from_timestamp(
+        ts, offset,
+    )))
+}
+
 fn encode(a: EncodeArgs) -> anyhow::Result<String> {
     let recipient = Address::parse_number(&a.to).map_err(|e| bad(format!("--to: {e}")))?;
     let mut opts = SubmitOptions::new(recipient);
@@ -126,12 +153,12 @@ fn encode(a: EncodeArgs) -> anyhow::Result<String> {
     }
     opts.status_report = a.status_report;
     if let Some(v) = &a.validity {
-        let d = parse_duration(v).ok_or_else(|| {
+        opts.validity = Some(parse_validity(v).ok_or_else(|| {
             bad(format!(
-                "--validity {v:?}: expected a duration such as 30m, 12h, 1d, 4d or 2w"
+                "--validity {v:?}: expected a duration such as 30m, 12h, 1d, 4d or 2w, \
+                 or an RFC 3339 time such as 2026-12-01T08:00:00+08:00"
             ))
-        })?;
-        opts.validity = Some(ValidityPeriod::from_duration(d));
+        })?);
     }
     opts.class = a.class.map(MessageClass::from_bits);
     opts.concat = if a.ref16 {
@@ -246,7 +273,7 @@ fn decode(a: DecodeArgs) -> anyhow::Result<String> {
     let blocks: Vec<String> = parsed
         .iter()
         .enumerate()
-        .map(|(i, s)| plain_block(&format!("PDU {}", i + 1), s))
+        .map(|(i, s)| plain_block(&format!("PDU {}", i + 1), s, true))
         .collect();
     Ok(blocks.join("\n"))
 }
@@ -280,7 +307,7 @@ fn joined(parsed: Vec<Sms>, as_json: bool) -> String {
             let Some(first) = m.parts.first() else {
                 return String::new();
             };
-            let mut b = plain_block(&format!("Message {}", i + 1), first);
+            let mut b = plain_block(&format!("Message {}", i + 1), first, false);
             let (total, missing) = totals(m);
             if total > 1 {
                 b.push_str(&format!(
@@ -293,7 +320,7 @@ fn joined(parsed: Vec<Sms>, as_json: bool) -> String {
                 }
                 b.push('\n');
             }
-            b.push_str(&format!("  {:<13}{}\n", "Joined text:", body_text(&m.body)));
+            b.push_str(&format!("  {:<13}{}\n", "Text:", body_text(&m.body)));
             b
         })
         .collect();
@@ -444,8 +471,9 @@ fn addr_line(a: &Address) -> String {
     format!("{a} (type 0x{:02X})", a.type_octet())
 }
 
-/// A readable block: a title line, then `  Label:       value` lines.
-fn plain_block(title: &str, sms: &Sms) -> String {
+/// A readable block: a title line, then `  Label:       value` lines (the text left out when
+/// the caller prints a joined one).
+fn plain_block(title: &str, sms: &Sms, show_text: bool) -> String {
     let t = &sms.tpdu;
     let mut lines: Vec<(&str, String)> = Vec::new();
     lines.push((
@@ -543,7 +571,9 @@ fn plain_block(title: &str, sms: &Sms) -> String {
             }
             lines.push(("UDH:", parts.join("; ")));
         }
-        lines.push(("Text:", body_text(&u.body)));
+        if show_text {
+            lines.push(("Text:", body_text(&u.body)));
+        }
     }
     lines.push(("TPDU length:", sms.tpdu_len().to_string()));
     let mut out = format!("{title}: SMS-{}\n", t.kind().to_uppercase());
