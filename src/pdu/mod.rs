@@ -38,7 +38,13 @@
 //! Receiving: [`Reassembler`] (`push(Sms) -> Option<Assembled>`, `incomplete()`,
 //! `take_incomplete()`).
 //!
-//! Errors: [`PduError`] (thiserror), with [`PduError::offset`].
+//! Errors: [`PduError`] (thiserror), with [`PduError::offset`]. Helpers: [`decode_hex`],
+//! [`encode_hex`], [`is_gsm7`], [`septet_count`]. [`fuzz_decode`] is the fuzz target's body.
+//!
+//! Choices where the specifications leave room: emitted fill bits are zero (a received PDU
+//! with non-zero fill bits parses, and emits with them cleared); an unpaired UTF-16 surrogate
+//! reads as U+FFFD; TP-Status values 0x80-0xFF are treated as permanent errors; TP-MR of part n
+//! is the options' reference + n - 1 (modems usually replace it).
 //!
 //! ```
 //! use smsgate::pdu::{encode_submit, Address, Sms, SubmitOptions, Tpdu};

@@ -1,5 +1,6 @@
 //! SMS-STATUS-REPORT (TS 23.040 9.2.2.3) and TP-Status (9.2.3.15). Invariants: the optional
-//! TP-PI and the parameters it announces are kept; the meaning of every status value is derived
+//! TP-PI and the parameters it announces are kept (TP-PI itself is re-derived on emit, so its
+//! reserved bits and extension octets are not); the meaning of every status value is derived
 //! from its range, so unknown values still get a class; parse then emit round-trips.
 
 use super::address::Address;
@@ -180,6 +181,11 @@ impl StatusReport {
             let (r, ud) = UserData::parse(rest, enc, fo & 0x40 != 0)?;
             rest = r;
             report.user_data = Some(ud);
+        }
+        // TS 23.040 9.2.3.27: a reserved TP-PI bit means more information follows the user
+        // data, which a receiver discards.
+        if first_pi & 0x78 != 0 {
+            rest = &[];
         }
         Ok((rest, report))
     }

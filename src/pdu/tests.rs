@@ -187,3 +187,29 @@ fn oversized_header_and_alphanumeric_escape_emit_consistently() {
     let (_, b) = Address::parse_tp(&out).unwrap();
     assert_eq!(b.value, "ABCDEFGHIJ");
 }
+
+#[test]
+fn status_report_optional_parameters() {
+    // TS 23.040 9.2.3.27: PI 0x07 announces PID, DCS (UCS2) and UD; a reserved PI bit (0x08)
+    // means octets after the UD are to be discarded.
+    let base = "0791538375000075061805810531F1019082416500400190824165004046";
+    let with_ud = format!("{base}0700080400410042");
+    let sms = Sms::parse_hex(&with_ud).unwrap();
+    let Tpdu::StatusReport(r) = &sms.tpdu else {
+        panic!()
+    };
+    assert_eq!(r.status.class(), StatusClass::Permanent);
+    assert_eq!(r.pid, Some(0));
+    assert_eq!(r.dcs, Some(Dcs::UCS2));
+    assert_eq!(r.user_data.as_ref().unwrap().body.text(), Some("AB"));
+    assert_eq!(sms.to_hex(), with_ud);
+    let reserved = format!("{base}0800AABB");
+    let Tpdu::StatusReport(r) = Sms::parse_hex(&reserved).unwrap().tpdu else {
+        panic!()
+    };
+    assert_eq!((r.pid, r.dcs, r.user_data), (None, None, None));
+    assert!(
+        Sms::parse_hex(&format!("{base}0100AA")).is_err(),
+        "trailing octets without reason"
+    );
+}
