@@ -74,7 +74,7 @@ pub enum CtlCommand {
         m: ModemArg,
         value: String,
     },
-    /// Make submits fail with +CMS ERROR: <cms> (always unless --once/--times/--rate).
+    /// Make submits fail with +CMS ERROR: CMS (always unless --once/--times/--rate).
     Fail {
         #[command(flatten)]
         m: ModemArg,

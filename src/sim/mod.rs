@@ -10,6 +10,22 @@
 //! [`pty`] (the pseudo-terminal), [`events`] (the JSON-lines log), [`control`] (commands and
 //! the ctl.sock protocol), [`bank`] (the tokio tasks that tie them together).
 //!
+//! Public API: [`Bank::start`]`(`[`SimConfig`]`)`, [`Bank::port_path`], [`Bank::events_path`],
+//! [`Bank::control`]`(`[`Control`]`) -> `[`ControlReply`] (with [`ModemStatus`] for `Status`),
+//! [`Bank::shutdown`]; [`control::request`] speaks the same commands over DIR/ctl.sock.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), smsgate::sim::SimError> {
+//! use smsgate::sim::{Bank, Control, SimConfig};
+//! let mut cfg = SimConfig::new(4, "/tmp/bank");
+//! cfg.latency = std::time::Duration::from_millis(200);
+//! let bank = Bank::start(cfg).await?;
+//! let port = bank.port_path(0); // open this with tokio-serial
+//! bank.control(Control::Inject { modem: 0, from: "+8613912345678".into(), text: "TD".into() }).await?;
+//! bank.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
 //! Invariants: after [`Bank::start`] returns, every DIR/modemN link exists and answers; a
 //! modem's task is the only owner of its engine, so commands to one modem are serialised.
 
