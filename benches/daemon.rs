@@ -1,0 +1,506 @@
+//! The daemon's benchmark (issue 4 "Proof"): the real daemon (`smsgate::daemon::run` in-process,
+//! or the real binary as a child for the memory figure) over its real Unix socket, against the
+//! virtual modem bank over real pseudo-terminals. Prints four figures:
+//!
+//! - `latency`: submit -> AT+CMGS on an idle bank, from the API's 202 (the response reaching
+//!   the client) to the time of the sim's "cmgs" event in events.jsonl (target p50 <= 5 ms,
+//!   p99 <= 20 ms);
+//! - `throughput`: parts/s through the whole pipeline (submit, accept, plan, claim, AT+CMGS,
+//!   outcome) with 32 zero-latency modems (target >= 2,000 parts/s);
+//! - `drain`: 5,000 parts on 16 modems at 500 ms per part against the ideal 5000 x 0.5 / 16 s
+//!   (target within 5 %);
+//! - `memory`: VmRSS of the daemon binary with 64 modems and 1,000,000 queued messages, after
+//!   it settled (target <= 30 MB).
+//!
+//! Run: `cargo bench --bench daemon` (all), or name some: `cargo bench --bench daemon -- latency
+//! drain`. Quotas are raised for the throughput and drain runs (configuration: a bank of SIMs
+//! with no per-SIM limits), never for the memory run. What must hold: every figure comes from
+//! the real socket, the real store file (WAL, synchronous = FULL) and real ptys; nothing is
+//! mocked. Times are wall-clock on whatever machine runs it: the load average is printed
+//! with each figure, because on a shared box it moves them.
+
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use jiff::Timestamp;
+use smsgate::api::client::ApiClient;
+use smsgate::api::types::SendRequest;
+use smsgate::config::{AccountConfig, Config};
+use smsgate::sim::{Bank, Dialect, DialectChoice, SimConfig};
+
+type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
+
+const TEXT: &str = "【示例科技】您的验证码是 428913，5分钟内有效。";
+
+fn main() {
+    // `cargo bench` passes `--bench`; everything else that is not a flag names a scenario.
+    let wanted: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("daemon bench: cannot start the runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    println!("machine: {} cores, {}", cores(), load());
+    let mut failed = false;
+    let mut report = |name: &str, r: BenchResult<()>| {
+        if let Err(e) = r {
+            eprintln!("{name}: FAILED: {e}");
+            failed = true;
+        }
+    };
+    if run("latency") {
+        report("latency", runtime.block_on(latency(200)));
+    }
+    if run("throughput") {
+        report("throughput", runtime.block_on(throughput(32, 10_000)));
+    }
+    if run("drain") {
+        report("drain", runtime.block_on(drain(16, 5_000, 500)));
+    }
+    if run("memory") {
+        report("memory", runtime.block_on(memory(64, 1_000_000)));
+    }
+    if failed {
+        std::process::exit(1);
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+fn load() -> String {
+    let l = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    let first: Vec<&str> = l.split_whitespace().take(3).collect();
+    format!("load average {}", first.join(" "))
+}
+
+/// This process's CPU time (user + system), to tell our work from the box's other load.
+fn cpu_time() -> Duration {
+    let mut usage = std::mem::MaybeUninit::<libc::rusage>::uninit();
+    // SAFETY: getrusage writes a whole rusage into the pointer on success.
+    let rc = unsafe { libc::getrusage(libc::RUSAGE_SELF, usage.as_mut_ptr()) };
+    if rc != 0 {
+        return Duration::ZERO;
+    }
+    // SAFETY: rc == 0, so the struct was written.
+    let u = unsafe { usage.assume_init() };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, (t.tv_usec as u32) * 1000);
+    tv(u.ru_utime) + tv(u.ru_stime)
+}
+
+fn temp_dir(name: &str) -> BenchResult<tempfile::TempDir> {
+    Ok(tempfile::Builder::new()
+        .prefix(&format!("smsgate-bench-{name}-"))
+        .tempdir()?)
+}
+
+/// A distinct valid China Mobile number for each `i`.
+fn recipient(i: usize) -> String {
+    format!("+86139{:08}", i % 100_000_000)
+}
+
+fn daemon_config(dir: &Path, open_quotas: bool) -> Config {
+    let mut config = Config {
+        socket: dir.join("api.sock"),
+        database: dir.join("smsgate.db"),
+        log_level: "warn".into(),
+        ..Config::default()
+    };
+    config.modems.ports = vec![format!("{}/modem*", dir.join("modems").display())];
+    config.modems.dialect = "generic".into();
+    config.admin_group = "root".into();
+    config.accounts = vec![AccountConfig {
+        name: "bench".into(),
+        uids: vec![nix::unistd::getuid().as_raw()],
+        groups: Vec::new(),
+    }];
+    if open_quotas {
+        // A bank whose SIMs carry no per-SIM limits (e.g. an operator's own test SIMs).
+        config.quota.per_minute = 1_000_000;
+        config.quota.per_hour = 10_000_000;
+        config.quota.per_day = 100_000_000;
+        config.quota.min_interval = jiff::SignedDuration::ZERO;
+    }
+    config
+}
+
+async fn start_bank(dir: &Path, modems: usize, latency: Duration) -> BenchResult<Bank> {
+    let mut sim = SimConfig::new(modems, dir.join("modems"));
+    sim.dialect = DialectChoice::One(Dialect::Generic);
+    sim.latency = latency;
+    sim.report_delay = Duration::from_secs(3600);
+    sim.seed = Some(4);
+    sim.control_socket = false;
+    sim.chatter = None;
+    Ok(Bank::start(sim).await?)
+}
+
+/// The in-process daemon and the bank, all modems ready.
+struct Rig {
+    _dir: tempfile::TempDir,
+    bank: Bank,
+    client: ApiClient,
+    stop: tokio::sync::oneshot::Sender<()>,
+    daemon: tokio::task::JoinHandle<Result<(), smsgate::daemon::DaemonError>>,
+    events: CmgsLog,
+}
+
+impl Rig {
+    async fn start(name: &str, modems: usize, latency: Duration) -> BenchResult<Rig> {
+        let dir = temp_dir(name)?;
+        let bank = start_bank(dir.path(), modems, latency).await?;
+        let config = daemon_config(dir.path(), true);
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let daemon = tokio::spawn(smsgate::daemon::run(
+            config.clone(),
+            None,
+            async move {
+                let _ = stop_rx.await;
+            },
+            None,
+        ));
+        let client = ApiClient::new(&config.socket);
+        wait_ready(&client, modems).await?;
+        let events = CmgsLog::new(bank.events_path());
+        Ok(Rig {
+            _dir: dir,
+            bank,
+            client,
+            stop,
+            daemon,
+            events,
+        })
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.daemon).await;
+        self.bank.shutdown().await;
+    }
+}
+
+async fn wait_ready(client: &ApiClient, modems: usize) -> BenchResult<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Ok(h) = client.health().await {
+            if h.modems_ready as usize >= modems {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!("{modems} modems not ready within 120 s").into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Follows events.jsonl: the times of "cmgs" events (a PDU the modem accepted).
+struct CmgsLog {
+    path: PathBuf,
+    offset: u64,
+    partial: String,
+}
+
+impl CmgsLog {
+    fn new(path: PathBuf) -> CmgsLog {
+        let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+        CmgsLog {
+            path,
+            offset,
+            partial: String::new(),
+        }
+    }
+
+    /// The cmgs events written since the last call.
+    fn poll(&mut self) -> BenchResult<Vec<Timestamp>> {
+        let mut f = std::fs::File::open(&self.path)?;
+        f.seek(SeekFrom::Start(self.offset))?;
+        let mut reader = BufReader::new(f);
+        let mut out = Vec::new();
+        let mut line = std::mem::take(&mut self.partial);
+        loop {
+            let n = reader.read_line(&mut line)?;
+            if n == 0 {
+                break;
+            }
+            self.offset += n as u64;
+            if !line.ends_with('\n') {
+                // The sim writes whole lines; keep a torn read for the next poll anyway.
+                break;
+            }
+            if line.contains("\"event\":\"cmgs\"") {
+                let v: serde_json::Value = serde_json::from_str(&line)?;
+                if let Some(t) = v["time"].as_str() {
+                    out.push(t.parse::<Timestamp>()?);
+                }
+            }
+            line.clear();
+        }
+        self.partial = line;
+        Ok(out)
+    }
+
+    /// Waits for `n` more cmgs events; returns their times.
+    async fn wait_for(&mut self, n: usize, limit: Duration) -> BenchResult<Vec<Timestamp>> {
+        let deadline = Instant::now() + limit;
+        let mut got = Vec::with_capacity(n);
+        while got.len() < n {
+            got.extend(self.poll()?);
+            if got.len() >= n {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(
+                    format!("only {} of {n} parts sent within {limit:?}", got.len()).into(),
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        Ok(got)
+    }
+}
+
+fn request(to: Vec<String>) -> SendRequest {
+    SendRequest {
+        to,
+        text: TEXT.into(),
+        report: false,
+        validity: None,
+        not_before: None,
+        priority: Default::default(),
+        account: None,
+    }
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// One message at a time on an idle bank of 4 zero-latency modems: 202 -> "cmgs".
+async fn latency(samples: usize) -> BenchResult<()> {
+    let mut rig = Rig::start("latency", 4, Duration::ZERO).await?;
+    let mut ms = Vec::with_capacity(samples);
+    let mut negative = 0;
+    // A few unmeasured sends first: connections, statement caches, page cache.
+    for i in 0..samples + 10 {
+        rig.client.send(&request(vec![recipient(i)])).await?;
+        let accepted = Timestamp::now();
+        let sent = rig.events.wait_for(1, Duration::from_secs(10)).await?;
+        let at = sent.first().copied().unwrap_or(accepted);
+        let d = (at - accepted).as_secs_f64() * 1000.0;
+        if i >= 10 {
+            if d < 0.0 {
+                negative += 1;
+            }
+            ms.push(d.max(0.0));
+        }
+    }
+    rig.stop().await;
+    ms.sort_by(f64::total_cmp);
+    println!(
+        "latency: submit -> AT+CMGS on an idle bank (4 modems, {} samples): p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p50 <= 5, p99 <= 20){}; {}",
+        ms.len(),
+        percentile(&ms, 0.50),
+        percentile(&ms, 0.99),
+        percentile(&ms, 1.0),
+        if negative > 0 {
+            format!("; {negative} sends reached the modem before the 202 reached the client (counted as 0)")
+        } else {
+            String::new()
+        },
+        load()
+    );
+    Ok(())
+}
+
+/// Submits `parts` single-part messages in requests of 500 while the bank sends them.
+async fn submit_all(client: &ApiClient, parts: usize, first: usize) -> BenchResult<()> {
+    let mut i = 0;
+    while i < parts {
+        let n = (parts - i).min(500);
+        let to = (first + i..first + i + n).map(recipient).collect();
+        let resp = client.send(&request(to)).await?;
+        if resp.ids.len() != n {
+            return Err(format!("{} of {n} accepted: {:?}", resp.ids.len(), resp.refused).into());
+        }
+        i += n;
+    }
+    Ok(())
+}
+
+/// `parts` parts through `modems` zero-latency modems, submitted while the bank sends.
+async fn throughput(modems: usize, parts: usize) -> BenchResult<()> {
+    let mut rig = Rig::start("throughput", modems, Duration::ZERO).await?;
+    let cpu0 = cpu_time();
+    let t0 = Timestamp::now();
+    let client = ApiClient::new(rig.client.socket());
+    let submit = tokio::spawn(async move {
+        let r = submit_all(&client, parts, 0).await;
+        (r.map_err(|e| e.to_string()), Timestamp::now())
+    });
+    let sent = rig.events.wait_for(parts, Duration::from_secs(600)).await?;
+    let (submitted, t_sub) = submit.await?;
+    submitted?;
+    let cpu = cpu_time() - cpu0;
+    let last = sent.iter().max().copied().unwrap_or(t0);
+    let secs = (last - t0).as_secs_f64();
+    rig.stop().await;
+    println!(
+        "throughput: {parts} parts on {modems} zero-latency modems in {secs:.2} s = {:.0} parts/s (target >= 2000); submission alone took {:.2} s; CPU {:.2} s (bench + daemon + sim in one process) = {:.0} parts per CPU-second; {}",
+        parts as f64 / secs,
+        (t_sub - t0).as_secs_f64(),
+        cpu.as_secs_f64(),
+        parts as f64 / cpu.as_secs_f64().max(1e-9),
+        load()
+    );
+    Ok(())
+}
+
+/// `parts` parts queued at once on `modems` modems of `latency_ms`: time to the last cmgs.
+async fn drain(modems: usize, parts: usize, latency_ms: u64) -> BenchResult<()> {
+    let mut rig = Rig::start("drain", modems, Duration::from_millis(latency_ms)).await?;
+    let t0 = Timestamp::now();
+    submit_all(&rig.client, parts, 0).await?;
+    let sent = rig
+        .events
+        .wait_for(parts, Duration::from_secs(1800))
+        .await?;
+    let last = sent.iter().max().copied().unwrap_or(t0);
+    let secs = (last - t0).as_secs_f64();
+    let ideal = parts as f64 * latency_ms as f64 / 1000.0 / modems as f64;
+    rig.stop().await;
+    println!(
+        "drain: {parts} parts on {modems} modems at {latency_ms} ms/part in {secs:.2} s; ideal {ideal:.2} s; {:+.2} % (target within 5 %); {}",
+        (secs / ideal - 1.0) * 100.0,
+        load()
+    );
+    Ok(())
+}
+
+/// Pre-fills the store with `messages` queued messages (one transaction per 10,000), starts the
+/// daemon binary with `modems` modems, waits until they are ready and it settled, reads VmRSS.
+async fn memory(modems: usize, messages: usize) -> BenchResult<()> {
+    let dir = temp_dir("memory")?;
+    let config = daemon_config(dir.path(), false);
+    let fill = Instant::now();
+    prefill(&config.database, messages)?;
+    let fill_secs = fill.elapsed().as_secs_f64();
+    let db_mb = std::fs::metadata(&config.database)?.len() as f64 / 1e6;
+
+    let bank = start_bank(dir.path(), modems, Duration::from_millis(500)).await?;
+    let config_path = dir.path().join("smsgate.toml");
+    std::fs::write(&config_path, toml::to_string(&config)?)?;
+    let child = Command::new(env!("CARGO_BIN_EXE_smsgate"))
+        .args(["daemon", "--config"])
+        .arg(&config_path)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()?;
+    let mut child = KillOnDrop(child);
+    let client = ApiClient::new(&config.socket);
+    let started = Instant::now();
+    wait_ready(&client, modems).await?;
+    let ready_secs = started.elapsed().as_secs_f64();
+    // Settled: let it plan, claim and send for a while (quotas are the defaults here).
+    let mut samples = Vec::new();
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        samples.push(status_kb(child.0.id(), "VmRSS")?);
+    }
+    let hwm = status_kb(child.0.id(), "VmHWM")?;
+    let rss = samples.last().copied().unwrap_or(0);
+    let health = client.health().await?;
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.0.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = tokio::task::spawn_blocking(move || child.0.wait()).await;
+    bank.shutdown().await;
+    println!(
+        "memory: daemon binary, {modems} modems, {messages} queued messages ({db_mb:.0} MB database, filled in {fill_secs:.1} s): VmRSS {:.1} MB after settling (peak VmHWM {:.1} MB; min/max over 10 s {:.1}/{:.1} MB) (target <= 30 MB); ready after {ready_secs:.1} s; {} still pending; {}",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        samples.iter().min().copied().unwrap_or(0) as f64 / 1024.0,
+        samples.iter().max().copied().unwrap_or(0) as f64 / 1024.0,
+        health.pending,
+        load()
+    );
+    Ok(())
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn status_kb(pid: u32, field: &str) -> BenchResult<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    for line in status.lines() {
+        if let Some(rest) = line.strip_prefix(field).and_then(|r| r.strip_prefix(':')) {
+            let kb = rest.trim().trim_end_matches("kB").trim();
+            return Ok(kb.parse()?);
+        }
+    }
+    Err(format!("{field} not in /proc/{pid}/status").into())
+}
+
+fn prefill(db: &Path, messages: usize) -> BenchResult<()> {
+    use smsgate::pdu::{Address, SubmitOptions};
+    use smsgate::store::{InitialState, NewMessage, NewPart, Store};
+    let mut store = Store::open(db)?;
+    let number = smsgate::number::parse(&recipient(0))?;
+    let opts = SubmitOptions::new(Address::parse_number(number.canonical())?);
+    let encoded = smsgate::pdu::encode_submit(&opts, TEXT)?;
+    let parts: Vec<NewPart> = encoded
+        .iter()
+        .map(|p| NewPart {
+            pdu_hex: p.hex(),
+            cmgs_length: p.cmgs_length as u32,
+        })
+        .collect();
+    let now = Timestamp::now();
+    let mut done = 0;
+    while done < messages {
+        let n = (messages - done).min(10_000);
+        let batch: Vec<NewMessage> = (done..done + n)
+            .map(|i| NewMessage {
+                account: Some("bench".into()),
+                recipient: recipient(i),
+                recipient_carrier: number.carrier(),
+                text: TEXT.into(),
+                encoding: "ucs2".into(),
+                priority: 0,
+                not_before: None,
+                deadline: now.checked_add(jiff::SignedDuration::from_hours(24)).ok(),
+                report_requested: false,
+                initial: InitialState::Ready,
+                parts: parts.clone(),
+            })
+            .collect();
+        store.accept(&batch, now)?;
+        done += n;
+    }
+    Ok(())
+}
