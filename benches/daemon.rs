@@ -212,7 +212,8 @@ async fn wait_ready(client: &ApiClient, modems: usize) -> BenchResult<()> {
 struct CmgsLog {
     path: PathBuf,
     offset: u64,
-    partial: String,
+    /// Bytes of a line not yet complete (the reader may catch the writer mid-line).
+    partial: Vec<u8>,
 }
 
 impl CmgsLog {
@@ -221,7 +222,7 @@ impl CmgsLog {
         CmgsLog {
             path,
             offset,
-            partial: String::new(),
+            partial: Vec::new(),
         }
     }
 
@@ -233,17 +234,18 @@ impl CmgsLog {
         let mut out = Vec::new();
         let mut line = std::mem::take(&mut self.partial);
         loop {
-            let n = reader.read_line(&mut line)?;
+            let n = reader.read_until(b'\n', &mut line)?;
             if n == 0 {
                 break;
             }
             self.offset += n as u64;
-            if !line.ends_with('\n') {
-                // The sim writes whole lines; keep a torn read for the next poll anyway.
+            if !line.ends_with(b"\n") {
+                // Caught the writer mid-line: finish it on the next poll.
                 break;
             }
-            if line.contains("\"event\":\"cmgs\"") {
-                let v: serde_json::Value = serde_json::from_str(&line)?;
+            let text = String::from_utf8_lossy(&line);
+            if text.contains("\"event\":\"cmgs\"") {
+                let v: serde_json::Value = serde_json::from_str(&text)?;
                 if let Some(t) = v["time"].as_str() {
                     out.push(t.parse::<Timestamp>()?);
                 }
@@ -408,7 +410,11 @@ async fn memory(modems: usize, messages: usize) -> BenchResult<()> {
     let bank = start_bank(dir.path(), modems, Duration::from_millis(500)).await?;
     let config_path = dir.path().join("smsgate.toml");
     std::fs::write(&config_path, toml::to_string(&config)?)?;
-    let child = Command::new(env!("CARGO_BIN_EXE_smsgate"))
+    // SMSGATE_BENCH_BIN measures another build of the binary (e.g. a saved older one).
+    let bin = std::env::var_os("SMSGATE_BENCH_BIN")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_smsgate")));
+    let child = Command::new(&bin)
         .args(["daemon", "--config"])
         .arg(&config_path)
         .stdout(Stdio::null())
@@ -421,11 +427,13 @@ async fn memory(modems: usize, messages: usize) -> BenchResult<()> {
     let ready_secs = started.elapsed().as_secs_f64();
     // Settled: let it plan, claim and send for a while (quotas are the defaults here).
     let mut samples = Vec::new();
+    let cpu0 = proc_cpu_secs(child.0.id())?;
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_secs(1)).await;
         samples.push(status_kb(child.0.id(), "VmRSS")?);
     }
     let hwm = status_kb(child.0.id(), "VmHWM")?;
+    let cpu = proc_cpu_secs(child.0.id())? - cpu0;
     let rss = samples.last().copied().unwrap_or(0);
     let health = client.health().await?;
     let _ = nix::sys::signal::kill(
@@ -435,7 +443,7 @@ async fn memory(modems: usize, messages: usize) -> BenchResult<()> {
     let _ = tokio::task::spawn_blocking(move || child.0.wait()).await;
     bank.shutdown().await;
     println!(
-        "memory: daemon binary, {modems} modems, {messages} queued messages ({db_mb:.0} MB database, filled in {fill_secs:.1} s): VmRSS {:.1} MB after settling (peak VmHWM {:.1} MB; min/max over 10 s {:.1}/{:.1} MB) (target <= 30 MB); ready after {ready_secs:.1} s; {} still pending; {}",
+        "memory: daemon binary, {modems} modems, {messages} queued messages ({db_mb:.0} MB database, filled in {fill_secs:.1} s): VmRSS {:.1} MB after settling (peak VmHWM {:.1} MB; min/max over 10 s {:.1}/{:.1} MB) (target <= 30 MB); ready after {ready_secs:.1} s; daemon CPU {cpu:.2} s over those 10 s; {} still pending; {}",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0,
         samples.iter().min().copied().unwrap_or(0) as f64 / 1024.0,
@@ -453,6 +461,27 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// User + system CPU seconds of process `pid` (/proc/PID/stat fields 14 and 15).
+fn proc_cpu_secs(pid: u32) -> BenchResult<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    let after = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .ok_or("malformed /proc/PID/stat")?;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| -> BenchResult<f64> {
+        Ok(fields
+            .get(i)
+            .ok_or("short /proc/PID/stat")?
+            .parse::<f64>()?)
+    };
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    // Fields 14 and 15 of the whole line are 12 and 13 after the name (state is field 3).
+    Ok((ticks(11)? + ticks(12)?) / hz)
 }
 
 fn status_kb(pid: u32, field: &str) -> BenchResult<u64> {

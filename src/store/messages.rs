@@ -542,32 +542,7 @@ impl Store {
 
     /// The network accepted the part (+CMGS: mr).
     pub fn mark_sent(&mut self, part: PartId, tp_mr: u8, now: Timestamp) -> Result<(), StoreError> {
-        self.transaction(|tx| {
-            // Only a part in flight can be sent; a second +CMGS for it would be a driver bug.
-            let from = part_state(tx, part)?;
-            if from != PartState::Sending {
-                return Err(StoreError::BadPartTransition {
-                    id: part.0,
-                    from,
-                    to: PartState::Sent,
-                });
-            }
-            set_part_state(tx, part, PartState::Sent)?;
-            let (message, sim): (i64, Option<i64>) = tx.query_row(
-                "UPDATE parts SET tp_mr = ?2, sent_at = ?3, next_attempt_at = NULL, error = NULL
-                 WHERE id = ?1 RETURNING message_id, sim_id",
-                params![part.0, tp_mr, ms(now)],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )?;
-            if let Some(sim) = sim {
-                tx.execute(
-                    "UPDATE sims SET consecutive_errors = 0 WHERE id = ?1",
-                    [sim],
-                )?;
-            }
-            recompute(tx, MessageId(message), now, None)?;
-            Ok(())
-        })
+        self.transaction(|tx| mark_sent_in(tx, part, tp_mr, now))
     }
 
     /// A send failed. Transient failures (modem or SIM) put the part back in the queue with
@@ -630,16 +605,7 @@ impl Store {
         error: &str,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.transaction(|tx| {
-            set_part_state(tx, part, PartState::Unknown)?;
-            let message: i64 = tx.query_row(
-                "UPDATE parts SET error = ?2 WHERE id = ?1 RETURNING message_id",
-                params![part.0, error],
-                |r| r.get(0),
-            )?;
-            recompute(tx, MessageId(message), now, Some(error))?;
-            Ok(())
-        })
+        self.transaction(|tx| mark_unknown_in(tx, part, error, now))
     }
 
     /// The operator asks to send again: `unknown` and `failed` parts go back to the queue.
@@ -974,7 +940,7 @@ impl SummaryRow {
     }
 }
 
-fn claim_in(
+pub(super) fn claim_in(
     tx: &Transaction<'_>,
     part: PartId,
     sim: SimId,
@@ -1075,6 +1041,56 @@ fn claim_in(
     })
 }
 
+/// The body of [`Store::mark_sent`], inside the caller's transaction.
+pub(super) fn mark_sent_in(
+    tx: &Transaction<'_>,
+    part: PartId,
+    tp_mr: u8,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    // Only a part in flight can be sent; a second +CMGS for it would be a driver bug.
+    let from = part_state(tx, part)?;
+    if from != PartState::Sending {
+        return Err(StoreError::BadPartTransition {
+            id: part.0,
+            from,
+            to: PartState::Sent,
+        });
+    }
+    set_part_state(tx, part, PartState::Sent)?;
+    let (message, sim): (i64, Option<i64>) = tx.query_row(
+        "UPDATE parts SET tp_mr = ?2, sent_at = ?3, next_attempt_at = NULL, error = NULL
+         WHERE id = ?1 RETURNING message_id, sim_id",
+        params![part.0, tp_mr, ms(now)],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    if let Some(sim) = sim {
+        tx.execute(
+            "UPDATE sims SET consecutive_errors = 0 WHERE id = ?1",
+            [sim],
+        )?;
+    }
+    recompute(tx, MessageId(message), now, None)?;
+    Ok(())
+}
+
+/// The body of [`Store::mark_unknown`], inside the caller's transaction.
+pub(super) fn mark_unknown_in(
+    tx: &Transaction<'_>,
+    part: PartId,
+    error: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    set_part_state(tx, part, PartState::Unknown)?;
+    let message: i64 = tx.query_row(
+        "UPDATE parts SET error = ?2 WHERE id = ?1 RETURNING message_id",
+        params![part.0, error],
+        |r| r.get(0),
+    )?;
+    recompute(tx, MessageId(message), now, Some(error))?;
+    Ok(())
+}
+
 /// Part `seq` of `message` failed for good: its queued siblings will not be sent (the
 /// recipient could not reassemble the message without it) and the message fails.
 fn fail_message(
@@ -1095,7 +1111,7 @@ fn fail_message(
     set_message_state(tx, message, MessageState::Failed, now, Some(why))
 }
 
-fn mark_failed_in(
+pub(super) fn mark_failed_in(
     tx: &Transaction<'_>,
     policy: &RetryPolicy,
     part: PartId,

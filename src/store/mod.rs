@@ -9,6 +9,7 @@
 //! Times are stored as Unix milliseconds (UTC).
 
 pub mod audit;
+mod batch;
 pub mod contract;
 mod inbound;
 mod messages;
@@ -24,6 +25,7 @@ use rusqlite_migration::{Migrations, M};
 
 use crate::scheduler::RetryPolicy;
 
+pub use batch::{SendLog, SendOutcome};
 pub use inbound::{
     Concat, InboundMessage, InboundOutcome, InboundPart, InboxQuery, INBOUND_WINDOW,
 };
