@@ -67,14 +67,16 @@ fn in_savepoint<T>(
     tx: &Transaction<'_>,
     f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
 ) -> Result<T, StoreError> {
-    tx.execute_batch("SAVEPOINT batch_item")?;
+    // Cached statements: a batch runs these once per item.
+    tx.prepare_cached("SAVEPOINT batch_item")?.execute([])?;
     match f(tx) {
         Ok(v) => {
-            tx.execute_batch("RELEASE batch_item")?;
+            tx.prepare_cached("RELEASE batch_item")?.execute([])?;
             Ok(v)
         }
         Err(e) => {
-            tx.execute_batch("ROLLBACK TO batch_item; RELEASE batch_item")?;
+            tx.prepare_cached("ROLLBACK TO batch_item")?.execute([])?;
+            tx.prepare_cached("RELEASE batch_item")?.execute([])?;
             Err(e)
         }
     }
