@@ -428,9 +428,18 @@ async fn memory(modems: usize, messages: usize) -> BenchResult<()> {
     // Settled: let it plan, claim and send for a while (quotas are the defaults here).
     let mut samples = Vec::new();
     let cpu0 = proc_cpu_secs(child.0.id())?;
-    for _ in 0..10 {
+    // SMSGATE_BENCH_SETTLE_SECS watches longer (default 10 s).
+    let settle: u32 = std::env::var("SMSGATE_BENCH_SETTLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10)
+        .max(1);
+    for _ in 0..settle {
         tokio::time::sleep(Duration::from_secs(1)).await;
         samples.push(status_kb(child.0.id(), "VmRSS")?);
+        if std::env::var_os("SMSGATE_BENCH_VERBOSE").is_some() {
+            eprintln!("  VmRSS {} kB", samples.last().copied().unwrap_or(0));
+        }
     }
     let hwm = status_kb(child.0.id(), "VmHWM")?;
     let cpu = proc_cpu_secs(child.0.id())? - cpu0;
@@ -443,7 +452,7 @@ async fn memory(modems: usize, messages: usize) -> BenchResult<()> {
     let _ = tokio::task::spawn_blocking(move || child.0.wait()).await;
     bank.shutdown().await;
     println!(
-        "memory: daemon binary, {modems} modems, {messages} queued messages ({db_mb:.0} MB database, filled in {fill_secs:.1} s): VmRSS {:.1} MB after settling (peak VmHWM {:.1} MB; min/max over 10 s {:.1}/{:.1} MB) (target <= 30 MB); ready after {ready_secs:.1} s; daemon CPU {cpu:.2} s over those 10 s; {} still pending; {}",
+        "memory: daemon binary, {modems} modems, {messages} queued messages ({db_mb:.0} MB database, filled in {fill_secs:.1} s): VmRSS {:.1} MiB after settling (peak VmHWM {:.1} MiB; min/max over {settle} s {:.1}/{:.1} MiB) (target <= 30 MB); ready after {ready_secs:.1} s; daemon CPU {cpu:.2} s over those {settle} s; {} still pending; {}",
         rss as f64 / 1024.0,
         hwm as f64 / 1024.0,
         samples.iter().min().copied().unwrap_or(0) as f64 / 1024.0,

@@ -5,7 +5,9 @@
 //!
 //! What must always hold: no AT+CMGS without a committed claim; a part whose PDU left the modem
 //! without a confirmation becomes `unknown` and is never resent automatically; a device error is
-//! classified (permanent for the message, transient for the modem, SIM problem) by the AT layer.
+//! classified (permanent for the message, transient for the modem, SIM problem) by the AT layer;
+//! the runner is the only claimer, so its [`SendLog`] (every committed claim recorded) sees the
+//! same sends as `send_attempts` and the quotas count exactly what they counted before.
 
 use std::sync::Arc;
 
