@@ -62,22 +62,26 @@ impl SendLog {
     }
 }
 
-/// Runs `f` inside a SAVEPOINT of `tx`: released on `Ok`, rolled back on `Err`.
+/// Runs `f` inside a SAVEPOINT of `tx`: released on `Ok`, rolled back on `Err` (the inner
+/// result). The outer `Err` means the whole transaction is lost (SQLite rolled it back itself,
+/// e.g. disk full, or the savepoint statements failed): the batch must stop there, because
+/// later items would otherwise run outside any transaction.
 fn in_savepoint<T>(
     tx: &Transaction<'_>,
     f: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
-) -> Result<T, StoreError> {
+) -> Result<Result<T, StoreError>, StoreError> {
     // Cached statements: a batch runs these once per item.
     tx.prepare_cached("SAVEPOINT batch_item")?.execute([])?;
     match f(tx) {
         Ok(v) => {
             tx.prepare_cached("RELEASE batch_item")?.execute([])?;
-            Ok(v)
+            Ok(Ok(v))
         }
+        Err(e) if tx.is_autocommit() => Err(e),
         Err(e) => {
             tx.prepare_cached("ROLLBACK TO batch_item")?.execute([])?;
             tx.prepare_cached("RELEASE batch_item")?.execute([])?;
-            Err(e)
+            Ok(Err(e))
         }
     }
 }
@@ -106,7 +110,7 @@ impl Store {
         self.batch(|tx| {
             let mut out = Vec::with_capacity(claims.len());
             for &(part, sim) in claims {
-                out.push(in_savepoint(tx, |tx| claim_in(tx, part, sim, now)));
+                out.push(in_savepoint(tx, |tx| claim_in(tx, part, sim, now))?);
             }
             Ok(out)
         })
@@ -134,7 +138,7 @@ impl Store {
                     SendOutcome::Unknown { part, error } => {
                         mark_unknown_in(tx, *part, error, now).map(|()| None)
                     }
-                }));
+                })?);
             }
             Ok(out)
         })
