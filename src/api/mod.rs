@@ -187,33 +187,9 @@ pub trait Backend: Send + Sync + 'static {
     fn metrics(&self, caller: Caller) -> impl Future<Output = Result<String, ApiError>> + Send;
 }
 
-/// `+8613912345678` -> `+86139****5678`, `13912345678` -> `139****5678`: enough to recognise a
-/// number in a log, not to use it. Short strings keep only their last two characters.
-pub fn mask_number(number: &str) -> String {
-    let chars: Vec<char> = number.chars().collect();
-    let n = chars.len();
-    if n < 9 {
-        let keep = n.min(2);
-        let tail: String = chars.iter().skip(n - keep).collect();
-        return format!("{}{tail}", "*".repeat(n - keep));
-    }
-    let head: String = chars.iter().take(n - 8).collect();
-    let tail: String = chars.iter().skip(n - 4).collect();
-    format!("{head}****{tail}")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_numbers() {
-        // The examples of STYLE/COMMON.md.
-        assert_eq!(mask_number("+8613912345678"), "+86139****5678");
-        assert_eq!(mask_number("13912345678"), "139****5678");
-        assert_eq!(mask_number("12345"), "***45");
-        assert_eq!(mask_number(""), "");
-    }
 
     #[test]
     fn every_error_has_its_status() {

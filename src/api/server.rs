@@ -27,7 +27,7 @@ use super::types::{
     InboxQuery, ListQuery, MessageId, SendRequest, DEFAULT_PAGE, MAX_BODY_BYTES, MAX_PAGE,
     MAX_RECIPIENTS, MAX_TEXT_CHARS,
 };
-use super::{mask_number, ApiError, Backend, Caller};
+use super::{ApiError, Backend, Caller};
 
 /// The longest validity the SMS relative validity period can express (63 weeks, TS 23.040).
 const MAX_VALIDITY_SECS: i64 = 63 * 7 * 24 * 3600;
@@ -288,7 +288,11 @@ async fn submit<B: Backend>(
         ));
     }
     let recipients = req.to.len();
-    let first = req.to.first().map(|n| mask_number(n)).unwrap_or_default();
+    let first = req
+        .to
+        .first()
+        .map(|n| crate::number::mask(n))
+        .unwrap_or_default();
     let resp = state.backend.submit(caller.clone(), req).await?;
     tracing::info!(
         uid = caller.uid,

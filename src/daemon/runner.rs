@@ -12,8 +12,7 @@ use jiff::Timestamp;
 use tokio::sync::watch;
 
 use super::Shared;
-use crate::at::ErrorClass;
-use crate::modem::{DeviceError, LinkError, ModemHandle};
+use crate::modem::{LinkError, ModemHandle};
 use crate::scheduler::{self, FailureKind};
 use crate::store::ClaimedPart;
 
@@ -88,15 +87,6 @@ async fn plan_round(shared: &Arc<Shared>) -> Result<Option<Timestamp>, crate::st
     Ok(plan.wake_at)
 }
 
-/// How the AT layer's classification maps onto the scheduler's.
-fn failure_kind(e: &DeviceError) -> FailureKind {
-    match e.class() {
-        ErrorClass::PermanentForMessage => FailureKind::PermanentForMessage,
-        ErrorClass::TransientForModem => FailureKind::TransientForModem,
-        ErrorClass::SimOrRegistration => FailureKind::SimProblem,
-    }
-}
-
 async fn send(shared: Arc<Shared>, port: String, handle: ModemHandle, part: ClaimedPart) {
     let more_follow = part.seq < part.total;
     let length = u16::try_from(part.cmgs_length).unwrap_or(u16::MAX);
@@ -109,7 +99,7 @@ async fn send(shared: Arc<Shared>, port: String, handle: ModemHandle, part: Clai
             None,
         ),
         Ok(Err(device)) => {
-            let kind = failure_kind(&device);
+            let kind = FailureKind::from(device.class());
             let text = device.to_string();
             let t = text.clone();
             (
