@@ -289,3 +289,17 @@ async fn bad_arguments_exit_2_and_missing_ports_are_problems() {
     let v: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v[0]["verdict"]["code"], "not_found");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_names_of_one_device_are_probed_once() {
+    let (_d, bank) = bank(1, DialectChoice::Mixed).await;
+    let s = status(&bank).await.remove(0);
+    let tty = PathBuf::from(s.tty.clone().expect("the sim reports its tty"));
+    let r = diag::diagnose(&[bank.port_path(0), tty.clone()], &quick()).await;
+    for (r, name) in r.iter().zip([bank.port_path(0), tty]) {
+        assert_eq!(r.port, name.display().to_string());
+        assert_eq!(r.verdict.code, "ok", "{:?}", r.verdict);
+        assert_eq!(r.imei.as_deref(), Some(s.imei.as_str()));
+    }
+    bank.shutdown().await;
+}

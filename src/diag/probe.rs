@@ -89,10 +89,21 @@ pub fn discover(patterns: &[String]) -> Vec<PathBuf> {
     }
 }
 
-/// Probes every port concurrently; reports come back in the order of `ports`.
+/// Probes every port concurrently; reports come back in the order of `ports`. Two names of
+/// one device (`/dev/gsm/huawei-1.2` and `/dev/ttyUSB0`) are probed once, since two
+/// concurrent opens would see each other as "held"; the later name gets a copy of the report.
 pub async fn diagnose(ports: &[PathBuf], opts: &DiagOptions) -> Vec<PortReport> {
     let mut set = tokio::task::JoinSet::new();
+    let mut first_of: Vec<(PathBuf, usize)> = Vec::new();
+    let mut copies: Vec<(usize, usize)> = Vec::new();
     for (i, p) in ports.iter().enumerate() {
+        if let Ok(dev) = std::fs::canonicalize(p) {
+            if let Some((_, first)) = first_of.iter().find(|(d, _)| *d == dev) {
+                copies.push((i, *first));
+                continue;
+            }
+            first_of.push((dev, i));
+        }
         let p = p.clone();
         let o = opts.clone();
         set.spawn(async move { (i, probe_port(&p, &o).await) });
@@ -106,6 +117,13 @@ pub async fn diagnose(ports: &[PathBuf], opts: &DiagOptions) -> Vec<PortReport> 
                 }
             }
             Err(e) => tracing::error!("diag: a probe task failed: {e}"),
+        }
+    }
+    for (i, first) in copies {
+        let copy = out.get(first).cloned().flatten();
+        if let (Some(slot), Some(mut r), Some(p)) = (out.get_mut(i), copy, ports.get(i)) {
+            r.port = p.display().to_string();
+            *slot = Some(r);
         }
     }
     out.into_iter()
