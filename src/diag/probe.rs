@@ -20,7 +20,8 @@ use super::{DiagOptions, PortReport, SendTestOutcome, SimState};
 use crate::at::{
     after_prefix, parse_hcmgs_outcome, split_fields, unquote, AtCommand, Cgmi, Cgmm, Cgmr, Cgsn,
     Cimi, CmeError, Cmee, Cmgf, Cmgs, CmsError, CopsQuery, CpinQuery, CscaQuery, Csq, DeviceError,
-    Digester, Hcmgs, IccidCommand, PinStatus, Raw, ReadIccid, RegKind, RegQuery, SendCommand, Urc,
+    Digester, Hcmgs, IccidCommand, PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegStatus,
+    SendCommand, Urc,
 };
 use crate::bank::PortPatterns;
 use crate::modem::{dialect, hcmgs, open_port, strip_smsc, AtSession, Dialect, LinkError};
@@ -317,10 +318,7 @@ async fn interrogate<P: AsyncRead + AsyncWrite + Unpin>(
         .await?
         .ok()
         .map(|q| Signal::from_csq(q.rssi, q.ber));
-    r.registration = ask(s, &RegQuery(RegKind::Cs), t)
-        .await?
-        .ok()
-        .map(|g| g.stat);
+    r.registration = registration(s, t).await?;
     r.operator = ask(s, &CopsQuery, t).await?.ok().and_then(|o| o.name);
     r.smsc = ask(s, &CscaQuery, t).await?.ok().flatten();
     r.pdu_mode = Some(ask(s, &Cmgf { mode: 0 }, t).await?.is_ok());
@@ -340,6 +338,25 @@ async fn interrogate<P: AsyncRead + AsyncWrite + Unpin>(
         });
     }
     Ok(())
+}
+
+/// Circuit-switched registration (+CREG), or, when that says "not registered", EPS or packet
+/// registration (+CEREG/+CGREG): LTE-only modules carry SMS over SGs or IMS and may leave
+/// +CREG at 0 while +CEREG says home. A modem that knows none of them gives None.
+async fn registration<P: AsyncRead + AsyncWrite + Unpin>(
+    s: &mut AtSession<P>,
+    t: Duration,
+) -> Result<Option<RegStatus>, LinkError> {
+    let mut first = None;
+    for kind in [RegKind::Cs, RegKind::Eps, RegKind::Gprs] {
+        if let Ok(reg) = ask(s, &RegQuery(kind), t).await? {
+            if reg.stat.is_registered() {
+                return Ok(Some(reg.stat));
+            }
+            first.get_or_insert(reg.stat);
+        }
+    }
+    Ok(first)
 }
 
 /// Sends [`TEST_TEXT`] to `to` the way the driver would (the dialect's init strings, message
@@ -522,6 +539,55 @@ mod tests {
             sim_state(Err(DeviceError::Error)),
             SimState::Other("ERROR".into())
         );
+    }
+
+    /// A scripted modem on the other end of a duplex pipe: each command line gets `answer`'s
+    /// reply (information lines then OK, or a final error).
+    fn scripted(answer: fn(&str) -> &'static str) -> tokio::io::DuplexStream {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (ours, mut theirs) = tokio::io::duplex(4096);
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 256];
+            while let Ok(n) = theirs.read(&mut chunk).await {
+                if n == 0 {
+                    break;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+                while let Some(pos) = buf.iter().position(|&b| b == b'\r') {
+                    let line: Vec<u8> = buf.drain(..=pos).collect();
+                    let cmd = String::from_utf8_lossy(&line).trim().to_string();
+                    let reply = answer(&cmd);
+                    if theirs.write_all(reply.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        });
+        ours
+    }
+
+    #[tokio::test]
+    async fn lte_only_registration_is_found_on_cereg() {
+        // An LTE module carrying SMS over IMS: +CREG says not registered, +CEREG says home.
+        let io = scripted(|cmd| match cmd {
+            "AT+CREG?" => "\r\n+CREG: 0,0\r\n\r\nOK\r\n",
+            "AT+CEREG?" => "\r\n+CEREG: 0,1\r\n\r\nOK\r\n",
+            _ => "\r\nERROR\r\n",
+        });
+        let mut s = AtSession::new(io, Digester::new());
+        let got = registration(&mut s, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(got, Some(RegStatus::Home));
+
+        // Nothing registered anywhere: the first answer (+CREG's) is kept.
+        let io = scripted(|cmd| match cmd {
+            "AT+CREG?" => "\r\n+CREG: 0,2\r\n\r\nOK\r\n",
+            "AT+CEREG?" => "\r\n+CEREG: 0,4\r\n\r\nOK\r\n",
+            _ => "\r\nERROR\r\n",
+        });
+        let mut s = AtSession::new(io, Digester::new());
+        let got = registration(&mut s, Duration::from_secs(1)).await.unwrap();
+        assert_eq!(got, Some(RegStatus::Searching));
     }
 
     proptest::proptest! {
