@@ -223,3 +223,73 @@ fn status_word(s: Status) -> &'static str {
         Status::Problem => "PROBLEM",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::at::RegStatus;
+    use crate::diag::{judge, Holder, Signal, SimState, Storage};
+
+    #[test]
+    fn table_golden() {
+        let mut ok = PortReport {
+            port: "/dev/ttyUSB0".into(),
+            device: Some("/dev/ttyUSB0".into()),
+            answered: true,
+            baud: Some(115_200),
+            manufacturer: Some("huawei".into()),
+            model: Some("E1750".into()),
+            revision: Some("11.126".into()),
+            dialect: Some("huawei"),
+            imei: Some("863525000111049".into()),
+            imsi: Some("460010001586785".into()),
+            carrier: Some("china_unicom"),
+            iccid: Some("89860176700012024976".into()),
+            sim: Some(SimState::Ready),
+            signal: Some(Signal::from_csq(20, 99)),
+            registration: Some(RegStatus::Home),
+            operator: Some("CHN-UNICOM".into()),
+            smsc: Some("+8613010112500".into()),
+            pdu_mode: Some(true),
+            pdu_required: true,
+            storage: vec![Storage {
+                mem: "SM".into(),
+                used: 2,
+                total: 30,
+            }],
+            elapsed_ms: 41,
+            ..PortReport::default()
+        };
+        ok.verdict = judge(&ok);
+        let mut held = PortReport {
+            port: "/dev/ttyUSB1".into(),
+            device: Some("/dev/ttyUSB1".into()),
+            busy: true,
+            holders: vec![Holder {
+                pid: 812,
+                name: "ModemManager".into(),
+            }],
+            elapsed_ms: 1,
+            ..PortReport::default()
+        };
+        held.verdict = judge(&held);
+        let want = "\
+PORT          BAUD    DIALECT  SIM    CARRIER       SIGNAL         NETWORK  VERDICT
+/dev/ttyUSB0  115200  huawei   ready  china_unicom  -73 dBm (4/5)  home     OK: ready to send
+/dev/ttyUSB1  -       -        -      -             -              -        PROBLEM: port held by another process: ModemManager (pid 812); stop ModemManager or tag the port ID_MM_DEVICE_IGNORE=1 (udev)
+
+/dev/ttyUSB0 (/dev/ttyUSB0)
+  modem      huawei E1750 rev 11.126 (dialect huawei)
+  IMEI       863525000111049
+  SIM        ready  IMSI 460010001586785 (china_unicom)  ICCID 89860176700012024976
+  network    home  operator CHN-UNICOM  SMSC +8613010112500
+  PDU mode   yes  storage SM 2/30
+  verdict    OK: ready to send [ok, 41 ms]
+
+/dev/ttyUSB1 (/dev/ttyUSB1)
+  held by    ModemManager (pid 812)
+  verdict    PROBLEM: port held by another process: ModemManager (pid 812); stop ModemManager or tag the port ID_MM_DEVICE_IGNORE=1 (udev) [port_held, 1 ms]
+";
+        assert_eq!(render(&[ok, held], false), want);
+    }
+}
