@@ -240,6 +240,28 @@ async fn send_test_reaches_the_network() {
         .as_str()
         .unwrap()
         .contains("0D91683119325476F8"));
+
+    // A refusal from the network is printed with its class, and the port is a problem.
+    bank.control(Control::Fail {
+        modem: 1,
+        cms: 21,
+        mode: smsgate::sim::FailMode::Always,
+    })
+    .await
+    .unwrap();
+    let opts = DiagOptions {
+        send_test: Some("+8613912345678".into()),
+        ..quick()
+    };
+    let r = diag::probe_port(&bank.port_path(1), &opts).await;
+    let t = r.send_test.clone().unwrap();
+    assert_eq!(t.mr, None);
+    assert!(
+        t.error.as_deref().unwrap().contains("+CMS ERROR: 21"),
+        "{t:?}"
+    );
+    assert_eq!(t.class.as_deref(), Some("permanent_for_message"));
+    assert_eq!(r.verdict.code, "send_failed");
     bank.shutdown().await;
 }
 
