@@ -137,6 +137,8 @@ pub fn judge(r: &PortReport) -> Verdict {
         };
         let extra = if r.holders.iter().any(|h| h.name.contains("ModemManager")) {
             "; stop ModemManager or tag the port ID_MM_DEVICE_IGNORE=1 (udev)"
+        } else if r.holders.iter().any(|h| h.name == "smsgate") {
+            "; the smsgate daemon drives this port: stop it first (systemctl stop smsgate)"
         } else {
             ""
         };
@@ -315,6 +317,21 @@ mod tests {
             .starts_with("port held by another process: ModemManager (pid 812)"));
         r.not_found = true;
         assert_eq!(judge(&r).code, "not_found");
+    }
+
+    #[test]
+    fn the_daemon_as_holder_gets_its_own_hint() {
+        let r = PortReport {
+            busy: true,
+            holders: vec![Holder {
+                pid: 4242,
+                name: "smsgate".into(),
+            }],
+            ..PortReport::default()
+        };
+        let v = judge(&r);
+        assert!(v.hint.contains("smsgate (pid 4242)"), "{}", v.hint);
+        assert!(v.hint.contains("systemctl stop smsgate"), "{}", v.hint);
     }
 
     #[test]
