@@ -292,9 +292,9 @@ async fn a_port_held_exclusively_names_its_holder() {
         .any(|h| h["pid"] == me));
     // Nothing was written to the held port: the sim saw no command.
     assert_eq!(status(&bank).await[0].counters.commands, 0);
+    // (No re-probe after the drop: a concurrent test's fork may hold a copy of the fd, and
+    // its flock, until its exec; the free-port case is covered by the other tests.)
     drop(held);
-    let r = diag::probe_port(&path, &quick()).await;
-    assert_eq!(r.verdict.code, "ok", "{:?}", r.verdict);
     bank.shutdown().await;
 }
 
@@ -323,5 +323,30 @@ async fn two_names_of_one_device_are_probed_once() {
         assert_eq!(r.verdict.code, "ok", "{:?}", r.verdict);
         assert_eq!(r.imei.as_deref(), Some(s.imei.as_str()));
     }
+    bank.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_test_on_a_phs_module_uses_text_mode_hcmgs() {
+    let (_d, bank) = bank(1, DialectChoice::One(smsgate::sim::Dialect::Phs)).await;
+    let opts = DiagOptions {
+        send_test: Some("075512345678".into()),
+        ..quick()
+    };
+    let r = diag::probe_port(&bank.port_path(0), &opts).await;
+    assert_eq!(r.dialect, Some("phs"));
+    let t = r.send_test.clone().unwrap();
+    assert!(t.mr.is_some(), "{t:?}");
+    assert_eq!(r.verdict.code, "ok", "{:?}", r.verdict);
+    let events = std::fs::read_to_string(bank.events_path()).unwrap();
+    let sent: Vec<Value> = events
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .filter(|e| e["event"] == "hcmgs")
+        .collect();
+    assert_eq!(sent.len(), 1, "{events}");
+    assert_eq!(sent[0]["to"], "075512345678");
+    assert_eq!(sent[0]["text"], diag::probe::TEST_TEXT);
+    assert_eq!(sent[0]["mr"].as_u64(), t.mr.map(u64::from));
     bank.shutdown().await;
 }

@@ -194,7 +194,12 @@ async fn probe_into(
     for &baud in &opts.bauds {
         let stream = match open_port(&path, baud) {
             Ok(s) => s,
-            Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
+            // EBUSY is TIOCEXCL (for non-root); the flock message is serialport's exclusive
+            // advisory lock, taken by another smsgate or any serialport/flock user.
+            Err(e)
+                if e.raw_os_error() == Some(libc::EBUSY)
+                    || e.to_string().contains("exclusive lock") =>
+            {
                 r.busy = true;
                 r.holders = holder::holders(&device);
                 return;
