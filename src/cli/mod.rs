@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 pub mod client;
 pub mod daemon;
 pub mod demo;
+pub mod diag;
 pub mod pdu;
 pub mod sim;
 
@@ -44,6 +45,9 @@ pub enum Command {
     Inbox(client::InboxArgs),
     /// Run a virtual modem bank on pseudo-terminals, or control a running one (`sim ctl`).
     Sim(sim::SimArgs),
+    /// Probe serial ports for a technician: baud, modem, SIM, signal, network, who holds a
+    /// port, optionally a test SMS; a verdict and hint per port (no daemon needed).
+    Diag(diag::DiagArgs),
 }
 
 /// A user-supplied value was malformed: exit status 2.
@@ -84,6 +88,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Modems(args) => client::modems(args),
         Command::Inbox(args) => client::inbox(args),
         Command::Sim(args) => sim::run(args),
+        Command::Diag(args) => diag::run(args),
     }
 }
 

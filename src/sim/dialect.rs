@@ -206,7 +206,8 @@ impl Dialect {
                 never_echoes: false,
                 no_chaining: true,
                 number_toa: 0x81,
-                vendor_commands: &[],
+                // AT^HSMSSS=0,0,6,0: text-mode SMS settings (UCS2 text for ^HCMGS).
+                vendor_commands: &[("^HSMSSS", "")],
             },
         }
     }

@@ -47,6 +47,14 @@ pub enum Timer {
     },
     /// The network's answer to a +CUSD request.
     Ussd,
+    /// The network answered a text-mode `^HCMGS` (CDMA/PHS): `^HCMGSS: <mr>` or
+    /// `^HCMGSF: <cause>` arrives as a URC after the OK.
+    TextSubmitDone {
+        to: String,
+        text: String,
+        mr: u8,
+        fail: Option<u16>,
+    },
 }
 
 /// How an injected `fail` rule fires.
@@ -90,6 +98,8 @@ enum Outcome {
     Fail(Fail),
     /// Send the prompt and wait for a PDU of this TPDU length.
     Prompt(PromptFor, usize),
+    /// Send the prompt and wait for UCS2 text ending in 00 1A (text-mode `^HCMGS="<to>"`).
+    TextPrompt(String),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,6 +112,8 @@ enum PromptFor {
 enum Mode {
     Command,
     Prompt(PromptFor, usize),
+    /// Reading the UCS2 text of a text-mode `^HCMGS` to this destination.
+    TextPrompt(String),
     /// A submit is with the network; input waits.
     Busy,
 }
@@ -399,7 +411,7 @@ impl Engine {
             (_, false, _) => "sim-removed",
             (_, _, false) => "no-network",
             (Mode::Busy, _, _) => "sending",
-            (Mode::Prompt(..), _, _) => "prompt",
+            (Mode::Prompt(..) | Mode::TextPrompt(_), _, _) => "prompt",
             (Mode::Command, _, _) => "idle",
         }
     }
@@ -512,6 +524,22 @@ impl Engine {
                     _ => ev["delivery"] = json!("dropped-cnmi"),
                 }
                 out.push(Action::Event(ev));
+            }
+            Timer::TextSubmitDone { to, text, mr, fail } => {
+                if let Some(cause) = fail {
+                    self.counters.failed += 1;
+                    out.push(Action::Event(
+                        json!({"event": "fault", "kind": "cms", "cms": cause, "to": to}),
+                    ));
+                    self.urc(&mut out, crlf(&format!("^HCMGSF: {cause}")));
+                } else {
+                    self.counters.submitted += 1;
+                    out.push(Action::Event(
+                        json!({"event": "hcmgs", "to": to, "text": text, "mr": mr}),
+                    ));
+                    self.urc(&mut out, crlf(&format!("^HCMGSS: {mr}")));
+                }
+                self.process(&mut out);
             }
             Timer::Ussd => {
                 let text = format!("Balance: {}.00 CNY", 50 + self.rng.random_range(0..50));
@@ -692,6 +720,22 @@ impl Engine {
                         self.pdu_entered(out, what, len, &text);
                     }
                 }
+                Mode::TextPrompt(to) => {
+                    // The text ends with 00 1A on a character boundary; a 0x1A inside a
+                    // character (U+4E1A) is text.
+                    let end = (0..self.input.len() / 2)
+                        .map(|i| 2 * i)
+                        .find(|&i| self.input.get(i..i + 2) == Some(&[0x00, 0x1A][..]));
+                    let Some(end) = end else {
+                        if self.input.len() > 4096 {
+                            self.input.clear();
+                        }
+                        return;
+                    };
+                    let chunk: Vec<u8> = self.input.drain(..end + 2).collect();
+                    self.mode = Mode::Command;
+                    self.text_entered(out, to, chunk.get(..end).unwrap_or_default());
+                }
                 Mode::Command => {
                     let Some(pos) = self.input.iter().position(|&b| b == b'\r') else {
                         if self.input.len() > 4096 {
@@ -766,6 +810,12 @@ impl Engine {
                     self.mode = Mode::Prompt(what, len);
                     return;
                 }
+                Outcome::TextPrompt(to) => {
+                    w.extend(b"\r\n> ");
+                    out.push(Action::Write(w));
+                    self.mode = Mode::TextPrompt(to);
+                    return;
+                }
             }
         }
         w.extend(crlf("OK"));
@@ -836,6 +886,37 @@ impl Engine {
                 ));
             }
         }
+    }
+
+    /// Text-mode `^HCMGS` (Huawei CDMA/PHS modules): OK as soon as the text is taken, the
+    /// outcome later as `^HCMGSS`/`^HCMGSF`.
+    fn text_entered(&mut self, out: &mut Vec<Action>, to: String, ucs2: &[u8]) {
+        let units: Vec<u16> = ucs2
+            .chunks(2)
+            .map(|c| {
+                u16::from_be_bytes([
+                    c.first().copied().unwrap_or(0),
+                    c.get(1).copied().unwrap_or(0),
+                ])
+            })
+            .collect();
+        let text = String::from_utf16_lossy(&units);
+        if !self.sim_present {
+            self.write_fail(out, Fail::Cms(310));
+            return;
+        }
+        if !self.registered {
+            self.write_fail(out, Fail::Cms(331));
+            return;
+        }
+        let fail = self.draw_fail();
+        let mr = self.mr;
+        self.mr = self.mr.wrapping_add(1);
+        out.push(Action::Write(crlf("OK")));
+        out.push(Action::Arm(
+            self.latency,
+            Timer::TextSubmitDone { to, text, mr, fail },
+        ));
     }
 
     fn draw_fail(&mut self) -> Option<u16> {
@@ -1177,6 +1258,17 @@ impl Engine {
                 if let Some(o) = self.sim_needed(true) {
                     return o;
                 }
+                if name == "^HCMGS" && v.trim_start().starts_with('"') {
+                    // Text-mode ^HCMGS="<to>" (MC323-class modules after AT^HSMSSS): the
+                    // text follows as UCS2 bytes.
+                    if self.cmgf != 1 {
+                        return Outcome::Fail(Fail::Cms(302));
+                    }
+                    return match args(v).into_iter().next().filter(|t| !t.is_empty()) {
+                        Some(to) => Outcome::TextPrompt(to),
+                        None => Outcome::Fail(Fail::Cms(304)),
+                    };
+                }
                 if self.cmgf != 0 {
                     // Text mode is outside what this sim does: it speaks PDU mode only.
                     return Outcome::Fail(Fail::Cms(302));
@@ -1349,6 +1441,42 @@ mod tests {
 
     fn say(e: &mut Engine, s: &str) -> String {
         split(e.feed(s.as_bytes())).0
+    }
+
+    /// Regression (found by `smsgate diag --send-test` on a PHS port): the driver sends the
+    /// MC323-style text flow `AT^HSMSSS=0,0,6,0`, `AT+CMGF=1`, `AT^HCMGS="<to>"`, UCS2 text,
+    /// 00 1A, then waits for `^HCMGSS`; the sim knew only a PDU-mode ^HCMGS and refused it.
+    #[test]
+    fn phs_text_mode_hcmgs() {
+        let mut e = engine(Dialect::Phs);
+        say(&mut e, "ATE0\r");
+        assert_eq!(say(&mut e, "AT^HSMSSS=0,0,6,0\r"), "\r\nOK\r\n");
+        // PDU mode: the text flow is refused, as the PDU-mode ^HCMGS=<len> still works.
+        assert_eq!(
+            say(&mut e, "AT^HCMGS=\"075512345678\"\r"),
+            "\r\n+CMS ERROR: 302\r\n"
+        );
+        assert_eq!(say(&mut e, "AT+CMGF=1\r"), "\r\nOK\r\n");
+        assert_eq!(say(&mut e, "AT^HCMGS=\"075512345678\"\r"), "\r\n> ");
+        // "业务" is 4E 1A 52 A1: the 0x1A inside a character must not end the text.
+        let (w, t, _) = split(e.feed(&[0x4E, 0x1A, 0x52, 0xA1, 0x00, 0x1A]));
+        assert_eq!(w, "\r\nOK\r\n");
+        let (w, _, ev) = split(e.fire(t.into_iter().next().unwrap()));
+        assert_eq!(w, "\r\n^HCMGSS: 1\r\n");
+        assert_eq!(ev[0]["event"], "hcmgs");
+        assert_eq!(ev[0]["to"], "075512345678");
+        assert_eq!(ev[0]["text"], "业务");
+        // A failure rule gives ^HCMGSF with the cause.
+        e.fail = Some(FailRule {
+            cms: 38,
+            mode: FailMode::Once,
+        });
+        say(&mut e, "AT^HCMGS=\"075512345678\"\r");
+        let (_, t, _) = split(e.feed(&[0x00, 0x41, 0x00, 0x1A]));
+        assert_eq!(
+            split(e.fire(t.into_iter().next().unwrap())).0,
+            "\r\n^HCMGSF: 38\r\n"
+        );
     }
 
     #[test]
