@@ -42,7 +42,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use bank::Bank;
-pub use control::{Control, ControlReply, ModemStatus};
+pub use control::{Control, ControlReply, ModemStatus, Quirk};
 pub use dialect::{Dialect, DialectChoice};
 pub use modem::FailMode;
 
