@@ -591,7 +591,11 @@ impl Engine {
     }
 
     /// The network delivers `text` from `from`: +CMT, or +CMTI after storing, per +CNMI mt.
+    /// A text-mode (`^HCMGS`) module in `AT+CMGF=1` with mt=2 routes it as `^HCMT` instead.
     pub fn inject(&mut self, from: &str, text: &str) -> Vec<Action> {
+        if self.profile.send == SendCommand::Hcmgs && self.cmgf == 1 && self.cnmi[1] >= 2 {
+            return self.inject_hcmt(from, text);
+        }
         let mut out = Vec::new();
         self.concat_ref = self.concat_ref.wrapping_add(1);
         let parts = sms::build_deliver(
@@ -639,6 +643,46 @@ impl Engine {
                 }
             }
             out.push(Action::Event(ev));
+        }
+        out
+    }
+
+    /// `^HCMT:<oa>,<yyyy>,<mm>,<dd>,<hh>,<mi>,<ss>,<lang>,<fmt>,<length>,<prt>,<prv>,<type>,<stat>`
+    /// CR LF, then <length> octets of text (fmt 1 ASCII, 6 UCS2 big-endian) and the same end
+    /// marker the send side uses (1A, or 00 1A for UCS2), as Huawei's CDMA AT manuals show it.
+    /// CDMA text mode has no concatenation header: a long text comes as 70-character pieces.
+    fn inject_hcmt(&mut self, from: &str, text: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        let oa = from.trim_start_matches('+');
+        let ascii = text.is_ascii();
+        let z = Timestamp::now()
+            .to_zoned_datetime(jiff::tz::TimeZone::fixed(jiff::tz::Offset::constant(8)));
+        let when = z.strftime("%Y,%m,%d,%H,%M,%S").to_string();
+        let mut pieces: Vec<String> = Vec::new();
+        let mut cur = String::new();
+        let limit = if ascii { 160 } else { 70 };
+        for c in text.chars() {
+            if cur.encode_utf16().count() + c.len_utf16() > limit {
+                pieces.push(std::mem::take(&mut cur));
+            }
+            cur.push(c);
+        }
+        pieces.push(cur);
+        let total = pieces.len();
+        for (i, piece) in pieces.into_iter().enumerate() {
+            self.counters.inbound += 1;
+            let (fmt, data, end): (u8, Vec<u8>, &[u8]) = if ascii {
+                (1, piece.clone().into_bytes(), &[0x1A])
+            } else {
+                let d = piece.encode_utf16().flat_map(u16::to_be_bytes).collect();
+                (6, d, &[0x00, 0x1A])
+            };
+            let mut w = crlf(&format!("^HCMT:{oa},{when},0,{fmt},{},0,0,0,0", data.len()));
+            w.extend(&data);
+            w.extend(end);
+            w.extend(b"\r\n");
+            self.urc(&mut out, w);
+            out.push(Action::Event(json!({"event": "inbound", "from": from, "part": i + 1, "parts": total, "text": piece, "delivery": "hcmt"})));
         }
         out
     }
@@ -1776,6 +1820,41 @@ mod tests {
         assert_eq!(split(e.feed(&[0x4F, 0x60, 0x00, 0x1B])).0, "\r\nOK\r\n");
         assert_eq!(e.counters.submitted, 1);
         assert_eq!(e.counters.failed, 1);
+    }
+
+    #[test]
+    fn phs_text_mode_inbound_is_hcmt() {
+        let mut e = engine(Dialect::Phs);
+        say(&mut e, "ATE0\r");
+        say(&mut e, "AT+CMGF=1\r");
+        say(&mut e, "AT+CNMI=2,2,0,0,0\r");
+        let acts = e.inject("075587654321", "退订");
+        let bytes: Vec<u8> = acts
+            .iter()
+            .filter_map(|a| match a {
+                Action::Write(b) => Some(b.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let head = String::from_utf8_lossy(&bytes[..bytes.len() - 8]).to_string();
+        assert!(head.starts_with("\r\n^HCMT:075587654321,20"), "{head:?}");
+        assert!(head.ends_with(",0,6,4,0,0,0,0\r\n"), "{head:?}");
+        // 退 U+9000, 订 U+8BA2, then 00 1A and CR LF.
+        assert_eq!(
+            &bytes[bytes.len() - 8..],
+            &[0x90, 0x00, 0x8B, 0xA2, 0x00, 0x1A, b'\r', b'\n']
+        );
+        // In PDU mode the same module uses the 27.005 +CMT.
+        say(&mut e, "AT+CMGF=0\r");
+        assert!(split(e.inject("075587654321", "TD"))
+            .0
+            .starts_with("\r\n+CMT: ,"));
+        // 75 characters arrive as two pieces (70 + 5): no concatenation header in CDMA text.
+        say(&mut e, "AT+CMGF=1\r");
+        let (w, _, ev) = split(e.inject("075587654321", &"退".repeat(75)));
+        assert_eq!(w.matches("^HCMT:").count(), 2);
+        assert_eq!(ev[1]["text"], "退".repeat(5));
     }
 
     #[test]
