@@ -2,11 +2,13 @@
 //! to arm, events to log). It plays the modem's side of 3GPP TS 27.007 / 27.005 in PDU mode,
 //! shaped by a [`DialectProfile`]; `^HCMGS` dialects send in the vendor text mode instead
 //! (`^HSMSSS`, `AT+CMGF=1`, `AT^HCMGS="<number>"`, UCS2 bytes + 00 1A, `OK`, then the
-//! `^HCMGSS`/`^HCMGSF` outcome URC, as Huawei MC323-class modules do). Time never passes inside the engine: the driver arms the
-//! timers it asks for and calls [`Engine::fire`] when they expire, so tests control time.
+//! `^HCMGSS`/`^HCMGSF` outcome URC, as Huawei MC323-class modules do). Time never passes
+//! inside the engine: the driver arms the timers it asks for and calls [`Engine::fire`] when
+//! they expire, so tests control time.
 //! Invariants: every command line gets exactly one final result (OK / ERROR / +CME ERROR /
-//! +CMS ERROR) or a prompt; unsolicited lines never split a response (they wait while a command
-//! or a prompt is in progress); no input makes the engine panic.
+//! +CMS ERROR) or a prompt, save the one thing the `smsc_drop` quirk exists to show (a PDU
+//! with an SMSC after the prompt gets no answer); unsolicited lines never split a response
+//! (they wait while a command or a prompt is in progress); no input makes the engine panic.
 
 use std::time::Duration;
 
