@@ -982,8 +982,8 @@ impl Engine {
             PromptFor::Send(_)
                 if self.smsc_drop && frame.bytes.first().is_some_and(|&n| n != 0) =>
             {
-                // The quirk: the reply after '>' never comes and nothing is sent.
-                self.counters.rejected_pdus += 1;
+                // The quirk: the reply after '>' never comes and nothing is sent (no counter
+                // moves: the modem itself does not know it failed).
                 out.push(Action::Event(json!({"event": "fault", "kind": "smsc_drop", "pdu": hex::encode_upper(&frame.bytes)})));
             }
             PromptFor::Send(send) => {
