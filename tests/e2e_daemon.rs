@@ -28,12 +28,12 @@ fn mt() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-/// 1. A batch of 200 messages (a third of them concatenated) over four modems.
+/// Test 1: A batch of 200 messages (a third of them concatenated) over four modems.
 #[test]
 fn batch_spreads_over_all_modems_and_sends_each_part_once() {
     mt().block_on(async {
         let tmp = tempfile::tempdir().unwrap();
-        let sim = Sim::start(&tmp.path().join("bank"), 4, &[]);
+        let sim = Sim::start(&tmp.path().join("bank"), 4);
         let daemon = Daemon::start(tmp.path(), &sim);
         daemon.wait_ready(4).await;
         let client = daemon.client();
@@ -101,4 +101,272 @@ fn batch_spreads_over_all_modems_and_sends_each_part_once() {
             assert_eq!(iccids.get(&iccid), Some(modem), "{m:?}");
         }
     });
+}
+
+/// Messages of `views` whose parts are `unknown`, as (message, seq, SIM).
+fn unknown_parts(views: &[smsgate::api::types::MessageView]) -> Vec<(u64, u32, Option<String>)> {
+    views
+        .iter()
+        .flat_map(|m| {
+            m.parts
+                .iter()
+                .filter(|p| p.state == MessageState::Unknown)
+                .map(move |p| (m.id.0, p.seq, p.sim.clone()))
+        })
+        .collect()
+}
+
+/// Test 3: kill -9 during a batch, restart on the same database: nothing is sent twice by the
+/// daemon's own doing, at most one `unknown` part per modem, and `smsgate retry` resends it.
+#[test]
+fn kill9_during_batch_never_sends_twice_and_retry_resends_unknown() {
+    mt().block_on(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let sim = Sim::start_with(&tmp.path().join("bank"), 4, "200ms");
+        let mut daemon = Daemon::start(tmp.path(), &sim);
+        daemon.wait_ready(4).await;
+        let client = daemon.client();
+        let ids = send_batch(&client, 0, 60).await;
+        wait_for("8 submits", Duration::from_secs(30), || async {
+            (sim.submits().len() >= 8).then_some(())
+        })
+        .await;
+        // Make modem 0's next send slow, so the kill surely finds a part on the air there.
+        sim.ctl(&["latency", "--modem", "0", "3s"]);
+        let on_modem0 = sim.submits().iter().filter(|s| s.modem == 0).count();
+        wait_for(
+            "modem 0 busy on a slow send",
+            Duration::from_secs(10),
+            || async {
+                let now = sim.submits().iter().filter(|s| s.modem == 0).count();
+                (now > on_modem0 && sim.status()[0]["state"] == "sending").then_some(())
+            },
+        )
+        .await;
+        daemon.kill9();
+        sim.ctl(&["latency", "--modem", "0", "200ms"]);
+
+        let daemon = Daemon::start(tmp.path(), &sim);
+        daemon.wait_ready(4).await;
+        let client = daemon.client();
+        // Settled: no part is on the air, and a part still queued waits only behind an
+        // `unknown` earlier part of its message (parts go in order on one SIM). Such a message
+        // stays `sending` at message level until the operator settles or retries it.
+        let done = wait_messages(&client, &ids, Duration::from_secs(60), "settled", |m| {
+            let blocked = m.parts.iter().any(|p| p.state == MessageState::Unknown);
+            m.state != MessageState::Failed
+                && m.parts.iter().all(|p| match p.state {
+                    MessageState::Sent | MessageState::Delivered | MessageState::Unknown => true,
+                    MessageState::Queued => blocked,
+                    _ => false,
+                })
+        })
+        .await;
+        let unknown = unknown_parts(&done);
+        assert!(!unknown.is_empty(), "the kill found no part on the air");
+        let mut per_sim: BTreeMap<Option<String>, usize> = BTreeMap::new();
+        for (_, _, s) in &unknown {
+            *per_sim.entry(s.clone()).or_default() += 1;
+        }
+        assert!(
+            per_sim.values().all(|n| *n <= 1),
+            "more than one unknown part on a SIM: {unknown:?}"
+        );
+        let iccid0 = sim.status()[0]["iccid"].as_str().unwrap().to_string();
+        assert!(
+            per_sim.contains_key(&Some(iccid0.clone())),
+            "modem 0's slow part is not unknown: {unknown:?}"
+        );
+        // The slow send on modem 0 lands on the network (the modem had the PDU): wait for it,
+        // then no part may have been submitted twice.
+        wait_for("modem 0's slow submit", Duration::from_secs(10), || async {
+            (sim.submits().iter().filter(|s| s.modem == 0).count() > on_modem0).then_some(())
+        })
+        .await;
+        let submits = sim.submits();
+        assert!(
+            duplicates(&submits).is_empty(),
+            "{:?}",
+            duplicates(&submits)
+        );
+
+        // The operator asks: the unknown part of modem 0 goes out again (now twice, knowingly).
+        let (id, seq, _) = unknown
+            .iter()
+            .find(|(_, _, s)| s.as_deref() == Some(iccid0.as_str()))
+            .unwrap()
+            .clone();
+        let out = daemon.cli(&["retry", &id.to_string(), "--json"]);
+        assert!(
+            out.status.success(),
+            "retry: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let view = done.iter().find(|m| m.id.0 == id).unwrap().clone();
+        wait_messages(
+            &client,
+            &[view.id],
+            Duration::from_secs(30),
+            "retried",
+            |m| matches!(m.state, MessageState::Sent | MessageState::Delivered),
+        )
+        .await;
+        let again: Vec<Submit> = sim
+            .submits()
+            .into_iter()
+            .filter(|s| s.to == view.to && s.concat.map_or(1, |c| c.2) == u64::from(seq))
+            .collect();
+        assert_eq!(again.len(), 2, "{again:?}");
+    });
+}
+
+/// Test 4: SIGTERM during a batch: exit 0 within the drain bound, no part left `sending`; a restart
+/// finishes the batch without a duplicate.
+#[test]
+fn sigterm_drains_and_exits_zero() {
+    mt().block_on(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let sim = Sim::start_with(&tmp.path().join("bank"), 3, "300ms");
+        let mut daemon = Daemon::start(tmp.path(), &sim);
+        daemon.wait_ready(3).await;
+        let client = daemon.client();
+        let ids = send_batch(&client, 0, 40).await;
+        wait_for("5 submits", Duration::from_secs(30), || async {
+            (sim.submits().len() >= 5).then_some(())
+        })
+        .await;
+        let (status, took) = daemon
+            .stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(30))
+            .await;
+        assert!(status.success(), "exit {status:?} after {took:?}");
+        let states = part_states(&daemon.database);
+        assert_eq!(states.get("sending"), None, "{states:?}");
+        assert_eq!(states.get("unknown"), None, "{states:?}");
+        assert!(!daemon.socket.exists(), "the socket is removed");
+
+        let daemon = Daemon::start(tmp.path(), &sim);
+        daemon.wait_ready(3).await;
+        let client = daemon.client();
+        wait_messages(&client, &ids, Duration::from_secs(60), "all sent", |m| {
+            matches!(m.state, MessageState::Sent | MessageState::Delivered)
+        })
+        .await;
+        let submits = sim.submits();
+        assert!(
+            duplicates(&submits).is_empty(),
+            "{:?}",
+            duplicates(&submits)
+        );
+    });
+}
+
+/// Test 6: systemd Type=notify: READY=1 and a STATUS= line reach $NOTIFY_SOCKET.
+#[test]
+fn systemd_notify_ready_and_status() {
+    let tmp = tempfile::tempdir().unwrap();
+    let sim = Sim::start(&tmp.path().join("bank"), 1);
+    let path = tmp.path().join("notify.sock");
+    let sock = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let daemon = Daemon::start_with(
+        tmp.path(),
+        &sim,
+        "",
+        &[("NOTIFY_SOCKET", path.to_str().unwrap())],
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let (mut ready, mut status) = (false, None);
+    let mut buf = [0u8; 4096];
+    while !(ready && status.is_some()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no READY=1/STATUS= within 20 s (ready {ready}, status {status:?}); log:\n{}",
+            daemon.log_tail()
+        );
+        if let Ok(n) = sock.recv(&mut buf) {
+            let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+            for line in msg.lines() {
+                ready |= line == "READY=1";
+                if let Some(s) = line.strip_prefix("STATUS=") {
+                    status = Some(s.to_string());
+                }
+            }
+        }
+    }
+    let status = status.unwrap();
+    assert!(status.contains("modems ready"), "{status}");
+}
+
+/// Test 7: A long Chinese reply (concatenated DELIVERs) shows in `smsgate inbox --json` whole.
+#[test]
+fn inbound_long_chinese_reply_is_reassembled() {
+    mt().block_on(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let sim = Sim::start(&tmp.path().join("bank"), 1);
+        let daemon = Daemon::start(tmp.path(), &sim);
+        daemon.wait_ready(1).await;
+        let text = "您好，我是上周在贵店购买咖啡机的顾客。机器使用三天后出现漏水的问题，\
+                    底座一直有水渗出，已经按照说明书清洗过水箱和管路，但问题仍然存在。\
+                    请问可以安排上门维修或者更换吗？我的订单号是二零二六一一二四零零一，谢谢！";
+        assert!(text.chars().count() > 70, "concatenated");
+        sim.ctl(&[
+            "inject",
+            "--modem",
+            "0",
+            "--from",
+            "+8613912345678",
+            "--text",
+            text,
+        ]);
+        let shown = wait_for(
+            "the reply in the inbox",
+            Duration::from_secs(20),
+            || async {
+                let out = daemon.cli(&["inbox", "--json"]);
+                let v: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+                v["messages"]
+                    .as_array()?
+                    .iter()
+                    .find(|m| m["text"] == text)
+                    .cloned()
+            },
+        )
+        .await;
+        assert_eq!(shown["from"], "+8613912345678");
+        assert!(shown["sim"].is_string(), "{shown}");
+        // One message, not three fragments.
+        let out = daemon.cli(&["inbox", "--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["messages"].as_array().unwrap().len(), 1, "{v}");
+    });
+}
+
+/// Test 8: `smsgate demo` runs the bank and the daemon and shows every message delivered.
+#[test]
+fn demo_delivers_every_message() {
+    let out = std::process::Command::new(BIN)
+        .args(["demo", "--latency", "100ms"])
+        .env_remove("SMSGATE_LOG")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let summary: Vec<&str> = stdout
+        .split("summary:")
+        .nth(1)
+        .expect("a summary")
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .filter(|l| !l.contains("messages,"))
+        .collect();
+    assert_eq!(summary.len(), 5, "{stdout}");
+    for row in summary {
+        assert!(row.contains(" delivered "), "{row}");
+    }
+    assert!(stdout.contains("reply received"), "{stdout}");
 }

@@ -51,23 +51,27 @@ pub struct Sim {
 impl Sim {
     /// Starts `smsgate sim` with `modems` generic modems in `dir`, 50 ms send latency and status
     /// reports 100 ms later; returns once it printed "ready" (every port answers).
-    pub fn start(dir: &Path, modems: usize, extra: &[&str]) -> Sim {
+    pub fn start(dir: &Path, modems: usize) -> Sim {
+        Sim::start_with(dir, modems, "50ms")
+    }
+
+    /// [`Sim::start`] with another AT+CMGS latency ("300ms").
+    pub fn start_with(dir: &Path, modems: usize, latency: &str) -> Sim {
         let mut child = Command::new(BIN)
             .arg("sim")
             .args(["--modems", &modems.to_string(), "--dir"])
             .arg(dir)
             .args([
                 "--latency",
-                "50ms",
+                latency,
                 "--report-delay",
                 "100ms",
                 "--seed",
                 "7",
             ])
-            .args(extra)
             .env_remove("SMSGATE_LOG")
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::inherit())
             .spawn()
             .expect("spawn smsgate sim");
         let out = child.stdout.take().expect("sim stdout");
@@ -170,10 +174,13 @@ pub struct Submit {
     pub time: String,
 }
 
+/// Recipient, and (UDH reference, sequence number) of a concatenated part.
+pub type PartKey = (String, Option<(u64, u64)>);
+
 impl Submit {
     /// What identifies one part on the network: recipient, and UDH reference and sequence
     /// number for a concatenated part. Two submits with the same key are the same part twice.
-    pub fn key(&self) -> (String, Option<(u64, u64)>) {
+    pub fn key(&self) -> PartKey {
         (self.to.clone(), self.concat.map(|(r, _, s)| (r, s)))
     }
 }
@@ -200,8 +207,8 @@ pub fn submits(events: &[Value]) -> Vec<Submit> {
 }
 
 /// Keys submitted more than once, with their counts.
-pub fn duplicates(submits: &[Submit]) -> Vec<((String, Option<(u64, u64)>), usize)> {
-    let mut counts: BTreeMap<(String, Option<(u64, u64)>), usize> = BTreeMap::new();
+pub fn duplicates(submits: &[Submit]) -> Vec<(PartKey, usize)> {
+    let mut counts: BTreeMap<PartKey, usize> = BTreeMap::new();
     for s in submits {
         *counts.entry(s.key()).or_default() += 1;
     }
@@ -275,6 +282,7 @@ impl Daemon {
             .arg(&config)
             .env_remove("NOTIFY_SOCKET")
             .env("SMSGATE_LOG", "smsgate=info")
+            .env("NO_COLOR", "1")
             .stdout(Stdio::null())
             .stderr(log_file);
         for (k, v) in env {
