@@ -370,3 +370,179 @@ fn demo_delivers_every_message() {
     }
     assert!(stdout.contains("reply received"), "{stdout}");
 }
+
+/// Settled after a fault: no part on the air; a queued part waits only behind an `unknown`
+/// earlier part of its message; nothing failed.
+fn settled(m: &smsgate::api::types::MessageView) -> bool {
+    let blocked = m.parts.iter().any(|p| p.state == MessageState::Unknown);
+    m.state != MessageState::Failed
+        && m.parts.iter().all(|p| match p.state {
+            MessageState::Sent | MessageState::Delivered | MessageState::Unknown => true,
+            MessageState::Queued => blocked,
+            _ => false,
+        })
+}
+
+/// Test 2: a modem unplugged for 3 s mid-batch: the batch completes over the others, nothing is
+/// lost (at most its one part on the air is `unknown`, and a retry sends it), and the modem comes
+/// back as the same SIM (known by ICCID, no new SIM row) and is used again.
+#[test]
+fn unplugged_modem_comes_back_and_nothing_is_lost() {
+    mt().block_on(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let sim = Sim::start_with(&tmp.path().join("bank"), 4, "100ms");
+        let daemon = Daemon::start(tmp.path(), &sim);
+        daemon.wait_ready(4).await;
+        let client = daemon.client();
+        let iccid1 = sim.status()[1]["iccid"].as_str().unwrap().to_string();
+        let ids = send_batch(&client, 0, 80).await;
+        wait_for("10 submits", Duration::from_secs(30), || async {
+            (sim.submits().len() >= 10).then_some(())
+        })
+        .await;
+        sim.ctl(&["unplug", "--modem", "1", "--for", "3s"]);
+
+        let done = wait_messages(&client, &ids, Duration::from_secs(60), "settled", settled).await;
+        let unknown = unknown_parts(&done);
+        assert!(unknown.len() <= 1, "{unknown:?}");
+        for (_, _, s) in &unknown {
+            assert_eq!(s.as_deref(), Some(iccid1.as_str()), "{unknown:?}");
+        }
+
+        // Back: same port, same ICCID, and the store still knows exactly four SIMs.
+        let port1 = sim.dir.join("modem1").display().to_string();
+        wait_for(
+            "modem 1 back and ready",
+            Duration::from_secs(30),
+            || async {
+                let modems = client.modems().await.ok()?;
+                modems
+                    .iter()
+                    .find(|m| {
+                        m.port == port1
+                            && m.iccid.as_deref() == Some(iccid1.as_str())
+                            && m.state == smsgate::api::types::ModemState::Ready
+                    })
+                    .map(|_| ())
+            },
+        )
+        .await;
+        let conn = rusqlite::Connection::open_with_flags(
+            &daemon.database,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .unwrap();
+        let sims: i64 = conn
+            .query_row("SELECT count(*) FROM sims", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(sims, 4, "the replugged SIM was recorded as a new one");
+        let replugged_at = sim
+            .events()
+            .iter()
+            .find(|e| e["modem"] == 1 && e["event"] == "port_open" && e["reason"] == "replug")
+            .map(|e| e["time"].as_str().unwrap().to_string())
+            .expect("a replug event");
+
+        // The unknown part (if any) goes out when the operator asks.
+        let retried: Vec<_> = unknown.iter().map(|(id, _, _)| *id).collect();
+        for id in &retried {
+            client
+                .retry(smsgate::api::types::MessageId(*id))
+                .await
+                .unwrap();
+        }
+        // More work: modem 1 is used again.
+        let more = send_batch(&client, 1000, 40).await;
+        let all: Vec<_> = ids.iter().chain(&more).copied().collect();
+        wait_messages(&client, &all, Duration::from_secs(60), "all sent", |m| {
+            matches!(m.state, MessageState::Sent | MessageState::Delivered)
+        })
+        .await;
+        let submits = sim.submits();
+        assert!(
+            submits
+                .iter()
+                .any(|s| s.modem == 1 && s.time > replugged_at),
+            "modem 1 not used after coming back"
+        );
+        // The unplug dropped the modem's submit in progress: nothing reached the network twice.
+        assert!(
+            duplicates(&submits).is_empty(),
+            "{:?}",
+            duplicates(&submits)
+        );
+    });
+}
+
+/// Test 5: a transient +CMS error (38, twice on modem 0) is retried on another SIM; a permanent
+/// one (21, once on modem 1) fails that message only; the other modems keep sending.
+#[test]
+fn cms_errors_transient_retried_elsewhere_permanent_fails_one_message() {
+    mt().block_on(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let sim = Sim::start(&tmp.path().join("bank"), 4);
+        let daemon = Daemon::start(tmp.path(), &sim);
+        daemon.wait_ready(4).await;
+        let client = daemon.client();
+        sim.ctl(&["fail", "--modem", "0", "--cms", "38", "--times", "2"]);
+        sim.ctl(&["fail", "--modem", "1", "--cms", "21", "--once"]);
+        let to: Vec<String> = (0..12).map(recipient).collect();
+        let ids = client
+            .send(&request(to, "【测试】您的验证码是 123456。"))
+            .await
+            .unwrap()
+            .ids;
+        // The scheduler's back-off before a retry is 30 s (RetryPolicy::default).
+        let done = wait_messages(&client, &ids, Duration::from_secs(75), "final", |m| {
+            is_final(m.state)
+        })
+        .await;
+        let failed: Vec<_> = done
+            .iter()
+            .filter(|m| m.state == MessageState::Failed)
+            .collect();
+        assert_eq!(failed.len(), 1, "{done:#?}");
+        let error = failed[0].parts[0].error.clone().unwrap_or_default();
+        assert!(error.contains("21"), "{error}");
+        for m in &done {
+            if m.id != failed[0].id {
+                assert_eq!(m.state, MessageState::Delivered, "{m:?}");
+            }
+        }
+
+        let events = sim.events();
+        let submits = submits(&events);
+        let faults = |cms: u64| -> Vec<(usize, String)> {
+            events
+                .iter()
+                .filter(|e| e["event"] == "fault" && e["kind"] == "cms" && e["cms"] == cms)
+                .map(|e| {
+                    (
+                        e["modem"].as_u64().unwrap() as usize,
+                        e["pdu"].as_str().unwrap().to_string(),
+                    )
+                })
+                .collect()
+        };
+        let transient = faults(38);
+        assert!(!transient.is_empty(), "modem 0 was never given a part");
+        for (modem, pdu) in &transient {
+            assert_eq!(*modem, 0);
+            let resent: Vec<&Submit> = submits.iter().filter(|s| &s.pdu == pdu).collect();
+            assert_eq!(
+                resent.len(),
+                1,
+                "a +CMS 38 part must be sent once, elsewhere"
+            );
+            assert_ne!(resent[0].modem, 0, "retried on the SIM that failed it");
+        }
+        let permanent = faults(21);
+        assert_eq!(permanent.len(), 1);
+        assert!(
+            submits.iter().all(|s| s.pdu != permanent[0].1),
+            "a +CMS 21 part was retried"
+        );
+        assert_eq!(submits.len(), 11);
+        assert!(duplicates(&submits).is_empty());
+    });
+}
