@@ -178,6 +178,11 @@ pub async fn run(
     let mut modem_config = crate::modem::ModemConfig::new("modem");
     modem_config.baud_rate = config.modems.baud;
     modem_config.pin = config.modems.pin.clone();
+    modem_config.send_timeout = config
+        .modems
+        .send_timeout
+        .try_into()
+        .unwrap_or(modem_config.send_timeout);
     modem_config.dialect = match config.modems.dialect.as_str() {
         "" | "auto" => None,
         name => Some(crate::modem::dialect::by_name(name).ok_or_else(|| {
