@@ -546,3 +546,64 @@ fn cms_errors_transient_retried_elsewhere_permanent_fails_one_message() {
         assert!(duplicates(&submits).is_empty());
     });
 }
+
+/// Test 5 (hang): a modem that stops answering mid-batch. Its part in flight becomes `unknown`
+/// (the PDU was written: the link error is Unconfirmed) or is retried elsewhere (timed out
+/// before the prompt: nothing was sent); the other modems keep sending the rest.
+#[test]
+fn hung_modem_part_unknown_or_retried_and_others_keep_sending() {
+    mt().block_on(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let sim = Sim::start_with(&tmp.path().join("bank"), 4, "100ms");
+        let daemon = Daemon::start_with(tmp.path(), &sim, r#"send_timeout = "2s""#, &[]);
+        daemon.wait_ready(4).await;
+        let client = daemon.client();
+        let iccid2 = sim.status()[2]["iccid"].as_str().unwrap().to_string();
+        let ids = send_batch(&client, 0, 120).await;
+        wait_for("5 submits", Duration::from_secs(30), || async {
+            (sim.submits().len() >= 5).then_some(())
+        })
+        .await;
+        sim.ctl(&["hang", "--modem", "2"]);
+        let hung_at = sim
+            .events()
+            .iter()
+            .rev()
+            .find(|e| e["event"] == "fault" && e["kind"] == "hang")
+            .map(|e| e["time"].as_str().unwrap().to_string())
+            .unwrap();
+        // A part timed out before its prompt waits the 30 s retry back-off.
+        let done = wait_messages(&client, &ids, Duration::from_secs(75), "settled", settled).await;
+        let unknown = unknown_parts(&done);
+        assert!(unknown.len() <= 1, "{unknown:?}");
+        for (_, _, s) in &unknown {
+            assert_eq!(s.as_deref(), Some(iccid2.as_str()), "{unknown:?}");
+        }
+        let submits = sim.submits();
+        assert!(
+            duplicates(&submits).is_empty(),
+            "{:?}",
+            duplicates(&submits)
+        );
+        // At most the submit already on the air when it hung went out on the hung modem; the
+        // driver's next exchange with it timed out; the others carried the batch.
+        let late = submits
+            .iter()
+            .filter(|s| s.modem == 2 && s.time > hung_at)
+            .count();
+        assert!(late <= 1, "the hung modem submitted {late} parts");
+        let log = std::fs::read_to_string(&daemon.log).unwrap();
+        assert!(
+            log.lines()
+                .any(|l| l.contains("part not sent") && l.contains("modem2")),
+            "no send on the hung modem ended in a link error:\n{}",
+            daemon.log_tail()
+        );
+        let others: BTreeSet<usize> = submits
+            .iter()
+            .filter(|s| s.time > hung_at)
+            .map(|s| s.modem)
+            .collect();
+        assert!(others.len() >= 2, "{others:?}");
+    });
+}

@@ -227,8 +227,9 @@ pub struct Daemon {
 }
 
 /// The test config: quotas raised far above what a test sends, no minimum interval, the test's
-/// uid as account "e2e" (root is admin). `extra` is appended verbatim (more TOML).
-pub fn write_config(dir: &Path, ports_glob: &str, extra: &str) -> PathBuf {
+/// uid as account "e2e" (root is admin). `modems_extra` is added to the `[modems]` table
+/// verbatim (e.g. `send_timeout = "2s"`).
+pub fn write_config(dir: &Path, ports_glob: &str, modems_extra: &str) -> PathBuf {
     let uid = nix::unistd::getuid().as_raw();
     let text = format!(
         r#"socket = "{socket}"
@@ -239,6 +240,7 @@ log_level = "info"
 [modems]
 ports = ["{ports_glob}"]
 dialect = "generic"
+{modems_extra}
 
 [quota]
 per_minute = 10000
@@ -249,7 +251,6 @@ min_interval = "0s"
 [[accounts]]
 name = "e2e"
 uids = [{uid}]
-{extra}
 "#,
         socket = dir.join("api.sock").display(),
         db = dir.join("smsgate.db").display(),
@@ -265,10 +266,10 @@ impl Daemon {
         Daemon::start_with(dir, sim, "", &[])
     }
 
-    pub fn start_with(dir: &Path, sim: &Sim, extra_toml: &str, env: &[(&str, &str)]) -> Daemon {
+    pub fn start_with(dir: &Path, sim: &Sim, modems_extra: &str, env: &[(&str, &str)]) -> Daemon {
         let config = dir.join("smsgate.toml");
         if !config.exists() {
-            write_config(dir, &sim.ports_glob(), extra_toml);
+            write_config(dir, &sim.ports_glob(), modems_extra);
         }
         let log = dir.join("daemon.log");
         let log_file = std::fs::OpenOptions::new()
