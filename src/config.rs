@@ -100,6 +100,10 @@ pub struct ModemsConfig {
     pub dialect: String,
     /// SIM PIN, entered when a SIM asks for one.
     pub pin: Option<String>,
+    /// Bound on one AT+CMGS exchange (prompt, PDU, network answer); a modem silent that long
+    /// is treated as a broken link (the part becomes `unknown` if its PDU was written).
+    #[serde(with = "duration")]
+    pub send_timeout: SignedDuration,
 }
 
 impl Default for ModemsConfig {
@@ -109,6 +113,7 @@ impl Default for ModemsConfig {
             baud: 115_200,
             dialect: "auto".into(),
             pin: None,
+            send_timeout: SignedDuration::from_secs(60),
         }
     }
 }
@@ -319,6 +324,9 @@ impl Config {
         }
         if self.modems.baud == 0 {
             return bad("modems.baud", "must be a positive baud rate".into());
+        }
+        if !self.modems.send_timeout.is_positive() {
+            return bad("modems.send_timeout", "must be positive".into());
         }
         if let Some(pin) = &self.modems.pin {
             if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {

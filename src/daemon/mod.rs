@@ -178,6 +178,11 @@ pub async fn run(
     let mut modem_config = crate::modem::ModemConfig::new("modem");
     modem_config.baud_rate = config.modems.baud;
     modem_config.pin = config.modems.pin.clone();
+    modem_config.send_timeout = config
+        .modems
+        .send_timeout
+        .try_into()
+        .unwrap_or(modem_config.send_timeout);
     modem_config.dialect = match config.modems.dialect.as_str() {
         "" | "auto" => None,
         name => Some(crate::modem::dialect::by_name(name).ok_or_else(|| {
@@ -197,10 +202,13 @@ pub async fn run(
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let runner = tokio::spawn(runner::run(Arc::clone(&shared), stop_rx.clone()));
+    // The modems stop only after the drain: a supervisor that saw the stop first would drop
+    // its modem (and the send in flight), leaving the part `sending` (found by the e2e tests).
+    let (bank_stop_tx, bank_stop_rx) = watch::channel(false);
     let bank = tokio::spawn(modems::run_bank(
         Arc::clone(&shared),
         patterns,
-        stop_rx.clone(),
+        bank_stop_rx,
     ));
     let notifier = tokio::spawn(notify_systemd(Arc::clone(&shared), stop_rx.clone()));
     if let (Some(rx), Some(path)) = (reload.as_mut(), config_path.clone()) {
@@ -237,6 +245,7 @@ pub async fn run(
     {
         tracing::warn!("sends still in flight after {DRAIN_LIMIT:?}: they will show as unknown");
     }
+    let _ = bank_stop_tx.send(true);
     shared.modems.shutdown_all().await;
     bank.abort();
     notifier.abort();

@@ -106,6 +106,26 @@ impl Registry {
         }
     }
 
+    /// The send on `port` broke on the link: the actor now probes (maybe reopens) its modem,
+    /// and a part handed to it meanwhile would sit claimed (`sending`) for the whole recovery,
+    /// tens of seconds (found by the e2e hang test). Not ready until [`Registry::link_back`].
+    pub fn link_trouble(&self, port: &str) {
+        self.update(port, |s| {
+            if matches!(s.state, ModemState::Ready | ModemState::Sending) {
+                s.state = ModemState::Starting;
+            }
+        });
+    }
+
+    /// The actor answers again after [`Registry::link_trouble`].
+    pub fn link_back(&self, port: &str) {
+        self.update(port, |s| {
+            if s.state == ModemState::Starting && s.sim.is_some() {
+                s.state = ModemState::Ready;
+            }
+        });
+    }
+
     /// SIM id -> (ready, busy) for every port with a known SIM.
     pub fn sim_states(&self) -> BTreeMap<SimId, (bool, bool)> {
         self.lock()

@@ -91,6 +91,18 @@ async fn send(shared: Arc<Shared>, port: String, handle: ModemHandle, part: Clai
     let more_follow = part.seq < part.total;
     let length = u16::try_from(part.cmgs_length).unwrap_or(u16::MAX);
     let result = handle.send_part(&part.pdu_hex, length, more_follow).await;
+    if result.is_err() {
+        // The actor recovers the modem before it reads its next request: no part for it until
+        // it answers again (a Health request queues behind the recovery).
+        shared.modems.link_trouble(&port);
+        let (shared, port, handle) = (Arc::clone(&shared), port.clone(), handle.clone());
+        tokio::spawn(async move {
+            if handle.health().await.is_ok() {
+                shared.modems.link_back(&port);
+                shared.wake.notify_one();
+            }
+        });
+    }
     let now = Timestamp::now();
     let id = part.part;
     let (outcome, error) = match result {
