@@ -208,6 +208,8 @@ pub struct AccountConfig {
     pub uids: Vec<u32>,
     /// Group names (or numeric gids); members act for this account.
     pub groups: Vec<String>,
+    /// Never charged: no credit needed (the operator's own use, the demo). Default false.
+    pub unmetered: bool,
 }
 
 /// `[policy]`

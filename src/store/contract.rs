@@ -144,6 +144,39 @@ fn json_ids(v: &[u32]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
+/// Sets which uids and gids act as an account (the configuration's `[[accounts]]` at start).
+pub fn set_peers(tx: &Transaction<'_>, account_id: i64, uids: &[u32], gids: &[u32]) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE accounts SET uids = ?2, gids = ?3 WHERE id = ?1",
+        params![account_id, json_ids(uids), json_ids(gids)],
+    )?;
+    if n == 0 {
+        return Err(ContractError::UnknownAccount(account_id));
+    }
+    Ok(())
+}
+
+/// Whether an account is unmetered (never charged; see `[[accounts]] unmetered`).
+pub fn is_unmetered(conn: &Connection, account_id: i64) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT unmetered FROM accounts WHERE id = ?1",
+            [account_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Makes an account unmetered or metered.
+pub fn set_unmetered(tx: &Transaction<'_>, account_id: i64, unmetered: bool) -> Result<()> {
+    tx.execute(
+        "UPDATE accounts SET unmetered = ?2 WHERE id = ?1",
+        params![account_id, unmetered],
+    )?;
+    Ok(())
+}
+
 /// Creates an account and returns its id.
 pub fn create_account(tx: &Transaction<'_>, a: &NewAccount, now: Timestamp) -> Result<i64> {
     tx.execute(
