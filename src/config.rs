@@ -210,6 +210,12 @@ pub struct AccountConfig {
     pub groups: Vec<String>,
     /// Never charged: no credit needed (the operator's own use, the demo). Default false.
     pub unmetered: bool,
+    /// Every text must start with a 【signature】.
+    pub signature_required: bool,
+    /// Appended to every text unless already there, e.g. "回T退订".
+    pub unsubscribe_suffix: Option<String>,
+    /// Daily send window, e.g. "08:00-22:00 Asia/Shanghai"; messages outside wait for it.
+    pub send_window: Option<String>,
 }
 
 /// `[policy]`

@@ -283,6 +283,82 @@ async fn contract_in_the_running_daemon() {
     assert_eq!(old["available"], 0);
     assert_eq!(old["expired"], 5);
 
+    // --- Per-account options: a required 【signature】, a send window that is closed now.
+    let o = cli(
+        &[
+            "account",
+            "add",
+            "signed",
+            "--uid",
+            "65001",
+            "--signature-required",
+            "--unsubscribe-suffix",
+            "回T退订",
+        ],
+        &socket,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok_json(
+        &[
+            "credit",
+            "add",
+            "--account",
+            "signed",
+            "--messages",
+            "3",
+            "--json",
+        ],
+        &socket,
+    );
+    let e = api_err(
+        c.send(&request("13912340010", "无签名", Some("signed")))
+            .await,
+    );
+    assert_eq!((e.0, e.1.as_str()), (422, "signature_required"), "{e:?}");
+    let r = c
+        .send(&request("13912340010", "【ACME】有签名", Some("signed")))
+        .await
+        .unwrap();
+    assert_eq!(r.ids.len(), 1);
+    let hour = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::UTC)
+        .hour();
+    let window = format!("{:02}:00-{:02}:00 UTC", (hour + 2) % 24, (hour + 3) % 24);
+    let o = cli(
+        &[
+            "account",
+            "add",
+            "night",
+            "--uid",
+            "65002",
+            "--send-window",
+            &window,
+        ],
+        &socket,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    ok_json(
+        &[
+            "credit",
+            "add",
+            "--account",
+            "night",
+            "--messages",
+            "3",
+            "--json",
+        ],
+        &socket,
+    );
+    let r = c
+        .send(&request("13912340011", "稍后发送", Some("night")))
+        .await
+        .unwrap();
+    assert_eq!(
+        c.status(r.ids[0], None).await.unwrap().state,
+        MessageState::Scheduled,
+        "outside the window the message waits"
+    );
+
     // --- Blocked content, obfuscated: refused (422), charged, the account blacklisted.
     let used_mid = credit(&socket, "acme")["used"].as_u64().unwrap();
     let e = api_err(send(&c, "13912340003", "来玩 赌 · 博 吧").await);

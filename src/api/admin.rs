@@ -6,7 +6,8 @@
 //! derived from the peer credentials (`admin:uid N`), never from the request.
 //!
 //! Routes:
-//! - `GET /v1/accounts`, `POST /v1/accounts` `{"name", "uids", "gids"}`
+//! - `GET /v1/accounts`, `POST /v1/accounts` `{"name", "uids", "gids", "signature_required",
+//!   "unsubscribe_suffix", "send_window"}`
 //! - `GET /v1/accounts/{name}/credit`, `POST /v1/accounts/{name}/credit`
 //!   `{"messages", "price_fen", "expires"}`
 //! - `GET /v1/reviews`, `POST /v1/reviews/{id}` `{"decision": "approve"|"reject"|"reject_as_violation"}`
@@ -42,6 +43,12 @@ pub enum AdminOp {
         name: String,
         uids: Vec<u32>,
         gids: Vec<u32>,
+        /// Every text must start with a 【signature】.
+        signature_required: bool,
+        /// Appended to every text unless already there, e.g. "回T退订".
+        unsubscribe_suffix: Option<String>,
+        /// e.g. "08:00-22:00 Asia/Shanghai": messages outside wait.
+        send_window: Option<String>,
     },
     CreditShow {
         account: String,
@@ -77,6 +84,9 @@ pub struct NewAccountRequest {
     pub name: String,
     pub uids: Vec<u32>,
     pub gids: Vec<u32>,
+    pub signature_required: bool,
+    pub unsubscribe_suffix: Option<String>,
+    pub send_window: Option<String>,
 }
 
 /// `POST /v1/accounts/{name}/credit`
@@ -150,6 +160,9 @@ pub(super) async fn accounts_post<B: Backend>(
         name: r.name,
         uids: r.uids,
         gids: r.gids,
+        signature_required: r.signature_required,
+        unsubscribe_suffix: r.unsubscribe_suffix,
+        send_window: r.send_window,
     };
     run(&state, c, op).await
 }

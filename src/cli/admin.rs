@@ -84,6 +84,15 @@ pub enum AccountCommand {
         /// Group name or numeric gid.
         #[arg(long = "group")]
         groups: Vec<String>,
+        /// Every text must start with a 【signature】.
+        #[arg(long)]
+        signature_required: bool,
+        /// Appended to every text unless already there, e.g. "回T退订".
+        #[arg(long)]
+        unsubscribe_suffix: Option<String>,
+        /// Daily send window, e.g. "08:00-22:00 Asia/Shanghai".
+        #[arg(long)]
+        send_window: Option<String>,
         #[command(flatten)]
         opts: ClientOpts,
     },
@@ -111,13 +120,23 @@ pub fn account(args: AccountArgs) -> anyhow::Result<()> {
             name,
             uids,
             groups,
+            signature_required,
+            unsubscribe_suffix,
+            send_window,
             opts,
         } => {
             let gids = groups
                 .iter()
                 .map(|g| gid_of(g))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let body = to_value(&NewAccountRequest { name, uids, gids })?;
+            let body = to_value(&NewAccountRequest {
+                name,
+                uids,
+                gids,
+                signature_required,
+                unsubscribe_suffix,
+                send_window,
+            })?;
             let v = call(&opts, Method::POST, "/v1/accounts", Some(&body))?;
             print(&opts, &v, |v| {
                 format!(

@@ -132,6 +132,7 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
         groups: Vec::new(),
         // The demo shows sending, not buying credit.
         unmetered: true,
+        ..AccountConfig::default()
     }];
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(crate::daemon::run(

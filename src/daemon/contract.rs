@@ -92,11 +92,21 @@ pub(crate) fn upsert_accounts(
                     sc::create_account(tx, &new, now).map_err(contract_err)?
                 }
             };
-            let unmetered = config
-                .accounts
-                .iter()
-                .any(|c| c.name == a.name && c.unmetered);
-            sc::set_unmetered(tx, id, unmetered).map_err(contract_err)?;
+            let Some(c) = config.accounts.iter().find(|c| c.name == a.name) else {
+                continue;
+            };
+            sc::set_unmetered(tx, id, c.unmetered).map_err(contract_err)?;
+            let settings = policy::AccountSettings {
+                signature_required: c.signature_required,
+                unsubscribe_suffix: c.unsubscribe_suffix.clone().filter(|s| !s.is_empty()),
+                send_window: c
+                    .send_window
+                    .as_deref()
+                    .map(policy::SendWindow::parse)
+                    .transpose()
+                    .map_err(|e| StoreError::Invalid(format!("accounts {:?}: {e}", c.name)))?,
+            };
+            sc::update_settings(tx, id, &settings).map_err(contract_err)?;
         }
         Ok(())
     })
@@ -539,7 +549,21 @@ pub(crate) fn admin(
             let list = sc::accounts(&s.conn).map_err(contract_err)?;
             json!({"accounts": list.iter().map(account_json).collect::<Vec<_>>()})
         }
-        AdminOp::AccountAdd { name, uids, gids } => {
+        AdminOp::AccountAdd {
+            name,
+            uids,
+            gids,
+            signature_required,
+            unsubscribe_suffix,
+            send_window,
+        } => {
+            let send_window = match send_window.as_deref().map(policy::SendWindow::parse) {
+                None => None,
+                Some(Ok(w)) => Some(w),
+                Some(Err(e)) => {
+                    return Ok(Err(ApiError::InvalidField(format!("send_window: {e}"))))
+                }
+            };
             if name.trim().is_empty() {
                 return Ok(Err(ApiError::InvalidField(
                     "name: must not be empty".into(),
@@ -557,9 +581,19 @@ pub(crate) fn admin(
                 name: name.clone(),
                 uids,
                 gids,
-                ..NewAccount::default()
+                settings: policy::AccountSettings {
+                    signature_required,
+                    unsubscribe_suffix: unsubscribe_suffix.filter(|s| !s.is_empty()),
+                    send_window,
+                },
             };
-            s.transaction(|tx| sc::create_account(tx, &new, now).map_err(contract_err))?;
+            s.transaction(|tx| {
+                let id = sc::create_account(tx, &new, now).map_err(contract_err)?;
+                let mut e = AuditEntry::new(AuditEvent::Other("account_added".into()), now, actor);
+                e.account_id = Some(id);
+                e.outcome = format!("account {name} added");
+                store::audit::append(tx, e).map_err(|e| StoreError::Contract(e.to_string()))
+            })?;
             let a = sc::account_by_name(&s.conn, &name).map_err(contract_err)?;
             json!({"account": a.as_ref().map(account_json)})
         }

@@ -1089,11 +1089,11 @@ fn fail_message(
 ) -> Result<(), StoreError> {
     let sibling_error = format!("not sent: part {seq} failed");
     for p in part_ids_in(tx, message, &[PartState::Queued])? {
-        set_part_state(tx, p, PartState::Failed, now)?;
         tx.execute(
             "UPDATE parts SET error = ?2 WHERE id = ?1",
             params![p.0, sibling_error],
         )?;
+        set_part_state(tx, p, PartState::Failed, now)?;
     }
     set_message_state(tx, message, MessageState::Failed, now, Some(why))
 }
@@ -1149,11 +1149,12 @@ fn mark_failed_in(
         } else {
             format!("gave up after {attempts} attempts: {error}")
         };
-        set_part_state(tx, part, PartState::Failed, now)?;
+        // The error first: the audit record the state change appends carries it.
         tx.execute(
             "UPDATE parts SET error = ?2, next_attempt_at = NULL WHERE id = ?1",
             params![part.0, why],
         )?;
+        set_part_state(tx, part, PartState::Failed, now)?;
         if closed {
             recompute(tx, message, now, None)?;
         } else {
