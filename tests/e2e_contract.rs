@@ -503,6 +503,14 @@ async fn contract_in_the_running_daemon() {
     ] {
         assert!(export.contains(event), "no {event} record in the export");
     }
+    // The reviewer's identity is in the log, and sent records carry the SIM's ICCID.
+    assert!(export.contains("reviewer:admin:"), "no reviewer identity");
+    assert!(
+        export
+            .lines()
+            .any(|l| l.contains("\"sent\"") && l.contains("\"sim_iccid\":\"")),
+        "no SIM in the sent records"
+    );
     drop(daemon);
     sqlite(
         &db,

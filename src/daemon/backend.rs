@@ -54,6 +54,14 @@ impl DaemonBackend {
     }
 }
 
+/// Who an admin is, for the audit log: the user name as well as the uid (reviewer identity).
+fn admin_actor(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("admin:{} (uid {uid})", u.name),
+        _ => format!("admin:uid {uid}"),
+    }
+}
+
 fn internal(e: StoreError) -> ApiError {
     ApiError::Internal(format!("store: {e}"))
 }
@@ -226,7 +234,7 @@ impl Backend for DaemonBackend {
                 .map_err(|e| ApiError::InvalidField(format!("text: {e}")))?;
         }
         let actor = if caller.admin {
-            format!("admin:uid {}", caller.uid)
+            admin_actor(caller.uid)
         } else {
             format!("account:{account_name}")
         };
@@ -587,7 +595,7 @@ impl Backend for DaemonBackend {
         op: crate::api::admin::AdminOp,
     ) -> Result<serde_json::Value, ApiError> {
         let actor = if caller.admin {
-            format!("admin:uid {}", caller.uid)
+            admin_actor(caller.uid)
         } else {
             format!("account:{}", caller.account.as_deref().unwrap_or("-"))
         };
