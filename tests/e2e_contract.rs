@@ -214,7 +214,7 @@ async fn contract_in_the_running_daemon() {
             "--account",
             "acme",
             "--messages",
-            "20",
+            "100",
             "--valid-for",
             "1y",
             "--json",
@@ -222,7 +222,7 @@ async fn contract_in_the_running_daemon() {
         &socket,
     );
     let before = credit(&socket, "acme");
-    assert_eq!(before["available"], 22);
+    assert_eq!(before["available"], 102);
 
     // A 3-part UCS2 message (150 characters: 67 + 67 + 16) costs 3.
     let long: String = "短信测试内容".repeat(25);
@@ -234,7 +234,7 @@ async fn contract_in_the_running_daemon() {
         MessageState::Sent
     );
     let after = credit(&socket, "acme");
-    assert_eq!(after["available"], 19);
+    assert_eq!(after["available"], 99);
     assert_eq!(after["used"], 3);
     let lots = after["lots"].as_array().unwrap();
     assert_eq!(
@@ -252,7 +252,7 @@ async fn contract_in_the_running_daemon() {
         MessageState::Failed
     );
     let after_fail = credit(&socket, "acme");
-    assert_eq!(after_fail["available"], 19, "the failed part was refunded");
+    assert_eq!(after_fail["available"], 99, "the failed part was refunded");
     assert_eq!(after_fail["reserved"], 0);
 
     // --- An expired lot cannot pay: 402 with the shortfall.
@@ -466,6 +466,53 @@ async fn contract_in_the_running_daemon() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     assert_eq!(refused[0].code, "opted_out");
+
+    // --- A number blacklist refuses that recipient, uncharged; other recipients go ahead.
+    let o = cli(
+        &[
+            "blacklist",
+            "add",
+            "--number",
+            "+86 139-1234-0020",
+            "--reason",
+            "complaint",
+        ],
+        &socket,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let avail = credit(&socket, "acme")["available"].as_u64().unwrap();
+    let mut req = request("13912340020", "名单测试", None);
+    req.to.push("13912340021".into());
+    let r = c.send(&req).await.unwrap();
+    assert_eq!(r.ids.len(), 1);
+    assert_eq!(r.refused[0].code, "number_blacklisted");
+    assert_eq!(
+        credit(&socket, "acme")["available"],
+        avail - 1,
+        "one charged"
+    );
+
+    // --- SIGHUP reloads the content rules: a new review word holds messages.
+    let rules = dir.join("rules.toml");
+    let mut text = std::fs::read_to_string(&rules).unwrap();
+    text.push_str(
+        "\n[[category]]\nname = \"group buying\"\naction = \"review\"\nwords = [\"团购\"]\n",
+    );
+    std::fs::write(&rules, text).unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(daemon.0.id() as i32),
+        nix::sys::signal::Signal::SIGHUP,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = send(&c, "13912340030", "团购优惠").await.unwrap();
+        if c.status(r.ids[0], None).await.unwrap().state == MessageState::HeldForReview {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the new rules never applied");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     // --- The audit log: intact, then broken by an edit in the sqlite3 shell.
     let o = cli(

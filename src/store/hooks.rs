@@ -113,6 +113,8 @@ pub(crate) fn part_changed(
         }
     }
     let what = match to {
+        // A failed status report: the part left, the network could not deliver it.
+        PartState::Failed if from.is_sent() => "delivery failed (status report)",
         PartState::Cancelled if from == PartState::Queued => "not sent (cancelled)",
         PartState::Expired => "not sent (expired)",
         PartState::Failed => "not sent (failed)",
