@@ -287,3 +287,48 @@ fn messages_without_an_account_row_are_audited_not_charged() {
     assert_eq!(sent[0].entry.account_id, None);
     assert_eq!(credit(&mut f).used, 0);
 }
+
+#[test]
+fn operator_retry_of_a_refunded_part_reserves_it_again() {
+    let mut f = fixture();
+    let (id, parts) = accept(&mut f, msg("acme", 1));
+    f.store.claim(parts[0], f.sim, t(1)).unwrap();
+    f.store
+        .mark_failed(
+            parts[0],
+            "+CMS ERROR: 21",
+            FailureKind::PermanentForMessage,
+            t(2),
+        )
+        .unwrap();
+    assert_eq!(credit(&mut f).available, 10, "refunded");
+    assert_eq!(f.store.retry(id, t(3)).unwrap(), 1);
+    let c = credit(&mut f);
+    assert_eq!((c.available, c.reserved), (9, 1), "reserved again");
+    f.store.claim(parts[0], f.sim, t(4)).unwrap();
+    f.store.mark_sent(parts[0], 3, t(5)).unwrap();
+    let c = credit(&mut f);
+    assert_eq!((c.available, c.reserved, c.used), (9, 0, 1));
+
+    // Without credit left, the retry is refused and nothing changes.
+    let mut g = fixture();
+    let account = g.account;
+    let (id, parts) = accept(&mut g, msg("acme", 1));
+    g.store.claim(parts[0], g.sim, t(1)).unwrap();
+    g.store
+        .mark_failed(
+            parts[0],
+            "+CMS ERROR: 21",
+            FailureKind::PermanentForMessage,
+            t(2),
+        )
+        .unwrap();
+    let (_, _) = accept(&mut g, msg("acme", 10));
+    let err = g.store.retry(id, t(3)).unwrap_err();
+    assert!(err.to_string().contains("insufficient credit"), "{err}");
+    let c = g
+        .store
+        .transaction(|tx| contract::credit_summary(tx, account, t(50)).map_err(ce))
+        .unwrap();
+    assert_eq!((c.available, c.reserved), (0, 10));
+}

@@ -591,6 +591,50 @@ pub fn refund_part(
     }))
 }
 
+/// An operator retry of a part whose credit was refunded: the part is reserved again, earliest
+/// expiry first (it will be committed or refunded like any other). Returns false when the part
+/// has no reservation or is still reserved; not enough credit is an error and the retry fails.
+pub fn rereserve_part(
+    tx: &Transaction<'_>,
+    message_id: i64,
+    part_seq: u32,
+    now: Timestamp,
+) -> Result<bool> {
+    let row: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT account_id, state FROM credit_reservations
+             WHERE message_id = ?1 AND part_seq = ?2",
+            params![message_id, part_seq],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((account_id, state)) = row else {
+        return Ok(false);
+    };
+    if state != "refunded" {
+        return Ok(false);
+    }
+    let picks = take_credit(tx, account_id, 1, now, false)?;
+    let Some(&lot) = picks.first() else {
+        return Err(ContractError::InsufficientCredit {
+            needed: 1,
+            available: 0,
+            shortfall: 1,
+        });
+    };
+    tx.execute(
+        "UPDATE credit_reservations SET lot_id = ?3, state = 'reserved', reserved_at = ?4,
+             settled_at = NULL, refunded_to = NULL
+         WHERE message_id = ?1 AND part_seq = ?2",
+        params![message_id, part_seq, lot, now.as_second()],
+    )?;
+    tx.execute(
+        "UPDATE credit_lots SET reserved = reserved + 1 WHERE id = ?1",
+        [lot],
+    )?;
+    Ok(true)
+}
+
 fn reserved_parts(tx: &Connection, message_id: i64) -> Result<Vec<u32>> {
     let mut st = tx.prepare(
         "SELECT part_seq FROM credit_reservations WHERE message_id = ?1 AND state = 'reserved'

@@ -8,7 +8,8 @@
 //! reservation refunded; a reservation already settled (a violation's charge, a review's
 //! refund) is left as it is; parts of messages without an account (or whose account has no
 //! row) skip credit but are still audited; `sent` also records the send for opt-out
-//! attribution. Numbers and texts go to the audit log only, never to the tracing log.
+//! attribution; an operator retry of a failed part reserves its credit again (or fails the
+//! retry for want of credit). Numbers and texts go to the audit log only, never to the tracing log.
 
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -89,6 +90,21 @@ pub(crate) fn part_changed(
         PartState::Delivered => (AuditEvent::Delivered, true),
         PartState::Failed | PartState::Expired | PartState::Cancelled => {
             (AuditEvent::Failed, false)
+        }
+        // An operator retry of a failed part: its refunded credit is reserved again.
+        PartState::Queued if from == PartState::Failed => {
+            let (message_id, seq): (i64, u32) = tx.query_row(
+                "SELECT message_id, seq FROM parts WHERE id = ?1",
+                [part.0],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?;
+            return match contract::rereserve_part(tx, message_id, seq, now) {
+                Ok(_) => Ok(()),
+                Err(e @ ContractError::InsufficientCredit { .. }) => Err(StoreError::Invalid(
+                    format!("message {message_id} cannot be retried: {e}"),
+                )),
+                Err(e) => Err(contract_err(e)),
+            };
         }
         // queued, sending, unknown: nothing is settled yet.
         PartState::Queued | PartState::Sending | PartState::Unknown => return Ok(()),
