@@ -550,6 +550,36 @@ async fn contract_in_the_running_daemon() {
     ] {
         assert!(export.contains(event), "no {event} record in the export");
     }
+    // Export by number, in any form: every record about that recipient.
+    let o = cli(
+        &[
+            "log",
+            "export",
+            "--database",
+            db.to_str().unwrap(),
+            "--from",
+            "2020-01-01",
+            "--to",
+            "2100-01-01",
+            "--number",
+            "+86 139 1234 5678",
+            "--format",
+            "csv",
+        ],
+        &socket,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let by_number = String::from_utf8(o.stdout).unwrap();
+    for event in [",accepted,", ",sent,", ",opt_out,", ",rejected,"] {
+        assert!(
+            by_number.contains(event),
+            "no {event} record for the number: {by_number}"
+        );
+    }
+    assert!(
+        !by_number.contains("13912340001"),
+        "another number's record"
+    );
     // The reviewer's identity is in the log, and sent records carry the SIM's ICCID.
     assert!(export.contains("reviewer:admin:"), "no reviewer identity");
     assert!(

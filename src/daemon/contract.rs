@@ -150,7 +150,7 @@ fn audit_rejected(
     for r in recipients {
         let mut e = AuditEntry::new(AuditEvent::Rejected, now, &input.actor);
         e.account_id = Some(account_id);
-        e.recipient = Some(r.clone());
+        e.recipient = Some(policy::number::canonical(r));
         e.text = Some(input.text.clone());
         e.parts = Some(i64::from(parts));
         e.outcome = why.to_string();
@@ -290,7 +290,7 @@ pub(crate) fn submit(
                 &input.actor,
                 account.id,
                 id.0,
-                &m.recipient,
+                &policy::number::canonical(&m.recipient),
                 &m.text,
                 m.parts.len() as u32,
                 &format!("{outcome}; {} parts reserved", m.parts.len()),
@@ -488,7 +488,7 @@ fn blocked(
                 &actor,
                 account.id,
                 id.0,
-                &m.recipient,
+                &policy::number::canonical(&m.recipient),
                 &m.text,
                 parts,
                 &format!("refused: {reason}; charged"),
