@@ -359,6 +359,60 @@ async fn contract_in_the_running_daemon() {
         "outside the window the message waits"
     );
 
+    // --- An account added at run time maps its uid at once (the database is the source of
+    // truth); a non-admin may read its own credit but not add any. Needs root to switch uids.
+    if nix::unistd::geteuid().is_root() {
+        use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let o = cli(&["account", "add", "rt", "--uid", "65003"], &socket);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        ok_json(
+            &[
+                "credit",
+                "add",
+                "--account",
+                "rt",
+                "--messages",
+                "2",
+                "--json",
+            ],
+            &socket,
+        );
+        let as_rt = |args: &[&str]| {
+            Command::new(BIN)
+                .args(args)
+                .env("SMSGATE_SOCKET", &socket)
+                .uid(65003)
+                .gid(65003)
+                .output()
+                .unwrap()
+        };
+        let o = as_rt(&[
+            "send",
+            "--json",
+            "--to",
+            "13912340040",
+            "--text",
+            "运行时账户",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = as_rt(&["credit", "show", "--account", "rt", "--json"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        assert_eq!(v["available"], 1);
+        let o = as_rt(&["credit", "add", "--account", "rt", "--messages", "9"]);
+        assert!(!o.status.success());
+        assert!(String::from_utf8_lossy(&o.stderr).contains("admins only"));
+        let o = as_rt(&["credit", "show", "--account", "acme"]);
+        assert!(
+            !o.status.success(),
+            "another account's credit is not visible"
+        );
+    } else {
+        eprintln!("skipped the run-time uid mapping: needs root");
+    }
+
     // --- Blocked content, obfuscated: refused (422), charged, the account blacklisted.
     let used_mid = credit(&socket, "acme")["used"].as_u64().unwrap();
     let e = api_err(send(&c, "13912340003", "来玩 赌 · 博 吧").await);
