@@ -222,7 +222,8 @@ pub struct AccountConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// Content rules file (keyword categories, review words); none: built-in rules only.
+    /// Content rules file (keyword categories, review words), reloaded on SIGHUP; none: no
+    /// content rules.
     pub rules: Option<PathBuf>,
     /// Replies that opt the sender out (compared case-insensitively, whole message trimmed).
     pub unsubscribe_words: Vec<String>,

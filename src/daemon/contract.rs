@@ -835,3 +835,28 @@ pub(crate) fn account_for_peer(
         .map_err(contract_err)?
         .map(|a| a.name))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_load_from_the_example_or_are_empty() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules.example.toml");
+        let rules = load_rules(Some(&example)).unwrap();
+        assert!(rules.pattern_count() > 0);
+        let none = load_rules(None).unwrap();
+        assert_eq!(none.check("任何内容").action, policy::ContentAction::Allow);
+        let err = load_rules(Some(Path::new("/nonexistent/rules.toml"))).unwrap_err();
+        assert!(err.contains("/nonexistent/rules.toml"), "{err}");
+    }
+
+    #[test]
+    fn settings_refuse_short_retention() {
+        let mut config = Config::default();
+        config.audit.retention_days = 30;
+        assert!(ContractSettings::from_config(&config).is_err());
+        config.audit.retention_days = 90;
+        assert!(ContractSettings::from_config(&config).is_ok());
+    }
+}
