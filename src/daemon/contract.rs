@@ -400,13 +400,9 @@ fn refuse(
                 held: false,
             }));
         }
-        PolicyRefusal::BlockedContent {
-            category, charge, ..
-        } => {
+        PolicyRefusal::BlockedContent { category, .. } => {
             let category = category.clone();
-            let charge = *charge;
             let charged = blocked(s, account, input, numbers, &category, parts, now)?;
-            let _ = charge;
             return Ok(Err(ApiError::Policy {
                 code: "content_prohibited".into(),
                 message: format!(
@@ -741,6 +737,11 @@ pub(crate) fn admin(
             number,
             reason,
         } => {
+            if number.is_none() && account.is_none() {
+                return Ok(Err(ApiError::InvalidField(
+                    "name a number, an account, or both".into(),
+                )));
+            }
             let id = match &account {
                 Some(a) => Some(id_or_return!(account_id(s, a))),
                 None => None,
@@ -756,11 +757,6 @@ pub(crate) fn admin(
                 }
                 .map_err(contract_err)
             })?;
-            if number.is_none() && account.is_none() {
-                return Ok(Err(ApiError::InvalidField(
-                    "name a number, an account, or both".into(),
-                )));
-            }
             json!({"changed": changed})
         }
         AdminOp::BlacklistRemove {
