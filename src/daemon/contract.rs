@@ -333,10 +333,13 @@ fn refuse(
     encode: Encoder<'_>,
     now: Timestamp,
 ) -> Result<Result<SubmitOutcome, ApiError>, StoreError> {
+    // Counted as `decide` counts: the text as it would have been sent (with the suffix).
+    let final_text =
+        policy::accept::with_suffix(&input.text, account.settings.unsubscribe_suffix.as_deref());
     let parts = input
         .recipients
         .first()
-        .and_then(|n| encode(n, &input.text).ok())
+        .and_then(|n| encode(n, &final_text).ok())
         .map(|(_, p)| p.len() as u32)
         .unwrap_or(1);
     let (why, err) = match &refusal {
