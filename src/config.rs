@@ -213,13 +213,22 @@ pub struct AccountConfig {
     pub uids: Vec<u32>,
     /// Group names (or numeric gids); members act for this account.
     pub groups: Vec<String>,
+    /// Never charged: no credit needed (the operator's own use, the demo). Default false.
+    pub unmetered: bool,
+    /// Every text must start with a 【signature】.
+    pub signature_required: bool,
+    /// Appended to every text unless already there, e.g. "回T退订".
+    pub unsubscribe_suffix: Option<String>,
+    /// Daily send window, e.g. "08:00-22:00 Asia/Shanghai"; messages outside wait for it.
+    pub send_window: Option<String>,
 }
 
 /// `[policy]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// Content rules file (keyword categories, review words); none: built-in rules only.
+    /// Content rules file (keyword categories, review words), reloaded on SIGHUP; none: no
+    /// content rules.
     pub rules: Option<PathBuf>,
     /// Replies that opt the sender out (compared case-insensitively, whole message trimmed).
     pub unsubscribe_words: Vec<String>,

@@ -18,6 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 pub mod access;
+pub mod admin;
 pub mod client;
 pub mod listener;
 pub mod server;
@@ -185,6 +186,34 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Prometheus text exposition format (version 0.0.4).
     fn metrics(&self, caller: Caller) -> impl Future<Output = Result<String, ApiError>> + Send;
+
+    /// Admin operations (accounts, credit, review, blacklists); the server has checked the
+    /// caller's rights. A backend without them answers 404.
+    fn admin(
+        &self,
+        caller: Caller,
+        op: admin::AdminOp,
+    ) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send {
+        async move {
+            let _ = (caller, op);
+            Err(ApiError::NotFound(
+                "admin operations are not available here".into(),
+            ))
+        }
+    }
+
+    /// The account a peer acts for when the configuration maps it to none (accounts added at
+    /// run time). Default: none.
+    fn account_for_peer(
+        &self,
+        uid: u32,
+        gids: Vec<u32>,
+    ) -> impl Future<Output = Option<String>> + Send {
+        async move {
+            let _ = (uid, gids);
+            None
+        }
+    }
 }
 
 #[cfg(test)]

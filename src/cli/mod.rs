@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod admin;
 pub mod client;
 pub mod daemon;
 pub mod demo;
@@ -48,6 +49,16 @@ pub enum Command {
     /// Probe serial ports for a technician: baud, modem, SIM, signal, network, who holds a
     /// port, optionally a test SMS; a verdict and hint per port (no daemon needed).
     Diag(diag::DiagArgs),
+    /// Customer accounts (admins): add, list.
+    Account(admin::AccountArgs),
+    /// Credit lots (admins): add, show.
+    Credit(admin::CreditArgs),
+    /// The review queue (admins): list, approve, reject [--violation].
+    Review(admin::ReviewArgs),
+    /// Account and number blacklists (admins): list, add, remove.
+    Blacklist(admin::BlacklistArgs),
+    /// The audit log, read from the database file: export, verify.
+    Log(admin::LogArgs),
 }
 
 /// A user-supplied value was malformed: exit status 2.
@@ -89,6 +100,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Inbox(args) => client::inbox(args),
         Command::Sim(args) => sim::run(args),
         Command::Diag(args) => diag::run(args),
+        Command::Account(args) => admin::account(args),
+        Command::Credit(args) => admin::credit(args),
+        Command::Review(args) => admin::review(args),
+        Command::Blacklist(args) => admin::blacklist(args),
+        Command::Log(args) => admin::log(args),
     }
 }
 

@@ -469,9 +469,20 @@ async fn take_inbound(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
         },
     };
     let masked = crate::number::mask(&part.sender);
+    // An unsubscribe word (a single-part reply) opts its sender out in the same transaction
+    // chain as the inbox row: stored first, then the opt-out, both before the SIM's copy goes.
+    let optout = shared.contract().optout;
+    let reply = (part.concat.is_none() && !part.sender.is_empty())
+        .then(|| (part.sender.clone(), part.text.clone()));
     match shared
         .db
-        .call(move |s| s.store_inbound(&part, Timestamp::now()))
+        .call(move |s| {
+            let stored = s.store_inbound(&part, Timestamp::now())?;
+            if let Some((sender, text)) = reply {
+                super::contract::inbound_opt_out(s, &sender, &text, &optout, Timestamp::now())?;
+            }
+            Ok(stored)
+        })
         .await
     {
         Ok(outcome) => {

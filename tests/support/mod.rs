@@ -251,6 +251,7 @@ min_interval = "0s"
 [[accounts]]
 name = "e2e"
 uids = [{uid}]
+unmetered = true
 "#,
         socket = dir.join("api.sock").display(),
         db = dir.join("smsgate.db").display(),
