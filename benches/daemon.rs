@@ -127,6 +127,9 @@ fn daemon_config(dir: &Path, open_quotas: bool) -> Config {
         name: "bench".into(),
         uids: vec![nix::unistd::getuid().as_raw()],
         groups: Vec::new(),
+        // The benchmark measures sending, not credit accounting.
+        unmetered: true,
+        ..AccountConfig::default()
     }];
     if open_quotas {
         // A bank whose SIMs carry no per-SIM limits (e.g. an operator's own test SIMs).

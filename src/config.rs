@@ -100,6 +100,10 @@ pub struct ModemsConfig {
     pub dialect: String,
     /// SIM PIN, entered when a SIM asks for one.
     pub pin: Option<String>,
+    /// Bound on one AT+CMGS exchange (prompt, PDU, network answer); a modem silent that long
+    /// is treated as a broken link (the part becomes `unknown` if its PDU was written).
+    #[serde(with = "duration")]
+    pub send_timeout: SignedDuration,
 }
 
 impl Default for ModemsConfig {
@@ -109,6 +113,7 @@ impl Default for ModemsConfig {
             baud: 115_200,
             dialect: "auto".into(),
             pin: None,
+            send_timeout: SignedDuration::from_secs(60),
         }
     }
 }
@@ -208,13 +213,22 @@ pub struct AccountConfig {
     pub uids: Vec<u32>,
     /// Group names (or numeric gids); members act for this account.
     pub groups: Vec<String>,
+    /// Never charged: no credit needed (the operator's own use, the demo). Default false.
+    pub unmetered: bool,
+    /// Every text must start with a 【signature】.
+    pub signature_required: bool,
+    /// Appended to every text unless already there, e.g. "回T退订".
+    pub unsubscribe_suffix: Option<String>,
+    /// Daily send window, e.g. "08:00-22:00 Asia/Shanghai"; messages outside wait for it.
+    pub send_window: Option<String>,
 }
 
 /// `[policy]`
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PolicyConfig {
-    /// Content rules file (keyword categories, review words); none: built-in rules only.
+    /// Content rules file (keyword categories, review words), reloaded on SIGHUP; none: no
+    /// content rules.
     pub rules: Option<PathBuf>,
     /// Replies that opt the sender out (compared case-insensitively, whole message trimmed).
     pub unsubscribe_words: Vec<String>,
@@ -319,6 +333,9 @@ impl Config {
         }
         if self.modems.baud == 0 {
             return bad("modems.baud", "must be a positive baud rate".into());
+        }
+        if !self.modems.send_timeout.is_positive() {
+            return bad("modems.send_timeout", "must be positive".into());
         }
         if let Some(pin) = &self.modems.pin {
             if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {

@@ -29,6 +29,8 @@
 //! - [`config`]: the daemon's TOML configuration, every key with a default.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
+//! - [`diag`]: `smsgate diag`, the technician's probe of serial ports (baud, identity, SIM,
+//!   signal, registration, who holds a port, a test SMS) with a verdict and hint per port.
 //! - [`sim`]: the virtual modem bank on pseudo-terminals (the modem's side, sharing nothing with
 //!   `at`/`modem`): dialects, latency, faults, inbound SMS and status reports, an event log.
 //!
@@ -42,6 +44,7 @@ pub mod bank;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod diag;
 pub mod modem;
 pub mod number;
 pub mod pdu;

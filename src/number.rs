@@ -435,6 +435,7 @@ mod tests {
     fn masking() {
         assert_eq!(mask("+8613912345678"), "+86139****5678");
         assert_eq!(mask("075512345678"), "075****5678");
+        assert_eq!(mask("13912345678"), "139****5678");
         assert_eq!(mask("123"), "****23");
         assert_eq!(
             format!("{}", parse("13912345678").unwrap()),

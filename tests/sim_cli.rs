@@ -138,6 +138,8 @@ async fn sim_binary_and_ctl() {
         &["garbage", "--modem", "1"],
         &["sim-remove", "--modem", "1"],
         &["unplug", "--modem", "1", "--for", "200ms"],
+        &["quirk", "--modem", "0", "smsc-drop", "on"],
+        &["report-status", "--modem", "0", "0x46"],
     ] {
         let out = ctl(dir, args);
         assert!(
@@ -154,6 +156,9 @@ async fn sim_binary_and_ctl() {
     assert_eq!(status[1]["sim_present"], false);
     assert_eq!(status[1]["memory_full"], true);
     assert_eq!(status[0]["counters"]["inbound"], 1);
+    assert_eq!(status[0]["smsc_drop"], true);
+    assert_eq!(status[0]["report_status"], 0x46);
+    assert_eq!(status[1]["smsc_drop"], false);
 
     let out = ctl(dir, &["garbage", "--modem", "9"]);
     assert_eq!(out.status.code(), Some(1));
@@ -164,6 +169,14 @@ async fn sim_binary_and_ctl() {
     );
     let out = ctl(dir, &["network", "--modem", "0", "sideways"]);
     assert_eq!(out.status.code(), Some(2));
+    for bad in [
+        &["quirk", "--modem", "0", "echo-twice", "on"][..],
+        &["quirk", "--modem", "0", "smsc-drop", "maybe"],
+        &["report-status", "--modem", "0", "0x146"],
+    ] {
+        let out = ctl(dir, bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
     let out = Command::new(BIN)
         .args(["sim", "--dir"])
         .arg(dir)

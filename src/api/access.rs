@@ -180,6 +180,7 @@ mod tests {
             name: "ops".into(),
             uids: vec![1234],
             groups: vec!["root".into(), "4321".into()],
+            ..Default::default()
         });
         config.admin_group = "no-such-group-smsgate".into();
         let map = AccessMap::from_config(&config).unwrap();

@@ -18,6 +18,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 pub mod access;
+pub mod admin;
 pub mod client;
 pub mod listener;
 pub mod server;
@@ -185,35 +186,39 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Prometheus text exposition format (version 0.0.4).
     fn metrics(&self, caller: Caller) -> impl Future<Output = Result<String, ApiError>> + Send;
-}
 
-/// `+8613912345678` -> `+86139****5678`, `13912345678` -> `139****5678`: enough to recognise a
-/// number in a log, not to use it. Short strings keep only their last two characters.
-pub fn mask_number(number: &str) -> String {
-    let chars: Vec<char> = number.chars().collect();
-    let n = chars.len();
-    if n < 9 {
-        let keep = n.min(2);
-        let tail: String = chars.iter().skip(n - keep).collect();
-        return format!("{}{tail}", "*".repeat(n - keep));
+    /// Admin operations (accounts, credit, review, blacklists); the server has checked the
+    /// caller's rights. A backend without them answers 404.
+    fn admin(
+        &self,
+        caller: Caller,
+        op: admin::AdminOp,
+    ) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send {
+        async move {
+            let _ = (caller, op);
+            Err(ApiError::NotFound(
+                "admin operations are not available here".into(),
+            ))
+        }
     }
-    let head: String = chars.iter().take(n - 8).collect();
-    let tail: String = chars.iter().skip(n - 4).collect();
-    format!("{head}****{tail}")
+
+    /// The account a peer acts for when the configuration maps it to none (accounts added at
+    /// run time). Default: none.
+    fn account_for_peer(
+        &self,
+        uid: u32,
+        gids: Vec<u32>,
+    ) -> impl Future<Output = Option<String>> + Send {
+        async move {
+            let _ = (uid, gids);
+            None
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_numbers() {
-        // The examples of STYLE/COMMON.md.
-        assert_eq!(mask_number("+8613912345678"), "+86139****5678");
-        assert_eq!(mask_number("13912345678"), "139****5678");
-        assert_eq!(mask_number("12345"), "***45");
-        assert_eq!(mask_number(""), "");
-    }
 
     #[test]
     fn every_error_has_its_status() {

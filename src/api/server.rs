@@ -22,12 +22,13 @@ use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 
 use super::access::{act_for, AccessMap, PeerCredentials};
+use super::admin;
 use super::listener::{ApiListener, ConnectionLimits};
 use super::types::{
     InboxQuery, ListQuery, MessageId, SendRequest, DEFAULT_PAGE, MAX_BODY_BYTES, MAX_PAGE,
     MAX_RECIPIENTS, MAX_TEXT_CHARS,
 };
-use super::{mask_number, ApiError, Backend, Caller};
+use super::{ApiError, Backend, Caller};
 
 /// The longest validity the SMS relative validity period can express (63 weeks, TS 23.040).
 const MAX_VALIDITY_SECS: i64 = 63 * 7 * 24 * 3600;
@@ -58,6 +59,12 @@ pub struct ApiState<B> {
     backend: Arc<B>,
     access: Arc<AccessMap>,
     shutting_down: Arc<AtomicBool>,
+}
+
+impl<B> ApiState<B> {
+    pub(super) fn backend(&self) -> &B {
+        &self.backend
+    }
 }
 
 impl<B> Clone for ApiState<B> {
@@ -94,6 +101,21 @@ pub fn router<B: Backend>(
         .route("/v1/inbox", get(inbox::<B>))
         .route("/v1/health", get(health::<B>))
         .route("/metrics", get(metrics::<B>))
+        .route(
+            "/v1/accounts",
+            get(admin::accounts_get::<B>).post(admin::accounts_post::<B>),
+        )
+        .route(
+            "/v1/accounts/{name}/credit",
+            get(admin::credit_get::<B>).post(admin::credit_post::<B>),
+        )
+        .route("/v1/reviews", get(admin::reviews_get::<B>))
+        .route("/v1/reviews/{id}", post(admin::review_post::<B>))
+        .route(
+            "/v1/blacklist",
+            get(admin::blacklist_get::<B>).post(admin::blacklist_add::<B>),
+        )
+        .route("/v1/blacklist/remove", post(admin::blacklist_remove::<B>))
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -169,7 +191,12 @@ pub async fn serve_with<B: Backend>(
 }
 
 /// The caller of this request, from the connection's credentials.
-async fn caller<B>(state: &ApiState<B>, peer: Peer) -> Result<Caller, ApiError> {
+/// The configuration's map answers first; a peer it does not map to an account is looked up
+/// in the backend's accounts (added at run time with `smsgate account add`).
+pub(super) async fn caller<B: Backend>(
+    state: &ApiState<B>,
+    peer: Peer,
+) -> Result<Caller, ApiError> {
     let Some(cred) = peer.0 else {
         return Err(ApiError::Forbidden(
             "cannot read the peer credentials of this connection".into(),
@@ -178,10 +205,21 @@ async fn caller<B>(state: &ApiState<B>, peer: Peer) -> Result<Caller, ApiError> 
     let gids = tokio::task::spawn_blocking(move || cred.groups())
         .await
         .unwrap_or_else(|_| vec![cred.gid]);
-    state.access.resolve(cred.uid, &gids)
+    let resolved = state.access.resolve(cred.uid, &gids);
+    if matches!(&resolved, Ok(c) if c.account.is_some()) {
+        return resolved;
+    }
+    match state.backend.account_for_peer(cred.uid, gids).await {
+        Some(name) => Ok(Caller {
+            uid: cred.uid,
+            account: Some(name),
+            admin: resolved.map(|c| c.admin).unwrap_or(false),
+        }),
+        None => resolved,
+    }
 }
 
-fn refuse_if_shutting_down<B>(state: &ApiState<B>) -> Result<(), ApiError> {
+pub(super) fn refuse_if_shutting_down<B>(state: &ApiState<B>) -> Result<(), ApiError> {
     if state.shutting_down.load(Ordering::SeqCst) {
         Err(ApiError::ShuttingDown)
     } else {
@@ -191,7 +229,9 @@ fn refuse_if_shutting_down<B>(state: &ApiState<B>) -> Result<(), ApiError> {
 
 /// Parses a JSON body, telling malformed JSON (400 bad_json) from a well-formed body with a bad
 /// field (400 invalid_field), and an oversize body (413) from a broken connection.
-fn json_body<T: DeserializeOwned>(body: Result<Bytes, BytesRejection>) -> Result<T, ApiError> {
+pub(super) fn json_body<T: DeserializeOwned>(
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, ApiError> {
     let bytes = body.map_err(|rejection| {
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
             ApiError::TooLarge(format!(
@@ -288,7 +328,11 @@ async fn submit<B: Backend>(
         ));
     }
     let recipients = req.to.len();
-    let first = req.to.first().map(|n| mask_number(n)).unwrap_or_default();
+    let first = req
+        .to
+        .first()
+        .map(|n| crate::number::mask(n))
+        .unwrap_or_default();
     let resp = state.backend.submit(caller.clone(), req).await?;
     tracing::info!(
         uid = caller.uid,

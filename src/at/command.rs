@@ -67,17 +67,6 @@ pub enum Urc {
     Other(String),
 }
 
-/// `+86139****5678`: a number safe for logs at info level.
-pub fn mask_number(n: &str) -> String {
-    let chars: Vec<char> = n.chars().collect();
-    if chars.len() <= 7 {
-        return "*".repeat(chars.len());
-    }
-    let head: String = chars.iter().take(chars.len() - 8).collect();
-    let tail: String = chars.iter().skip(chars.len() - 4).collect();
-    format!("{head}****{tail}")
-}
-
 // ---------------------------------------------------------------- field helpers
 
 /// Splits a parameter list on commas outside double quotes; fields are trimmed, quotes kept.
@@ -713,7 +702,7 @@ impl AtCommand for Hcmgs {
         format!("AT^HCMGS=\"{}\"", self.destination)
     }
     fn display(&self) -> String {
-        format!("AT^HCMGS=\"{}\"", mask_number(&self.destination))
+        format!("AT^HCMGS=\"{}\"", crate::number::mask(&self.destination))
     }
     fn prefix(&self) -> Option<&'static str> {
         Some("^HCMGS")
@@ -900,9 +889,7 @@ mod tests {
             destination: "075512345678".into(),
             ucs2: vec![],
         };
-        assert_eq!(h.display(), "AT^HCMGS=\"0755****5678\"");
-        assert_eq!(mask_number("+8613912345678"), "+86139****5678");
-        assert_eq!(mask_number("10086"), "*****");
+        assert_eq!(h.display(), "AT^HCMGS=\"075****5678\"");
     }
 
     #[test]

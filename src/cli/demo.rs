@@ -130,6 +130,9 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
         name: "demo".into(),
         uids: vec![uid],
         groups: Vec::new(),
+        // The demo shows sending, not buying credit.
+        unmetered: true,
+        ..AccountConfig::default()
     }];
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let daemon = tokio::spawn(crate::daemon::run(

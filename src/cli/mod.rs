@@ -7,9 +7,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+pub mod admin;
 pub mod client;
 pub mod daemon;
 pub mod demo;
+pub mod diag;
 pub mod pdu;
 pub mod sim;
 
@@ -44,6 +46,19 @@ pub enum Command {
     Inbox(client::InboxArgs),
     /// Run a virtual modem bank on pseudo-terminals, or control a running one (`sim ctl`).
     Sim(sim::SimArgs),
+    /// Probe serial ports for a technician: baud, modem, SIM, signal, network, who holds a
+    /// port, optionally a test SMS; a verdict and hint per port (no daemon needed).
+    Diag(diag::DiagArgs),
+    /// Customer accounts (admins): add, list.
+    Account(admin::AccountArgs),
+    /// Credit lots (admins): add, show.
+    Credit(admin::CreditArgs),
+    /// The review queue (admins): list, approve, reject [--violation].
+    Review(admin::ReviewArgs),
+    /// Account and number blacklists (admins): list, add, remove.
+    Blacklist(admin::BlacklistArgs),
+    /// The audit log, read from the database file: export, verify.
+    Log(admin::LogArgs),
 }
 
 /// A user-supplied value was malformed: exit status 2.
@@ -84,6 +99,12 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Modems(args) => client::modems(args),
         Command::Inbox(args) => client::inbox(args),
         Command::Sim(args) => sim::run(args),
+        Command::Diag(args) => diag::run(args),
+        Command::Account(args) => admin::account(args),
+        Command::Credit(args) => admin::credit(args),
+        Command::Review(args) => admin::review(args),
+        Command::Blacklist(args) => admin::blacklist(args),
+        Command::Log(args) => admin::log(args),
     }
 }
 

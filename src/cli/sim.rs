@@ -129,6 +129,19 @@ pub enum CtlCommand {
         #[arg(long)]
         off: bool,
     },
+    /// Turn a quirk on or off: `quirk --modem 0 smsc-drop on|off`.
+    Quirk {
+        #[command(flatten)]
+        m: ModemArg,
+        quirk: String,
+        state: String,
+    },
+    /// TP-Status of the next status reports: `report-status --modem 0 0x46` (0x00 = delivered).
+    ReportStatus {
+        #[command(flatten)]
+        m: ModemArg,
+        status: String,
+    },
     /// Clear every fault of a modem.
     Recover {
         #[command(flatten)]
@@ -279,6 +292,36 @@ async fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
             modem: m.modem,
             full: !off,
         },
+        C::Quirk { m, quirk, state } => Control::Quirk {
+            modem: m.modem,
+            quirk: quirk.parse().map_err(BadInput)?,
+            on: match state.as_str() {
+                "on" => true,
+                "off" => false,
+                other => {
+                    return Err(
+                        BadInput(format!("quirk state {other:?}: expected on or off")).into(),
+                    )
+                }
+            },
+        },
+        C::ReportStatus { m, status } => {
+            let parsed = match status
+                .strip_prefix("0x")
+                .or_else(|| status.strip_prefix("0X"))
+            {
+                Some(h) => u8::from_str_radix(h, 16),
+                None => status.parse::<u8>(),
+            };
+            Control::ReportStatus {
+                modem: m.modem,
+                status: parsed.map_err(|_| {
+                    BadInput(format!(
+                        "TP-Status {status:?}: expected 0-255 or 0x00-0xFF (e.g. 0x46)"
+                    ))
+                })?,
+            }
+        }
         C::Recover { m } => Control::Recover { modem: m.modem },
         C::Status { .. } => Control::Status,
     };

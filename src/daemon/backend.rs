@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::Shared;
+use super::{contract, Shared};
 use crate::api::types::{
     self as t, Health, HealthStatus, InboundView, InboxList, InboxQuery, ListQuery, MessageList,
     ModemCounters, ModemState, ModemView, Priority, QuotaLeft, Refusal, SendRequest, SendResponse,
@@ -19,8 +19,7 @@ use crate::api::{ApiError, Backend, Caller};
 use crate::number;
 use crate::pdu::{self, Address, SubmitOptions, ValidityPeriod};
 use crate::store::{
-    InitialState, MessageId, MessageQuery, MessageState, MessageView, NewMessage, NewPart,
-    PartState, StoreError,
+    MessageId, MessageQuery, MessageState, MessageView, NewPart, PartState, StoreError,
 };
 
 /// The daemon's implementation of [`Backend`].
@@ -52,6 +51,14 @@ impl DaemonBackend {
     async fn view(&self, view: MessageView) -> Result<t::MessageView, ApiError> {
         let sims = self.shared.db.call(|s| s.sims()).await.map_err(internal)?;
         Ok(api_view(view, &sims))
+    }
+}
+
+/// Who an admin is, for the audit log: the user name as well as the uid (reviewer identity).
+fn admin_actor(uid: u32) -> String {
+    match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
+        Ok(Some(u)) => format!("admin:{} (uid {uid})", u.name),
+        _ => format!("admin:uid {uid}"),
     }
 }
 
@@ -198,51 +205,72 @@ impl Backend for DaemonBackend {
         let vp = ValidityPeriod::from_duration(validity.unsigned_abs());
         let deadline = now.checked_add(validity).ok();
         let mut refused = Vec::new();
-        let mut batch = Vec::with_capacity(req.to.len());
-        let mut parts = 0u32;
+        let mut recipients = Vec::with_capacity(req.to.len());
         for to in &req.to {
-            let n = match number::parse(to) {
-                Ok(n) => n,
-                Err(e) => {
-                    refused.push(Refusal {
-                        to: to.clone(),
-                        code: "invalid_number".into(),
-                        message: e.to_string(),
-                    });
-                    continue;
-                }
-            };
-            let reference: u16 = rand::random();
-            let (encoding, new_parts) = encode_for(&n, &req.text, req.report, Some(vp), reference)
-                .map_err(|e| ApiError::InvalidField(format!("text: {e}")))?;
-            parts = parts.max(new_parts.len() as u32);
-            batch.push(NewMessage {
-                account: account.clone(),
-                recipient: n.canonical().to_string(),
-                recipient_carrier: n.carrier(),
-                text: req.text.clone(),
-                encoding,
-                priority: priority(req.priority),
-                not_before: req.not_before,
-                deadline,
-                report_requested: req.report,
-                initial: InitialState::Ready,
-                parts: new_parts,
+            match number::parse(to) {
+                Ok(n) => recipients.push(n),
+                Err(e) => refused.push(Refusal {
+                    to: to.clone(),
+                    code: "invalid_number".into(),
+                    message: e.to_string(),
+                }),
+            }
+        }
+        let Some(account_name) = account.clone() else {
+            return Err(ApiError::InvalidField(
+                "account: this caller has no account of its own; name one with \"account\"".into(),
+            ));
+        };
+        if recipients.is_empty() {
+            return Ok(SendResponse {
+                ids: Vec::new(),
+                parts: 0,
+                refused,
             });
         }
-        let ids = if batch.is_empty() {
-            Vec::new()
+        // Text problems the codec finds are the request's fault, whatever the policy says.
+        if let Some(first) = recipients.first() {
+            encode_for(first, &req.text, req.report, Some(vp), 0)
+                .map_err(|e| ApiError::InvalidField(format!("text: {e}")))?;
+        }
+        let actor = if caller.admin {
+            admin_actor(caller.uid)
         } else {
-            self.shared
-                .db
-                .call(move |s| s.accept(&batch, now))
-                .await
-                .map_err(internal)?
+            format!("account:{account_name}")
         };
+        let input = contract::SubmitInput {
+            account: account_name,
+            actor,
+            recipients,
+            text: req.text.clone(),
+            priority: priority(req.priority),
+            not_before: req.not_before,
+            deadline,
+            report: req.report,
+            validity: Some(vp),
+        };
+        let rules = self.shared.contract().rules;
+        let outcome = self
+            .shared
+            .db
+            .call(move |s| {
+                let encode = |n: &number::Number, text: &str| {
+                    let reference: u16 = rand::random();
+                    encode_for(n, text, input.report, input.validity, reference)
+                        .map_err(|e| ApiError::InvalidField(format!("text: {e}")))
+                };
+                contract::submit(s, &rules, &input, &encode, now)
+            })
+            .await
+            .map_err(internal)??;
+        refused.extend(outcome.refused);
+        let ids = outcome.ids;
+        let parts = outcome.parts;
         if !ids.is_empty() {
             tracing::info!(
                 messages = ids.len(),
                 parts,
+                held = outcome.held,
                 account = account.as_deref().unwrap_or("-"),
                 "messages accepted"
             );
@@ -560,5 +588,43 @@ impl Backend for DaemonBackend {
             (Timestamp::now() - self.shared.started).as_secs()
         );
         Ok(out)
+    }
+    async fn admin(
+        &self,
+        caller: Caller,
+        op: crate::api::admin::AdminOp,
+    ) -> Result<serde_json::Value, ApiError> {
+        let actor = if caller.admin {
+            admin_actor(caller.uid)
+        } else {
+            format!("account:{}", caller.account.as_deref().unwrap_or("-"))
+        };
+        let woke = matches!(
+            op,
+            crate::api::admin::AdminOp::ReviewDecide {
+                decision: crate::api::admin::ReviewVerdict::Approve,
+                ..
+            }
+        );
+        let v = self
+            .shared
+            .db
+            .call(move |s| contract::admin(s, op, &actor, Timestamp::now()))
+            .await
+            .map_err(internal)??;
+        if woke {
+            // An approved message is due: the runner must look.
+            self.shared.wake.notify_one();
+        }
+        Ok(v)
+    }
+
+    async fn account_for_peer(&self, uid: u32, gids: Vec<u32>) -> Option<String> {
+        self.shared
+            .db
+            .call(move |s| contract::account_for_peer(s, uid, &gids))
+            .await
+            .ok()
+            .flatten()
     }
 }

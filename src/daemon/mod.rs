@@ -9,6 +9,7 @@
 //! flight finish (bounded), and the socket stops accepting.
 
 mod backend;
+mod contract;
 mod modems;
 mod runner;
 
@@ -115,11 +116,20 @@ pub(crate) struct Shared {
     /// Set once shutdown begins: the API refuses new work and the runner claims nothing new.
     pub stopping: AtomicBool,
     pub started: Timestamp,
+    /// Content rules, opt-out words, audit retention (reloaded on SIGHUP).
+    pub contract: RwLock<contract::ContractSettings>,
 }
 
 impl Shared {
     pub fn tunables(&self) -> Tunables {
         self.tunables
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn contract(&self) -> contract::ContractSettings {
+        self.contract
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -169,6 +179,15 @@ pub async fn run(
     }
     let patterns = crate::bank::PortPatterns::new(&config.modems.ports)?;
     let access = crate::api::AccessMap::from_config(&config).map_err(DaemonError::Config)?;
+    // The database is the one source of truth for accounts; the configuration's are upserted.
+    contract::upsert_accounts(&mut store, &config, &access, now).map_err(|source| {
+        DaemonError::Store {
+            path: config.database.clone(),
+            source,
+        }
+    })?;
+    let contract_settings =
+        contract::ContractSettings::from_config(&config).map_err(DaemonError::Config)?;
     let listener =
         crate::api::bind_socket(&config.socket).map_err(|source| DaemonError::Socket {
             path: config.socket.clone(),
@@ -178,6 +197,11 @@ pub async fn run(
     let mut modem_config = crate::modem::ModemConfig::new("modem");
     modem_config.baud_rate = config.modems.baud;
     modem_config.pin = config.modems.pin.clone();
+    modem_config.send_timeout = config
+        .modems
+        .send_timeout
+        .try_into()
+        .unwrap_or(modem_config.send_timeout);
     modem_config.dialect = match config.modems.dialect.as_str() {
         "" | "auto" => None,
         name => Some(crate::modem::dialect::by_name(name).ok_or_else(|| {
@@ -193,16 +217,21 @@ pub async fn run(
         modem_config,
         stopping: AtomicBool::new(false),
         started: now,
+        contract: RwLock::new(contract_settings),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let runner = tokio::spawn(runner::run(Arc::clone(&shared), stop_rx.clone()));
+    // The modems stop only after the drain: a supervisor that saw the stop first would drop
+    // its modem (and the send in flight), leaving the part `sending` (found by the e2e tests).
+    let (bank_stop_tx, bank_stop_rx) = watch::channel(false);
     let bank = tokio::spawn(modems::run_bank(
         Arc::clone(&shared),
         patterns,
-        stop_rx.clone(),
+        bank_stop_rx,
     ));
     let notifier = tokio::spawn(notify_systemd(Arc::clone(&shared), stop_rx.clone()));
+    let purger = tokio::spawn(purge_daily(Arc::clone(&shared), stop_rx.clone()));
     if let (Some(rx), Some(path)) = (reload.as_mut(), config_path.clone()) {
         let shared = Arc::clone(&shared);
         let mut rx = std::mem::replace(rx, tokio::sync::mpsc::channel(1).1);
@@ -237,9 +266,11 @@ pub async fn run(
     {
         tracing::warn!("sends still in flight after {DRAIN_LIMIT:?}: they will show as unknown");
     }
+    let _ = bank_stop_tx.send(true);
     shared.modems.shutdown_all().await;
     bank.abort();
     notifier.abort();
+    purger.abort();
     let _ = std::fs::remove_file(&config.socket);
     tracing::info!("smsgate daemon stopped");
     served.map_err(|source| DaemonError::Socket {
@@ -253,12 +284,41 @@ fn reload_config(shared: &Shared, path: &Path) {
         Ok(config) => {
             *shared.tunables.write().unwrap_or_else(|p| p.into_inner()) =
                 Tunables::from_config(&config);
+            match contract::ContractSettings::from_config(&config) {
+                Ok(c) => {
+                    *shared.contract.write().unwrap_or_else(|p| p.into_inner()) = c;
+                    tracing::info!("content rules and opt-out words reloaded");
+                }
+                Err(e) => tracing::error!("content rules not reloaded, keeping the old ones: {e}"),
+            }
             tracing::info!(
                 "configuration reloaded (quotas, validity); socket, database, ports and accounts need a restart"
             );
             shared.wake.notify_one();
         }
         Err(e) => tracing::error!("configuration not reloaded, keeping the old one: {e}"),
+    }
+}
+
+/// The daily purge of the audit log past its retention (and of old opt-out attribution rows):
+/// once at start, then every 24 hours.
+async fn purge_daily(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+    loop {
+        let c = shared.contract();
+        let lookback = c.optout.lookback_days;
+        match shared
+            .db
+            .call(move |s| contract::purge(s, &c.retention, lookback, Timestamp::now()))
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(records = n, "audit log: records past retention purged"),
+            Err(e) => tracing::error!("audit log purge failed: {e}"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(24 * 3600)) => {}
+            _ = stop.changed() => return,
+        }
     }
 }
 

@@ -106,6 +106,26 @@ impl Registry {
         }
     }
 
+    /// The send on `port` broke on the link: the actor now probes (maybe reopens) its modem,
+    /// and a part handed to it meanwhile would sit claimed (`sending`) for the whole recovery,
+    /// tens of seconds (found by the e2e hang test). Not ready until [`Registry::link_back`].
+    pub fn link_trouble(&self, port: &str) {
+        self.update(port, |s| {
+            if matches!(s.state, ModemState::Ready | ModemState::Sending) {
+                s.state = ModemState::Starting;
+            }
+        });
+    }
+
+    /// The actor answers again after [`Registry::link_trouble`].
+    pub fn link_back(&self, port: &str) {
+        self.update(port, |s| {
+            if s.state == ModemState::Starting && s.sim.is_some() {
+                s.state = ModemState::Ready;
+            }
+        });
+    }
+
     /// SIM id -> (ready, busy) for every port with a known SIM.
     pub fn sim_states(&self) -> BTreeMap<SimId, (bool, bool)> {
         self.lock()
@@ -449,9 +469,20 @@ async fn take_inbound(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
         },
     };
     let masked = crate::number::mask(&part.sender);
+    // An unsubscribe word (a single-part reply) opts its sender out in the same transaction
+    // chain as the inbox row: stored first, then the opt-out, both before the SIM's copy goes.
+    let optout = shared.contract().optout;
+    let reply = (part.concat.is_none() && !part.sender.is_empty())
+        .then(|| (part.sender.clone(), part.text.clone()));
     match shared
         .db
-        .call(move |s| s.store_inbound(&part, Timestamp::now()))
+        .call(move |s| {
+            let stored = s.store_inbound(&part, Timestamp::now())?;
+            if let Some((sender, text)) = reply {
+                super::contract::inbound_opt_out(s, &sender, &text, &optout, Timestamp::now())?;
+            }
+            Ok(stored)
+        })
         .await
     {
         Ok(outcome) => {

@@ -15,8 +15,7 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Shared;
-use crate::at::ErrorClass;
-use crate::modem::{DeviceError, LinkError, ModemHandle};
+use crate::modem::{LinkError, ModemHandle};
 use crate::scheduler::{self, FailureKind};
 use crate::store::{ClaimedPart, SendLog, SendOutcome};
 
@@ -199,15 +198,6 @@ fn start_outcome_writer(db: super::Db) -> OutcomeWriter {
     OutcomeWriter(tx)
 }
 
-/// How the AT layer's classification maps onto the scheduler's.
-fn failure_kind(e: &DeviceError) -> FailureKind {
-    match e.class() {
-        ErrorClass::PermanentForMessage => FailureKind::PermanentForMessage,
-        ErrorClass::TransientForModem => FailureKind::TransientForModem,
-        ErrorClass::SimOrRegistration => FailureKind::SimProblem,
-    }
-}
-
 async fn send(
     shared: Arc<Shared>,
     outcomes: OutcomeWriter,
@@ -218,6 +208,18 @@ async fn send(
     let more_follow = part.seq < part.total;
     let length = u16::try_from(part.cmgs_length).unwrap_or(u16::MAX);
     let result = handle.send_part(&part.pdu_hex, length, more_follow).await;
+    if result.is_err() {
+        // The actor recovers the modem before it reads its next request: no part for it until
+        // it answers again (a Health request queues behind the recovery).
+        shared.modems.link_trouble(&port);
+        let (shared, port, handle) = (Arc::clone(&shared), port.clone(), handle.clone());
+        tokio::spawn(async move {
+            if handle.health().await.is_ok() {
+                shared.modems.link_back(&port);
+                shared.wake.notify_one();
+            }
+        });
+    }
     let now = Timestamp::now();
     let id = part.part;
     let (outcome, error) = match result {
@@ -234,7 +236,7 @@ async fn send(
                 SendOutcome::Failed {
                     part: id,
                     error: text.clone(),
-                    kind: failure_kind(&device),
+                    kind: FailureKind::from(device.class()),
                 },
                 Some(text),
             )

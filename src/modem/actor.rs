@@ -14,8 +14,8 @@ use super::dialect::{self, Dialect};
 use super::hcmgs::submit_to_text;
 use super::session::{AtSession, LinkError};
 use super::{
-    mask_number, strip_smsc, AckHandle, Health, Identity, InboundOrigin, InboundPdu, ModemConfig,
-    ModemEvent, ModemHandle, Opener, Port,
+    strip_smsc, AckHandle, Health, Identity, InboundOrigin, InboundPdu, ModemConfig, ModemEvent,
+    ModemHandle, Opener, Port,
 };
 use crate::at::{
     parse_hcmgs_outcome, Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms,
@@ -312,7 +312,7 @@ impl Actor {
         }
         let own_number = self.session.send(&Cnum).await?.ok().flatten();
         if let Some(n) = &own_number {
-            tracing::info!(modem = %self.cfg.name, number = %mask_number(n), "own number");
+            tracing::info!(modem = %self.cfg.name, number = %crate::number::mask(n), "own number");
         }
         let identity = Identity {
             dialect: d.name,

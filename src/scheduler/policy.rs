@@ -29,34 +29,14 @@ impl FailureKind {
     }
 }
 
-impl FailureKind {
-    /// Classifies a `+CMS ERROR: <n>` answer to AT+CMGS (3GPP TS 27.005 3.2.5; DOMAIN.md).
-    /// Unknown or vendor codes (512+) are treated as transient: retrying elsewhere is cheaper
-    /// than losing a message to a code we do not understand, and attempts are bounded.
-    pub fn from_cms(code: u16) -> FailureKind {
-        match code {
-            // RP causes that refuse this message or recipient: unassigned number (1),
-            // operator barring (8), call barred (10), short message transfer rejected (21),
-            // unidentified subscriber (28), facility rejected (29), unknown subscriber (30).
-            1 | 8 | 10 | 21 | 28 | 29 | 30 => FailureKind::PermanentForMessage,
-            // TP-FCS (128-255): the TPDU itself is wrong.
-            128..=255 => FailureKind::PermanentForMessage,
-            // Invalid PDU / text parameters, operation not allowed / supported for this message.
-            303..=305 => FailureKind::PermanentForMessage,
-            // SIM problems (SIM not inserted, PIN, PUK, SIM failure/busy/wrong...).
-            310..=318 => FailureKind::SimProblem,
-            // SMSC address unknown: the SIM's +CSCA is wrong, every message on it will fail.
-            // (331 no network, 332 network timeout are transient per DOMAIN.md.)
-            330 => FailureKind::SimProblem,
-            _ => FailureKind::TransientForModem,
-        }
-    }
-
-    /// Classifies a `+CME ERROR: <n>` (3GPP TS 27.007 9.2).
-    pub fn from_cme(code: u16) -> FailureKind {
-        match code {
-            10..=18 | 30 => FailureKind::SimProblem,
-            _ => FailureKind::TransientForModem,
+/// The AT layer classifies +CMS/+CME errors (one table, in `at::error`); the scheduler acts on
+/// that class.
+impl From<crate::at::ErrorClass> for FailureKind {
+    fn from(class: crate::at::ErrorClass) -> FailureKind {
+        match class {
+            crate::at::ErrorClass::PermanentForMessage => FailureKind::PermanentForMessage,
+            crate::at::ErrorClass::TransientForModem => FailureKind::TransientForModem,
+            crate::at::ErrorClass::SimOrRegistration => FailureKind::SimProblem,
         }
     }
 }
@@ -154,22 +134,30 @@ mod tests {
         assert_eq!(p.backoff(0), SignedDuration::from_secs(30));
     }
 
+    fn cms(code: u16) -> FailureKind {
+        crate::at::CmsError::from_code(code).class().into()
+    }
+
+    fn cme(code: u16) -> FailureKind {
+        crate::at::CmeError::from_code(code).class().into()
+    }
+
     #[test]
     fn cms_and_cme_classes() {
-        assert_eq!(FailureKind::from_cms(21), FailureKind::PermanentForMessage);
-        assert_eq!(FailureKind::from_cms(304), FailureKind::PermanentForMessage);
-        assert_eq!(FailureKind::from_cms(305), FailureKind::PermanentForMessage);
-        assert_eq!(FailureKind::from_cms(38), FailureKind::TransientForModem);
-        assert_eq!(FailureKind::from_cms(42), FailureKind::TransientForModem);
-        assert_eq!(FailureKind::from_cms(332), FailureKind::TransientForModem);
-        assert_eq!(FailureKind::from_cms(500), FailureKind::TransientForModem);
-        assert_eq!(FailureKind::from_cms(600), FailureKind::TransientForModem);
-        assert_eq!(FailureKind::from_cms(310), FailureKind::SimProblem);
-        assert_eq!(FailureKind::from_cms(331), FailureKind::TransientForModem);
-        assert_eq!(FailureKind::from_cms(330), FailureKind::SimProblem);
-        assert_eq!(FailureKind::from_cme(11), FailureKind::SimProblem);
-        assert_eq!(FailureKind::from_cme(30), FailureKind::SimProblem);
-        assert_eq!(FailureKind::from_cme(100), FailureKind::TransientForModem);
+        assert_eq!(cms(21), FailureKind::PermanentForMessage);
+        assert_eq!(cms(304), FailureKind::PermanentForMessage);
+        assert_eq!(cms(305), FailureKind::PermanentForMessage);
+        assert_eq!(cms(38), FailureKind::TransientForModem);
+        assert_eq!(cms(42), FailureKind::TransientForModem);
+        assert_eq!(cms(332), FailureKind::TransientForModem);
+        assert_eq!(cms(500), FailureKind::TransientForModem);
+        assert_eq!(cms(600), FailureKind::TransientForModem);
+        assert_eq!(cms(310), FailureKind::SimProblem);
+        assert_eq!(cms(331), FailureKind::TransientForModem);
+        assert_eq!(cms(330), FailureKind::SimProblem);
+        assert_eq!(cme(11), FailureKind::SimProblem);
+        assert_eq!(cme(30), FailureKind::SimProblem);
+        assert_eq!(cme(100), FailureKind::TransientForModem);
     }
 
     #[test]

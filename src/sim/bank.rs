@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use super::control::{describe_fail, identity_fields, Control, ControlReply, ModemStatus};
+use super::control::{describe_fail, identity_fields, Control, ControlReply, ModemStatus, Quirk};
 use super::events::EventLog;
 use super::identity::Identity;
 use super::modem::{Action, Engine, FailMode, FailRule, Timer};
@@ -431,6 +431,8 @@ impl ModemTask {
             registered: e.registered,
             memory_full: e.memory_full,
             fail: describe_fail(&e.fail),
+            smsc_drop: e.smsc_drop,
+            report_status: e.report_status,
             storage_used: used,
             storage_capacity: cap,
             counters: (&e.counters).into(),
@@ -541,9 +543,27 @@ impl ModemTask {
                     json!({"event": "fault", "kind": "memory_full", "on": full}),
                 );
             }
+            Control::Quirk { quirk, on, .. } => {
+                match quirk {
+                    Quirk::SmscDrop => self.engine.smsc_drop = on,
+                }
+                log(
+                    self,
+                    json!({"event": "fault", "kind": "quirk", "quirk": quirk, "on": on}),
+                );
+            }
+            Control::ReportStatus { status, .. } => {
+                self.engine.report_status = status;
+                log(
+                    self,
+                    json!({"event": "fault", "kind": "report_status", "status": status}),
+                );
+            }
             Control::Recover { .. } => {
                 self.hung_until = None;
                 self.engine.fail = None;
+                self.engine.smsc_drop = self.engine.profile.drops_reply_with_smsc;
+                self.engine.report_status = 0;
                 self.engine.memory_full = false;
                 let mut a = Vec::new();
                 if !self.engine.sim_present {

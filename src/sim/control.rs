@@ -67,6 +67,18 @@ pub enum Control {
         modem: usize,
         full: bool,
     },
+    /// Turn a dialect quirk on or off (e.g. `smsc-drop`).
+    Quirk {
+        modem: usize,
+        quirk: Quirk,
+        on: bool,
+    },
+    /// TP-Status carried by the modem's status reports from now on (0x00 delivered; 0x46
+    /// validity expired, 0x20-0x3F temporary, ...). `recover` sets it back to 0x00.
+    ReportStatus {
+        modem: usize,
+        status: u8,
+    },
     /// Clear every fault of the modem.
     Recover {
         modem: usize,
@@ -90,8 +102,29 @@ impl Control {
             | SimInsert { modem }
             | Network { modem, .. }
             | MemoryFull { modem, .. }
+            | Quirk { modem, .. }
+            | ReportStatus { modem, .. }
             | Recover { modem } => Some(*modem),
             Status => None,
+        }
+    }
+}
+
+/// A misbehaviour of real modems that can be switched on at run time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Quirk {
+    /// Drops its reply after `>` when the PDU carries an SMSC address (the part is not
+    /// sent); a PDU starting `00` (use +CSCA) goes through. Drivers strip the SMSC for it.
+    SmscDrop,
+}
+
+impl std::str::FromStr for Quirk {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "smsc-drop" => Ok(Quirk::SmscDrop),
+            other => Err(format!("unknown quirk {other:?} (expected smsc-drop)")),
         }
     }
 }
@@ -121,6 +154,12 @@ pub struct ModemStatus {
     pub registered: bool,
     pub memory_full: bool,
     pub fail: Option<String>,
+    /// The `smsc-drop` quirk is on.
+    #[serde(default)]
+    pub smsc_drop: bool,
+    /// TP-Status of the next status reports.
+    #[serde(default)]
+    pub report_status: u8,
     pub storage_used: usize,
     pub storage_capacity: usize,
     pub counters: CountersView,
@@ -261,6 +300,21 @@ mod tests {
                 r#"{"cmd":"sim-remove","modem":0}"#,
             ),
             (Control::Status, r#"{"cmd":"status"}"#),
+            (
+                Control::Quirk {
+                    modem: 1,
+                    quirk: Quirk::SmscDrop,
+                    on: true,
+                },
+                r#"{"cmd":"quirk","modem":1,"quirk":"smsc-drop","on":true}"#,
+            ),
+            (
+                Control::ReportStatus {
+                    modem: 0,
+                    status: 0x46,
+                },
+                r#"{"cmd":"report-status","modem":0,"status":70}"#,
+            ),
         ];
         for (cmd, json) in cases {
             assert_eq!(serde_json::to_string(&cmd).unwrap(), json);

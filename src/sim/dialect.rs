@@ -41,7 +41,10 @@ pub enum IccidCommand {
 pub enum SendCommand {
     /// `AT+CMGS=<len>` answered by `+CMGS: <mr>` (27.005).
     Cmgs,
-    /// `AT^HCMGS=<len>` answered by `^HCMGS: <mr>` (PHS / CDMA-era modules); `+CMGS` is refused.
+    /// Text mode of PHS / CDMA-era modules (Huawei MC323/MC703 style): `AT^HSMSSS=0,0,6,0`,
+    /// `AT+CMGF=1`, `AT^HCMGS="<number>"`, prompt, the text as UCS2 big-endian bytes ended by
+    /// 00 1A, `OK`, and the outcome later as `^HCMGSS:<mr>` / `^HCMGSF:<cause>`. `+CMGS` is
+    /// refused with `+CMS ERROR: 303`.
     Hcmgs,
 }
 
@@ -73,6 +76,9 @@ pub struct DialectProfile {
     /// Vendor commands (as `AT<name>=...`) the modem accepts, with the information line it
     /// answers before OK ("" = OK alone); e.g. ZTE's +ZCDRUN, which gammu sends to ZTE modems.
     pub vendor_commands: &'static [(&'static str, &'static str)],
+    /// Drops its reply after `>` when the PDU carries an SMSC address (DOMAIN.md); the
+    /// starting value of the engine's `smsc_drop` flag, which `sim ctl quirk` toggles.
+    pub drops_reply_with_smsc: bool,
 }
 
 impl Dialect {
@@ -115,6 +121,7 @@ impl Dialect {
                 no_chaining: false,
                 number_toa: 0x91,
                 vendor_commands: &[],
+                drops_reply_with_smsc: false,
             },
             // Huawei E1xx/E3xx sticks: ^RSSI/^MODE/^DSFLOWRPT chatter, ^ICCID, and (on some
             // firmware) only one command per line.
@@ -131,6 +138,7 @@ impl Dialect {
                 no_chaining: true,
                 number_toa: 0x91,
                 vendor_commands: &[("^CURC", ""), ("^PORTSEL", "")],
+                drops_reply_with_smsc: false,
             },
             Dialect::Zte => DialectProfile {
                 dialect: self,
@@ -148,6 +156,7 @@ impl Dialect {
                     ("+ZCDRUN", "Close autorun state result(0:FAIL 1:SUCCESS):1"),
                     ("+ZOPRT", ""),
                 ],
+                drops_reply_with_smsc: false,
             },
             Dialect::Quectel => DialectProfile {
                 dialect: self,
@@ -162,6 +171,7 @@ impl Dialect {
                 no_chaining: false,
                 number_toa: 0x91,
                 vendor_commands: &[],
+                drops_reply_with_smsc: false,
             },
             Dialect::Simcom => DialectProfile {
                 dialect: self,
@@ -176,6 +186,7 @@ impl Dialect {
                 no_chaining: false,
                 number_toa: 0x91,
                 vendor_commands: &[],
+                drops_reply_with_smsc: false,
             },
             // Wavecom Fastrack: an old, quiet modem; here it carries the "never echoes" quirk
             // (gammu, which matches replies by their echo, cannot drive it; our driver must).
@@ -192,8 +203,10 @@ impl Dialect {
                 no_chaining: false,
                 number_toa: 0x91,
                 vendor_commands: &[],
+                drops_reply_with_smsc: false,
             },
-            // PHS modules: national numbers (type 0x81), ^HCMGS for sending, no bare AT.
+            // PHS / CDMA-era modules: national numbers (type 0x81), text mode with ^HSMSSS +
+            // ^HCMGS for sending, no bare AT, one command per line.
             Dialect::Phs => DialectProfile {
                 dialect: self,
                 manufacturer: "PHS",
@@ -207,6 +220,7 @@ impl Dialect {
                 no_chaining: true,
                 number_toa: 0x81,
                 vendor_commands: &[],
+                drops_reply_with_smsc: false,
             },
         }
     }

@@ -13,6 +13,8 @@
 //! Public API: [`Bank::start`]`(`[`SimConfig`]`)`, [`Bank::port_path`], [`Bank::events_path`],
 //! [`Bank::control`]`(`[`Control`]`) -> `[`ControlReply`] (with [`ModemStatus`] for `Status`),
 //! [`Bank::shutdown`]; [`control::request`] speaks the same commands over DIR/ctl.sock.
+//! Fault controls include [`Control::Quirk`]`(`[`Quirk::SmscDrop`]`)` and
+//! [`Control::ReportStatus`] (TP-Status of the next status reports).
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), smsgate::sim::SimError> {
@@ -42,7 +44,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 pub use bank::Bank;
-pub use control::{Control, ControlReply, ModemStatus};
+pub use control::{Control, ControlReply, ModemStatus, Quirk};
 pub use dialect::{Dialect, DialectChoice};
 pub use modem::FailMode;
 

@@ -1,10 +1,14 @@
 //! The sans-I/O engine of one virtual modem: bytes in, [`Action`]s out (bytes to write, timers
 //! to arm, events to log). It plays the modem's side of 3GPP TS 27.007 / 27.005 in PDU mode,
-//! shaped by a [`DialectProfile`]. Time never passes inside the engine: the driver arms the
-//! timers it asks for and calls [`Engine::fire`] when they expire, so tests control time.
+//! shaped by a [`DialectProfile`]; `^HCMGS` dialects send in the vendor text mode instead
+//! (`^HSMSSS`, `AT+CMGF=1`, `AT^HCMGS="<number>"`, UCS2 bytes + 00 1A, `OK`, then the
+//! `^HCMGSS`/`^HCMGSF` outcome URC, as Huawei MC323-class modules do). Time never passes
+//! inside the engine: the driver arms the timers it asks for and calls [`Engine::fire`] when
+//! they expire, so tests control time.
 //! Invariants: every command line gets exactly one final result (OK / ERROR / +CME ERROR /
-//! +CMS ERROR) or a prompt; unsolicited lines never split a response (they wait while a command
-//! or a prompt is in progress); no input makes the engine panic.
+//! +CMS ERROR) or a prompt, save the one thing the `smsc_drop` quirk exists to show (a PDU
+//! with an SMSC after the prompt gets no answer); unsolicited lines never split a response
+//! (they wait while a command or a prompt is in progress); no input makes the engine panic.
 
 use std::time::Duration;
 
@@ -47,6 +51,13 @@ pub enum Timer {
     },
     /// The network's answer to a +CUSD request.
     Ussd,
+    /// The network answered a text-mode `^HCMGS`: `^HCMGSS:<mr>` or `^HCMGSF:<cause>`.
+    TextDone {
+        to: String,
+        text: String,
+        mr: u8,
+        fail: Option<u16>,
+    },
 }
 
 /// How an injected `fail` rule fires.
@@ -92,10 +103,15 @@ enum Outcome {
     Prompt(PromptFor, usize),
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum PromptFor {
     Send(SendCommand),
     Write,
+    /// `^HCMGS="<to>"` in text mode; `ucs2` per `^HSMSSS` <fmt> 6 (else ASCII, <fmt> 1).
+    Text {
+        to: String,
+        ucs2: bool,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -129,12 +145,18 @@ pub struct Engine {
     pub sim_present: bool,
     pub registered: bool,
     pub memory_full: bool,
+    /// Quirk: a PDU that carries an SMSC address gets no reply after `>` and is not sent.
+    pub smsc_drop: bool,
+    /// TP-Status of the status reports from now on (0x00 delivered; `sim ctl report-status`).
+    pub report_status: u8,
     echo: bool,
     cmee: u8,
     cmgf: u8,
     cnmi: [u8; 5],
     csms: u8,
     cmms: u8,
+    /// `^HSMSSS=<ack>,<prt>,<fmt>,<prv>` of the text-mode dialects.
+    hsmsss: [u8; 4],
     reg_n: [u8; 3],
     cscs: String,
     smsc: String,
@@ -343,6 +365,23 @@ fn crlf(line: &str) -> Vec<u8> {
     format!("\r\n{line}\r\n").into_bytes()
 }
 
+/// Where the text after a `^HCMGS` prompt ends: (offset, 0x1A send or 0x1B cancel). UCS2 text
+/// ends with the code unit 00 1A (00 1B cancels) on a code-unit boundary, so a character such
+/// as U+4E1A (业) whose low byte is 0x1A never ends it; ASCII text ends at the first 1A/1B.
+fn text_end(input: &[u8], ucs2: bool) -> Option<(usize, u8)> {
+    if ucs2 {
+        input
+            .chunks_exact(2)
+            .position(|u| u[0] == 0 && (u[1] == 0x1A || u[1] == 0x1B))
+            .map(|i| (i * 2, input[i * 2 + 1]))
+    } else {
+        input
+            .iter()
+            .position(|&b| b == 0x1A || b == 0x1B)
+            .map(|i| (i, input[i]))
+    }
+}
+
 fn swap_nibbles(iccid: &str) -> String {
     let mut d: Vec<char> = iccid.chars().collect();
     if d.len() % 2 == 1 {
@@ -360,6 +399,7 @@ impl Engine {
         report_delay: Duration,
     ) -> Engine {
         let smsc = identity.smsc.clone();
+        let smsc_drop = profile.drops_reply_with_smsc;
         Engine {
             profile,
             identity,
@@ -370,12 +410,16 @@ impl Engine {
             sim_present: true,
             registered: true,
             memory_full: false,
+            smsc_drop,
+            report_status: 0,
             echo: true,
             cmee: 0,
             cmgf: 0,
             cnmi: [0, 0, 0, 0, 0],
             csms: 0,
             cmms: 0,
+            // Power-on default of the MC323 family: ASCII (<fmt> 1) until the client asks.
+            hsmsss: [0, 0, 1, 0],
             reg_n: [0; 3],
             cscs: "IRA".into(),
             smsc,
@@ -478,10 +522,9 @@ impl Engine {
                     recipient_toa,
                     submitted,
                     Timestamp::now(),
-                    0x00,
+                    self.report_status,
                 );
-                let mut ev =
-                    json!({"event": "status_report", "mr": mr, "pdu": sr.hex(), "status": 0});
+                let mut ev = json!({"event": "status_report", "mr": mr, "pdu": sr.hex(), "status": self.report_status});
                 match self.cnmi[3] {
                     1 => {
                         let mut w = crlf(&format!("+CDS: {}", sr.tpdu_len));
@@ -517,6 +560,22 @@ impl Engine {
                 let text = format!("Balance: {}.00 CNY", 50 + self.rng.random_range(0..50));
                 self.urc(&mut out, crlf(&format!("+CUSD: 0,\"{text}\",15")));
             }
+            Timer::TextDone { to, text, mr, fail } => {
+                // Real modules print these without a space after the colon ("^HCMGSS:9").
+                if let Some(cause) = fail {
+                    self.counters.failed += 1;
+                    out.push(Action::Event(
+                        json!({"event": "fault", "kind": "hcmgsf", "cause": cause, "to": to}),
+                    ));
+                    self.urc(&mut out, crlf(&format!("^HCMGSF:{cause}")));
+                } else {
+                    self.counters.submitted += 1;
+                    out.push(Action::Event(
+                        json!({"event": "hcmgs", "to": to, "text": text, "mr": mr}),
+                    ));
+                    self.urc(&mut out, crlf(&format!("^HCMGSS:{mr}")));
+                }
+            }
         }
         out
     }
@@ -534,7 +593,11 @@ impl Engine {
     }
 
     /// The network delivers `text` from `from`: +CMT, or +CMTI after storing, per +CNMI mt.
+    /// A text-mode (`^HCMGS`) module in `AT+CMGF=1` with mt=2 routes it as `^HCMT` instead.
     pub fn inject(&mut self, from: &str, text: &str) -> Vec<Action> {
+        if self.profile.send == SendCommand::Hcmgs && self.cmgf == 1 && self.cnmi[1] >= 2 {
+            return self.inject_hcmt(from, text);
+        }
         let mut out = Vec::new();
         self.concat_ref = self.concat_ref.wrapping_add(1);
         let parts = sms::build_deliver(
@@ -582,6 +645,46 @@ impl Engine {
                 }
             }
             out.push(Action::Event(ev));
+        }
+        out
+    }
+
+    /// `^HCMT:<oa>,<yyyy>,<mm>,<dd>,<hh>,<mi>,<ss>,<lang>,<fmt>,<length>,<prt>,<prv>,<type>,<stat>`
+    /// CR LF, then <length> octets of text (fmt 1 ASCII, 6 UCS2 big-endian) and the same end
+    /// marker the send side uses (1A, or 00 1A for UCS2), as Huawei's CDMA AT manuals show it.
+    /// CDMA text mode has no concatenation header: a long text comes as 70-character pieces.
+    fn inject_hcmt(&mut self, from: &str, text: &str) -> Vec<Action> {
+        let mut out = Vec::new();
+        let oa = from.trim_start_matches('+');
+        let ascii = text.is_ascii();
+        let z = Timestamp::now()
+            .to_zoned_datetime(jiff::tz::TimeZone::fixed(jiff::tz::Offset::constant(8)));
+        let when = z.strftime("%Y,%m,%d,%H,%M,%S").to_string();
+        let mut pieces: Vec<String> = Vec::new();
+        let mut cur = String::new();
+        let limit = if ascii { 160 } else { 70 };
+        for c in text.chars() {
+            if cur.encode_utf16().count() + c.len_utf16() > limit {
+                pieces.push(std::mem::take(&mut cur));
+            }
+            cur.push(c);
+        }
+        pieces.push(cur);
+        let total = pieces.len();
+        for (i, piece) in pieces.into_iter().enumerate() {
+            self.counters.inbound += 1;
+            let (fmt, data, end): (u8, Vec<u8>, &[u8]) = if ascii {
+                (1, piece.clone().into_bytes(), &[0x1A])
+            } else {
+                let d = piece.encode_utf16().flat_map(u16::to_be_bytes).collect();
+                (6, d, &[0x00, 0x1A])
+            };
+            let mut w = crlf(&format!("^HCMT:{oa},{when},0,{fmt},{},0,0,0,0", data.len()));
+            w.extend(&data);
+            w.extend(end);
+            w.extend(b"\r\n");
+            self.urc(&mut out, w);
+            out.push(Action::Event(json!({"event": "inbound", "from": from, "part": i + 1, "parts": total, "text": piece, "delivery": "hcmt"})));
         }
         out
     }
@@ -668,6 +771,23 @@ impl Engine {
         loop {
             match self.mode.clone() {
                 Mode::Busy => return,
+                Mode::Prompt(PromptFor::Text { to, ucs2 }, _) => {
+                    let Some((end, term)) = text_end(&self.input, ucs2) else {
+                        if self.input.len() > 4096 {
+                            self.input.clear();
+                        }
+                        return;
+                    };
+                    let body: Vec<u8> = self.input.drain(..end).collect();
+                    self.input
+                        .drain(..(if ucs2 { 2 } else { 1 }).min(self.input.len()));
+                    self.mode = Mode::Command;
+                    if term == 0x1B {
+                        out.push(Action::Write(crlf("OK")));
+                    } else {
+                        self.text_entered(out, to, ucs2, &body);
+                    }
+                }
                 Mode::Prompt(what, len) => {
                     let Some(pos) = self.input.iter().position(|&b| b == 0x1A || b == 0x1B) else {
                         if self.input.len() > 4096 {
@@ -775,6 +895,56 @@ impl Engine {
         }
     }
 
+    /// The text of a `^HCMGS` arrived: accepted with OK at once; the outcome URC follows
+    /// after the network latency (the driver arms the timer).
+    fn text_entered(&mut self, out: &mut Vec<Action>, to: String, ucs2: bool, body: &[u8]) {
+        let text = if ucs2 {
+            let units: Vec<u16> = body
+                .chunks_exact(2)
+                .map(|u| u16::from_be_bytes([u[0], u[1]]))
+                .collect();
+            // 70 UCS2 characters (140 octets) is the single-message limit.
+            if body.len() % 2 != 0 || body.len() > 140 {
+                None
+            } else {
+                String::from_utf16(&units).ok()
+            }
+        } else if body.len() <= 160 && body.is_ascii() {
+            Some(body.iter().map(|&b| char::from(b)).collect())
+        } else {
+            None
+        };
+        let Some(text) = text else {
+            self.counters.rejected_pdus += 1;
+            out.push(Action::Event(json!({"event": "fault", "kind": "bad_text", "ucs2": ucs2, "bytes": hex::encode_upper(body)})));
+            self.write_fail(out, Fail::Cms(305));
+            return;
+        };
+        let refused = if !self.sim_present {
+            Some(310)
+        } else if !self.registered {
+            Some(331)
+        } else {
+            None
+        };
+        if let Some(cms) = refused {
+            self.counters.failed += 1;
+            out.push(Action::Event(
+                json!({"event": "fault", "kind": "cms", "cms": cms, "to": to}),
+            ));
+            self.write_fail(out, Fail::Cms(cms));
+            return;
+        }
+        let fail = self.draw_fail();
+        let mr = self.mr;
+        self.mr = self.mr.wrapping_add(1);
+        out.push(Action::Write(crlf("OK")));
+        out.push(Action::Arm(
+            self.latency,
+            Timer::TextDone { to, text, mr, fail },
+        ));
+    }
+
     fn pdu_entered(&mut self, out: &mut Vec<Action>, what: PromptFor, len: usize, text: &str) {
         let frame = match sms::check_submit(text, len) {
             Ok(f) => f,
@@ -786,6 +956,8 @@ impl Engine {
             }
         };
         match what {
+            // Caught by `process` before a PDU is read; kept total without a panic.
+            PromptFor::Text { .. } => self.write_fail(out, Fail::Error),
             PromptFor::Write => {
                 if self.memory_full {
                     self.write_fail(out, Fail::Cms(322));
@@ -806,6 +978,13 @@ impl Engine {
                     }
                     None => self.write_fail(out, Fail::Cms(322)),
                 }
+            }
+            PromptFor::Send(_)
+                if self.smsc_drop && frame.bytes.first().is_some_and(|&n| n != 0) =>
+            {
+                // The quirk: the reply after '>' never comes and nothing is sent (no counter
+                // moves: the modem itself does not know it failed).
+                out.push(Action::Event(json!({"event": "fault", "kind": "smsc_drop", "pdu": hex::encode_upper(&frame.bytes)})));
             }
             PromptFor::Send(send) => {
                 let refused = if !self.sim_present {
@@ -1164,16 +1343,55 @@ impl Engine {
             },
             ("+CMMS", Read) => one(format!("+CMMS: {}", self.cmms)),
             ("+CMMS", Test) => one("+CMMS: (0-2)".into()),
-            ("+CMGS" | "^HCMGS" | "+CMGW", Test) => ok(),
-            (name @ ("+CMGS" | "^HCMGS" | "+CMGW"), Set(v)) => {
-                let send = match name {
-                    "+CMGS" => Some(SendCommand::Cmgs),
-                    "^HCMGS" => Some(SendCommand::Hcmgs),
-                    _ => None,
-                };
-                if send.is_some() && send != Some(p.send) {
-                    return Outcome::Fail(Fail::Error);
+            ("^HSMSSS", Set(v)) if p.send == SendCommand::Hcmgs => {
+                let a = args(v);
+                let mut new = self.hsmsss;
+                for (i, slot) in new.iter_mut().enumerate() {
+                    match a.get(i).map(String::as_str) {
+                        None | Some("") => {}
+                        Some(s) => match s.parse::<u8>() {
+                            Ok(n) if i != 2 || n == 1 || n == 6 => *slot = n,
+                            _ => return Outcome::Fail(Fail::Cms(303)),
+                        },
+                    }
                 }
+                self.hsmsss = new;
+                ok()
+            }
+            ("^HSMSSS", Read) if p.send == SendCommand::Hcmgs => {
+                let h = self.hsmsss;
+                one(format!("^HSMSSS: {},{},{},{}", h[0], h[1], h[2], h[3]))
+            }
+            ("^HSMSSS", Test) if p.send == SendCommand::Hcmgs => {
+                one("^HSMSSS: (0,1),(0-3),(1,6),(0-3)".into())
+            }
+            ("^HCMGS", Test) if p.send == SendCommand::Hcmgs => ok(),
+            ("^HCMGS", Set(v)) if p.send == SendCommand::Hcmgs => {
+                if let Some(o) = self.sim_needed(true) {
+                    return o;
+                }
+                if self.cmgf != 1 {
+                    // ^HCMGS is the text-mode command: in PDU mode it is not allowed.
+                    return Outcome::Fail(Fail::Cms(302));
+                }
+                let to = args(v).into_iter().next().unwrap_or_default();
+                // Digits only: PHS numbers are national (type 0x81); a "+" is not taken.
+                if to.is_empty() || to.len() > 20 || !to.bytes().all(|b| b.is_ascii_digit()) {
+                    return Outcome::Fail(Fail::Cms(305));
+                }
+                Outcome::Prompt(
+                    PromptFor::Text {
+                        to,
+                        ucs2: self.hsmsss[2] == 6,
+                    },
+                    0,
+                )
+            }
+            // Text-mode modules have no PDU-mode +CMGS (27.005 "operation not supported").
+            ("+CMGS", Set(_)) if p.send == SendCommand::Hcmgs => Outcome::Fail(Fail::Cms(303)),
+            ("+CMGS" | "+CMGW", Test) => ok(),
+            (name @ ("+CMGS" | "+CMGW"), Set(v)) => {
+                let send = (name == "+CMGS").then_some(SendCommand::Cmgs);
                 if let Some(o) = self.sim_needed(true) {
                     return o;
                 }
@@ -1524,14 +1742,12 @@ mod tests {
         assert_eq!(say(&mut e, "AT\r"), "AT\r\r\nERROR\r\n");
         assert_eq!(say(&mut e, "ATE0;+CMEE=1\r"), "ATE0;+CMEE=1\r\r\nERROR\r\n");
         say(&mut e, "ATE0\r");
-        assert_eq!(say(&mut e, "AT+CMGS=23\r"), "\r\nERROR\r\n");
-        assert_eq!(say(&mut e, "AT^HCMGS=23\r"), "\r\n> ");
-        let (_, t, _) = split(e.feed(format!("{SUBMIT}\x1a").as_bytes()));
-        assert_eq!(
-            split(e.fire(t.into_iter().next().unwrap())).0,
-            "\r\n^HCMGS: 1\r\n\r\nOK\r\n"
-        );
+        // No PDU-mode send at all on a text-mode module.
+        assert_eq!(say(&mut e, "AT+CMGS=23\r"), "\r\n+CMS ERROR: 303\r\n");
         assert!(say(&mut e, "AT+CNUM\r").contains(",129"));
+        let mut g = engine(Dialect::Generic);
+        assert!(say(&mut g, "AT^HCMGS=\"075512345678\"\r").ends_with("ERROR\r\n"));
+        assert!(say(&mut g, "AT^HSMSSS=0,0,6,0\r").ends_with("ERROR\r\n"));
 
         let mut w = engine(Dialect::Wavecom);
         assert_eq!(say(&mut w, "ATE1\r"), "\r\nOK\r\n");
@@ -1541,6 +1757,130 @@ mod tests {
         let mut h = engine(Dialect::Huawei);
         assert!(say(&mut h, "AT^ICCID?\r").contains("^ICCID: 8986"));
         assert!(split(h.chatter()).0.starts_with("\r\n^"));
+    }
+
+    /// The MC323-style text flow as public drivers drive it (ModemManager's Huawei CDMA
+    /// plugin, the Quick.Sms MC323 driver): ^HSMSSS=0,0,6,0, +CMGF=1, ^HCMGS="<number>",
+    /// "> ", UCS2 big-endian + 00 1A, OK, then ^HCMGSS:<mr> (or ^HCMGSF:<cause>).
+    #[test]
+    fn phs_text_mode_send() {
+        let mut e = engine(Dialect::Phs);
+        say(&mut e, "ATE0\r");
+        // ^HCMGS belongs to text mode.
+        assert_eq!(
+            say(&mut e, "AT^HCMGS=\"075512345678\"\r"),
+            "\r\n+CMS ERROR: 302\r\n"
+        );
+        assert_eq!(say(&mut e, "AT^HSMSSS=0,0,6,0\r"), "\r\nOK\r\n");
+        assert_eq!(
+            say(&mut e, "AT^HSMSSS?\r"),
+            "\r\n^HSMSSS: 0,0,6,0\r\n\r\nOK\r\n"
+        );
+        assert_eq!(
+            say(&mut e, "AT^HSMSSS=0,0,9,0\r"),
+            "\r\n+CMS ERROR: 303\r\n"
+        );
+        assert_eq!(say(&mut e, "AT+CMGF=1\r"), "\r\nOK\r\n");
+        // International form is not taken by a PHS module.
+        assert_eq!(
+            say(&mut e, "AT^HCMGS=\"+8675512345678\"\r"),
+            "\r\n+CMS ERROR: 305\r\n"
+        );
+        assert_eq!(say(&mut e, "AT^HCMGS=\"075512345678\"\r"), "\r\n> ");
+        // "业务" = U+4E1A U+52A1: the 0x1A inside 业 must not end the text.
+        let mut body = vec![0x4E, 0x1A, 0x52, 0xA1];
+        let (w, t, _) = split(e.feed(&body));
+        assert_eq!((w.as_str(), t.len()), ("", 0));
+        body = vec![0x00, 0x1A];
+        let (w, t, _) = split(e.feed(&body));
+        assert_eq!(w, "\r\nOK\r\n");
+        let [t] = <[Timer; 1]>::try_from(t).unwrap();
+        let (w, _, ev) = split(e.fire(t));
+        assert_eq!(w, "\r\n^HCMGSS:1\r\n");
+        assert_eq!(ev[0]["event"], "hcmgs");
+        assert_eq!(ev[0]["to"], "075512345678");
+        assert_eq!(ev[0]["text"], "业务");
+        assert_eq!(ev[0]["mr"], 1);
+        // Injected failure arrives as ^HCMGSF with the cause.
+        e.fail = Some(FailRule {
+            cms: 107,
+            mode: FailMode::Once,
+        });
+        say(&mut e, "AT^HCMGS=\"075512345678\"\r");
+        let (w, t, _) = split(e.feed(&[0x4F, 0x60, 0x00, 0x1A]));
+        assert_eq!(w, "\r\nOK\r\n");
+        assert_eq!(
+            split(e.fire(t.into_iter().next().unwrap())).0,
+            "\r\n^HCMGSF:107\r\n"
+        );
+        // More than 70 UCS2 characters is refused; 00 1B cancels.
+        say(&mut e, "AT^HCMGS=\"075512345678\"\r");
+        let mut long: Vec<u8> = [0x4F, 0x60].repeat(71);
+        long.extend([0x00, 0x1A]);
+        assert_eq!(split(e.feed(&long)).0, "\r\n+CMS ERROR: 305\r\n");
+        say(&mut e, "AT^HCMGS=\"075512345678\"\r");
+        assert_eq!(split(e.feed(&[0x4F, 0x60, 0x00, 0x1B])).0, "\r\nOK\r\n");
+        assert_eq!(e.counters.submitted, 1);
+        assert_eq!(e.counters.failed, 1);
+    }
+
+    #[test]
+    fn phs_text_mode_inbound_is_hcmt() {
+        let mut e = engine(Dialect::Phs);
+        say(&mut e, "ATE0\r");
+        say(&mut e, "AT+CMGF=1\r");
+        say(&mut e, "AT+CNMI=2,2,0,0,0\r");
+        let acts = e.inject("075587654321", "退订");
+        let bytes: Vec<u8> = acts
+            .iter()
+            .filter_map(|a| match a {
+                Action::Write(b) => Some(b.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let head = String::from_utf8_lossy(&bytes[..bytes.len() - 8]).to_string();
+        assert!(head.starts_with("\r\n^HCMT:075587654321,20"), "{head:?}");
+        assert!(head.ends_with(",0,6,4,0,0,0,0\r\n"), "{head:?}");
+        // 退 U+9000, 订 U+8BA2, then 00 1A and CR LF.
+        assert_eq!(
+            &bytes[bytes.len() - 8..],
+            &[0x90, 0x00, 0x8B, 0xA2, 0x00, 0x1A, b'\r', b'\n']
+        );
+        // In PDU mode the same module uses the 27.005 +CMT.
+        say(&mut e, "AT+CMGF=0\r");
+        assert!(split(e.inject("075587654321", "TD"))
+            .0
+            .starts_with("\r\n+CMT: ,"));
+        // 75 characters arrive as two pieces (70 + 5): no concatenation header in CDMA text.
+        say(&mut e, "AT+CMGF=1\r");
+        let (w, _, ev) = split(e.inject("075587654321", &"退".repeat(75)));
+        assert_eq!(w.matches("^HCMT:").count(), 2);
+        assert_eq!(ev[1]["text"], "退".repeat(5));
+    }
+
+    #[test]
+    fn smsc_drop_quirk_and_report_status() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0;+CNMI=2,1,0,1,0\r");
+        e.smsc_drop = true;
+        // SMSC 07 91 1326040000F0 (+31624000000) in front of the SUBMIT: no reply at all.
+        say(&mut e, "AT+CMGS=23\r");
+        let (w, t, ev) = split(e.feed(format!("07911326040000F0{}\x1a", &SUBMIT[2..]).as_bytes()));
+        assert_eq!((w.as_str(), t.len()), ("", 0));
+        assert_eq!(ev[0]["kind"], "smsc_drop");
+        assert_eq!(e.state(), "idle");
+        // Without the SMSC ("00" = use +CSCA) it goes through.
+        say(&mut e, "AT+CMGS=23\r");
+        let (_, t, _) = split(e.feed(format!("{SUBMIT_SRR}\x1a").as_bytes()));
+        e.report_status = 0x46;
+        let (w, t, _) = split(e.fire(t.into_iter().next().unwrap()));
+        assert!(w.starts_with("\r\n+CMGS: "), "{w:?}");
+        let (w, _, ev) = split(e.fire(t.into_iter().next().unwrap()));
+        assert_eq!(ev[0]["status"], 0x46);
+        // The TP-Status is the octet after the two 7-octet timestamps at the PDU's end.
+        let pdu = w.lines().nth(2).unwrap().to_string();
+        assert!(pdu.ends_with("46"), "{pdu}");
     }
 
     #[test]
@@ -1588,6 +1928,19 @@ mod tests {
                     if let Action::Arm(_, t) = a {
                         let _ = e.fire(t);
                     }
+                }
+            }
+        }
+
+        #[test]
+        fn text_prompt_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut e = engine(Dialect::Phs);
+            let _ = e.feed(b"AT+CMGF=1\r");
+            let _ = e.feed(b"AT^HSMSSS=0,0,6,0\r");
+            let _ = e.feed(b"AT^HCMGS=\"075512345678\"\r");
+            for a in e.feed(&bytes) {
+                if let Action::Arm(_, t) = a {
+                    let _ = e.fire(t);
                 }
             }
         }

@@ -144,6 +144,39 @@ fn json_ids(v: &[u32]) -> String {
     serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
 }
 
+/// Sets which uids and gids act as an account (the configuration's `[[accounts]]` at start).
+pub fn set_peers(tx: &Transaction<'_>, account_id: i64, uids: &[u32], gids: &[u32]) -> Result<()> {
+    let n = tx.execute(
+        "UPDATE accounts SET uids = ?2, gids = ?3 WHERE id = ?1",
+        params![account_id, json_ids(uids), json_ids(gids)],
+    )?;
+    if n == 0 {
+        return Err(ContractError::UnknownAccount(account_id));
+    }
+    Ok(())
+}
+
+/// Whether an account is unmetered (never charged; see `[[accounts]] unmetered`).
+pub fn is_unmetered(conn: &Connection, account_id: i64) -> Result<bool> {
+    Ok(conn
+        .query_row(
+            "SELECT unmetered FROM accounts WHERE id = ?1",
+            [account_id],
+            |r| r.get(0),
+        )
+        .optional()?
+        .unwrap_or(false))
+}
+
+/// Makes an account unmetered or metered.
+pub fn set_unmetered(tx: &Transaction<'_>, account_id: i64, unmetered: bool) -> Result<()> {
+    tx.execute(
+        "UPDATE accounts SET unmetered = ?2 WHERE id = ?1",
+        params![account_id, unmetered],
+    )?;
+    Ok(())
+}
+
 /// Creates an account and returns its id.
 pub fn create_account(tx: &Transaction<'_>, a: &NewAccount, now: Timestamp) -> Result<i64> {
     tx.execute(
@@ -556,6 +589,50 @@ pub fn refund_part(
         lot_id,
         refund_lot_id,
     }))
+}
+
+/// An operator retry of a part whose credit was refunded: the part is reserved again, earliest
+/// expiry first (it will be committed or refunded like any other). Returns false when the part
+/// has no reservation or is still reserved; not enough credit is an error and the retry fails.
+pub fn rereserve_part(
+    tx: &Transaction<'_>,
+    message_id: i64,
+    part_seq: u32,
+    now: Timestamp,
+) -> Result<bool> {
+    let row: Option<(i64, String)> = tx
+        .query_row(
+            "SELECT account_id, state FROM credit_reservations
+             WHERE message_id = ?1 AND part_seq = ?2",
+            params![message_id, part_seq],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((account_id, state)) = row else {
+        return Ok(false);
+    };
+    if state != "refunded" {
+        return Ok(false);
+    }
+    let picks = take_credit(tx, account_id, 1, now, false)?;
+    let Some(&lot) = picks.first() else {
+        return Err(ContractError::InsufficientCredit {
+            needed: 1,
+            available: 0,
+            shortfall: 1,
+        });
+    };
+    tx.execute(
+        "UPDATE credit_reservations SET lot_id = ?3, state = 'reserved', reserved_at = ?4,
+             settled_at = NULL, refunded_to = NULL
+         WHERE message_id = ?1 AND part_seq = ?2",
+        params![message_id, part_seq, lot, now.as_second()],
+    )?;
+    tx.execute(
+        "UPDATE credit_lots SET reserved = reserved + 1 WHERE id = ?1",
+        [lot],
+    )?;
+    Ok(true)
 }
 
 fn reserved_parts(tx: &Connection, message_id: i64) -> Result<Vec<u32>> {

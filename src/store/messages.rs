@@ -255,9 +255,10 @@ pub(crate) fn set_message_state(
 /// Changes a part's state (checked and logged). Other columns are set by the caller in the
 /// same transaction.
 pub(crate) fn set_part_state(
-    conn: &Connection,
+    conn: &Transaction<'_>,
     id: PartId,
     to: PartState,
+    now: Timestamp,
 ) -> Result<PartState, StoreError> {
     let from = part_state(conn, id)?;
     if from == to {
@@ -271,6 +272,8 @@ pub(crate) fn set_part_state(
         params![id.0, to.as_str()],
     )?;
     tracing::debug!(part = id.0, %from, %to, "part state");
+    // Credit and audit follow the part in the same transaction (see store::hooks).
+    super::hooks::part_changed(conn, id, from, to, now)?;
     Ok(from)
 }
 
@@ -470,7 +473,7 @@ pub fn reject(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     for part in part_ids_in(tx, id, &[PartState::Queued])? {
-        set_part_state(tx, part, PartState::Cancelled)?;
+        set_part_state(tx, part, PartState::Cancelled, now)?;
     }
     set_message_state(tx, id, MessageState::Rejected, now, Some(reason))
 }
@@ -579,7 +582,7 @@ impl Store {
                 .query_map([], |r| r.get(0))?
                 .collect::<Result<_, _>>()?;
             for id in &ids {
-                set_part_state(tx, PartId(*id), PartState::Unknown)?;
+                set_part_state(tx, PartId(*id), PartState::Unknown, now)?;
                 tx.execute(
                     "UPDATE parts SET error = 'daemon stopped while sending' WHERE id = ?1",
                     [id],
@@ -634,7 +637,7 @@ impl Store {
             }
             let parts = part_ids_in(tx, id, &[PartState::Unknown, PartState::Failed])?;
             for p in &parts {
-                set_part_state(tx, *p, PartState::Queued)?;
+                set_part_state(tx, *p, PartState::Queued, now)?;
                 tx.execute(
                     // A fresh budget of attempts: the operator decided to try again.
                     "UPDATE parts SET next_attempt_at = NULL, sim_id = NULL, report_status = NULL,
@@ -670,7 +673,7 @@ impl Store {
             )?;
             match verdict {
                 Settlement::Sent => {
-                    set_part_state(tx, part, PartState::Sent)?;
+                    set_part_state(tx, part, PartState::Sent, now)?;
                     tx.execute(
                         "UPDATE parts SET sent_at = COALESCE(claimed_at, ?2),
                              error = 'settled as sent by operator'
@@ -679,7 +682,7 @@ impl Store {
                     )?;
                 }
                 Settlement::NotSent => {
-                    set_part_state(tx, part, PartState::Failed)?;
+                    set_part_state(tx, part, PartState::Failed, now)?;
                     tx.execute(
                         "UPDATE parts SET error = 'settled as not sent by operator' WHERE id = ?1",
                         [part.0],
@@ -703,7 +706,7 @@ impl Store {
             }
             let queued = part_ids_in(tx, id, &[PartState::Queued])?;
             for p in &queued {
-                set_part_state(tx, *p, PartState::Cancelled)?;
+                set_part_state(tx, *p, PartState::Cancelled, now)?;
             }
             let total = part_states(tx, id)?.len();
             if !queued.is_empty() || state == MessageState::HeldForReview {
@@ -733,7 +736,7 @@ impl Store {
             for id in &ids {
                 let id = MessageId(*id);
                 for p in part_ids_in(tx, id, &[PartState::Queued])? {
-                    set_part_state(tx, p, PartState::Expired)?;
+                    set_part_state(tx, p, PartState::Expired, now)?;
                 }
                 recompute(tx, id, now, Some("deadline passed"))?;
             }
@@ -1015,7 +1018,7 @@ pub(super) fn claim_in(
             )));
         }
     }
-    set_part_state(tx, part, PartState::Sending)?;
+    set_part_state(tx, part, PartState::Sending, now)?;
     tx.execute(
         "UPDATE parts SET sim_id = ?2, attempts = attempts + 1, claimed_at = ?3 WHERE id = ?1",
         params![part.0, sim.0, ms(now)],
@@ -1057,7 +1060,7 @@ pub(super) fn mark_sent_in(
             to: PartState::Sent,
         });
     }
-    set_part_state(tx, part, PartState::Sent)?;
+    set_part_state(tx, part, PartState::Sent, now)?;
     let (message, sim): (i64, Option<i64>) = tx.query_row(
         "UPDATE parts SET tp_mr = ?2, sent_at = ?3, next_attempt_at = NULL, error = NULL
          WHERE id = ?1 RETURNING message_id, sim_id",
@@ -1081,7 +1084,7 @@ pub(super) fn mark_unknown_in(
     error: &str,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    set_part_state(tx, part, PartState::Unknown)?;
+    set_part_state(tx, part, PartState::Unknown, now)?;
     let message: i64 = tx.query_row(
         "UPDATE parts SET error = ?2 WHERE id = ?1 RETURNING message_id",
         params![part.0, error],
@@ -1102,11 +1105,11 @@ fn fail_message(
 ) -> Result<(), StoreError> {
     let sibling_error = format!("not sent: part {seq} failed");
     for p in part_ids_in(tx, message, &[PartState::Queued])? {
-        set_part_state(tx, p, PartState::Failed)?;
         tx.execute(
             "UPDATE parts SET error = ?2 WHERE id = ?1",
             params![p.0, sibling_error],
         )?;
+        set_part_state(tx, p, PartState::Failed, now)?;
     }
     set_message_state(tx, message, MessageState::Failed, now, Some(why))
 }
@@ -1162,11 +1165,12 @@ pub(super) fn mark_failed_in(
         } else {
             format!("gave up after {attempts} attempts: {error}")
         };
-        set_part_state(tx, part, PartState::Failed)?;
+        // The error first: the audit record the state change appends carries it.
         tx.execute(
             "UPDATE parts SET error = ?2, next_attempt_at = NULL WHERE id = ?1",
             params![part.0, why],
         )?;
+        set_part_state(tx, part, PartState::Failed, now)?;
         if closed {
             recompute(tx, message, now, None)?;
         } else {
@@ -1186,7 +1190,7 @@ pub(super) fn mark_failed_in(
         .map(|s| s.0.to_string())
         .collect::<Vec<_>>()
         .join(",");
-    set_part_state(tx, part, PartState::Queued)?;
+    set_part_state(tx, part, PartState::Queued, now)?;
     tx.execute(
         "UPDATE parts SET sim_id = NULL, next_attempt_at = ?2, avoid_sims = ?3, error = ?4
          WHERE id = ?1",
@@ -1251,7 +1255,7 @@ fn apply_report_in(
     // TS 23.040 9.2.3.15: 0x00-0x1F completed, 0x20-0x3F SC still trying, the rest failed.
     let outcome = match report.status {
         0x00..=0x1F => {
-            set_part_state(tx, part, PartState::Delivered)?;
+            set_part_state(tx, part, PartState::Delivered, now)?;
             tx.execute(
                 "UPDATE parts SET delivered_at = ?2 WHERE id = ?1",
                 params![part.0, ms(now)],
@@ -1264,7 +1268,7 @@ fn apply_report_in(
                 // A failure after a delivery is stale; the delivery stands.
                 return Ok(ReportOutcome::Delivered { part, message });
             }
-            set_part_state(tx, part, PartState::Failed)?;
+            set_part_state(tx, part, PartState::Failed, now)?;
             let error = format!("status report: TP-Status 0x{s:02X}");
             tx.execute(
                 "UPDATE parts SET error = ?2 WHERE id = ?1",

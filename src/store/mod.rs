@@ -11,6 +11,7 @@
 pub mod audit;
 mod batch;
 pub mod contract;
+mod hooks;
 mod inbound;
 mod messages;
 mod sims;
@@ -82,6 +83,9 @@ pub enum StoreError {
     Invalid(String),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A credit or audit hook failed (the whole state change is rolled back).
+    #[error("contract: {0}")]
+    Contract(String),
 }
 
 impl From<state::UnknownState> for StoreError {
@@ -115,6 +119,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0001_core.sql")),
         M::up(include_str!("migrations/0002_contract.sql")),
         M::up(include_str!("migrations/0003_daemon.sql")),
+        M::up(include_str!("migrations/0004_contract_unmetered.sql")),
     ])
 }
 
@@ -199,6 +204,6 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 3);
+        assert_eq!(store.schema_version().unwrap(), 4);
     }
 }

@@ -1,0 +1,287 @@
+//! The admin routes of the API: accounts, credit, the review queue and blacklists. The shapes
+//! are [`AdminOp`] (what the daemon executes, see `Backend::admin`) and the request bodies below.
+//!
+//! What must always hold: every admin route is for admins only (root or the admin group), except
+//! `GET /v1/accounts/{name}/credit`, which an account may read for itself; the audit actor is
+//! derived from the peer credentials (`admin:uid N`), never from the request.
+//!
+//! Routes:
+//! - `GET /v1/accounts`, `POST /v1/accounts` `{"name", "uids", "gids", "signature_required",
+//!   "unsubscribe_suffix", "send_window"}`
+//! - `GET /v1/accounts/{name}/credit`, `POST /v1/accounts/{name}/credit`
+//!   `{"messages", "price_fen", "expires"}`
+//! - `GET /v1/reviews`, `POST /v1/reviews/{id}` `{"decision": "approve"|"reject"|"reject_as_violation"}`
+//! - `GET /v1/blacklist`, `POST /v1/blacklist` and `POST /v1/blacklist/remove`
+//!   `{"account", "number", "reason"}`
+
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
+use axum::extract::{ConnectInfo, Path as UrlPath, State};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+
+use super::server::{caller, json_body, refuse_if_shutting_down, ApiState, Peer};
+use super::{ApiError, Backend, Caller};
+
+/// A reviewer's decision as the API names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReviewVerdict {
+    Approve,
+    Reject,
+    RejectAsViolation,
+}
+
+/// One admin operation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AdminOp {
+    AccountList,
+    AccountAdd {
+        name: String,
+        uids: Vec<u32>,
+        gids: Vec<u32>,
+        /// Every text must start with a 【signature】.
+        signature_required: bool,
+        /// Appended to every text unless already there, e.g. "回T退订".
+        unsubscribe_suffix: Option<String>,
+        /// e.g. "08:00-22:00 Asia/Shanghai": messages outside wait.
+        send_window: Option<String>,
+    },
+    CreditShow {
+        account: String,
+    },
+    CreditAdd {
+        account: String,
+        messages: u64,
+        price_fen: i64,
+        expires: Option<Timestamp>,
+    },
+    ReviewList,
+    ReviewDecide {
+        id: i64,
+        decision: ReviewVerdict,
+    },
+    BlacklistList,
+    BlacklistAdd {
+        account: Option<String>,
+        number: Option<String>,
+        reason: String,
+    },
+    BlacklistRemove {
+        account: Option<String>,
+        number: Option<String>,
+        reason: String,
+    },
+}
+
+/// `POST /v1/accounts`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewAccountRequest {
+    pub name: String,
+    pub uids: Vec<u32>,
+    pub gids: Vec<u32>,
+    pub signature_required: bool,
+    pub unsubscribe_suffix: Option<String>,
+    pub send_window: Option<String>,
+}
+
+/// `POST /v1/accounts/{name}/credit`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CreditRequest {
+    pub messages: u64,
+    /// Price of the lot in fen (0.01 yuan).
+    pub price_fen: i64,
+    /// Default: one year after purchase.
+    pub expires: Option<Timestamp>,
+}
+
+/// `POST /v1/reviews/{id}`
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewRequest {
+    pub decision: ReviewVerdict,
+}
+
+/// `POST /v1/blacklist`, `POST /v1/blacklist/remove`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BlacklistRequest {
+    pub account: Option<String>,
+    pub number: Option<String>,
+    pub reason: String,
+}
+
+fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
+    if caller.admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "uid {}: {what} is for admins only",
+            caller.uid
+        )))
+    }
+}
+
+async fn run<B: Backend>(
+    state: &ApiState<B>,
+    caller: Caller,
+    op: AdminOp,
+) -> Result<Response, ApiError> {
+    let uid = caller.uid;
+    let v = state.backend().admin(caller, op).await?;
+    tracing::info!(uid, "api: admin operation done");
+    Ok(Json(v).into_response())
+}
+
+pub(super) async fn accounts_get<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    admin_only(&c, "listing accounts")?;
+    run(&state, c, AdminOp::AccountList).await
+}
+
+pub(super) async fn accounts_post<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    admin_only(&c, "adding an account")?;
+    let r: NewAccountRequest = json_body(body)?;
+    let op = AdminOp::AccountAdd {
+        name: r.name,
+        uids: r.uids,
+        gids: r.gids,
+        signature_required: r.signature_required,
+        unsubscribe_suffix: r.unsubscribe_suffix,
+        send_window: r.send_window,
+    };
+    run(&state, c, op).await
+}
+
+fn name_of(raw: Result<UrlPath<String>, PathRejection>) -> Result<String, ApiError> {
+    raw.map(|UrlPath(n)| n)
+        .map_err(|_| ApiError::NotFound("no such account".into()))
+}
+
+pub(super) async fn credit_get<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    name: Result<UrlPath<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    let name = name_of(name)?;
+    if !c.admin && c.account.as_deref() != Some(name.as_str()) {
+        return Err(ApiError::Forbidden(format!(
+            "uid {} may only read its own account's credit",
+            c.uid
+        )));
+    }
+    run(&state, c, AdminOp::CreditShow { account: name }).await
+}
+
+pub(super) async fn credit_post<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    name: Result<UrlPath<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    admin_only(&c, "adding credit")?;
+    let name = name_of(name)?;
+    let r: CreditRequest = json_body(body)?;
+    let op = AdminOp::CreditAdd {
+        account: name,
+        messages: r.messages,
+        price_fen: r.price_fen,
+        expires: r.expires,
+    };
+    run(&state, c, op).await
+}
+
+pub(super) async fn reviews_get<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    admin_only(&c, "the review queue")?;
+    run(&state, c, AdminOp::ReviewList).await
+}
+
+pub(super) async fn review_post<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    id: Result<UrlPath<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    admin_only(&c, "reviewing")?;
+    let id = name_of(id)?
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::NotFound("no message with such an id".into()))?;
+    let r: ReviewRequest = json_body(body)?;
+    run(
+        &state,
+        c,
+        AdminOp::ReviewDecide {
+            id,
+            decision: r.decision,
+        },
+    )
+    .await
+}
+
+pub(super) async fn blacklist_get<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    admin_only(&c, "the blacklist")?;
+    run(&state, c, AdminOp::BlacklistList).await
+}
+
+pub(super) async fn blacklist_add<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    admin_only(&c, "changing the blacklist")?;
+    let r: BlacklistRequest = json_body(body)?;
+    let op = AdminOp::BlacklistAdd {
+        account: r.account,
+        number: r.number,
+        reason: r.reason,
+    };
+    run(&state, c, op).await
+}
+
+pub(super) async fn blacklist_remove<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    admin_only(&c, "changing the blacklist")?;
+    let r: BlacklistRequest = json_body(body)?;
+    let op = AdminOp::BlacklistRemove {
+        account: r.account,
+        number: r.number,
+        reason: r.reason,
+    };
+    run(&state, c, op).await
+}
