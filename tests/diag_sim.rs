@@ -67,8 +67,14 @@ async fn run_binary(args: &[&str]) -> (Option<i32>, String, String) {
     )
 }
 
+/// The tests of this file run one at a time: one of them forks the real binary, and a forked
+/// child briefly holds copies of every descriptor the test process has open (until it execs),
+/// which another test's probe would rightly report as "port held by another process".
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn library_and_binary_report_the_sims_identities() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     // Mixed: generic, huawei, zte, quectel, simcom, wavecom, phs.
     let (_d, bank) = bank(7, DialectChoice::Mixed).await;
     let expected = status(&bank).await;
@@ -143,6 +149,7 @@ async fn library_and_binary_report_the_sims_identities() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn faults_give_the_technicians_verdicts() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (_d, bank) = bank(5, DialectChoice::One(smsgate::sim::Dialect::Generic)).await;
     let expected = status(&bank).await;
     bank.control(Control::SimRemove { modem: 0 }).await.unwrap();
@@ -208,6 +215,7 @@ async fn faults_give_the_technicians_verdicts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_test_reaches_the_network() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (_d, bank) = bank(2, DialectChoice::Mixed).await;
     let p1 = bank.port_path(1).display().to_string(); // huawei
     let (code, stdout, stderr) =
@@ -267,6 +275,7 @@ async fn send_test_reaches_the_network() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_port_held_exclusively_names_its_holder() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (_d, bank) = bank(1, DialectChoice::Mixed).await;
     let path = bank.port_path(0);
     let held = smsgate::modem::open_port(&path.display().to_string(), 115_200).unwrap();
@@ -300,6 +309,7 @@ async fn a_port_held_exclusively_names_its_holder() {
 
 #[tokio::test]
 async fn bad_arguments_exit_2_and_missing_ports_are_problems() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (code, _, stderr) = run_binary(&["/dev/null", "--send-test", "12ab"]).await;
     assert_eq!(code, Some(2), "{stderr}");
     let (code, _, stderr) = run_binary(&["/a", "/b", "--send-test", "+8613912345678"]).await;
@@ -314,6 +324,7 @@ async fn bad_arguments_exit_2_and_missing_ports_are_problems() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_names_of_one_device_are_probed_once() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (_d, bank) = bank(1, DialectChoice::Mixed).await;
     let s = status(&bank).await.remove(0);
     let tty = PathBuf::from(s.tty.clone().expect("the sim reports its tty"));
@@ -328,6 +339,7 @@ async fn two_names_of_one_device_are_probed_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn send_test_on_a_phs_module_uses_text_mode_hcmgs() {
+    let _serial = ONE_AT_A_TIME.lock().await;
     let (_d, bank) = bank(1, DialectChoice::One(smsgate::sim::Dialect::Phs)).await;
     let opts = DiagOptions {
         send_test: Some("075512345678".into()),
