@@ -67,7 +67,13 @@ impl Pty {
         let flags = OFlag::from_bits_truncate(fcntl(&pair.master, FcntlArg::F_GETFL)?);
         fcntl(&pair.master, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK))?;
         let tty = nix::unistd::ttyname(pair.slave.as_fd())?;
-        let tmp = link.with_extension("relink");
+        // The link is made under a hidden temporary name, then renamed into place (atomic for
+        // clients). Hidden, because a port glob such as `DIR/modem*` must never see the
+        // temporary name: a daemon watching the directory would adopt it as the port's name.
+        let tmp = link.with_file_name(format!(
+            ".{}.relink",
+            link.file_name().unwrap_or_default().to_string_lossy()
+        ));
         let _ = std::fs::remove_file(&tmp);
         // SAFETY: the OwnedFd is moved into the AsyncFd and owned by it until drop, so the fd stays
         // open and names the same pty master for the AsyncFd's whole life.
