@@ -342,7 +342,7 @@ async fn latency(samples: usize) -> BenchResult<()> {
 /// One request with `recipients` recipients, timed to its 202 (validation, policy, encoding, the
 /// store transaction with its audit entries): issue 5's acceptance target is < 1 s for 10,000.
 async fn accept(recipients: usize, runs: usize) -> BenchResult<()> {
-    let mut rig = Rig::start("accept", 4, Duration::from_millis(500)).await?;
+    let rig = Rig::start("accept", 4, Duration::from_millis(500)).await?;
     let mut secs = Vec::with_capacity(runs);
     for run in 0..runs {
         let to: Vec<String> = (0..recipients)
