@@ -17,8 +17,7 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::{params, Transaction, TransactionBehavior};
 
 use super::messages::{claim_in, mark_failed_in, mark_sent_in, mark_unknown_in};
-use super::{ts, ts_opt, ClaimedPart, FailOutcome, MessageId, PartId, SimId, Store, StoreError};
-use crate::number::Carrier;
+use super::{ClaimedPart, FailOutcome, PartId, SimId, Store, StoreError};
 use crate::scheduler::{before, DuePart, FailureKind, Quota, SimSlot};
 
 /// What became of one send, to be committed by [`Store::record_outcomes`].
@@ -205,23 +204,7 @@ impl Store {
         )?;
         let mut all = Vec::new();
         for state in ["queued", "scheduled", "sending"] {
-            let rows = stmt.query_map(params![state, limit], |r| {
-                Ok(DuePart {
-                    part: PartId(r.get(0)?),
-                    message: MessageId(r.get(1)?),
-                    seq: r.get(2)?,
-                    total: r.get(3)?,
-                    recipient_carrier: Carrier::from_name(&r.get::<_, String>(4)?),
-                    priority: r.get(5)?,
-                    created_at: ts(r.get(6)?),
-                    not_before: ts_opt(r.get(7)?),
-                    deadline: ts_opt(r.get(8)?),
-                    next_attempt_at: ts_opt(r.get(9)?),
-                    avoid_sims: parse_avoid(&r.get::<_, String>(10)?),
-                    pinned_sim: r.get::<_, Option<i64>>(11)?.map(SimId),
-                    previous_sent: r.get(12)?,
-                })
-            })?;
+            let rows = stmt.query_map(params![state, limit], super::messages::due_part_row)?;
             for row in rows {
                 all.push(row?);
             }
@@ -238,17 +221,11 @@ impl Store {
     }
 }
 
-fn parse_avoid(s: &str) -> Vec<SimId> {
-    s.split(',')
-        .filter_map(|x| x.trim().parse::<i64>().ok())
-        .map(SimId)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::{InitialState, NewMessage, NewPart, SimIdentity};
+    use crate::number::Carrier;
+    use crate::store::{InitialState, MessageId, NewMessage, NewPart, SimIdentity};
 
     const PDU: &str = "0011000D91683119325476F80008AA0C4F60597D4E16754C0021";
 

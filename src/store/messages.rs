@@ -761,23 +761,7 @@ impl Store {
              ORDER BY m.priority DESC, m.created_at, p.message_id, p.seq
              LIMIT ?1",
         )?;
-        let rows = stmt.query_map([limit], |r| {
-            Ok(DuePart {
-                part: PartId(r.get(0)?),
-                message: MessageId(r.get(1)?),
-                seq: r.get(2)?,
-                total: r.get(3)?,
-                recipient_carrier: Carrier::from_name(&r.get::<_, String>(4)?),
-                priority: r.get(5)?,
-                created_at: ts(r.get(6)?),
-                not_before: ts_opt(r.get(7)?),
-                deadline: ts_opt(r.get(8)?),
-                next_attempt_at: ts_opt(r.get(9)?),
-                avoid_sims: parse_avoid(&r.get::<_, String>(10)?),
-                pinned_sim: r.get::<_, Option<i64>>(11)?.map(SimId),
-                previous_sent: r.get(12)?,
-            })
-        })?;
+        let rows = stmt.query_map([limit], due_part_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -1286,6 +1270,26 @@ fn apply_report_in(
     };
     recompute(tx, message, now, None)?;
     Ok(outcome)
+}
+
+/// One row of the due-parts queries ([`Store::due_parts`] and `Store::due_parts_indexed`), which
+/// select the same columns in the same order.
+pub(super) fn due_part_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DuePart> {
+    Ok(DuePart {
+        part: PartId(r.get(0)?),
+        message: MessageId(r.get(1)?),
+        seq: r.get(2)?,
+        total: r.get(3)?,
+        recipient_carrier: Carrier::from_name(&r.get::<_, String>(4)?),
+        priority: r.get(5)?,
+        created_at: ts(r.get(6)?),
+        not_before: ts_opt(r.get(7)?),
+        deadline: ts_opt(r.get(8)?),
+        next_attempt_at: ts_opt(r.get(9)?),
+        avoid_sims: parse_avoid(&r.get::<_, String>(10)?),
+        pinned_sim: r.get::<_, Option<i64>>(11)?.map(SimId),
+        previous_sent: r.get(12)?,
+    })
 }
 
 #[cfg(test)]
