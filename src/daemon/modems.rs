@@ -245,7 +245,7 @@ async fn supervise(shared: &Arc<Shared>, path: &std::path::Path, mut stop: watch
         let started = std::time::Instant::now();
         match Modem::open(path, &config) {
             Ok((handle, events)) => {
-                shared.registry_insert(&port, handle);
+                shared.modems.insert(&port, handle);
                 let reason = pump(shared, &port, events, &mut stop).await;
                 if let Some(slot) = shared.modems.remove(&port) {
                     if slot.sim.is_some() {
@@ -274,12 +274,6 @@ async fn supervise(shared: &Arc<Shared>, path: &std::path::Path, mut stop: watch
             _ = tokio::time::sleep(delay) => {}
             _ = stop.changed() => return,
         }
-    }
-}
-
-impl Shared {
-    fn registry_insert(&self, port: &str, handle: ModemHandle) {
-        self.modems.insert(port, handle);
     }
 }
 
