@@ -104,6 +104,25 @@ pub struct ModemsConfig {
     /// is treated as a broken link (the part becomes `unknown` if its PDU was written).
     #[serde(with = "duration")]
     pub send_timeout: SignedDuration,
+    /// What an ambiguous modem error (`+CMS ERROR: 332` network timeout, `500` unknown: the
+    /// part may have reached the SMSC) does to its part: `hold` it as `unknown` until a status
+    /// report or the operator settles it (never twice), or `retry` it elsewhere once
+    /// `settle_window` passed with no report (for senders who prefer a possible duplicate to
+    /// a lost OTP).
+    pub on_ambiguous: OnAmbiguous,
+    /// How long after its send an `unknown` part can be settled by a status report (or a late
+    /// `+CMGS` answer) for its SIM and recipient, and how long `on_ambiguous = "retry"` waits.
+    #[serde(with = "duration")]
+    pub settle_window: SignedDuration,
+}
+
+/// `modems.on_ambiguous`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnAmbiguous {
+    #[default]
+    Hold,
+    Retry,
 }
 
 impl Default for ModemsConfig {
@@ -114,6 +133,8 @@ impl Default for ModemsConfig {
             dialect: "auto".into(),
             pin: None,
             send_timeout: SignedDuration::from_secs(60),
+            on_ambiguous: OnAmbiguous::Hold,
+            settle_window: SignedDuration::from_mins(10),
         }
     }
 }
@@ -336,6 +357,9 @@ impl Config {
         }
         if !self.modems.send_timeout.is_positive() {
             return bad("modems.send_timeout", "must be positive".into());
+        }
+        if !self.modems.settle_window.is_positive() {
+            return bad("modems.settle_window", "must be positive".into());
         }
         if let Some(pin) = &self.modems.pin {
             if !(4..=8).contains(&pin.len()) || !pin.bytes().all(|b| b.is_ascii_digit()) {

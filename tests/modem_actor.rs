@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use smsgate::at::{CmsError, DeviceError, ErrorClass};
 use smsgate::modem::{
-    dialect, InboundOrigin, LinkError, Modem, ModemConfig, ModemEvent, ModemHandle,
+    dialect, InboundOrigin, LinkError, Modem, ModemConfig, ModemEvent, ModemHandle, PayloadFate,
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 use tokio::sync::mpsc;
@@ -65,6 +65,9 @@ fn start_peer(mut io: DuplexStream, script: Script) -> Peer {
                         };
                         l.lock().unwrap().push(entry.clone());
                         if let Some(reply) = script(&entry) {
+                            if reply == DROP {
+                                return; // the port vanishes (USB brown-out)
+                            }
                             if reply.ends_with("> ") {
                                 in_prompt = true;
                             }
@@ -87,6 +90,9 @@ fn start_peer(mut io: DuplexStream, script: Script) -> Peer {
     });
     Peer { log, inject: tx }
 }
+
+/// A script reply that makes the peer drop the port instead of answering.
+const DROP: &str = "\u{0}DROP";
 
 const STORED_PDU: &str =
     "07911326040000F0040B911346610089F60000208062917314080CC8F71D14969741F977FD07";
@@ -478,7 +484,7 @@ async fn forced_dialect_and_registration_events() {
     next_matching(&mut ev, |e| matches!(e, ModemEvent::RegistrationLost)).await;
     peer.urc("\r\n+CREG: 5\r\n");
     next_matching(&mut ev, |e| matches!(e, ModemEvent::RegistrationRegained)).await;
-    h.shutdown().await;
+    h.shutdown(Duration::from_secs(5)).await;
 }
 
 #[tokio::test(start_paused = true)]
@@ -650,4 +656,205 @@ async fn ok_without_a_reference_is_unconfirmed_not_a_retryable_error() {
     assert!(matches!(r, Err(LinkError::Unconfirmed { .. })), "{r:?}");
     // The modem itself is fine: the actor carries on.
     assert!(h.health().await.is_ok());
+}
+
+// ---------------------------------------------------------------------------------------------
+// Issue 8: the payload's fate, late answers, modems that reboot, status reports kept on the SIM.
+
+#[tokio::test(start_paused = true)]
+async fn port_gone_after_the_pdu_is_unconfirmed_not_retryable() {
+    // Regression (issue 8.1): the network took the PDU, then the USB modem browned out. The
+    // driver used to answer a plain `Gone`, which the runner retried on another SIM: a second
+    // SMS. It must say the payload may have left.
+    let script = with(|c| c.starts_with("PDU:").then(|| Some(DROP.to_string())));
+    let (h, mut ev, peer) = start(script, config()).await;
+    let r = h.send_part("0011", 1, false).await;
+    let e = r.expect_err("the port vanished");
+    assert!(matches!(e, LinkError::Unconfirmed { .. }), "{e:?}");
+    assert_eq!(e.payload_fate(), PayloadFate::MaybeSent);
+    assert!(matches!(e.link(), LinkError::Gone(_)), "{e:?}");
+    assert!(peer.saw("PDU:0011"));
+    // The actor still sees a port gone underneath.
+    let gone = next_matching(&mut ev, |e| matches!(e, ModemEvent::Gone(_))).await;
+    assert!(matches!(gone, ModemEvent::Gone(_)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn port_gone_before_the_prompt_was_not_sent() {
+    let script = with(|c| c.starts_with("AT+CMGS=").then(|| Some(DROP.to_string())));
+    let (h, _ev, peer) = start(script, config()).await;
+    let e = h.send_part("0011", 1, false).await.expect_err("port gone");
+    assert_eq!(e.payload_fate(), PayloadFate::NotSent, "{e:?}");
+    assert!(!peer.log().iter().any(|l| l.starts_with("PDU:")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn phs_text_flow_gone_after_the_text_is_unconfirmed() {
+    // The same fate rule for the ^HCMGS flow: OK came, the outcome URC did not, the port went.
+    let mut cfg = config();
+    cfg.dialect = dialect::by_name("phs");
+    let script = with(|c| match c {
+        "AT^HCMGS=\"075512345678\"" => Some(Some("\r\n> ".into())),
+        c if c.starts_with("PDU:") => Some(Some(DROP.to_string())),
+        _ => None,
+    });
+    let (h, _ev, _peer) = start(script, cfg).await;
+    let e = h
+        .send_part("0001000C817055214365870008044F60597D", 18, false)
+        .await
+        .expect_err("port gone");
+    assert_eq!(e.payload_fate(), PayloadFate::MaybeSent, "{e:?}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn late_cmgs_answer_is_not_taken_for_the_next_send() {
+    // Regression (issue 8, late answer): the first send times out after its PDU; its
+    // "+CMGS: 17" then arrives in front of the next send's prompt. The old session returned
+    // it as the next send's result (reference 17, PDU never written). Now it is reported as a
+    // late reference and the next send goes through with its own answer.
+    let sends = Arc::new(Mutex::new(0u32));
+    let n = sends.clone();
+    let script = with(move |c| {
+        if c.starts_with("AT+CMGS=") {
+            let mut k = n.lock().unwrap();
+            *k += 1;
+            return Some(Some(if *k == 1 {
+                "\r\n> ".into()
+            } else {
+                "\r\n+CMGS: 17\r\n\r\nOK\r\n\r\n> ".into()
+            }));
+        }
+        if c == "PDU:0011" {
+            return Some(None); // silent: the answer comes late
+        }
+        None
+    });
+    let mut cfg = config();
+    cfg.send_timeout = Duration::from_secs(5);
+    let (h, mut ev, peer) = start(script, cfg).await;
+    let first = h.send_part("0011", 1, false).await.expect_err("timed out");
+    assert_eq!(first.payload_fate(), PayloadFate::MaybeSent);
+    let second = h.send_part("0022", 1, false).await;
+    assert_eq!(second, Ok(Ok(42)), "{:?}", peer.log());
+    assert!(peer.saw("PDU:0022"));
+    let late = next_matching(&mut ev, |e| matches!(e, ModemEvent::LateReference { .. })).await;
+    assert!(
+        matches!(late, ModemEvent::LateReference { tp_mr: 17 }),
+        "{late:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn late_cmgs_answer_in_front_of_a_probe_is_kept() {
+    // The late answer lands in front of the recovery probe's own OK: the probe must not take
+    // the late OK for its own, and the reference is reported.
+    let probes = Arc::new(Mutex::new(0u32));
+    let n = probes.clone();
+    let script = with(move |c| {
+        if c == "PDU:0011" {
+            return Some(None);
+        }
+        // The ESC written after the timeout sits in front of the probe's line.
+        if c.trim_start_matches('\u{1b}') == "AT" {
+            let mut k = n.lock().unwrap();
+            *k += 1;
+            if *k == 1 {
+                return Some(Some("\r\n+CMGS: 9\r\n\r\nOK\r\n\r\nOK\r\n".into()));
+            }
+        }
+        None
+    });
+    let mut cfg = config();
+    cfg.send_timeout = Duration::from_secs(5);
+    let (h, mut ev, _peer) = start(script, cfg).await;
+    let first = h.send_part("0011", 1, false).await.expect_err("timed out");
+    assert_eq!(first.payload_fate(), PayloadFate::MaybeSent);
+    let late = next_matching(&mut ev, |e| matches!(e, ModemEvent::LateReference { .. })).await;
+    assert!(
+        matches!(late, ModemEvent::LateReference { tp_mr: 9 }),
+        "{late:?}"
+    );
+    assert_eq!(h.send_part("0022", 1, false).await, Ok(Ok(42)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn echo_after_ate0_stops_a_send_before_its_pdu_and_reinitialises() {
+    // Regression (issue 8, reboot): a modem that rebooted echoes again and is back in text
+    // mode; writing the PDU as text would send garbage to a number. The send stops before the
+    // prompt (not sent, retryable) and the modem is initialised again.
+    let rebooted = Arc::new(Mutex::new(false));
+    let r2 = rebooted.clone();
+    let script = with(move |c| {
+        if c.starts_with("AT+CMGS=") && !*r2.lock().unwrap() {
+            *r2.lock().unwrap() = true;
+            return Some(Some(format!("{c}\r\r\n> ")));
+        }
+        None
+    });
+    let (h, mut ev, peer) = start(script, config()).await;
+    h.identity().await.unwrap();
+    let e = h.send_part("0011", 1, false).await.expect_err("reset");
+    assert!(matches!(e, LinkError::Reset(_)), "{e:?}");
+    assert_eq!(e.payload_fate(), PayloadFate::NotSent);
+    assert!(!peer.saw("PDU:0011"), "{:?}", peer.log());
+    let restarted = next_matching(&mut ev, |e| matches!(e, ModemEvent::Restarted)).await;
+    assert!(matches!(restarted, ModemEvent::Restarted));
+    let inits = peer.log().iter().filter(|l| *l == "AT+CMGF=0").count();
+    assert_eq!(inits, 2, "initialised again: {:?}", peer.log());
+    assert_eq!(h.send_part("0011", 1, false).await, Ok(Ok(42)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn power_up_burst_reinitialises_the_modem() {
+    let (h, mut ev, peer) = start(Arc::new(standard), config()).await;
+    h.identity().await.unwrap();
+    peer.urc("\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\nSMS DONE\r\n");
+    let restarted = next_matching(&mut ev, |e| matches!(e, ModemEvent::Restarted)).await;
+    assert!(matches!(restarted, ModemEvent::Restarted));
+    let inits = peer
+        .log()
+        .iter()
+        .filter(|l| *l == "AT+CNMI=2,1,0,1,0")
+        .count();
+    assert!(inits >= 2, "initialised again: {:?}", peer.log());
+    assert_eq!(h.send_part("0011", 1, false).await, Ok(Ok(42)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn status_reports_stored_on_the_sim_are_read_at_start_up() {
+    // Reports that arrived while nobody read the port sit in "SR" memory: read at start-up
+    // and deleted only after the ack (issue 8, settling unknown parts).
+    const REPORT: &str = "07911326040000F006D60B911326880736F4111011719551401110117195714000";
+    let sr = Arc::new(Mutex::new(false));
+    let s2 = sr.clone();
+    let script = with(move |c| match c {
+        "AT+CPMS=\"SR\"" => {
+            *s2.lock().unwrap() = true;
+            Some(Some("\r\n+CPMS: 1,10,0,50,0,50\r\n\r\nOK\r\n".into()))
+        }
+        c if c.starts_with("AT+CPMS=") => {
+            *s2.lock().unwrap() = false;
+            None
+        }
+        "AT+CMGL=4" if *s2.lock().unwrap() => Some(Some(format!(
+            "\r\n+CMGL: 3,1,,26\r\n{REPORT}\r\n\r\nOK\r\n"
+        ))),
+        _ => None,
+    });
+    let (_h, mut ev, peer) = start(script, config()).await;
+    let report = next_matching(&mut ev, |e| matches!(e, ModemEvent::StatusReport(_))).await;
+    let ModemEvent::StatusReport(pdu) = report else {
+        unreachable!()
+    };
+    assert_eq!(pdu.pdu_hex, REPORT);
+    assert_eq!(
+        pdu.ack.origin(),
+        &InboundOrigin::Stored {
+            mem: "SR".into(),
+            index: 3
+        }
+    );
+    assert!(!peer.saw("AT+CMGD=3"), "not deleted before the ack");
+    pdu.ack.ack().await.unwrap().unwrap();
+    assert!(peer.saw("AT+CMGD=3"));
 }

@@ -71,6 +71,9 @@ pub enum ApiError {
     Policy { code: String, message: String },
     #[error("smsgate is shutting down; try again when it is back")]
     ShuttingDown,
+    /// The database cannot take the write (disk full): nothing of the request was kept.
+    #[error("{0}")]
+    InsufficientStorage(String),
     /// A fault of the daemon (database, bug). The message is for the operator's log as well.
     #[error("{0}")]
     Internal(String),
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::InsufficientCredit(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::Policy { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -104,6 +108,7 @@ impl ApiError {
             ApiError::InsufficientCredit(_) => "insufficient_credit",
             ApiError::Policy { code, .. } => code,
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::InsufficientStorage(_) => "insufficient_storage",
             ApiError::Internal(_) => "internal",
         }
     }

@@ -270,6 +270,9 @@ pub enum ModemState {
     Failed,
     /// The port went away (unplugged).
     Gone,
+    /// A second AT port of a module whose SIM another port already drives: listed, never
+    /// used, so one SIM is never sent on from two ports at once.
+    Duplicate,
 }
 
 /// Lifetime counters of one port.
@@ -362,6 +365,10 @@ pub struct Health {
     pub modems_total: u32,
     /// Messages accepted but not yet in a final state.
     pub pending: u64,
+    /// Why the database cannot write now (disk full, I/O error): sending is paused and
+    /// acceptance answers 507 until it writes again. Absent while all is well.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_error: Option<String>,
 }
 
 /// Every error answer: `{"error": {"code", "message"}}`.

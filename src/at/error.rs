@@ -16,6 +16,10 @@ pub enum ErrorClass {
     TransientForModem,
     /// The SIM is missing, locked or unregistered: take this SIM out of rotation.
     SimOrRegistration,
+    /// The answer to a send does not say whether the network took the part (network timeout,
+    /// unknown error after the PDU left): the part may have reached the SMSC, so it is treated
+    /// like an unconfirmed send (`unknown`), never retried by itself unless the operator chose to.
+    Ambiguous,
 }
 
 macro_rules! coded_error {
@@ -140,9 +144,9 @@ coded_error! {
         MemoryFull = 322, "memory full", TransientForModem;
         SmscAddressUnknown = 330, "SMSC address unknown", SimOrRegistration;
         NoNetworkService = 331, "no network service", TransientForModem;
-        NetworkTimeout = 332, "network timeout", TransientForModem;
+        NetworkTimeout = 332, "network timeout", Ambiguous;
         NoCnmaExpected = 340, "no +CNMA acknowledgement expected", TransientForModem;
-        Unknown = 500, "unknown error", TransientForModem;
+        Unknown = 500, "unknown error", Ambiguous;
     }
 }
 
@@ -192,9 +196,9 @@ coded_error! {
         DialStringTooLong = 26, "dial string too long", PermanentForMessage;
         InvalidCharactersInDialString = 27, "invalid characters in dial string", PermanentForMessage;
         NoNetworkService = 30, "no network service", SimOrRegistration;
-        NetworkTimeout = 31, "network timeout", TransientForModem;
+        NetworkTimeout = 31, "network timeout", Ambiguous;
         EmergencyCallsOnly = 32, "network not allowed - emergency calls only", SimOrRegistration;
-        Unknown = 100, "unknown", TransientForModem;
+        Unknown = 100, "unknown", Ambiguous;
     }
 }
 
@@ -289,8 +293,10 @@ mod tests {
         assert_eq!(CmsError::from_code(38).class(), TransientForModem);
         assert_eq!(CmsError::from_code(42).class(), TransientForModem);
         assert_eq!(CmsError::from_code(331).class(), TransientForModem);
-        assert_eq!(CmsError::from_code(332).class(), TransientForModem);
-        assert_eq!(CmsError::from_code(500).class(), TransientForModem);
+        // Issue 8: network timeout and unknown error may come after the part reached the SMSC.
+        assert_eq!(CmsError::from_code(332).class(), Ambiguous);
+        assert_eq!(CmsError::from_code(500).class(), Ambiguous);
+        assert_eq!(CmeError::from_code(31).class(), Ambiguous);
         assert_eq!(CmsError::from_code(310).class(), SimOrRegistration);
         assert_eq!(CmsError::from_code(319).class(), SimOrRegistration);
         assert_eq!(CmsError::from_code(600).class(), TransientForModem);

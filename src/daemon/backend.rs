@@ -63,6 +63,11 @@ fn admin_actor(uid: u32) -> String {
 }
 
 fn internal(e: StoreError) -> ApiError {
+    if e.is_storage_full() {
+        return ApiError::InsufficientStorage(format!(
+            "the gateway's disk is full; nothing was accepted, try again later ({e})"
+        ));
+    }
     ApiError::Internal(format!("store: {e}"))
 }
 
@@ -526,9 +531,10 @@ impl Backend for DaemonBackend {
             })
             .map(|(_, n)| *n)
             .sum();
+        let store_error = self.shared.store_trouble().map(|(why, _)| why);
         let status = if self.shared.is_stopping() {
             HealthStatus::ShuttingDown
-        } else if summary.ready == 0 {
+        } else if summary.ready == 0 || store_error.is_some() {
             HealthStatus::Degraded
         } else {
             HealthStatus::Ok
@@ -539,6 +545,7 @@ impl Backend for DaemonBackend {
             modems_ready: summary.ready as u32,
             modems_total: summary.total as u32,
             pending,
+            store_error,
         })
     }
 

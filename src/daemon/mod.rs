@@ -81,6 +81,8 @@ impl Db {
 pub(crate) struct Tunables {
     pub quota: crate::config::QuotaConfig,
     pub default_validity: jiff::SignedDuration,
+    pub on_ambiguous: crate::config::OnAmbiguous,
+    pub settle_window: jiff::SignedDuration,
 }
 
 impl Tunables {
@@ -88,6 +90,8 @@ impl Tunables {
         Tunables {
             quota: config.quota.clone(),
             default_validity: config.default_validity,
+            on_ambiguous: config.modems.on_ambiguous,
+            settle_window: config.modems.settle_window,
         }
     }
 
@@ -118,6 +122,21 @@ pub(crate) struct Shared {
     pub started: Timestamp,
     /// Content rules, opt-out words, audit retention (reloaded on SIGHUP).
     pub contract: RwLock<contract::ContractSettings>,
+    /// The runner's last heartbeat (see `runner::HEARTBEAT_EVERY`): the watchdog follows it.
+    pub heartbeat: Mutex<std::time::Instant>,
+    /// Send outcomes known but not yet durable: while any is, nothing new is claimed.
+    pub outcomes_unwritten: std::sync::atomic::AtomicUsize,
+    /// Why the store cannot write, since when (None while it writes).
+    pub store_fault: Mutex<Option<(String, std::time::Instant)>>,
+}
+
+/// Held while one send's outcome waits to be durable.
+pub(crate) struct OutcomePending<'a>(&'a Shared);
+
+impl Drop for OutcomePending<'_> {
+    fn drop(&mut self) {
+        self.0.outcomes_unwritten.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl Shared {
@@ -138,11 +157,71 @@ impl Shared {
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
+
+    /// The runner is alive.
+    pub fn beat(&self) {
+        *self.heartbeat.lock().unwrap_or_else(|p| p.into_inner()) = std::time::Instant::now();
+    }
+
+    /// How long since the runner's last heartbeat.
+    pub fn since_beat(&self) -> Duration {
+        self.heartbeat
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .elapsed()
+    }
+
+    /// Counts one outcome as not yet durable until the guard is dropped.
+    pub fn outcome_pending(&self) -> OutcomePending<'_> {
+        self.outcomes_unwritten.fetch_add(1, Ordering::SeqCst);
+        OutcomePending(self)
+    }
+
+    /// Whether some known outcome is not durable yet.
+    pub fn outcomes_pending(&self) -> bool {
+        self.outcomes_unwritten.load(Ordering::SeqCst) > 0
+    }
+
+    /// Records that the store cannot write (`Some(why)`) or writes again (`None`).
+    pub fn store_fault(&self, fault: Option<String>) {
+        let mut f = self.store_fault.lock().unwrap_or_else(|p| p.into_inner());
+        match (fault, f.as_ref()) {
+            (None, Some(_)) => {
+                tracing::info!("the database writes again");
+                *f = None;
+            }
+            (None, None) => {}
+            // Keep the time it started.
+            (Some(why), Some((_, since))) => *f = Some((why, *since)),
+            (Some(why), None) => {
+                tracing::error!("the database cannot write: {why}");
+                *f = Some((why, std::time::Instant::now()));
+            }
+        }
+    }
+
+    /// Why the store cannot write and for how long, if it cannot.
+    pub fn store_trouble(&self) -> Option<(String, Duration)> {
+        self.store_fault
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(why, since)| (why.clone(), since.elapsed()))
+    }
 }
 
-/// How long shutdown waits for sends in flight (a GSM part takes 2.5-10 s; a hung one is bounded
-/// by the driver's own send timeout).
-const DRAIN_LIMIT: Duration = Duration::from_secs(75);
+/// How long shutdown waits for sends in flight (a GSM part takes 2.5-10 s). Inside the unit's
+/// `TimeoutStopSec=60s` with room for closing the modems and the database: a send still in
+/// flight then (a hung modem) is left `sending` and shows as `unknown` at the next start,
+/// which is what systemd's kill would have left too, minus the kill.
+pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(45);
+/// Bound on closing the modems after the drain.
+const MODEM_SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
+/// How long the store may stay unwritable before the watchdog pings stop (systemd then
+/// restarts the daemon, which opens the database afresh).
+const STORE_FAULT_GRACE: Duration = Duration::from_secs(60);
+/// The watchdog is pinged only while the runner beat within this.
+const HEARTBEAT_STALE: Duration = Duration::from_secs(20);
 
 /// Runs the daemon until `shutdown` resolves. `reload` yields each time the configuration should
 /// be re-read (SIGHUP); `config_path` is where from.
@@ -165,6 +244,7 @@ pub async fn run(
         path: config.database.clone(),
         source,
     })?;
+    store.set_settle_window(config.modems.settle_window);
     let unknown = store
         .recover_after_crash(now)
         .map_err(|source| DaemonError::Store {
@@ -218,6 +298,9 @@ pub async fn run(
         stopping: AtomicBool::new(false),
         started: now,
         contract: RwLock::new(contract_settings),
+        heartbeat: Mutex::new(std::time::Instant::now()),
+        outcomes_unwritten: std::sync::atomic::AtomicUsize::new(0),
+        store_fault: Mutex::new(None),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -267,7 +350,7 @@ pub async fn run(
         tracing::warn!("sends still in flight after {DRAIN_LIMIT:?}: they will show as unknown");
     }
     let _ = bank_stop_tx.send(true);
-    shared.modems.shutdown_all().await;
+    shared.modems.shutdown_all(MODEM_SHUTDOWN_LIMIT).await;
     bank.abort();
     notifier.abort();
     purger.abort();
@@ -328,20 +411,41 @@ async fn notify_systemd(shared: Arc<Shared>, stop: watch::Receiver<bool>) {
     let _ = sd_notify::notify(&[sd_notify::NotifyState::Ready]);
     let period = sd_notify::watchdog_enabled()
         .map(|d| d / 2)
-        .unwrap_or(Duration::from_secs(10));
+        .unwrap_or(Duration::from_secs(10))
+        .min(Duration::from_secs(10));
     loop {
         if *stop.borrow() {
             return;
         }
-        let summary = shared.modems.summary();
-        let status = format!(
-            "{} of {} modems ready, {} sending",
-            summary.ready, summary.total, summary.busy
-        );
-        let _ = sd_notify::notify(&[
-            sd_notify::NotifyState::Status(&status),
-            sd_notify::NotifyState::Watchdog,
-        ]);
+        let (status, alive) = systemd_status(&shared);
+        let _ = sd_notify::notify(&[sd_notify::NotifyState::Status(&status)]);
+        if alive {
+            let _ = sd_notify::notify(&[sd_notify::NotifyState::Watchdog]);
+        }
         tokio::time::sleep(period).await;
     }
+}
+
+/// The STATUS= line, and whether the watchdog may be pinged: only while the runner's heartbeat
+/// is fresh and the store has not been unwritable for longer than [`STORE_FAULT_GRACE`].
+fn systemd_status(shared: &Shared) -> (String, bool) {
+    let summary = shared.modems.summary();
+    let mut status = format!(
+        "{} of {} modems ready, {} sending",
+        summary.ready, summary.total, summary.busy
+    );
+    let mut alive = true;
+    if let Some((why, for_)) = shared.store_trouble() {
+        status.push_str(&format!(
+            "; DATABASE NOT WRITABLE for {}s, sending paused: {why}",
+            for_.as_secs()
+        ));
+        alive &= for_ < STORE_FAULT_GRACE;
+    }
+    let since = shared.since_beat();
+    if since > HEARTBEAT_STALE {
+        status.push_str(&format!("; scheduler silent for {}s", since.as_secs()));
+        alive = false;
+    }
+    (status, alive)
 }

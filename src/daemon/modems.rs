@@ -126,12 +126,68 @@ impl Registry {
         });
     }
 
-    /// SIM id -> (ready, busy) for every port with a known SIM.
+    /// SIM id -> (ready, busy) for every port with a known SIM (the port that drives it; a
+    /// duplicate port of the same SIM is not asked).
     pub fn sim_states(&self) -> BTreeMap<SimId, (bool, bool)> {
         self.lock()
             .values()
+            .filter(|s| s.state != ModemState::Duplicate)
             .filter_map(|s| s.sim.map(|id| (id, (s.ready(), s.busy))))
             .collect()
+    }
+
+    /// A modem on `port` identified itself: if another live port already carries the same SIM
+    /// (same ICCID, else IMSI), returns that port and marks this one a duplicate; otherwise
+    /// records the identity, so a later port of the same SIM finds it. One check under one
+    /// lock, so two ports of one module coming up together cannot both win.
+    fn claim_identity(&self, port: &str, identity: &Identity) -> Option<String> {
+        let key = identity.iccid.as_ref().or(identity.imsi.as_ref())?;
+        let mut slots = self.lock();
+        let holder = slots
+            .iter()
+            .find(|(p, s)| {
+                p.as_str() != port
+                    && !matches!(
+                        s.state,
+                        ModemState::Duplicate | ModemState::Gone | ModemState::Failed
+                    )
+                    && s.identity
+                        .as_ref()
+                        .and_then(|i| i.iccid.as_ref().or(i.imsi.as_ref()))
+                        == Some(key)
+            })
+            .map(|(p, _)| p.clone());
+        if let Some(slot) = slots.get_mut(port) {
+            slot.identity = Some(identity.clone());
+            if let Some(other) = &holder {
+                slot.state = ModemState::Duplicate;
+                slot.last_error = Some(format!("same SIM as {other}: not used"));
+            }
+        }
+        holder
+    }
+
+    /// The port that drove a SIM went away: a duplicate port of the same SIM (if any) takes
+    /// over. Returns it with the identity to register.
+    fn promote_duplicate(&self, gone: &Slot) -> Option<(String, Identity)> {
+        let key = gone.identity.as_ref()?;
+        let key = key.iccid.as_ref().or(key.imsi.as_ref())?;
+        let mut slots = self.lock();
+        let (port, slot) = slots.iter_mut().find(|(_, s)| {
+            s.state == ModemState::Duplicate
+                && s.identity
+                    .as_ref()
+                    .and_then(|i| i.iccid.as_ref().or(i.imsi.as_ref()))
+                    == Some(key)
+        })?;
+        slot.state = ModemState::Starting;
+        slot.last_error = None;
+        Some((port.clone(), slot.identity.clone()?))
+    }
+
+    /// The SIM id of the port that drives the same SIM as the duplicate `port`.
+    fn sim_of_port(&self, port: &str) -> Option<SimId> {
+        self.lock().get(port).and_then(|s| s.sim)
     }
 
     fn update(&self, port: &str, f: impl FnOnce(&mut Slot)) {
@@ -172,11 +228,15 @@ impl Registry {
         }
     }
 
-    pub async fn shutdown_all(&self) {
+    /// Asks every modem actor to stop, all at once, waiting at most `bound` for them.
+    pub async fn shutdown_all(&self, bound: Duration) {
         let handles: Vec<ModemHandle> = self.lock().values().map(|s| s.handle.clone()).collect();
+        let mut set = tokio::task::JoinSet::new();
         for h in handles {
-            h.shutdown().await;
+            set.spawn(async move { h.shutdown(bound).await });
         }
+        let _ =
+            tokio::time::timeout(bound, async { while set.join_next().await.is_some() {} }).await;
     }
 }
 
@@ -248,9 +308,21 @@ async fn supervise(shared: &Arc<Shared>, path: &std::path::Path, mut stop: watch
                 shared.modems.insert(&port, handle);
                 let reason = pump(shared, &port, events, &mut stop).await;
                 if let Some(slot) = shared.modems.remove(&port) {
-                    if slot.sim.is_some() {
+                    if slot.sim.is_some() && slot.state != ModemState::Duplicate {
                         let p = port.clone();
                         let _ = shared.db.call(move |s| s.detach_port(&p)).await;
+                        if let Some((other, identity)) = shared.modems.promote_duplicate(&slot) {
+                            tracing::info!(port = %other, "second port of the SIM takes over");
+                            let sim = register_sim(shared, &other, &identity).await;
+                            shared.modems.update(&other, |s| {
+                                s.sim = sim;
+                                s.state = if sim.is_some() {
+                                    ModemState::Ready
+                                } else {
+                                    ModemState::Failed
+                                };
+                            });
+                        }
                     }
                 }
                 shared.wake.notify_one();
@@ -294,11 +366,22 @@ async fn pump(
         };
         match event {
             ModemEvent::Ready(identity) => {
+                if let Some(holder) = shared.modems.claim_identity(port, &identity) {
+                    // Many modules expose two AT ports (Quectel ttyUSB2/3): one SIM driven
+                    // from both would break pacing and quotas. This port is only listed; its
+                    // inbound messages and reports still count for the SIM.
+                    tracing::warn!(port, %holder, "second port of a SIM already driven: not used for sending");
+                    let sim = shared.modems.sim_of_port(&holder);
+                    shared.modems.update(port, |s| s.sim = sim);
+                    continue;
+                }
                 let sim = register_sim(shared, port, &identity).await;
                 shared.modems.update(port, |s| {
                     s.sim = sim;
                     s.identity = Some(identity);
-                    s.state = if sim.is_some() {
+                    s.state = if s.state == ModemState::Duplicate {
+                        ModemState::Duplicate
+                    } else if sim.is_some() {
                         ModemState::Ready
                     } else {
                         ModemState::Failed
@@ -335,9 +418,33 @@ async fn pump(
                 });
                 shared.wake.notify_one();
             }
+            ModemEvent::LateReference { tp_mr } => {
+                let sim = shared.modems.lock().get(port).and_then(|s| s.sim);
+                if let Some(sim) = sim {
+                    match shared
+                        .db
+                        .call(move |s| s.settle_late_reference(sim, tp_mr, Timestamp::now()))
+                        .await
+                    {
+                        Ok(Some(part)) => {
+                            tracing::info!(
+                                port,
+                                part = part.0,
+                                "late +CMGS answer settled an unknown part"
+                            )
+                        }
+                        Ok(None) => tracing::info!(
+                            port,
+                            mr = tp_mr,
+                            "late +CMGS answer matched no unknown part"
+                        ),
+                        Err(e) => tracing::error!(port, "late +CMGS answer not recorded: {e}"),
+                    }
+                }
+            }
             ModemEvent::Restarted => {
                 shared.modems.update(port, |s| {
-                    if s.sim.is_some() && !s.busy {
+                    if s.sim.is_some() && !s.busy && s.state != ModemState::Duplicate {
                         s.state = ModemState::Ready;
                     }
                 });

@@ -3,9 +3,14 @@
 //! until woken or until the time the plan asked for. Each send's outcome is committed (outcomes
 //! that finish together share one transaction: group commit) before its SIM is released.
 //!
-//! What must always hold: no AT+CMGS without a committed claim; a part whose PDU left the modem
-//! without a confirmation becomes `unknown` and is never resent automatically; a device error is
-//! classified (permanent for the message, transient for the modem, SIM problem) by the AT layer;
+//! What must always hold: no AT+CMGS without a committed claim; a part whose PDU may have left
+//! the modem (the link's [`PayloadFate::MaybeSent`], or an ambiguous modem error) becomes
+//! `unknown` and is never resent automatically (unless `modems.on_ambiguous = "retry"` and the
+//! settle window passed with no report); a device error is classified (permanent for the
+//! message, transient for the modem, SIM problem, ambiguous) by the AT layer; a known outcome
+//! is retried until it is durable, its SIM gets nothing meanwhile, and no part is claimed
+//! while the store cannot write; the runner beats a heartbeat at least every
+//! [`HEARTBEAT_EVERY`] that the systemd watchdog follows;
 //! the runner is the only claimer, so its [`SendLog`] (every committed claim recorded) sees the
 //! same sends as `send_attempts` and the quotas count exactly what they counted before.
 
@@ -15,7 +20,8 @@ use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::Shared;
-use crate::modem::{LinkError, ModemHandle};
+use crate::config::OnAmbiguous;
+use crate::modem::{ModemHandle, PayloadFate};
 use crate::scheduler::{self, FailureKind};
 use crate::store::{ClaimedPart, SendLog, SendOutcome};
 
@@ -24,11 +30,22 @@ const DUE_WINDOW: u32 = 2048;
 /// The short window: this many due parts per free SIM, at least [`SHORT_WINDOW_MIN`].
 const SHORT_WINDOW_PER_SIM: u32 = 8;
 const SHORT_WINDOW_MIN: u32 = 64;
+/// The runner's heartbeat period: it wakes at least this often, and the watchdog is pinged only
+/// while its beats come.
+pub(crate) const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Back-off between attempts to make a send's outcome durable (disk full, I/O error).
+const OUTCOME_RETRY: [std::time::Duration; 4] = [
+    std::time::Duration::from_millis(200),
+    std::time::Duration::from_secs(1),
+    std::time::Duration::from_secs(5),
+    std::time::Duration::from_secs(15),
+];
 
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let outcomes = start_outcome_writer(shared.db.clone());
     let mut log = SendLog::default();
     loop {
+        shared.beat();
         if *stop.borrow() || shared.is_stopping() {
             return;
         }
@@ -48,10 +65,21 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
             }
             None => tokio::time::Duration::from_secs(3600),
         };
-        tokio::select! {
-            _ = shared.wake.notified() => {}
-            _ = tokio::time::sleep(sleep) => {}
-            _ = stop.changed() => return,
+        let until = tokio::time::Instant::now() + sleep;
+        // Sleep until woken or the plan's time, beating the heartbeat meanwhile (a beat only
+        // proves the loop is not stuck; it plans nothing).
+        loop {
+            let beat_at = tokio::time::Instant::now() + HEARTBEAT_EVERY;
+            tokio::select! {
+                _ = shared.wake.notified() => break,
+                _ = tokio::time::sleep_until(until.min(beat_at)) => {
+                    if tokio::time::Instant::now() >= until {
+                        break;
+                    }
+                    shared.beat();
+                }
+                _ = stop.changed() => return,
+            }
         }
     }
 }
@@ -100,6 +128,23 @@ async fn plan_round(
         let expired = shared.db.call(move |s| s.expire(now)).await?;
         tracing::info!(messages = expired.len(), "messages expired unsent");
     }
+    // Ambiguous parts whose settle window passed with no report (on_ambiguous = "retry").
+    let (requeued, next_retry) = shared
+        .db
+        .call(move |s| Ok((s.requeue_unknown_due(now)?, s.next_unknown_retry()?)))
+        .await?;
+    if !requeued.is_empty() {
+        // They are queued now: the next round plans them.
+        shared.wake.notify_one();
+    }
+    let wake_at = match (plan.wake_at, next_retry) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
+    if shared.outcomes_pending() {
+        // A known outcome is not durable yet: no new claim until it is (RELIABILITY.md).
+        return Ok(wake_at);
+    }
     // Take each assigned modem, then claim all their parts in one transaction (committed
     // before any AT+CMGS is written).
     let mut taken = Vec::with_capacity(plan.assignments.len());
@@ -112,15 +157,19 @@ async fn plan_round(
         }
     }
     if taken.is_empty() {
-        return Ok(plan.wake_at);
+        return Ok(wake_at);
     }
     let claims: Vec<_> = taken.iter().map(|(a, _, _)| (a.part, a.sim)).collect();
     let results = match shared.db.call(move |s| s.claim_many(&claims, now)).await {
-        Ok(r) => r,
+        Ok(r) => {
+            shared.store_fault(None);
+            r
+        }
         Err(e) => {
             for (_, port, _) in &taken {
                 shared.modems.release(port, None);
             }
+            shared.store_fault(Some(format!("claims not written: {e}")));
             return Err(e);
         }
     };
@@ -138,24 +187,58 @@ async fn plan_round(
             }
         }
     }
-    Ok(plan.wake_at)
+    Ok(wake_at)
+}
+
+/// Why an outcome was not committed.
+#[derive(Debug, Clone)]
+enum CommitError {
+    /// The store refused the change itself (no longer an allowed transition): final.
+    Refused(String),
+    /// The store could not write it (disk full, I/O error, writer gone): worth retrying.
+    NotWritten(String),
+}
+
+impl std::fmt::Display for CommitError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CommitError::Refused(e) | CommitError::NotWritten(e) => f.write_str(e),
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for CommitError {
+    fn from(e: crate::store::StoreError) -> Self {
+        use crate::store::StoreError as E;
+        match e {
+            E::BadPartTransition { .. }
+            | E::BadMessageTransition { .. }
+            | E::NoSuchPart(_)
+            | E::NoSuchMessage(_)
+            | E::NotClaimable { .. }
+            | E::Invalid(_) => CommitError::Refused(e.to_string()),
+            other => CommitError::NotWritten(other.to_string()),
+        }
+    }
 }
 
 /// One outcome waiting for the group commit, and who waits for it.
-type PendingOutcome = (SendOutcome, Timestamp, oneshot::Sender<Result<(), String>>);
+type PendingOutcome = (
+    SendOutcome,
+    Timestamp,
+    oneshot::Sender<Result<(), CommitError>>,
+);
 
 /// Where send tasks hand their outcomes; [`OutcomeWriter::commit`] returns once committed.
 #[derive(Clone)]
 struct OutcomeWriter(mpsc::UnboundedSender<PendingOutcome>);
 
 impl OutcomeWriter {
-    async fn commit(&self, outcome: SendOutcome, now: Timestamp) -> Result<(), String> {
+    async fn commit(&self, outcome: SendOutcome, now: Timestamp) -> Result<(), CommitError> {
+        let stopped = || CommitError::NotWritten("outcome writer stopped".into());
         let (tx, rx) = oneshot::channel();
-        self.0
-            .send((outcome, now, tx))
-            .map_err(|_| "outcome writer stopped".to_string())?;
-        rx.await
-            .unwrap_or_else(|_| Err("outcome writer stopped".to_string()))
+        self.0.send((outcome, now, tx)).map_err(|_| stopped())?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
@@ -183,11 +266,12 @@ fn start_outcome_writer(db: super::Db) -> OutcomeWriter {
             match db.call(move |s| s.record_outcomes(&items)).await {
                 Ok(results) => {
                     for (reply, r) in replies.into_iter().zip(results) {
-                        let _ = reply.send(r.map(|_| ()).map_err(|e| e.to_string()));
+                        let _ = reply.send(r.map(|_| ()).map_err(CommitError::from));
                     }
                 }
                 Err(e) => {
-                    let e = e.to_string();
+                    // The whole transaction is lost: nothing of the batch was written.
+                    let e = CommitError::NotWritten(e.to_string());
                     for reply in replies {
                         let _ = reply.send(Err(e.clone()));
                     }
@@ -222,6 +306,8 @@ async fn send(
     }
     let now = Timestamp::now();
     let id = part.part;
+    let hold_ambiguous = shared.tunables().on_ambiguous == OnAmbiguous::Hold;
+    let settle_window = shared.tunables().settle_window;
     let (outcome, error) = match result {
         Ok(Ok(mr)) => (
             SendOutcome::Sent {
@@ -230,6 +316,20 @@ async fn send(
             },
             None,
         ),
+        Ok(Err(device)) if device.class() == crate::at::ErrorClass::Ambiguous => {
+            // The part may have reached the SMSC: unknown, like an unconfirmed send; retried
+            // after the settle window only if the operator said so.
+            let text = format!("ambiguous answer: {device}");
+            let retry_at = (!hold_ambiguous).then(|| now + settle_window);
+            (
+                SendOutcome::Unknown {
+                    part: id,
+                    error: text.clone(),
+                    retry_at,
+                },
+                Some(text),
+            )
+        }
         Ok(Err(device)) => {
             let text = device.to_string();
             (
@@ -241,38 +341,88 @@ async fn send(
                 Some(text),
             )
         }
-        Err(link @ LinkError::Unconfirmed { .. }) => {
-            // The PDU may have gone out: never resend on our own.
-            let text = link.to_string();
-            (
-                SendOutcome::Unknown {
-                    part: id,
-                    error: text.clone(),
-                },
-                Some(text),
-            )
-        }
         Err(link) => {
-            // Nothing was sent (timeout before the payload, port gone, garbage): retry elsewhere.
             let text = link.to_string();
-            (
-                SendOutcome::Failed {
-                    part: id,
-                    error: text.clone(),
-                    kind: FailureKind::TransientForModem,
-                },
-                Some(text),
-            )
+            match link.payload_fate() {
+                // The PDU may have gone out: never resend on our own.
+                PayloadFate::MaybeSent => (
+                    SendOutcome::Unknown {
+                        part: id,
+                        error: text.clone(),
+                        retry_at: None,
+                    },
+                    Some(text),
+                ),
+                // Provably never left (timeout before the prompt, port gone before the
+                // payload, garbage): retry elsewhere.
+                PayloadFate::NotSent => (
+                    SendOutcome::Failed {
+                        part: id,
+                        error: text.clone(),
+                        kind: FailureKind::TransientForModem,
+                    },
+                    Some(text),
+                ),
+            }
         }
     };
-    // Committed before the SIM is offered another part.
-    if let Err(e) = outcomes.commit(outcome, now).await {
-        tracing::error!(part = id.0, "send outcome not recorded: {e}");
-    }
+    // Durable before the SIM is offered another part: a known outcome (a TP-MR in hand) is
+    // kept in memory and retried with back-off while the store cannot write (disk full, I/O
+    // error); the SIM stays busy and the runner claims nothing meanwhile.
+    commit_durably(&shared, &outcomes, outcome, now, id).await;
     match &error {
         None => tracing::debug!(part = id.0, port = %port, "part sent"),
         Some(e) => tracing::info!(part = id.0, port = %port, "part not sent: {e}"),
     }
     shared.modems.release(&port, error);
     shared.wake.notify_one();
+}
+
+/// Commits one send's outcome, retrying with back-off until it is durable. Gives up only when
+/// the daemon stops with the store still unwritable: the part then stays `sending` and becomes
+/// `unknown` at the next start (never resent by itself).
+async fn commit_durably(
+    shared: &Arc<Shared>,
+    outcomes: &OutcomeWriter,
+    outcome: SendOutcome,
+    now: Timestamp,
+    id: crate::store::PartId,
+) {
+    let mut attempt = 0usize;
+    let _pending = shared.outcome_pending();
+    loop {
+        match outcomes.commit(outcome.clone(), now).await {
+            Ok(()) => {
+                if attempt > 0 {
+                    tracing::info!(part = id.0, attempt, "send outcome recorded after retrying");
+                    shared.store_fault(None);
+                }
+                return;
+            }
+            Err(CommitError::Refused(e)) => {
+                // The store refused this outcome itself (a state change no longer allowed):
+                // retrying cannot help; the store stays as it is.
+                tracing::error!(part = id.0, "send outcome refused by the store: {e}");
+                return;
+            }
+            Err(CommitError::NotWritten(e)) => {
+                shared.store_fault(Some(format!("send outcome not written: {e}")));
+                if shared.is_stopping() && attempt >= OUTCOME_RETRY.len() {
+                    tracing::error!(
+                        part = id.0,
+                        "send outcome still not written at shutdown: the part will show as unknown: {e}"
+                    );
+                    return;
+                }
+                let delay = OUTCOME_RETRY[attempt.min(OUTCOME_RETRY.len() - 1)];
+                tracing::error!(
+                    part = id.0,
+                    ?delay,
+                    "send outcome not written, retrying: {e}"
+                );
+                attempt += 1;
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
 }

@@ -18,13 +18,12 @@ use super::trace::TraceEntry;
 use super::verdict::{judge, Signal};
 use super::{DiagOptions, PortReport, SendTestOutcome, SimState};
 use crate::at::{
-    after_prefix, parse_hcmgs_outcome, split_fields, unquote, AtCommand, Cgmi, Cgmm, Cgmr, Cgsn,
-    Cimi, CmeError, Cmee, Cmgf, Cmgs, CmsError, CopsQuery, CpinQuery, CscaQuery, Csq, DeviceError,
-    Digester, Hcmgs, IccidCommand, PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegStatus,
-    SendCommand, Urc,
+    after_prefix, split_fields, unquote, AtCommand, Cgmi, Cgmm, Cgmr, Cgsn, Cimi, CmeError, Cmee,
+    Cmgf, Cmgs, CmsError, CopsQuery, CpinQuery, CscaQuery, Csq, DeviceError, Digester,
+    IccidCommand, PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegStatus, SendCommand,
 };
 use crate::bank::PortPatterns;
-use crate::modem::{dialect, hcmgs, open_port, strip_smsc, AtSession, Dialect, LinkError};
+use crate::modem::{dialect, open_port, strip_smsc, AtSession, Dialect, LinkError};
 use crate::number::carrier_of_imsi;
 use crate::pdu::{encode_submit, Address, SubmitOptions};
 
@@ -398,6 +397,7 @@ fn class_name(e: &DeviceError) -> &'static str {
         PermanentForMessage => "permanent_for_message",
         TransientForModem => "transient_for_modem",
         SimOrRegistration => "sim_or_registration",
+        Ambiguous => "ambiguous",
     }
 }
 
@@ -447,42 +447,7 @@ async fn send_test_inner<P: AsyncRead + AsyncWrite + Unpin>(
             s.send_with_timeout(&Cmgs { length, pdu_hex }, opts.send_timeout)
                 .await
         }
-        SendCommand::Hcmgs => {
-            let text = match hcmgs::submit_to_text(&part.hex()) {
-                Ok(x) => x,
-                Err(e) => return Ok(Err(DeviceError::Unsupported(e))),
-            };
-            let started = Instant::now();
-            let cmd = Hcmgs {
-                destination: text.destination,
-                ucs2: text.ucs2,
-            };
-            let early = match s.send_with_timeout(&cmd, opts.send_timeout).await? {
-                Ok(mr) => mr,
-                Err(e) => return Ok(Err(e)),
-            };
-            let left = opts.send_timeout.saturating_sub(started.elapsed());
-            let is_outcome =
-                |u: &Urc| matches!(u, Urc::Other(l) if parse_hcmgs_outcome(l).is_some());
-            let urc = match s.wait_urc(is_outcome, left).await {
-                Ok(u) => u,
-                Err(LinkError::Timeout { .. }) => {
-                    return Err(LinkError::Unconfirmed {
-                        command: "AT^HCMGS".into(),
-                        after: left,
-                    })
-                }
-                Err(e) => return Err(e),
-            };
-            let Urc::Other(line) = urc else {
-                return Ok(Err(DeviceError::BadReply("^HCMGS outcome".into())));
-            };
-            Ok(match parse_hcmgs_outcome(&line) {
-                Some(Ok(mr)) => Ok(early.unwrap_or(mr)),
-                Some(Err(e)) => Err(e),
-                None => Err(DeviceError::BadReply(line)),
-            })
-        }
+        SendCommand::Hcmgs => s.send_hcmgs(&part.hex(), opts.send_timeout).await,
     }
 }
 

@@ -11,17 +11,15 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::dialect::{self, Dialect};
-use super::hcmgs::submit_to_text;
 use super::session::{AtSession, LinkError};
 use super::{
     strip_smsc, AckHandle, Health, Identity, InboundOrigin, InboundPdu, ModemConfig, ModemEvent,
     ModemHandle, Opener, Port,
 };
 use crate::at::{
-    parse_hcmgs_outcome, Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms,
-    Cnma, Cnmi, Cnum, CopsQuery, CpinEnter, CpinQuery, Cpms, Csms, Csq, DeviceError, Digester,
-    EchoOff, Hcmgs, IccidCommand, PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegSet,
-    SendCommand, Urc,
+    Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms, Cnma, Cnmi, Cnum,
+    CopsQuery, CpinEnter, CpinQuery, Cpms, Csms, Csq, DeviceError, Digester, EchoOff, IccidCommand,
+    PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegSet, SendCommand, Urc,
 };
 
 type Reply<T> = oneshot::Sender<Result<Result<T, DeviceError>, LinkError>>;
@@ -101,6 +99,7 @@ pub(crate) fn spawn(
 ) -> (ModemHandle, mpsc::Receiver<ModemEvent>) {
     let (tx, rx) = mpsc::channel(64);
     let (etx, erx) = mpsc::channel(256);
+    let cfg_bound = cfg.send_request_bound();
     let actor = Actor {
         dialect: cfg.dialect.unwrap_or(&dialect::generic::GENERIC),
         cfg,
@@ -115,7 +114,14 @@ pub(crate) fn spawn(
         phase: Phase::Initialising,
     };
     tokio::spawn(actor.run(rx));
-    (ModemHandle { tx }, erx)
+    let bound = cfg_bound;
+    (
+        ModemHandle {
+            tx,
+            send_bound: bound,
+        },
+        erx,
+    )
 }
 
 impl Actor {
@@ -187,7 +193,7 @@ impl Actor {
                     Err(e) => self.link_failed(e).await,
                 },
             };
-            if !alive {
+            if !alive || !self.after_command().await {
                 break;
             }
         }
@@ -215,13 +221,18 @@ impl Actor {
             Some(d) => d.probe,
             None => "ATE0",
         };
+        // Before ATE0 echo is normal; after it, echo means the modem rebooted.
+        self.session.set_echo_expected(true);
         if !self.probe(first).await? {
             return Err(InitError::Link(LinkError::Timeout {
                 command: first.to_string(),
                 after: self.cfg.probe_timeout,
             }));
         }
-        warn_on(self.session.send(&EchoOff).await?, "ATE0");
+        match self.session.send(&EchoOff).await? {
+            Ok(()) => self.session.set_echo_expected(false),
+            Err(e) => warn_on::<()>(Err(e), "ATE0"),
+        }
         let cmee = Cmee {
             mode: if self.cfg.verbose_errors { 2 } else { 1 },
         };
@@ -330,8 +341,82 @@ impl Actor {
         self.emit(ModemEvent::Ready(identity)).await;
         if self.cfg.read_stored_at_start {
             self.read_stored_list().await?;
+            self.read_stored_reports().await?;
         }
         Ok(())
+    }
+
+    /// Status reports the modem stored while no one read the port ("SR" memory, +CNMI ds=2):
+    /// emitted with an ack that deletes them, like stored messages. A modem without "SR"
+    /// storage refuses the memory, which is fine.
+    async fn read_stored_reports(&mut self) -> Result<(), LinkError> {
+        let back = self.read_mem.clone();
+        if let Err(e) = self.select_mem("SR").await? {
+            tracing::debug!(modem = %self.cfg.name, "no status-report memory: {e}");
+            return Ok(());
+        }
+        match self.session.send(&Cmgl(4)).await? {
+            Ok(list) => {
+                for p in list {
+                    let origin = InboundOrigin::Stored {
+                        mem: "SR".into(),
+                        index: p.index,
+                    };
+                    self.emit_inbound(Kind::Report, p.pdu, p.length, origin)
+                        .await;
+                }
+            }
+            Err(e) => tracing::debug!(modem = %self.cfg.name, "AT+CMGL=4 on SR failed: {e}"),
+        }
+        if let Some(mem) = back {
+            if let Err(e) = self.select_mem(&mem).await? {
+                tracing::warn!(modem = %self.cfg.name, %mem, "cannot select memory again: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    /// The modem rebooted by itself (echo again, a power-up line): its settings are gone, so it
+    /// is initialised again before it takes another command. Returns whether the actor carries on.
+    async fn reinitialise(&mut self, why: &str) -> bool {
+        tracing::warn!(modem = %self.cfg.name, "modem reset by itself ({why}); initialising again");
+        self.transition(Phase::Recovering);
+        self.cmms_open = false;
+        self.read_mem = None;
+        match self.init().await {
+            Ok(()) => {
+                // The rest of the power-up burst, queued while init ran, is not news.
+                self.session
+                    .discard_urcs(|u| matches!(u, Urc::Other(l) if is_power_up(l)));
+                self.transition(Phase::Ready);
+                self.emit(ModemEvent::Restarted).await;
+                true
+            }
+            Err(InitError::Link(e)) => match e.link().clone() {
+                LinkError::Gone(reason) => {
+                    self.emit(ModemEvent::Gone(reason)).await;
+                    false
+                }
+                _ => self.recover().await,
+            },
+            Err(InitError::Device(e)) => {
+                tracing::warn!(modem = %self.cfg.name, "init after reset failed: {e}");
+                self.emit(ModemEvent::Failed(e)).await;
+                false
+            }
+        }
+    }
+
+    /// After every command: late `+CMGS` references go to the daemon (they settle `unknown`
+    /// parts), and a reboot the session noticed is handled before the next command.
+    async fn after_command(&mut self) -> bool {
+        for tp_mr in self.session.take_late_references() {
+            self.emit(ModemEvent::LateReference { tp_mr }).await;
+        }
+        if self.session.take_reset_seen() {
+            return self.reinitialise("echo after ATE0").await;
+        }
+        true
     }
 
     async fn unlock_sim(&mut self) -> Result<(), InitError> {
@@ -458,6 +543,9 @@ impl Actor {
                 Ok(())
             }
             Urc::Ring => Ok(()),
+            Urc::Other(line) if is_power_up(&line) && self.phase == Phase::Ready => {
+                return self.reinitialise(&line).await;
+            }
             Urc::Other(line) => {
                 let up = line.to_ascii_uppercase();
                 if self.dialect.ignore_urcs.iter().any(|p| up.starts_with(p)) {
@@ -545,14 +633,18 @@ impl Actor {
                     // OK without a readable +CMGS reference: the modem says it sent the part,
                     // but there is no reference to match a status report. Unknown, never a
                     // retry (a duplicate costs the customer).
-                    Ok(Err(DeviceError::BadReply(r))) => Err(LinkError::Unconfirmed {
-                        command: format!("AT+CMGS={length} (OK without reference: {r})"),
-                        after: Duration::ZERO,
-                    }),
+                    Ok(Err(DeviceError::BadReply(r))) => Err(LinkError::Unreadable(format!(
+                        "OK without a reference: {r}"
+                    ))
+                    .after_payload(&format!("AT+CMGS={length}"))),
                     other => other,
                 }
             }
-            SendCommand::Hcmgs => self.send_hcmgs(&pdu_hex).await,
+            SendCommand::Hcmgs => {
+                self.session
+                    .send_hcmgs(&pdu_hex, self.cfg.send_timeout)
+                    .await
+            }
         };
         if !more_follow {
             // Mode 2 closes the link by itself a few seconds after the last message.
@@ -566,52 +658,6 @@ impl Actor {
             Err(e) => tracing::warn!(modem = %self.cfg.name, "send failed on the link: {e}"),
         }
         r
-    }
-
-    /// The text flow of CDMA/PHS modules: the PDU is read for its destination and text,
-    /// `^HCMGS` takes them, and the outcome URC settles the part.
-    async fn send_hcmgs(&mut self, pdu_hex: &str) -> Result<Result<u8, DeviceError>, LinkError> {
-        let part = match submit_to_text(pdu_hex) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(DeviceError::Unsupported(e))),
-        };
-        if part.dropped_udh {
-            tracing::warn!(modem = %self.cfg.name, "^HCMGS cannot carry a UDH: this part arrives as its own SMS");
-        }
-        let started = Instant::now();
-        let cmd = Hcmgs {
-            destination: part.destination,
-            ucs2: part.ucs2,
-        };
-        let early_mr = match self
-            .session
-            .send_with_timeout(&cmd, self.cfg.send_timeout)
-            .await?
-        {
-            Ok(mr) => mr,
-            Err(e) => return Ok(Err(e)),
-        };
-        let left = self.cfg.send_timeout.saturating_sub(started.elapsed());
-        let is_outcome = |u: &Urc| matches!(u, Urc::Other(l) if parse_hcmgs_outcome(l).is_some());
-        let urc = match self.session.wait_urc(is_outcome, left).await {
-            Ok(u) => u,
-            // OK was given: the module took the text; without the outcome it may be sent.
-            Err(LinkError::Timeout { .. }) => {
-                return Err(LinkError::Unconfirmed {
-                    command: "AT^HCMGS".into(),
-                    after: left,
-                })
-            }
-            Err(e) => return Err(e),
-        };
-        let Urc::Other(line) = urc else {
-            return Ok(Err(DeviceError::BadReply("^HCMGS outcome".into())));
-        };
-        Ok(match parse_hcmgs_outcome(&line) {
-            Some(Ok(mr)) => Ok(early_mr.unwrap_or(mr)),
-            Some(Err(e)) => Err(e),
-            None => Err(DeviceError::BadReply(line)),
-        })
     }
 
     async fn ack(&mut self, origin: InboundOrigin) -> Result<Result<(), DeviceError>, LinkError> {
@@ -671,13 +717,15 @@ impl Actor {
 
     /// Decides what a link failure means. Returns whether the actor carries on.
     async fn link_failed(&mut self, e: LinkError) -> bool {
-        match e {
+        // A failure after a payload is judged by what happened to the link underneath.
+        match e.link().clone() {
             LinkError::Gone(reason) => {
                 tracing::warn!(modem = %self.cfg.name, "port gone: {reason}");
                 self.emit(ModemEvent::Gone(reason)).await;
                 false
             }
             LinkError::Closed => false,
+            LinkError::Reset(why) => self.reinitialise(&why).await,
             other => {
                 tracing::warn!(modem = %self.cfg.name, "link trouble: {other}; probing");
                 self.recover().await
@@ -773,6 +821,17 @@ impl Actor {
         }
         false
     }
+}
+
+/// Lines a module prints when it powers up (Quectel/SIMCom "RDY", "SMS Ready", "Call Ready";
+/// "+CPIN: READY" and "+CFUN: 1" unsolicited; Huawei/Siemens "^SYSSTART"): seen while the
+/// modem is in use, they mean it rebooted and lost its settings.
+fn is_power_up(line: &str) -> bool {
+    let up = line.trim().to_ascii_uppercase();
+    matches!(
+        up.as_str(),
+        "RDY" | "SMS READY" | "CALL READY" | "+CPIN: READY" | "+CFUN: 1" | "^SYSSTART"
+    )
 }
 
 fn warn_on<T>(r: Result<T, DeviceError>, what: &str) {

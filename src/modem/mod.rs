@@ -19,10 +19,12 @@
 //! - [`AtSession`]: one typed command at a time over any stream, with a byte trace callback
 //!   (for `smsgate diag`, together with [`open_port`]).
 //!
-//! Contract notes for the consumer: `send_part` failing with [`LinkError::Unconfirmed`] means
-//! the PDU went out and the answer did not come back, so the part is `unknown` (never resent
-//! automatically). Only [`LinkError::Timeout`] and [`LinkError::Closed`] say for sure it was
-//! not sent; `Gone`/`Io` in the middle of a send leave it unknown as well.
+//! Contract notes for the consumer: a failed `send_part` says what became of its payload in
+//! [`LinkError::payload_fate`]: [`PayloadFate::MaybeSent`] ([`LinkError::Unconfirmed`], whatever
+//! broke after the PDU was written, an actor that took the part and did not answer in time)
+//! means the part is `unknown` and is never resent automatically; [`PayloadFate::NotSent`]
+//! means it provably never left and may be tried elsewhere. A late `+CMGS` answer arrives as
+//! [`ModemEvent::LateReference`]. Every request is bounded in time.
 //! [`Identity::destination_toa`] tells the codec which type of address destinations need
 //! (0x81 on PHS). On `^HCMGS` modules a part's UDH cannot travel: each part arrives alone.
 //! Drain the event receiver (the actor waits when it is full). An inbound PDU may be
@@ -44,7 +46,7 @@ use tokio::sync::{mpsc, oneshot};
 
 pub use crate::at::DeviceError;
 pub use dialect::Dialect;
-pub use session::{AtSession, Direction, LinkError};
+pub use session::{AtSession, Direction, LinkError, PayloadFate};
 
 use crate::at::{RegStatus, SignalQuality};
 
@@ -101,6 +103,14 @@ impl std::fmt::Debug for ModemConfig {
 }
 
 impl ModemConfig {
+    /// How long a caller waits for one send request: the actor's exchange (bounded by
+    /// `send_timeout`) plus an `AT+CMMS` and a request queued behind a probe or a health poll.
+    pub fn send_request_bound(&self) -> Duration {
+        self.send_timeout
+            + self.probe_timeout * self.probe_attempts.max(1)
+            + Duration::from_secs(30)
+    }
+
     pub fn new(name: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -177,14 +187,22 @@ impl AckHandle {
     /// Tells the actor the PDU is stored; returns once the SIM copy is deleted (or +CNMA sent).
     pub async fn ack(self) -> Result<Result<(), DeviceError>, LinkError> {
         let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(actor::Request::Ack {
-                origin: self.origin,
-                reply: tx,
+        let bounded = tokio::time::timeout(REQUEST_BOUND, async {
+            self.tx
+                .send(actor::Request::Ack {
+                    origin: self.origin,
+                    reply: tx,
+                })
+                .await
+                .map_err(|_| LinkError::Closed)?;
+            rx.await.map_err(|_| LinkError::Closed)?
+        });
+        bounded.await.unwrap_or_else(|_| {
+            Err(LinkError::Timeout {
+                command: "(acknowledge to the modem)".into(),
+                after: REQUEST_BOUND,
             })
-            .await
-            .map_err(|_| LinkError::Closed)?;
-        rx.await.map_err(|_| LinkError::Closed)?
+        })
     }
 }
 
@@ -207,41 +225,85 @@ pub enum ModemEvent {
     HealthChanged(Health),
     RegistrationLost,
     RegistrationRegained,
-    /// The modem hung and was brought back (port reopened, reset, re-initialised).
+    /// The modem hung, or rebooted by itself, and was brought back (port reopened, reset,
+    /// re-initialised).
     Restarted,
+    /// A late `+CMGS: <mr>`: an earlier send of this modem that timed out (its part is
+    /// `unknown`) was taken by the network after all.
+    LateReference {
+        tp_mr: u8,
+    },
     /// The port vanished; the actor has stopped.
     Gone(String),
     /// Init or recovery failed (SIM locked, no answer); the actor has stopped.
     Failed(String),
 }
 
-/// Cloneable handle to one modem actor.
+/// Cloneable handle to one modem actor. Every request is bounded: an actor that does not
+/// answer in time is reported as a timeout, never waited for without end.
 #[derive(Debug, Clone)]
 pub struct ModemHandle {
     tx: mpsc::Sender<actor::Request>,
+    /// Bound on one send request, queueing and the actor's own bounded exchange included.
+    send_bound: Duration,
+}
+
+/// Bound on a request other than a send (identity waits for init, health for a recovery).
+const REQUEST_BOUND: Duration = Duration::from_secs(120);
+
+/// Where a request got to when it failed.
+enum Asked {
+    /// The actor never took it (gone, or its queue stayed full).
+    NotTaken(LinkError),
+    /// The actor took it but no answer came back in time (or it stopped meanwhile).
+    NoAnswer(LinkError),
 }
 
 impl ModemHandle {
     async fn ask<T>(
         &self,
+        bound: Duration,
+        make: impl FnOnce(oneshot::Sender<T>) -> actor::Request,
+    ) -> Result<T, Asked> {
+        let deadline = tokio::time::Instant::now() + bound;
+        let (tx, rx) = oneshot::channel();
+        match tokio::time::timeout_at(deadline, self.tx.send(make(tx))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return Err(Asked::NotTaken(LinkError::Closed)),
+            Err(_) => {
+                return Err(Asked::NotTaken(LinkError::Timeout {
+                    command: "(modem request queue)".into(),
+                    after: bound,
+                }))
+            }
+        }
+        match tokio::time::timeout_at(deadline, rx).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(_)) => Err(Asked::NoAnswer(LinkError::Closed)),
+            Err(_) => Err(Asked::NoAnswer(LinkError::Timeout {
+                command: "(modem request)".into(),
+                after: bound,
+            })),
+        }
+    }
+
+    async fn ask_plain<T>(
+        &self,
         make: impl FnOnce(oneshot::Sender<T>) -> actor::Request,
     ) -> Result<T, LinkError> {
-        let (tx, rx) = oneshot::channel();
-        self.tx
-            .send(make(tx))
-            .await
-            .map_err(|_| LinkError::Closed)?;
-        rx.await.map_err(|_| LinkError::Closed)
+        self.ask(REQUEST_BOUND, make).await.map_err(|a| match a {
+            Asked::NotTaken(e) | Asked::NoAnswer(e) => e,
+        })
     }
 
     /// The modem's identity; waits until init has finished.
     pub async fn identity(&self) -> Result<Identity, LinkError> {
-        self.ask(actor::Request::Identity).await
+        self.ask_plain(actor::Request::Identity).await
     }
 
     /// The last polled health.
     pub async fn health(&self) -> Result<Health, LinkError> {
-        self.ask(actor::Request::Health).await
+        self.ask_plain(actor::Request::Health).await
     }
 
     /// Sends one part: `pdu_hex` is SMSC part + TPDU, `cmgs_length` the TPDU octets.
@@ -253,18 +315,25 @@ impl ModemHandle {
         more_follow: bool,
     ) -> Result<Result<u8, DeviceError>, LinkError> {
         let pdu_hex = pdu_hex.to_string();
-        self.ask(|reply| actor::Request::SendPart {
-            pdu_hex,
-            cmgs_length,
-            more_follow,
-            reply,
-        })
-        .await?
+        let asked = self
+            .ask(self.send_bound, |reply| actor::Request::SendPart {
+                pdu_hex,
+                cmgs_length,
+                more_follow,
+                reply,
+            })
+            .await;
+        match asked {
+            Ok(r) => r,
+            Err(Asked::NotTaken(e)) => Err(e),
+            // The actor had the part: it may have written it before it went quiet or stopped.
+            Err(Asked::NoAnswer(e)) => Err(e.after_payload("AT+CMGS (no answer from the actor)")),
+        }
     }
 
-    /// Stops the actor after the command in progress.
-    pub async fn shutdown(&self) {
-        let _ = self.ask(actor::Request::Shutdown).await;
+    /// Stops the actor after the command in progress; gives up waiting after `bound`.
+    pub async fn shutdown(&self, bound: Duration) {
+        let _ = self.ask(bound, actor::Request::Shutdown).await;
     }
 }
 

@@ -37,6 +37,9 @@ impl From<crate::at::ErrorClass> for FailureKind {
             crate::at::ErrorClass::PermanentForMessage => FailureKind::PermanentForMessage,
             crate::at::ErrorClass::TransientForModem => FailureKind::TransientForModem,
             crate::at::ErrorClass::SimOrRegistration => FailureKind::SimProblem,
+            // An ambiguous part is `unknown`, not failed; when the operator chose to retry
+            // such parts, the SIM's record counts it as a transient hiccup.
+            crate::at::ErrorClass::Ambiguous => FailureKind::TransientForModem,
         }
     }
 }

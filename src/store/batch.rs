@@ -31,8 +31,14 @@ pub enum SendOutcome {
         error: String,
         kind: FailureKind,
     },
-    /// The PDU may have left without a confirmation: see [`Store::mark_unknown`].
-    Unknown { part: PartId, error: String },
+    /// The PDU may have left without a confirmation: see [`Store::mark_unknown`]. `retry_at`:
+    /// when to requeue it if no report settles it first (an ambiguous modem error under
+    /// `modems.on_ambiguous = "retry"`); `None` holds it for a report or the operator.
+    Unknown {
+        part: PartId,
+        error: String,
+        retry_at: Option<Timestamp>,
+    },
 }
 
 /// The quota-relevant send times of each SIM, kept by the one process that claims (the
@@ -134,8 +140,19 @@ impl Store {
                     SendOutcome::Failed { part, error, kind } => {
                         mark_failed_in(tx, &policy, *part, error, *kind, now).map(Some)
                     }
-                    SendOutcome::Unknown { part, error } => {
-                        mark_unknown_in(tx, *part, error, now).map(|()| None)
+                    SendOutcome::Unknown {
+                        part,
+                        error,
+                        retry_at,
+                    } => {
+                        mark_unknown_in(tx, *part, error, now)?;
+                        if let Some(at) = retry_at {
+                            tx.execute(
+                                "UPDATE parts SET next_attempt_at = ?2 WHERE id = ?1",
+                                params![part.0, super::ms(*at)],
+                            )?;
+                        }
+                        Ok(None)
                     }
                 })?);
             }
@@ -341,6 +358,7 @@ mod tests {
                     SendOutcome::Unknown {
                         part: c,
                         error: "timeout after payload".into(),
+                        retry_at: None,
                     },
                     t(2),
                 ),

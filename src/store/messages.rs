@@ -321,6 +321,15 @@ fn part_states(conn: &Connection, id: MessageId) -> Result<Vec<PartState>, Store
         .collect()
 }
 
+/// [`recompute`] for other store modules.
+pub(super) fn recompute_message(
+    conn: &Connection,
+    id: MessageId,
+    now: Timestamp,
+) -> Result<MessageState, StoreError> {
+    recompute(conn, id, now, None)
+}
+
 /// Brings a message's state in line with its parts. A transition the table forbids (a part
 /// finishing after its message was cancelled) leaves the message as it is.
 fn recompute(
@@ -507,7 +516,7 @@ fn parse_avoid(s: &str) -> Vec<SimId> {
 }
 
 /// Whether two recipient strings name the same number (reports may use another format).
-fn same_recipient(a: &str, b: &str) -> bool {
+pub(super) fn same_recipient(a: &str, b: &str) -> bool {
     match (number::parse(a), number::parse(b)) {
         (Ok(x), Ok(y)) => x.canonical() == y.canonical(),
         _ => {
@@ -564,13 +573,16 @@ impl Store {
     }
 
     /// Matches a status report to the most recent sent part with the same SIM, TP-MR and
-    /// recipient, and applies it. Every report is recorded, matched or not.
+    /// recipient, and applies it; without one, to an `unknown` part of the same SIM and
+    /// recipient claimed inside the settle window (which the report settles as sent first).
+    /// Every report is recorded, matched or not.
     pub fn apply_status_report(
         &mut self,
         report: &StatusReportIn,
         now: Timestamp,
     ) -> Result<ReportOutcome, StoreError> {
-        self.transaction(|tx| apply_report_in(tx, report, now))
+        let window = self.settle_window();
+        self.transaction(|tx| apply_report_in(tx, report, window, now))
     }
 
     /// At start-up: every `sending` part becomes `unknown` (it may or may not have left the
@@ -584,7 +596,8 @@ impl Store {
             for id in &ids {
                 set_part_state(tx, PartId(*id), PartState::Unknown, now)?;
                 tx.execute(
-                    "UPDATE parts SET error = 'daemon stopped while sending' WHERE id = ?1",
+                    "UPDATE parts SET error = 'daemon stopped while sending',
+                         next_attempt_at = NULL WHERE id = ?1",
                     [id],
                 )?;
             }
@@ -1070,7 +1083,9 @@ pub(super) fn mark_unknown_in(
 ) -> Result<(), StoreError> {
     set_part_state(tx, part, PartState::Unknown, now)?;
     let message: i64 = tx.query_row(
-        "UPDATE parts SET error = ?2 WHERE id = ?1 RETURNING message_id",
+        // next_attempt_at cleared: an old back-off time must never read as a requeue time
+        // (store::settle requeues unknown parts that have one).
+        "UPDATE parts SET error = ?2, next_attempt_at = NULL WHERE id = ?1 RETURNING message_id",
         params![part.0, error],
         |r| r.get(0),
     )?;
@@ -1190,6 +1205,7 @@ pub(super) fn mark_failed_in(
 fn apply_report_in(
     tx: &Transaction<'_>,
     report: &StatusReportIn,
+    window: jiff::SignedDuration,
     now: Timestamp,
 ) -> Result<ReportOutcome, StoreError> {
     let candidates: Vec<(i64, i64, String)> = tx
@@ -1205,9 +1221,22 @@ fn apply_report_in(
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )?
         .collect::<Result<_, _>>()?;
-    let matched = candidates
+    let mut matched = candidates
         .into_iter()
         .find(|(_, _, rcpt)| same_recipient(rcpt, &report.recipient));
+    if matched.is_none() {
+        // No sent part: maybe an `unknown` one (its PDU left, no answer came) that the
+        // network did take. The report settles it (RELIABILITY.md).
+        matched = super::settle::settle_unknown_by_report_in(
+            tx,
+            report.sim,
+            report.tp_mr,
+            &report.recipient,
+            window,
+            now,
+        )?
+        .map(|(p, m)| (p.0, m.0, report.recipient.clone()));
+    }
     tx.execute(
         "INSERT INTO status_reports (sim_id, tp_mr, recipient, status, raw_pdu, received_at,
              part_id)

@@ -14,6 +14,7 @@ pub mod contract;
 mod hooks;
 mod inbound;
 mod messages;
+mod settle;
 mod sims;
 pub mod state;
 mod views;
@@ -35,6 +36,7 @@ pub use messages::{
     InitialState, MessageQuery, MessageSummary, MessageView, NewMessage, NewPart, PartView,
     ReportOutcome, Settlement, StatusReportIn,
 };
+pub use settle::DEFAULT_SETTLE_WINDOW;
 pub use sims::{SentCounts, SimHealth, SimIdentity, SimQuota, SimRecord};
 pub use state::{MessageState, PartState};
 pub use views::SimTotals;
@@ -88,6 +90,25 @@ pub enum StoreError {
     Contract(String),
 }
 
+impl StoreError {
+    /// The database or its disk is full (SQLITE_FULL, or a write that failed for want of
+    /// space): the caller answers "try later", not "bug". Hook errors carry only text, so
+    /// that is read too.
+    pub fn is_storage_full(&self) -> bool {
+        match self {
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DiskFull =>
+            {
+                true
+            }
+            other => {
+                let text = other.to_string();
+                text.contains("database or disk is full") || text.contains("No space left")
+            }
+        }
+    }
+}
+
 impl From<state::UnknownState> for StoreError {
     fn from(e: state::UnknownState) -> Self {
         StoreError::Corrupt(e.to_string())
@@ -127,6 +148,7 @@ fn migrations() -> Migrations<'static> {
 pub struct Store {
     pub(crate) conn: Connection,
     retry_policy: RetryPolicy,
+    settle_window: jiff::SignedDuration,
 }
 
 impl Store {
@@ -151,6 +173,7 @@ impl Store {
         Ok(Store {
             conn,
             retry_policy: RetryPolicy::default(),
+            settle_window: settle::DEFAULT_SETTLE_WINDOW,
         })
     }
 
