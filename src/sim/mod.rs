@@ -65,6 +65,10 @@ pub struct SimConfig {
     pub control_socket: bool,
     /// Mean interval of vendor URC chatter (dialects that have any); None = silent.
     pub chatter: Option<Duration>,
+    /// Modems (by index) that expose a second AT port, DIR/modemN-at2, as two-port modules
+    /// do (Quectel's ttyUSB2 and ttyUSB3): same SIM, storage and network, its own echo and
+    /// command state; unsolicited lines go to the primary DIR/modemN only.
+    pub second_port: Vec<usize>,
 }
 
 impl SimConfig {
@@ -79,6 +83,7 @@ impl SimConfig {
             seed: None,
             control_socket: true,
             chatter: Some(Duration::from_secs(5)),
+            second_port: Vec::new(),
         }
     }
 }
