@@ -1,8 +1,11 @@
 //! The running bank: one tokio task per modem that owns its [`Engine`] and [`Pty`], arms the
 //! engine's timers, applies faults that live below the AT layer (hang, garbage, unplug), and
-//! logs events; plus the DIR/ctl.sock server. Invariants: a modem task never blocks on a client
-//! that does not read (writes give up after a second); unplug removes the link before the
-//! pty closes and relinks only once the new pty is ready; shutdown removes links and ctl.sock.
+//! logs events; plus the DIR/ctl.sock server. A modem has one pty per AT port (DIR/modemN, and
+//! DIR/modemN-at2 when configured with a second port). Invariants: a modem task never blocks on
+//! a client that does not read (writes give up after a second); unplug removes the links before
+//! the ptys close and relinks only once the new ptys are ready; an unplugged or rebooting modem
+//! loses its own timers but not the network's (status reports); shutdown removes links and
+//! ctl.sock.
 
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -54,7 +54,7 @@ pub enum Control {
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         after_submit: bool,
     },
-    /// The next submit's final answer ("+CMGS: <mr>" / OK, or its error; the OK after a
+    /// The next submit's final answer (`+CMGS: <mr>` / OK, or its error; the OK after a
     /// text-mode ^HCMGS) is held back `ms`; the part still reaches the network on time, and
     /// commands sent meanwhile are answered after it, in order, as on a serial line.
     Late {

@@ -4,11 +4,17 @@
 //! (`^HSMSSS`, `AT+CMGF=1`, `AT^HCMGS="<number>"`, UCS2 bytes + 00 1A, `OK`, then the
 //! `^HCMGSS`/`^HCMGSF` outcome URC, as Huawei MC323-class modules do). Time never passes
 //! inside the engine: the driver arms the timers it asks for and calls [`Engine::fire`] when
-//! they expire, so tests control time.
+//! they expire, so tests control time. A modem may have a second AT port ([`Engine::add_port`],
+//! [`Engine::feed_port`]): each port has its own line state (echo, input, prompt, busy), the
+//! SIM, storage, settings and network are the modem's; unsolicited lines go to [`PRIMARY`].
+//! Faults that live at this level: a late final answer (`late_next`), a vanishing port after
+//! the network took a submit (`unplug_after_submit`), a reboot ([`Engine::power_on`] +
+//! [`Engine::boot_burst`]), and status reports kept in "SR" when nobody listens.
 //! Invariants: every command line gets exactly one final result (OK / ERROR / +CME ERROR /
 //! +CMS ERROR) or a prompt, save the one thing the `smsc_drop` quirk exists to show (a PDU
 //! with an SMSC after the prompt gets no answer); unsolicited lines never split a response
-//! (they wait while a command or a prompt is in progress); no input makes the engine panic.
+//! (they wait while a command or a prompt is in progress); a held-back (`late`) answer is
+//! written before anything typed after it is answered; no input makes the engine panic.
 
 use std::time::Duration;
 
