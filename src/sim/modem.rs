@@ -2014,6 +2014,40 @@ mod tests {
         assert_eq!(e.counters.submitted, 1);
     }
 
+    /// The text-mode flow has the same two faults: `late` holds back the OK after the text,
+    /// `unplug_after_submit` fires once the network took it, before ^HCMGSS is written.
+    #[test]
+    fn phs_text_mode_late_and_unplug_after_submit() {
+        let mut e = engine(Dialect::Phs);
+        say(&mut e, "ATE0\r");
+        say(&mut e, "AT^HSMSSS=0,0,6,0\r");
+        say(&mut e, "AT+CMGF=1\r");
+        e.late_next = Some(Duration::from_secs(2));
+        e.unplug_after_submit = true;
+        say(&mut e, "AT^HCMGS=\"075512345678\"\r");
+        let (w, t, _) = split(e.feed(&[0x4F, 0x60, 0x00, 0x1A]));
+        assert_eq!(w, "");
+        assert_eq!(say(&mut e, "AT+CSQ\r"), "");
+        let (mut answer, mut done) = (None, None);
+        for t in t {
+            match t {
+                Timer::Answer { .. } => answer = Some(t),
+                Timer::TextDone { .. } => done = Some(t),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            split(e.fire(answer.unwrap())).0,
+            "\r\nOK\r\n\r\n+CSQ: 21,99\r\n\r\nOK\r\n"
+        );
+        let acts = e.fire(done.unwrap());
+        assert_eq!(acts.last(), Some(&Action::Unplug));
+        let (w, _, ev) = split(acts);
+        assert_eq!(w, "");
+        assert_eq!(ev[0]["event"], "hcmgs");
+        assert_eq!(e.counters.submitted, 1);
+    }
+
     #[test]
     fn power_on_restores_defaults_and_boot_burst() {
         let mut e = engine(Dialect::Quectel);
