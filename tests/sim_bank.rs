@@ -684,6 +684,7 @@ async fn unplug_after_submit_loses_the_answer_not_the_part() {
         .any(|e| e["event"] == "port_close" && e["reason"] == "unplug-after-submit"));
     let st = bank.control(Control::Status).await.unwrap();
     assert_eq!(st.modems[0].counters.submitted, 1);
+    assert!(!st.modems[0].unplug_after_submit, "fired, so disarmed");
     // The report arrives while the modem is unplugged: stored, not lost.
     let sr = wait_event(&bank, |e| e["event"] == "status_report").await;
     assert_eq!(sr["delivery"], "stored", "{sr}");

@@ -241,6 +241,9 @@ async fn sim_ctl_second_port_late_reboot_after_submit() {
     assert!(status[0].get("second_port").is_none());
     // Armed, not fired: modem 0 still has its port.
     assert_eq!(status[0]["state"], "idle");
+    assert_eq!(status[0]["unplug_after_submit"], true);
+    assert_eq!(status[0]["late_ms"], 1500);
+    assert!(status[1].get("late_ms").is_none());
     let events: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("events.jsonl"))
         .unwrap()
         .lines()

@@ -581,6 +581,8 @@ impl ModemTask {
             second_port: second.map(|s| s.link.display().to_string()),
             second_tty: second.and_then(|s| s.pty.as_ref().map(|p| p.tty.display().to_string())),
             second_clients: second.map_or(0, |s| s.clients),
+            unplug_after_submit: e.unplug_after_submit,
+            late_ms: e.late_next.map(|d| d.as_millis() as u64),
             counters: (&e.counters).into(),
         }
     }

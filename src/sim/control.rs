@@ -63,7 +63,9 @@ pub enum Control {
     },
     /// The modem resets by itself: deaf for `for_ms` (default 300 ms; input is lost), then
     /// its dialect's boot burst ("RDY", "+CPIN: READY", ...) with power-on settings (echo
-    /// on, +CMGF=1, +CNMI as shipped, +CMEE=0). The port stays open.
+    /// on, +CMGF=1, +CNMI as shipped, +CMEE=0). The port stays open. A submit in flight is
+    /// lost with the modem's memory (it never reaches the network); status reports the
+    /// network owes still arrive.
     Reboot {
         modem: usize,
         for_ms: Option<u64>,
@@ -192,6 +194,12 @@ pub struct ModemStatus {
     pub second_tty: Option<String>,
     #[serde(default)]
     pub second_clients: u32,
+    /// `unplug --after-submit` is armed and has not fired yet.
+    #[serde(default)]
+    pub unplug_after_submit: bool,
+    /// `late` is armed: the next submit's answer is held back this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_ms: Option<u64>,
     pub counters: CountersView,
 }
 
