@@ -203,3 +203,77 @@ async fn sim_binary_and_ctl() {
         .lines()
         .any(|l| l.contains("\"reason\":\"shutdown\"")));
 }
+
+/// The faults of issue 8 through the binary: `--second-port`, `unplug --after-submit`,
+/// `late --by`, `reboot --for`, and clear errors for bad values.
+#[tokio::test]
+async fn sim_ctl_second_port_late_reboot_after_submit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let (sim, banner) = start(dir, &["--second-port", "1"]);
+    assert_eq!(banner.len(), 3, "{banner:?}");
+    assert_eq!(
+        banner[2],
+        format!("modem1 {}/modem1-at2 second AT port", dir.display())
+    );
+    assert!(std::fs::read_link(dir.join("modem1-at2")).is_ok());
+
+    for args in [
+        &["unplug", "--modem", "0", "--after-submit", "--for", "200ms"][..],
+        &["late", "--modem", "0", "--by", "1.5s"],
+        &["reboot", "--modem", "1", "--for", "3s"],
+    ] {
+        let out = ctl(dir, args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "ok\n");
+    }
+    let out = ctl(dir, &["status", "--json"]);
+    let status: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(status[1]["state"], "booting");
+    assert_eq!(
+        status[1]["second_port"],
+        dir.join("modem1-at2").display().to_string()
+    );
+    assert!(status[0].get("second_port").is_none());
+    // Armed, not fired: modem 0 still has its port.
+    assert_eq!(status[0]["state"], "idle");
+    assert_eq!(status[0]["unplug_after_submit"], true);
+    assert_eq!(status[0]["late_ms"], 1500);
+    assert!(status[1].get("late_ms").is_none());
+    let events: Vec<serde_json::Value> = std::fs::read_to_string(dir.join("events.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let has = |kind: &str, key: &str, value: serde_json::Value| {
+        events.iter().any(|e| e["kind"] == kind && e[key] == value)
+    };
+    assert!(has("unplug", "after_submit", true.into()), "{events:?}");
+    assert!(has("late", "ms", 1500.into()), "{events:?}");
+    assert!(has("reboot", "for_ms", 3000.into()), "{events:?}");
+
+    for bad in [
+        &["late", "--modem", "0", "--by", "soon"][..],
+        &["late", "--modem", "0"],
+        &["reboot", "--modem", "0", "--for", "x"],
+    ] {
+        let out = ctl(dir, bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+    }
+    drop(sim);
+    let out = Command::new(BIN)
+        .args(["sim", "--modems", "2", "--second-port", "2", "--dir"])
+        .arg(tempfile::tempdir().unwrap().path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("--second-port 2"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -34,6 +34,9 @@ pub struct SimArgs {
     /// Seed for identities and random faults (reproducible banks).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Modems that also expose a second AT port DIR/modemN-at2 (same SIM), e.g. `0,2`.
+    #[arg(long, value_delimiter = ',')]
+    pub second_port: Vec<usize>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -101,6 +104,25 @@ pub enum CtlCommand {
     },
     /// Close the port and come back on a new pty after a while (default 5s).
     Unplug {
+        #[command(flatten)]
+        m: ModemArg,
+        #[arg(long = "for")]
+        duration: Option<String>,
+        /// Arm it instead: the next submit reaches the network, then the port vanishes
+        /// before its +CMGS: answer.
+        #[arg(long)]
+        after_submit: bool,
+    },
+    /// Hold back the next submit's answer: `late --modem 0 --by 3s` (the part is sent).
+    Late {
+        #[command(flatten)]
+        m: ModemArg,
+        #[arg(long)]
+        by: String,
+    },
+    /// The modem resets by itself: deaf a while (default 300ms), then RDY/+CPIN: READY with
+    /// power-on settings (echo on, text mode, +CNMI reset).
+    Reboot {
         #[command(flatten)]
         m: ModemArg,
         #[arg(long = "for")]
@@ -207,6 +229,14 @@ async fn run_bank(args: SimArgs) -> anyhow::Result<()> {
     cfg.latency = parse_duration(&args.latency)?;
     cfg.report_delay = parse_duration(&args.report_delay)?;
     cfg.seed = args.seed;
+    if let Some(&i) = args.second_port.iter().find(|&&i| i >= args.modems) {
+        return Err(BadInput(format!(
+            "--second-port {i}: no such modem (0..{})",
+            args.modems
+        ))
+        .into());
+    }
+    cfg.second_port = args.second_port;
     let bank = Bank::start(cfg)
         .await
         .context("start the virtual modem bank")?;
@@ -216,6 +246,9 @@ async fn run_bank(args: SimArgs) -> anyhow::Result<()> {
             "modem{} {} {} imei {} imsi {}",
             m.index, m.port, m.dialect, m.imei, m.imsi
         );
+        if let Some(second) = &m.second_port {
+            println!("modem{} {second} second AT port", m.index);
+        }
     }
     println!("ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -270,7 +303,20 @@ async fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
             for_ms: duration.as_deref().map(ms).transpose()?,
         },
         C::Garbage { m } => Control::Garbage { modem: m.modem },
-        C::Unplug { m, duration } => Control::Unplug {
+        C::Unplug {
+            m,
+            duration,
+            after_submit,
+        } => Control::Unplug {
+            modem: m.modem,
+            for_ms: duration.as_deref().map(ms).transpose()?,
+            after_submit,
+        },
+        C::Late { m, by } => Control::Late {
+            modem: m.modem,
+            ms: ms(&by)?,
+        },
+        C::Reboot { m, duration } => Control::Reboot {
             modem: m.modem,
             for_ms: duration.as_deref().map(ms).transpose()?,
         },

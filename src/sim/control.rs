@@ -45,8 +45,28 @@ pub enum Control {
         modem: usize,
     },
     /// Close the port (link removed, pty hung up), then come back on a new pty after `for_ms`
-    /// (default 5 s).
+    /// (default 5 s). With `after_submit`, armed instead: the next submit the network
+    /// accepts (logged as `cmgs`, a status report may follow) is followed by the unplug
+    /// before its "+CMGS:" is written (a brown-out after the part left).
     Unplug {
+        modem: usize,
+        for_ms: Option<u64>,
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        after_submit: bool,
+    },
+    /// The next submit's final answer (`+CMGS: <mr>` / OK, or its error; the OK after a
+    /// text-mode ^HCMGS) is held back `ms`; the part still reaches the network on time, and
+    /// commands sent meanwhile are answered after it, in order, as on a serial line.
+    Late {
+        modem: usize,
+        ms: u64,
+    },
+    /// The modem resets by itself: deaf for `for_ms` (default 300 ms; input is lost), then
+    /// its dialect's boot burst ("RDY", "+CPIN: READY", ...) with power-on settings (echo
+    /// on, +CMGF=1, +CNMI as shipped, +CMEE=0). The port stays open. A submit in flight is
+    /// lost with the modem's memory (it never reaches the network); status reports the
+    /// network owes still arrive.
+    Reboot {
         modem: usize,
         for_ms: Option<u64>,
     },
@@ -98,6 +118,8 @@ impl Control {
             | Hang { modem, .. }
             | Garbage { modem }
             | Unplug { modem, .. }
+            | Late { modem, .. }
+            | Reboot { modem, .. }
             | SimRemove { modem }
             | SimInsert { modem }
             | Network { modem, .. }
@@ -162,6 +184,22 @@ pub struct ModemStatus {
     pub report_status: u8,
     pub storage_used: usize,
     pub storage_capacity: usize,
+    /// Status reports kept in the "SR" memory.
+    #[serde(default)]
+    pub reports_stored: usize,
+    /// DIR/modemN-at2 when the modem has a second AT port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_port: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub second_tty: Option<String>,
+    #[serde(default)]
+    pub second_clients: u32,
+    /// `unplug --after-submit` is armed and has not fired yet.
+    #[serde(default)]
+    pub unplug_after_submit: bool,
+    /// `late` is armed: the next submit's answer is held back this long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_ms: Option<u64>,
     pub counters: CountersView,
 }
 
@@ -292,8 +330,28 @@ mod tests {
                 Control::Unplug {
                     modem: 2,
                     for_ms: Some(5000),
+                    after_submit: false,
                 },
                 r#"{"cmd":"unplug","modem":2,"for_ms":5000}"#,
+            ),
+            (
+                Control::Unplug {
+                    modem: 0,
+                    for_ms: Some(200),
+                    after_submit: true,
+                },
+                r#"{"cmd":"unplug","modem":0,"for_ms":200,"after_submit":true}"#,
+            ),
+            (
+                Control::Late { modem: 1, ms: 3000 },
+                r#"{"cmd":"late","modem":1,"ms":3000}"#,
+            ),
+            (
+                Control::Reboot {
+                    modem: 0,
+                    for_ms: None,
+                },
+                r#"{"cmd":"reboot","modem":0,"for_ms":null}"#,
             ),
             (
                 Control::SimRemove { modem: 0 },

@@ -79,7 +79,19 @@ pub struct DialectProfile {
     /// Drops its reply after `>` when the PDU carries an SMSC address (DOMAIN.md); the
     /// starting value of the engine's `smsc_drop` flag, which `sim ctl quirk` toggles.
     pub drops_reply_with_smsc: bool,
+    /// What the module writes on its primary port after it (re)boots (`sim ctl reboot`).
+    pub boot_urcs: &'static [&'static str],
+    /// `+CNMI` after a reboot, as the vendor ships it.
+    pub boot_cnmi: [u8; 5],
+    /// `+CMGF` after a reboot. 1 (text) everywhere: the bank's modems carry a saved profile
+    /// with text mode (SIMCom's and Quectel's `AT&W` / `AT+CSAS` keep +CMGF, and a module
+    /// once set up by a text-mode tool comes back that way), the harder case for a driver
+    /// that set PDU mode once and assumed it stays. The bank's first start is PDU mode.
+    pub boot_cmgf: u8,
 }
+
+/// The power-up burst most modules share (27.007 +CPIN URC; "RDY" once the UART is up).
+const GENERIC_BOOT: &[&str] = &["RDY", "+CPIN: READY"];
 
 impl Dialect {
     /// All dialects in the order `--dialect mixed` cycles through them.
@@ -122,6 +134,9 @@ impl Dialect {
                 number_toa: 0x91,
                 vendor_commands: &[],
                 drops_reply_with_smsc: false,
+                boot_urcs: GENERIC_BOOT,
+                boot_cnmi: [0, 0, 0, 0, 0],
+                boot_cmgf: 1,
             },
             // Huawei E1xx/E3xx sticks: ^RSSI/^MODE/^DSFLOWRPT chatter, ^ICCID, and (on some
             // firmware) only one command per line.
@@ -139,6 +154,10 @@ impl Dialect {
                 number_toa: 0x91,
                 vendor_commands: &[("^CURC", ""), ("^PORTSEL", "")],
                 drops_reply_with_smsc: false,
+                // ^SYSSTART: Huawei ME909/MU609 AT Command Interface Specification (start-up URC).
+                boot_urcs: &["^SYSSTART", "+CPIN: READY"],
+                boot_cnmi: [0, 0, 0, 0, 0],
+                boot_cmgf: 1,
             },
             Dialect::Zte => DialectProfile {
                 dialect: self,
@@ -157,6 +176,9 @@ impl Dialect {
                     ("+ZOPRT", ""),
                 ],
                 drops_reply_with_smsc: false,
+                boot_urcs: &["+CPIN: READY", "+ZUSIMR:2"],
+                boot_cnmi: [0, 0, 0, 0, 0],
+                boot_cmgf: 1,
             },
             Dialect::Quectel => DialectProfile {
                 dialect: self,
@@ -172,6 +194,17 @@ impl Dialect {
                 number_toa: 0x91,
                 vendor_commands: &[],
                 drops_reply_with_smsc: false,
+                // Quectel EC2x AT Commands Manual (power-on URCs; +CNMI default 2,1,0,0,0).
+                boot_urcs: &[
+                    "RDY",
+                    "+CFUN: 1",
+                    "+CPIN: READY",
+                    "+QUSIM: 1",
+                    "+QIND: SMS DONE",
+                    "+QIND: PB DONE",
+                ],
+                boot_cnmi: [2, 1, 0, 0, 0],
+                boot_cmgf: 1,
             },
             Dialect::Simcom => DialectProfile {
                 dialect: self,
@@ -187,6 +220,10 @@ impl Dialect {
                 number_toa: 0x91,
                 vendor_commands: &[],
                 drops_reply_with_smsc: false,
+                // SIM800 Series AT Command Manual (URCs after power-on at a fixed baud rate).
+                boot_urcs: &["RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"],
+                boot_cnmi: [0, 0, 0, 0, 0],
+                boot_cmgf: 1,
             },
             // Wavecom Fastrack: an old, quiet modem; here it carries the "never echoes" quirk
             // (gammu, which matches replies by their echo, cannot drive it; our driver must).
@@ -204,6 +241,9 @@ impl Dialect {
                 number_toa: 0x91,
                 vendor_commands: &[],
                 drops_reply_with_smsc: false,
+                boot_urcs: GENERIC_BOOT,
+                boot_cnmi: [0, 0, 0, 0, 0],
+                boot_cmgf: 1,
             },
             // PHS / CDMA-era modules: national numbers (type 0x81), text mode with ^HSMSSS +
             // ^HCMGS for sending, no bare AT, one command per line.
@@ -221,6 +261,9 @@ impl Dialect {
                 number_toa: 0x81,
                 vendor_commands: &[],
                 drops_reply_with_smsc: false,
+                boot_urcs: GENERIC_BOOT,
+                boot_cnmi: [0, 0, 0, 0, 0],
+                boot_cmgf: 1,
             },
         }
     }

@@ -10,11 +10,13 @@
 //! [`pty`] (the pseudo-terminal), [`events`] (the JSON-lines log), [`control`] (commands and
 //! the ctl.sock protocol), [`bank`] (the tokio tasks that tie them together).
 //!
-//! Public API: [`Bank::start`]`(`[`SimConfig`]`)`, [`Bank::port_path`], [`Bank::events_path`],
+//! Public API: [`Bank::start`]`(`[`SimConfig`]`)`, [`Bank::port_path`],
+//! [`Bank::second_port_path`] (with [`SimConfig::second_port`]), [`Bank::events_path`],
 //! [`Bank::control`]`(`[`Control`]`) -> `[`ControlReply`] (with [`ModemStatus`] for `Status`),
 //! [`Bank::shutdown`]; [`control::request`] speaks the same commands over DIR/ctl.sock.
-//! Fault controls include [`Control::Quirk`]`(`[`Quirk::SmscDrop`]`)` and
-//! [`Control::ReportStatus`] (TP-Status of the next status reports).
+//! Fault controls include [`Control::Quirk`]`(`[`Quirk::SmscDrop`]`)`,
+//! [`Control::ReportStatus`] (TP-Status of the next status reports), [`Control::Unplug`] (also
+//! `after_submit`), [`Control::Late`] and [`Control::Reboot`].
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), smsgate::sim::SimError> {
@@ -28,8 +30,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Invariants: after [`Bank::start`] returns, every DIR/modemN link exists and answers; a
-//! modem's task is the only owner of its engine, so commands to one modem are serialised.
+//! Invariants: after [`Bank::start`] returns, every DIR/modemN (and DIR/modemN-at2) link exists
+//! and answers; a modem's task is the only owner of its engine, so commands to one modem (from
+//! either of its ports) are serialised.
 
 pub mod bank;
 pub mod control;
@@ -65,6 +68,10 @@ pub struct SimConfig {
     pub control_socket: bool,
     /// Mean interval of vendor URC chatter (dialects that have any); None = silent.
     pub chatter: Option<Duration>,
+    /// Modems (by index) that expose a second AT port, DIR/modemN-at2, as two-port modules
+    /// do (Quectel's ttyUSB2 and ttyUSB3): same SIM, storage and network, its own echo and
+    /// command state; unsolicited lines go to the primary DIR/modemN only.
+    pub second_port: Vec<usize>,
 }
 
 impl SimConfig {
@@ -79,6 +86,7 @@ impl SimConfig {
             seed: None,
             control_socket: true,
             chatter: Some(Duration::from_secs(5)),
+            second_port: Vec::new(),
         }
     }
 }

@@ -4,11 +4,17 @@
 //! (`^HSMSSS`, `AT+CMGF=1`, `AT^HCMGS="<number>"`, UCS2 bytes + 00 1A, `OK`, then the
 //! `^HCMGSS`/`^HCMGSF` outcome URC, as Huawei MC323-class modules do). Time never passes
 //! inside the engine: the driver arms the timers it asks for and calls [`Engine::fire`] when
-//! they expire, so tests control time.
+//! they expire, so tests control time. A modem may have a second AT port ([`Engine::add_port`],
+//! [`Engine::feed_port`]): each port has its own line state (echo, input, prompt, busy), the
+//! SIM, storage, settings and network are the modem's; unsolicited lines go to [`PRIMARY`].
+//! Faults that live at this level: a late final answer (`late_next`), a vanishing port after
+//! the network took a submit (`unplug_after_submit`), a reboot ([`Engine::power_on`] +
+//! [`Engine::boot_burst`]), and status reports kept in "SR" when nobody listens.
 //! Invariants: every command line gets exactly one final result (OK / ERROR / +CME ERROR /
 //! +CMS ERROR) or a prompt, save the one thing the `smsc_drop` quirk exists to show (a PDU
 //! with an SMSC after the prompt gets no answer); unsolicited lines never split a response
-//! (they wait while a command or a prompt is in progress); no input makes the engine panic.
+//! (they wait while a command or a prompt is in progress); a held-back (`late`) answer is
+//! written before anything typed after it is answered; no input makes the engine panic.
 
 use std::time::Duration;
 
@@ -21,11 +27,21 @@ use super::dialect::{DialectProfile, IccidCommand, SendCommand};
 use super::identity::Identity;
 use super::sms;
 
+/// Index of one of a modem's AT ports: [`PRIMARY`] (DIR/modemN, where unsolicited lines go)
+/// or 1 (the second AT port DIR/modemN-at2 of a two-port module).
+pub type Port = usize;
+
+/// The port that carries unsolicited result codes (Quectel's default `AT+QURCCFG="urcport"`).
+pub const PRIMARY: Port = 0;
+
 /// Something the driver must do for the engine.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    /// Write these bytes to the port.
-    Write(Vec<u8>),
+    /// Write these bytes to this port.
+    Write(Port, Vec<u8>),
+    /// The modem drops off the bus now, before its answer is written (the armed
+    /// `unplug --after-submit`: the network already has the part).
+    Unplug,
     /// Call [`Engine::fire`] with this timer after the delay.
     Arm(Duration, Timer),
     /// Append this event to the events log (the driver adds time and modem index).
@@ -37,6 +53,7 @@ pub enum Action {
 pub enum Timer {
     /// The network answered a submit: report +CMGS (or the injected failure).
     SubmitDone {
+        port: Port,
         frame: sms::SubmitFrame,
         mr: u8,
         fail: Option<u16>,
@@ -51,8 +68,12 @@ pub enum Timer {
     },
     /// The network's answer to a +CUSD request.
     Ussd,
+    /// A final answer held back by `sim ctl late`: written now, then the input that queued
+    /// behind it is answered in order.
+    Answer { port: Port, bytes: Vec<u8> },
     /// The network answered a text-mode `^HCMGS`: `^HCMGSS:<mr>` or `^HCMGSF:<cause>`.
     TextDone {
+        port: Port,
         to: String,
         text: String,
         mr: u8,
@@ -130,8 +151,32 @@ struct Stored {
     tpdu_len: usize,
 }
 
-const MEMORIES: [&str; 2] = ["SM", "ME"];
-const CAPACITY: [usize; 2] = [30, 100];
+/// SIM, phone memory, and the status-report memory ("SR": only as <mem1>, to read and delete).
+const MEMORIES: [&str; 3] = ["SM", "ME", "SR"];
+const CAPACITY: [usize; 3] = [30, 100, 20];
+const SR: usize = 2;
+
+/// What belongs to one AT port rather than to the modem: each port of a two-port module has
+/// its own echo setting, input buffer and command state (one port can sit at the prompt while
+/// the other answers), and its own queue of lines held back while a command runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Line {
+    echo: bool,
+    input: Vec<u8>,
+    mode: Mode,
+    pending_urcs: Vec<u8>,
+}
+
+impl Line {
+    fn new() -> Line {
+        Line {
+            echo: true,
+            input: Vec::new(),
+            mode: Mode::Command,
+            pending_urcs: Vec::new(),
+        }
+    }
+}
 
 /// One virtual modem.
 #[derive(Debug)]
@@ -149,7 +194,18 @@ pub struct Engine {
     pub smsc_drop: bool,
     /// TP-Status of the status reports from now on (0x00 delivered; `sim ctl report-status`).
     pub report_status: u8,
-    echo: bool,
+    /// Somebody has the primary port open, so an unsolicited +CDS reaches a client. When
+    /// nobody does, a status report is kept in "SR" storage instead (as modules do with what
+    /// they cannot route), for the driver to read at start-up. Kept up to date by the bank.
+    pub te_listening: bool,
+    /// `sim ctl late`: the next submit's final answer is held back this long.
+    pub late_next: Option<Duration>,
+    /// `sim ctl unplug --after-submit`: the next submit the network accepts is followed by
+    /// [`Action::Unplug`] instead of its answer.
+    pub unplug_after_submit: bool,
+    /// The ports' line state; `cur` is the one being served.
+    lines: Vec<Line>,
+    cur: Port,
     cmee: u8,
     cmgf: u8,
     cnmi: [u8; 5],
@@ -165,10 +221,7 @@ pub struct Engine {
     concat_ref: u8,
     /// mem1 (read/list/delete), mem2 (write), mem3 (receive) as indexes into MEMORIES.
     mems: [usize; 3],
-    storage: [Vec<Option<Stored>>; 2],
-    input: Vec<u8>,
-    mode: Mode,
-    pending_urcs: Vec<u8>,
+    storage: [Vec<Option<Stored>>; 3],
     pending_ussd: bool,
     /// +CMT/+CDS deliveries still waiting for +CNMA (only with +CSMS=1).
     cnma_pending: u32,
@@ -412,7 +465,11 @@ impl Engine {
             memory_full: false,
             smsc_drop,
             report_status: 0,
-            echo: true,
+            te_listening: true,
+            late_next: None,
+            unplug_after_submit: false,
+            lines: vec![Line::new()],
+            cur: PRIMARY,
             cmee: 0,
             cmgf: 0,
             cnmi: [0, 0, 0, 0, 0],
@@ -427,25 +484,49 @@ impl Engine {
             mr: (seed % 256) as u8,
             concat_ref: (seed.wrapping_mul(31) % 256) as u8,
             mems: [0, 0, 0],
-            storage: [vec![None; CAPACITY[0]], vec![None; CAPACITY[1]]],
-            input: Vec::new(),
-            mode: Mode::Command,
-            pending_urcs: Vec::new(),
+            storage: [
+                vec![None; CAPACITY[0]],
+                vec![None; CAPACITY[1]],
+                vec![None; CAPACITY[2]],
+            ],
             pending_ussd: false,
             cnma_pending: 0,
             rng: StdRng::seed_from_u64(seed),
         }
     }
 
+    /// Gives the modem a second AT port (a two-port module); a no-op when it has one.
+    pub fn add_port(&mut self) -> Port {
+        if self.lines.len() < 2 {
+            self.lines.push(Line::new());
+        }
+        1
+    }
+
+    /// How many AT ports the modem has.
+    pub fn ports(&self) -> usize {
+        self.lines.len()
+    }
+
     /// A short state word for `status`.
     pub fn state(&self) -> &'static str {
-        match (&self.mode, self.sim_present, self.registered) {
-            (_, false, _) => "sim-removed",
-            (_, _, false) => "no-network",
-            (Mode::Busy, _, _) => "sending",
-            (Mode::Prompt(..), _, _) => "prompt",
-            (Mode::Command, _, _) => "idle",
+        let busy = |m: &Mode| self.lines.iter().any(|l| &l.mode == m);
+        let prompt = self
+            .lines
+            .iter()
+            .any(|l| matches!(l.mode, Mode::Prompt(..)));
+        match (self.sim_present, self.registered) {
+            (false, _) => "sim-removed",
+            (_, false) => "no-network",
+            _ if busy(&Mode::Busy) => "sending",
+            _ if prompt => "prompt",
+            _ => "idle",
         }
+    }
+
+    /// Used and capacity of the status-report memory ("SR").
+    pub fn reports_stored(&self) -> (usize, usize) {
+        (self.storage[SR].iter().flatten().count(), CAPACITY[SR])
     }
 
     /// Used/capacity of the receive memory.
@@ -454,9 +535,19 @@ impl Engine {
         (self.storage[m].iter().flatten().count(), CAPACITY[m])
     }
 
-    /// Bytes arrived from the client.
+    /// Bytes arrived from the client of the primary port.
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<Action> {
-        self.input.extend_from_slice(bytes);
+        self.feed_port(PRIMARY, bytes)
+    }
+
+    /// Bytes arrived from the client of `port` (an unknown port is taken as the primary).
+    pub fn feed_port(&mut self, port: Port, bytes: &[u8]) -> Vec<Action> {
+        self.cur = if port < self.lines.len() {
+            port
+        } else {
+            PRIMARY
+        };
+        self.lines[self.cur].input.extend_from_slice(bytes);
         let mut out = Vec::new();
         self.process(&mut out);
         out
@@ -467,16 +558,17 @@ impl Engine {
         let mut out = Vec::new();
         match timer {
             Timer::SubmitDone {
+                port,
                 frame,
                 mr,
                 fail,
                 send,
             } => {
-                self.mode = Mode::Command;
-                if let Some(cms) = fail {
+                self.cur = port.min(self.lines.len() - 1);
+                let answer = if let Some(cms) = fail {
                     self.counters.failed += 1;
                     out.push(Action::Event(json!({"event": "fault", "kind": "cms", "cms": cms, "pdu": hex::encode_upper(&frame.bytes)})));
-                    self.write_fail(&mut out, Fail::Cms(cms));
+                    self.fail_line(Fail::Cms(cms))
                 } else {
                     self.counters.submitted += 1;
                     let tag = match send {
@@ -491,9 +583,6 @@ impl Engine {
                         obj.extend(decoded);
                     }
                     out.push(Action::Event(ev));
-                    let mut w = crlf(&format!("{tag}: {mr}"));
-                    w.extend(crlf("OK"));
-                    out.push(Action::Write(w));
                     if frame.status_report {
                         out.push(Action::Arm(
                             self.report_delay,
@@ -505,7 +594,26 @@ impl Engine {
                             },
                         ));
                     }
-                }
+                    if std::mem::take(&mut self.unplug_after_submit) {
+                        // The network has the part; the port dies before "+CMGS:" is written.
+                        out.push(Action::Event(
+                            json!({"event": "fault", "kind": "unplug_after_submit", "mr": mr}),
+                        ));
+                        out.push(Action::Unplug);
+                        self.lines[self.cur].mode = Mode::Command;
+                        return out;
+                    }
+                    let mut w = crlf(&format!("{tag}: {mr}"));
+                    w.extend(crlf("OK"));
+                    w
+                };
+                self.answer(&mut out, answer);
+                self.process(&mut out);
+            }
+            Timer::Answer { port, bytes } => {
+                self.cur = port.min(self.lines.len() - 1);
+                self.lines[self.cur].mode = Mode::Command;
+                out.push(Action::Write(self.cur, bytes));
                 self.process(&mut out);
             }
             Timer::StatusReport {
@@ -525,34 +633,38 @@ impl Engine {
                     self.report_status,
                 );
                 let mut ev = json!({"event": "status_report", "mr": mr, "pdu": sr.hex(), "status": self.report_status});
-                match self.cnmi[3] {
-                    1 => {
-                        let mut w = crlf(&format!("+CDS: {}", sr.tpdu_len));
-                        w.extend(sr.hex().as_bytes());
-                        w.extend(b"\r\n");
-                        self.urc(&mut out, w);
-                        ev["delivery"] = json!("cds");
-                        if self.csms == 1 {
-                            self.cnma_pending += 1;
-                        }
+                let ds = self.cnmi[3];
+                if ds == 1 && self.te_listening {
+                    let mut w = crlf(&format!("+CDS: {}", sr.tpdu_len));
+                    w.extend(sr.hex().as_bytes());
+                    w.extend(b"\r\n");
+                    self.urc(&mut out, w);
+                    ev["delivery"] = json!("cds");
+                    if self.csms == 1 {
+                        self.cnma_pending += 1;
                     }
-                    2 => match self.store(
-                        2,
-                        Stored {
-                            stat: 0,
-                            tpdu_len: sr.tpdu_len,
-                            pdu: sr.bytes,
-                        },
-                    ) {
+                } else if ds == 2 || !self.te_listening {
+                    // ds=2 stores and announces; a report nobody can receive (no client has
+                    // the port open, or it is unplugged) is stored as well, whatever ds says,
+                    // so a driver finds it with AT+CPMS="SR" and +CMGL at start-up.
+                    let stored = Stored {
+                        stat: 0,
+                        tpdu_len: sr.tpdu_len,
+                        pdu: sr.bytes,
+                    };
+                    match self.store_in(SR, stored) {
                         Some(idx) => {
-                            let mem = MEMORIES[self.mems[2]];
-                            self.urc(&mut out, crlf(&format!("+CDSI: \"{mem}\",{idx}")));
-                            ev["delivery"] = json!("cdsi");
+                            if ds == 2 {
+                                self.urc(&mut out, crlf(&format!("+CDSI: \"SR\",{idx}")));
+                            }
+                            ev["delivery"] = json!(if ds == 2 { "cdsi" } else { "stored" });
+                            ev["memory"] = json!("SR");
                             ev["index"] = json!(idx);
                         }
                         None => ev["delivery"] = json!("dropped-memory-full"),
-                    },
-                    _ => ev["delivery"] = json!("dropped-cnmi"),
+                    }
+                } else {
+                    ev["delivery"] = json!("dropped-cnmi");
                 }
                 out.push(Action::Event(ev));
             }
@@ -560,20 +672,35 @@ impl Engine {
                 let text = format!("Balance: {}.00 CNY", 50 + self.rng.random_range(0..50));
                 self.urc(&mut out, crlf(&format!("+CUSD: 0,\"{text}\",15")));
             }
-            Timer::TextDone { to, text, mr, fail } => {
+            Timer::TextDone {
+                port,
+                to,
+                text,
+                mr,
+                fail,
+            } => {
+                let port = port.min(self.lines.len() - 1);
                 // Real modules print these without a space after the colon ("^HCMGSS:9").
                 if let Some(cause) = fail {
                     self.counters.failed += 1;
                     out.push(Action::Event(
                         json!({"event": "fault", "kind": "hcmgsf", "cause": cause, "to": to}),
                     ));
-                    self.urc(&mut out, crlf(&format!("^HCMGSF:{cause}")));
+                    self.urc_to(port, &mut out, crlf(&format!("^HCMGSF:{cause}")));
                 } else {
                     self.counters.submitted += 1;
                     out.push(Action::Event(
                         json!({"event": "hcmgs", "to": to, "text": text, "mr": mr}),
                     ));
-                    self.urc(&mut out, crlf(&format!("^HCMGSS:{mr}")));
+                    if std::mem::take(&mut self.unplug_after_submit) {
+                        // The network has the text; the port dies before ^HCMGSS is written.
+                        out.push(Action::Event(
+                            json!({"event": "fault", "kind": "unplug_after_submit", "mr": mr}),
+                        ));
+                        out.push(Action::Unplug);
+                        return out;
+                    }
+                    self.urc_to(port, &mut out, crlf(&format!("^HCMGSS:{mr}")));
                 }
             }
         }
@@ -726,36 +853,106 @@ impl Engine {
 
     /// The port vanished and came back: the modem rebooted, client settings are gone.
     pub fn reset_session(&mut self) {
-        self.input.clear();
-        self.pending_urcs.clear();
-        self.mode = Mode::Command;
-        self.echo = true;
+        for l in &mut self.lines {
+            *l = Line::new();
+        }
+        self.cur = PRIMARY;
+        self.late_next = None;
         self.cmee = 0;
         self.cmgf = 0;
         self.cnmi = [0; 5];
         self.reg_n = [0; 3];
     }
 
+    /// The modem reset by itself (`sim ctl reboot`): every port's line state and the volatile
+    /// settings go back to the power-on profile of the dialect (echo on, the saved +CMGF,
+    /// +CNMI as the vendor ships it, +CMEE 0, +CSMS 0, +CPMS "SM", +CREG n=0); what sits on
+    /// the SIM (stored messages, +CSCA) and the "SR" memory survive. The bank writes
+    /// [`Engine::boot_burst`] once the modem has booted.
+    pub fn power_on(&mut self) {
+        self.reset_session();
+        self.cmgf = self.profile.boot_cmgf;
+        self.cnmi = self.profile.boot_cnmi;
+        self.csms = 0;
+        self.cmms = 0;
+        self.hsmsss = [0, 0, 1, 0];
+        self.cscs = "IRA".into();
+        self.mems = [0, 0, 0];
+        self.pending_ussd = false;
+        self.cnma_pending = 0;
+    }
+
+    /// The unsolicited lines a freshly booted module writes on its primary port (the
+    /// dialect's `boot_urcs`; `+CPIN: NOT READY` in place of READY without a SIM).
+    pub fn boot_burst(&mut self) -> Vec<Action> {
+        let mut out = Vec::new();
+        for line in self.profile.boot_urcs {
+            let line = if *line == "+CPIN: READY" && !self.sim_present {
+                "+CPIN: NOT READY"
+            } else {
+                line
+            };
+            self.urc(&mut out, crlf(line));
+        }
+        out
+    }
+
     fn store(&mut self, which: usize, s: Stored) -> Option<usize> {
         if self.memory_full {
             return None;
         }
-        let m = self.mems[which];
+        self.store_in(self.mems[which], s)
+    }
+
+    /// Stores into memory `m` (an index of [`MEMORIES`]) at its first free slot.
+    fn store_in(&mut self, m: usize, s: Stored) -> Option<usize> {
         let slot = self.storage[m].iter().position(Option::is_none)?;
         self.storage[m][slot] = Some(s);
         // 27.005 indexes start at 1 on most modems (Huawei, Quectel, SIMCom).
         Some(slot + 1)
     }
 
+    /// An unsolicited line: it goes to the primary port, as modules route URCs to one port.
     fn urc(&mut self, out: &mut Vec<Action>, bytes: Vec<u8>) {
-        if self.mode == Mode::Command && self.input.is_empty() {
-            out.push(Action::Write(bytes));
+        self.urc_to(PRIMARY, out, bytes);
+    }
+
+    /// A line for `port` that waits while a command or prompt is in progress there.
+    fn urc_to(&mut self, port: Port, out: &mut Vec<Action>, bytes: Vec<u8>) {
+        let l = &mut self.lines[port];
+        if l.mode == Mode::Command && l.input.is_empty() {
+            out.push(Action::Write(port, bytes));
         } else {
-            self.pending_urcs.extend(bytes);
+            l.pending_urcs.extend(bytes);
         }
     }
 
+    /// Writes a command's final answer now, or holds it back when `sim ctl late` is armed
+    /// (the line stays busy, so what arrives meanwhile is answered after it, in order).
+    fn answer(&mut self, out: &mut Vec<Action>, bytes: Vec<u8>) {
+        if let Some(d) = self.late_next.take() {
+            self.lines[self.cur].mode = Mode::Busy;
+            out.push(Action::Event(
+                json!({"event": "fault", "kind": "late_answer", "ms": d.as_millis() as u64}),
+            ));
+            out.push(Action::Arm(
+                d,
+                Timer::Answer {
+                    port: self.cur,
+                    bytes,
+                },
+            ));
+            return;
+        }
+        self.lines[self.cur].mode = Mode::Command;
+        out.push(Action::Write(self.cur, bytes));
+    }
+
     fn write_fail(&self, out: &mut Vec<Action>, f: Fail) {
+        out.push(Action::Write(self.cur, self.fail_line(f)));
+    }
+
+    fn fail_line(&self, f: Fail) -> Vec<u8> {
         let line = match (f, self.cmee) {
             (Fail::Error, _) | (Fail::Cme(_), 0) => "ERROR".to_string(),
             (Fail::Cme(n), 1) => format!("+CME ERROR: {n}"),
@@ -764,63 +961,68 @@ impl Engine {
             (Fail::Cms(n), 2) => format!("+CMS ERROR: {}", cms_text(n)),
             (Fail::Cms(n), _) => format!("+CMS ERROR: {n}"),
         };
-        out.push(Action::Write(crlf(&line)));
+        crlf(&line)
     }
 
     fn process(&mut self, out: &mut Vec<Action>) {
         loop {
-            match self.mode.clone() {
+            match self.lines[self.cur].mode.clone() {
                 Mode::Busy => return,
                 Mode::Prompt(PromptFor::Text { to, ucs2 }, _) => {
-                    let Some((end, term)) = text_end(&self.input, ucs2) else {
-                        if self.input.len() > 4096 {
-                            self.input.clear();
+                    let Some((end, term)) = text_end(&self.lines[self.cur].input, ucs2) else {
+                        if self.lines[self.cur].input.len() > 4096 {
+                            self.lines[self.cur].input.clear();
                         }
                         return;
                     };
-                    let body: Vec<u8> = self.input.drain(..end).collect();
-                    self.input
-                        .drain(..(if ucs2 { 2 } else { 1 }).min(self.input.len()));
-                    self.mode = Mode::Command;
+                    let body: Vec<u8> = self.lines[self.cur].input.drain(..end).collect();
+                    let input = &mut self.lines[self.cur].input;
+                    input.drain(..(if ucs2 { 2 } else { 1 }).min(input.len()));
+                    self.lines[self.cur].mode = Mode::Command;
                     if term == 0x1B {
-                        out.push(Action::Write(crlf("OK")));
+                        out.push(Action::Write(self.cur, crlf("OK")));
                     } else {
                         self.text_entered(out, to, ucs2, &body);
                     }
                 }
                 Mode::Prompt(what, len) => {
-                    let Some(pos) = self.input.iter().position(|&b| b == 0x1A || b == 0x1B) else {
-                        if self.input.len() > 4096 {
-                            self.input.clear();
+                    let Some(pos) = self.lines[self.cur]
+                        .input
+                        .iter()
+                        .position(|&b| b == 0x1A || b == 0x1B)
+                    else {
+                        if self.lines[self.cur].input.len() > 4096 {
+                            self.lines[self.cur].input.clear();
                         }
                         return;
                     };
-                    let chunk: Vec<u8> = self.input.drain(..=pos).collect();
+                    let chunk: Vec<u8> = self.lines[self.cur].input.drain(..=pos).collect();
                     let term = chunk[pos];
                     let text: String = chunk[..pos]
                         .iter()
                         .filter(|b| b.is_ascii_graphic())
                         .map(|&b| b as char)
                         .collect();
-                    if self.echo && !self.profile.never_echoes {
-                        out.push(Action::Write(text.clone().into_bytes()));
+                    if self.lines[self.cur].echo && !self.profile.never_echoes {
+                        out.push(Action::Write(self.cur, text.clone().into_bytes()));
                     }
-                    self.mode = Mode::Command;
+                    self.lines[self.cur].mode = Mode::Command;
                     if term == 0x1B {
-                        out.push(Action::Write(crlf("OK")));
+                        out.push(Action::Write(self.cur, crlf("OK")));
                     } else {
                         self.pdu_entered(out, what, len, &text);
                     }
                 }
                 Mode::Command => {
-                    let Some(pos) = self.input.iter().position(|&b| b == b'\r') else {
-                        if self.input.len() > 4096 {
-                            self.input.clear();
+                    let Some(pos) = self.lines[self.cur].input.iter().position(|&b| b == b'\r')
+                    else {
+                        if self.lines[self.cur].input.len() > 4096 {
+                            self.lines[self.cur].input.clear();
                         }
                         self.flush_urcs(out);
                         return;
                     };
-                    let raw: Vec<u8> = self.input.drain(..=pos).collect();
+                    let raw: Vec<u8> = self.lines[self.cur].input.drain(..=pos).collect();
                     let line: String = raw[..pos]
                         .iter()
                         .filter(|&&b| b != b'\n')
@@ -833,14 +1035,19 @@ impl Engine {
     }
 
     fn flush_urcs(&mut self, out: &mut Vec<Action>) {
-        if self.mode == Mode::Command && !self.pending_urcs.is_empty() {
-            out.push(Action::Write(std::mem::take(&mut self.pending_urcs)));
+        if self.lines[self.cur].mode == Mode::Command
+            && !self.lines[self.cur].pending_urcs.is_empty()
+        {
+            out.push(Action::Write(
+                self.cur,
+                std::mem::take(&mut self.lines[self.cur].pending_urcs),
+            ));
         }
     }
 
     fn line(&mut self, out: &mut Vec<Action>, raw: &str) {
-        if self.echo && !self.profile.never_echoes && !raw.is_empty() {
-            out.push(Action::Write(format!("{raw}\r").into_bytes()));
+        if self.lines[self.cur].echo && !self.profile.never_echoes && !raw.is_empty() {
+            out.push(Action::Write(self.cur, format!("{raw}\r").into_bytes()));
         }
         // Line noise before the command is skipped, as a modem's autobaud does.
         let upper = raw.to_ascii_uppercase();
@@ -853,7 +1060,7 @@ impl Engine {
             if self.profile.rejects_bare_at {
                 self.write_fail(out, Fail::Error);
             } else {
-                out.push(Action::Write(crlf("OK")));
+                out.push(Action::Write(self.cur, crlf("OK")));
             }
             return;
         }
@@ -875,21 +1082,21 @@ impl Engine {
                 }
                 Outcome::Fail(f) => {
                     if !w.is_empty() {
-                        out.push(Action::Write(std::mem::take(&mut w)));
+                        out.push(Action::Write(self.cur, std::mem::take(&mut w)));
                     }
                     self.write_fail(out, f);
                     return;
                 }
                 Outcome::Prompt(what, len) => {
                     w.extend(b"\r\n> ");
-                    out.push(Action::Write(w));
-                    self.mode = Mode::Prompt(what, len);
+                    out.push(Action::Write(self.cur, w));
+                    self.lines[self.cur].mode = Mode::Prompt(what, len);
                     return;
                 }
             }
         }
         w.extend(crlf("OK"));
-        out.push(Action::Write(w));
+        out.push(Action::Write(self.cur, w));
         if std::mem::take(&mut self.pending_ussd) {
             out.push(Action::Arm(Duration::from_millis(300), Timer::Ussd));
         }
@@ -938,11 +1145,17 @@ impl Engine {
         let fail = self.draw_fail();
         let mr = self.mr;
         self.mr = self.mr.wrapping_add(1);
-        out.push(Action::Write(crlf("OK")));
         out.push(Action::Arm(
             self.latency,
-            Timer::TextDone { to, text, mr, fail },
+            Timer::TextDone {
+                port: self.cur,
+                to,
+                text,
+                mr,
+                fail,
+            },
         ));
+        self.answer(out, crlf("OK"));
     }
 
     fn pdu_entered(&mut self, out: &mut Vec<Action>, what: PromptFor, len: usize, text: &str) {
@@ -974,7 +1187,7 @@ impl Engine {
                     Some(idx) => {
                         let mut w = crlf(&format!("+CMGW: {idx}"));
                         w.extend(crlf("OK"));
-                        out.push(Action::Write(w));
+                        out.push(Action::Write(self.cur, w));
                     }
                     None => self.write_fail(out, Fail::Cms(322)),
                 }
@@ -1003,10 +1216,11 @@ impl Engine {
                 let fail = self.draw_fail();
                 let mr = self.mr;
                 self.mr = self.mr.wrapping_add(1);
-                self.mode = Mode::Busy;
+                self.lines[self.cur].mode = Mode::Busy;
                 out.push(Action::Arm(
                     self.latency,
                     Timer::SubmitDone {
+                        port: self.cur,
                         frame,
                         mr,
                         fail,
@@ -1086,12 +1300,12 @@ impl Engine {
         let p = self.profile.clone();
         match (cmd.name.as_str(), &cmd.kind) {
             ("E", Exec(v)) => {
-                self.echo = v != "0";
+                self.lines[self.cur].echo = v != "0";
                 ok()
             }
             ("V" | "Q" | "X" | "L" | "M" | "&C" | "&D" | "&W" | "&K", Exec(_)) => ok(),
             ("Z" | "&F", Exec(_)) => {
-                self.echo = true;
+                self.lines[self.cur].echo = true;
                 self.cmee = 0;
                 self.cnmi = [0; 5];
                 ok()
@@ -1315,7 +1529,9 @@ impl Engine {
             }
             ("+CSMP", Read) => one("+CSMP: 17,167,0,0".into()),
             ("+CSMP", Set(_)) => ok(),
-            ("+CPMS", Test) => one("+CPMS: (\"SM\",\"ME\"),(\"SM\",\"ME\"),(\"SM\",\"ME\")".into()),
+            ("+CPMS", Test) => {
+                one("+CPMS: (\"SM\",\"ME\",\"SR\"),(\"SM\",\"ME\"),(\"SM\",\"ME\")".into())
+            }
             ("+CPMS", Read) => self
                 .sim_needed(true)
                 .unwrap_or_else(|| one(self.cpms_line(true))),
@@ -1327,6 +1543,8 @@ impl Engine {
                 let mut mems = self.mems;
                 for (i, name) in a.iter().take(3).enumerate() {
                     match MEMORIES.iter().position(|m| m.eq_ignore_ascii_case(name)) {
+                        // "SR" holds status reports: read and delete (<mem1>) only.
+                        Some(SR) if i > 0 => return Outcome::Fail(Fail::Cms(302)),
                         Some(m) => mems[i] = m,
                         None => return Outcome::Fail(Fail::Cms(302)),
                     }
@@ -1552,17 +1770,30 @@ mod tests {
         )
     }
 
-    /// Everything the engine wrote, as text; timers and events returned separately.
+    /// Everything the engine wrote, as text; timers and events returned separately (an
+    /// `Unplug` shows as the event `{"action":"unplug"}`).
     fn split(actions: Vec<Action>) -> (String, Vec<Timer>, Vec<Value>) {
         let (mut w, mut t, mut e) = (String::new(), vec![], vec![]);
         for a in actions {
             match a {
-                Action::Write(b) => w.push_str(&String::from_utf8_lossy(&b)),
+                Action::Write(_, b) => w.push_str(&String::from_utf8_lossy(&b)),
                 Action::Arm(_, x) => t.push(x),
                 Action::Event(x) => e.push(x),
+                Action::Unplug => e.push(json!({"action": "unplug"})),
             }
         }
         (w, t, e)
+    }
+
+    /// What went to each port, as text.
+    fn per_port(actions: &[Action]) -> [String; 2] {
+        let mut w = [String::new(), String::new()];
+        for a in actions {
+            if let Action::Write(p, b) = a {
+                w[*p].push_str(&String::from_utf8_lossy(b));
+            }
+        }
+        w
     }
 
     fn say(e: &mut Engine, s: &str) -> String {
@@ -1674,7 +1905,7 @@ mod tests {
 
     #[test]
     fn status_report_as_cds_and_cdsi() {
-        for (ds, want) in [(1, "+CDS: 25\r\n"), (2, "+CDSI: \"SM\",1")] {
+        for (ds, want) in [(1, "+CDS: 25\r\n"), (2, "+CDSI: \"SR\",1")] {
             let mut e = engine(Dialect::Generic);
             say(&mut e, &format!("ATE0;+CNMI=2,1,0,{ds},0\r"));
             say(&mut e, "AT+CMGS=23\r");
@@ -1688,6 +1919,202 @@ mod tests {
             assert_eq!(ev[0]["event"], "status_report");
             assert_eq!(ev[0]["mr"], 1);
         }
+    }
+
+    /// Reports nobody can receive are kept in "SR" (whatever ds says) and read back in PDU
+    /// mode with +CPMS="SR", +CMGL=4, +CMGR and +CMGD; ds=1 with a listener stays +CDS.
+    #[test]
+    fn status_reports_nobody_hears_are_stored_in_sr() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0;+CNMI=2,1,0,1,0\r");
+        let mut reports = Vec::new();
+        for _ in 0..2 {
+            say(&mut e, "AT+CMGS=23\r");
+            let (_, t, _) = split(e.feed(format!("{SUBMIT_SRR}\x1a").as_bytes()));
+            let (_, t, _) = split(e.fire(t.into_iter().next().unwrap()));
+            reports.push(t.into_iter().next().unwrap());
+        }
+        e.te_listening = false;
+        let (w, _, ev) = split(e.fire(reports.remove(0)));
+        assert_eq!(w, "");
+        assert_eq!(ev[0]["delivery"], "stored");
+        assert_eq!(ev[0]["memory"], "SR");
+        assert_eq!(e.reports_stored(), (1, 20));
+        let pdu = ev[0]["pdu"].as_str().unwrap().to_string();
+        e.te_listening = true;
+        let (w, _, ev) = split(e.fire(reports.remove(0)));
+        assert!(w.starts_with("\r\n+CDS: 25\r\n"), "{w:?}");
+        assert_eq!(ev[0]["delivery"], "cds");
+        assert_eq!(e.reports_stored().0, 1);
+        // Only <mem1> may be "SR".
+        assert_eq!(
+            say(&mut e, "AT+CPMS=\"SM\",\"SR\"\r"),
+            "\r\n+CMS ERROR: 302\r\n"
+        );
+        assert_eq!(
+            say(&mut e, "AT+CPMS=\"SR\"\r"),
+            "\r\n+CPMS: 1,20,0,30,0,30\r\n\r\nOK\r\n"
+        );
+        let tpdu_len = (pdu.len() / 2) - 1 - usize::from_str_radix(&pdu[..2], 16).unwrap();
+        assert_eq!(
+            say(&mut e, "AT+CMGL=4\r"),
+            format!("\r\n+CMGL: 1,0,,{tpdu_len}\r\n{pdu}\r\n\r\nOK\r\n")
+        );
+        assert_eq!(
+            say(&mut e, "AT+CMGR=1\r"),
+            format!("\r\n+CMGR: 1,,{tpdu_len}\r\n{pdu}\r\n\r\nOK\r\n")
+        );
+        assert_eq!(say(&mut e, "AT+CMGD=1\r"), "\r\nOK\r\n");
+        assert_eq!(say(&mut e, "AT+CMGL=4\r"), "\r\nOK\r\n");
+        assert_eq!(e.reports_stored().0, 0);
+    }
+
+    /// `late`: the part reaches the network at the usual time, the answer comes later, and a
+    /// command typed meanwhile is answered after it, in order.
+    #[test]
+    fn late_answer_then_queued_command() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0\r");
+        e.late_next = Some(Duration::from_secs(3));
+        say(&mut e, "AT+CMGS=23\r");
+        let (_, t, _) = split(e.feed(format!("{SUBMIT}\x1a").as_bytes()));
+        let (w, t, ev) = split(e.fire(t.into_iter().next().unwrap()));
+        assert_eq!(w, "");
+        assert_eq!(ev[0]["event"], "cmgs");
+        assert_eq!(ev[1]["kind"], "late_answer");
+        assert_eq!(e.counters.submitted, 1);
+        assert_eq!(say(&mut e, "\x1bAT+CSQ\r"), "");
+        let [late @ Timer::Answer { .. }] = <[Timer; 1]>::try_from(t).unwrap() else {
+            panic!("no answer armed")
+        };
+        assert_eq!(
+            split(e.fire(late)).0,
+            "\r\n+CMGS: 1\r\n\r\nOK\r\n\r\n+CSQ: 21,99\r\n\r\nOK\r\n"
+        );
+        assert!(e.late_next.is_none());
+        assert_eq!(e.state(), "idle");
+    }
+
+    /// `unplug --after-submit`: the part is logged as sent, its report still comes, and the
+    /// engine asks to vanish instead of writing +CMGS.
+    #[test]
+    fn unplug_after_submit_reaches_the_network_first() {
+        let mut e = engine(Dialect::Generic);
+        say(&mut e, "ATE0\r");
+        e.unplug_after_submit = true;
+        say(&mut e, "AT+CMGS=23\r");
+        let (_, t, _) = split(e.feed(format!("{SUBMIT_SRR}\x1a").as_bytes()));
+        let acts = e.fire(t.into_iter().next().unwrap());
+        assert_eq!(acts.last(), Some(&Action::Unplug));
+        let (w, t, ev) = split(acts);
+        assert_eq!(w, "");
+        assert_eq!(ev[0]["event"], "cmgs");
+        assert!(matches!(t[..], [Timer::StatusReport { .. }]));
+        assert!(!e.unplug_after_submit);
+        assert_eq!(e.counters.submitted, 1);
+    }
+
+    /// The text-mode flow has the same two faults: `late` holds back the OK after the text,
+    /// `unplug_after_submit` fires once the network took it, before ^HCMGSS is written.
+    #[test]
+    fn phs_text_mode_late_and_unplug_after_submit() {
+        let mut e = engine(Dialect::Phs);
+        say(&mut e, "ATE0\r");
+        say(&mut e, "AT^HSMSSS=0,0,6,0\r");
+        say(&mut e, "AT+CMGF=1\r");
+        e.late_next = Some(Duration::from_secs(2));
+        e.unplug_after_submit = true;
+        say(&mut e, "AT^HCMGS=\"075512345678\"\r");
+        let (w, t, _) = split(e.feed(&[0x4F, 0x60, 0x00, 0x1A]));
+        assert_eq!(w, "");
+        assert_eq!(say(&mut e, "AT+CSQ\r"), "");
+        let (mut answer, mut done) = (None, None);
+        for t in t {
+            match t {
+                Timer::Answer { .. } => answer = Some(t),
+                Timer::TextDone { .. } => done = Some(t),
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+        assert_eq!(
+            split(e.fire(answer.unwrap())).0,
+            "\r\nOK\r\n\r\n+CSQ: 21,99\r\n\r\nOK\r\n"
+        );
+        let acts = e.fire(done.unwrap());
+        assert_eq!(acts.last(), Some(&Action::Unplug));
+        let (w, _, ev) = split(acts);
+        assert_eq!(w, "");
+        assert_eq!(ev[0]["event"], "hcmgs");
+        assert_eq!(e.counters.submitted, 1);
+    }
+
+    #[test]
+    fn power_on_restores_defaults_and_boot_burst() {
+        let mut e = engine(Dialect::Quectel);
+        say(
+            &mut e,
+            "ATE0;+CMEE=2;+CMGF=0;+CNMI=2,2,0,1,0;+CPMS=\"ME\",\"ME\",\"ME\"\r",
+        );
+        e.power_on();
+        let (w, _, _) = split(e.boot_burst());
+        assert_eq!(
+            w,
+            "\r\nRDY\r\n\r\n+CFUN: 1\r\n\r\n+CPIN: READY\r\n\r\n+QUSIM: 1\r\n\r\n+QIND: SMS DONE\r\n\r\n+QIND: PB DONE\r\n"
+        );
+        assert_eq!(
+            say(&mut e, "AT+CMGF?\r"),
+            "AT+CMGF?\r\r\n+CMGF: 1\r\n\r\nOK\r\n"
+        );
+        say(&mut e, "ATE0\r");
+        assert_eq!(
+            say(&mut e, "AT+CNMI?\r"),
+            "\r\n+CNMI: 2,1,0,0,0\r\n\r\nOK\r\n"
+        );
+        assert_eq!(say(&mut e, "AT+CMEE?\r"), "\r\n+CMEE: 0\r\n\r\nOK\r\n");
+        assert!(say(&mut e, "AT+CPMS?\r").starts_with("\r\n+CPMS: \"SM\""));
+        // PDU-mode send is refused until the driver sets +CMGF=0 again.
+        assert_eq!(say(&mut e, "AT+CMGS=23\r"), "\r\n+CMS ERROR: 302\r\n");
+        let mut g = engine(Dialect::Generic);
+        g.sim_present = false;
+        g.power_on();
+        assert_eq!(
+            split(g.boot_burst()).0,
+            "\r\nRDY\r\n\r\n+CPIN: NOT READY\r\n"
+        );
+    }
+
+    /// Two AT ports of one module: own echo and prompt per port, shared SIM and storage,
+    /// unsolicited lines on the primary only, each answer on the port that asked.
+    #[test]
+    fn two_ports_share_the_modem_not_the_line() {
+        let mut e = engine(Dialect::Quectel);
+        assert_eq!(e.add_port(), 1);
+        assert_eq!(e.ports(), 2);
+        let w = per_port(&e.feed_port(0, b"ATE0;+CNMI=2,1,0,0,0\r"));
+        assert_eq!(w[0], "ATE0;+CNMI=2,1,0,0,0\r\r\nOK\r\n");
+        // Port 1 still echoes; its +QCCID is the same SIM.
+        let w = per_port(&e.feed_port(1, b"AT+QCCID\r"));
+        assert_eq!(w[0], "");
+        assert!(w[1].starts_with("AT+QCCID\r\r\n+QCCID: 8986"), "{w:?}");
+        // Port 0 at the prompt does not stop port 1 answering.
+        assert_eq!(per_port(&e.feed_port(0, b"AT+CMGS=23\r"))[0], "\r\n> ");
+        assert_eq!(per_port(&e.feed_port(1, b"ATE0\r"))[1], "ATE0\r\r\nOK\r\n");
+        // An inbound SMS arrives while port 0 is at the prompt: its +CMTI waits there.
+        let acts = e.inject("+8613912345678", "hi");
+        assert_eq!(per_port(&acts), ["".to_string(), "".to_string()]);
+        let w = per_port(&e.feed_port(0, b"\x1b"));
+        assert_eq!(w[0], "\r\nOK\r\n\r\n+CMTI: \"SM\",1\r\n");
+        // Port 1 reads the message port 0 was told about: one storage.
+        assert!(per_port(&e.feed_port(1, b"AT+CMGR=1\r"))[1].starts_with("\r\n+CMGR: 0,,"));
+        // A submit from port 1 is answered on port 1.
+        assert_eq!(per_port(&e.feed_port(1, b"AT+CMGS=23\r"))[1], "\r\n> ");
+        let acts = e.feed_port(1, format!("{SUBMIT}\x1a").as_bytes());
+        let (_, t, _) = split(acts);
+        let w = per_port(&e.fire(t.into_iter().next().unwrap()));
+        assert_eq!(w[0], "");
+        assert!(w[1].starts_with("\r\n+CMGS: "), "{w:?}");
+        // An unknown port index is taken as the primary, never a panic.
+        assert!(per_port(&e.feed_port(7, b"AT\r"))[0].ends_with("OK\r\n"));
     }
 
     #[test]
@@ -1834,7 +2261,7 @@ mod tests {
         let bytes: Vec<u8> = acts
             .iter()
             .filter_map(|a| match a {
-                Action::Write(b) => Some(b.clone()),
+                Action::Write(_, b) => Some(b.clone()),
                 _ => None,
             })
             .flatten()
