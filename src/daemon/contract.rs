@@ -150,7 +150,7 @@ fn audit_rejected(
     for r in recipients {
         let mut e = AuditEntry::new(AuditEvent::Rejected, now, &input.actor);
         e.account_id = Some(account_id);
-        e.recipient = Some(policy::number::canonical(r));
+        e.recipient = Some(crate::number::key(r));
         e.text = Some(input.text.clone());
         e.parts = Some(i64::from(parts));
         e.outcome = why.to_string();
@@ -196,7 +196,7 @@ pub(crate) fn submit(
     let numbers: Vec<String> = input
         .recipients
         .iter()
-        .map(|n| policy::number::canonical(n.canonical()))
+        .map(|n| crate::number::key(n.canonical()))
         .collect();
     let mut facts =
         sc::acceptance_facts(&s.conn, account.id, &numbers, now).map_err(contract_err)?;
@@ -290,7 +290,7 @@ pub(crate) fn submit(
                 &input.actor,
                 account.id,
                 id.0,
-                &policy::number::canonical(&m.recipient),
+                &crate::number::key(&m.recipient),
                 &m.text,
                 m.parts.len() as u32,
                 &format!("{outcome}; {} parts reserved", m.parts.len()),
@@ -487,7 +487,7 @@ fn blocked(
                 &actor,
                 account.id,
                 id.0,
-                &policy::number::canonical(&m.recipient),
+                &crate::number::key(&m.recipient),
                 &m.text,
                 parts,
                 &format!("refused: {reason}; charged"),

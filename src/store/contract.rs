@@ -20,10 +20,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEntry, AuditError, AuditEvent};
+use crate::number::{key, mask};
 use crate::policy::account::{
     Account, AccountBlacklist, AccountSettings, CreditLot, CreditSummary,
 };
-use crate::policy::number::{canonical, mask};
 use crate::policy::{AcceptanceFacts, OptOutConfig, PolicyError, SendWindow};
 use crate::store::audit::append;
 
@@ -822,7 +822,7 @@ pub fn add_number_blacklist(
     actor: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let number = canonical(number);
+    let number = key(number);
     let n = tx.execute(
         "INSERT OR IGNORE INTO number_blacklist (account_id, number, reason, added_by, added_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -851,7 +851,7 @@ pub fn remove_number_blacklist(
     actor: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let number = canonical(number);
+    let number = key(number);
     let n = tx.execute(
         "DELETE FROM number_blacklist WHERE account_id = ?1 AND number = ?2",
         params![scope.key(), number],
@@ -898,6 +898,47 @@ pub fn number_blacklist(conn: &Connection, scope: NumberScope) -> Result<Vec<Bla
     Ok(out)
 }
 
+/// Rewrites the stored numbers of blacklists, opt-outs and recent sends to their
+/// [`key`] (migration 0005: before it, a separate policy normaliser stored mobiles as bare 11
+/// digits and fixed lines "as cleaned", so "+86 755..." and "0755..." were two numbers). Where
+/// two old spellings of one number collide on a primary key, the row already holding the key
+/// stays and the other goes: the number stays blacklisted or opted out either way.
+pub(crate) fn rekey_numbers(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    for table in ["number_blacklist", "opt_outs"] {
+        let rows: Vec<(i64, String)> = tx
+            .prepare(&format!("SELECT rowid, number FROM {table} ORDER BY rowid"))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (rowid, number) in rows {
+            let k = key(&number);
+            if k == number {
+                continue;
+            }
+            let moved = tx.execute(
+                &format!("UPDATE OR IGNORE {table} SET number = ?2 WHERE rowid = ?1"),
+                params![rowid, k],
+            )?;
+            if moved == 0 {
+                tx.execute(&format!("DELETE FROM {table} WHERE rowid = ?1"), [rowid])?;
+            }
+        }
+    }
+    let recipients: Vec<String> = tx
+        .prepare("SELECT DISTINCT recipient FROM recent_sends")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for r in recipients {
+        let k = key(&r);
+        if k != r {
+            tx.execute(
+                "UPDATE recent_sends SET recipient = ?2 WHERE recipient = ?1",
+                params![r, k],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Opt-outs
 
@@ -910,7 +951,7 @@ pub fn record_send(
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO recent_sends (account_id, recipient, sent_at) VALUES (?1, ?2, ?3)",
-        params![account_id, canonical(recipient), now.as_second()],
+        params![account_id, key(recipient), now.as_second()],
     )?;
     Ok(())
 }
@@ -933,9 +974,7 @@ pub fn accounts_that_messaged(
         "SELECT DISTINCT account_id FROM recent_sends WHERE recipient = ?1 AND sent_at >= ?2
          ORDER BY account_id",
     )?;
-    let rows = st.query_map(params![canonical(recipient), since.as_second()], |r| {
-        r.get(0)
-    })?;
+    let rows = st.query_map(params![key(recipient), since.as_second()], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
 }
 
@@ -947,7 +986,7 @@ pub fn add_opt_out(
     source: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let number = canonical(number);
+    let number = key(number);
     let n = tx.execute(
         "INSERT OR IGNORE INTO opt_outs (account_id, number, opted_out_at, source)
          VALUES (?1, ?2, ?3, ?4)",
@@ -1005,7 +1044,7 @@ pub fn remove_opt_out(
     actor: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let number = canonical(number);
+    let number = key(number);
     let n = tx.execute(
         "DELETE FROM opt_outs WHERE account_id = ?1 AND number = ?2",
         params![account_id, number],
@@ -1025,7 +1064,7 @@ pub fn is_opted_out(conn: &Connection, account_id: i64, number: &str) -> Result<
     Ok(conn
         .query_row(
             "SELECT 1 FROM opt_outs WHERE account_id = ?1 AND number = ?2",
-            params![account_id, canonical(number)],
+            params![account_id, key(number)],
             |_| Ok(()),
         )
         .optional()?
@@ -1055,7 +1094,7 @@ pub fn apply_inbound_opt_out(
         targets = accounts(tx)?.into_iter().map(|a| a.id).collect();
     }
     tracing::info!(
-        sender = %mask(&canonical(sender)),
+        sender = %mask(&key(sender)),
         accounts = targets.len(),
         "opt-out received"
     );
@@ -1078,7 +1117,7 @@ pub fn acceptance_facts(
     let mut bl =
         conn.prepare("SELECT 1 FROM number_blacklist WHERE number = ?1 AND account_id IN (0, ?2)")?;
     for r in recipients {
-        let n = canonical(r);
+        let n = key(r);
         if bl.exists(params![n, account_id])? {
             blacklisted_numbers.insert(n.clone());
         }

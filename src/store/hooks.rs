@@ -148,9 +148,9 @@ pub(crate) fn part_changed(
     let mut e = AuditEntry::new(event, now, actor);
     e.account_id = f.account_id;
     e.message_id = Some(f.message_id);
-    // The audit log keeps numbers in the policy's canonical form (as opt-outs and blacklists
-    // do), so an export by number finds every record about it.
-    e.recipient = Some(crate::policy::number::canonical(&f.recipient));
+    // The audit log keeps numbers as their key (as opt-outs and blacklists do), so an export
+    // by number finds every record about it.
+    e.recipient = Some(crate::number::key(&f.recipient));
     e.text = Some(f.text);
     e.parts = Some(i64::from(f.part_count));
     e.outcome = match &f.account_name {
