@@ -332,3 +332,34 @@ fn operator_retry_of_a_refunded_part_reserves_it_again() {
         .unwrap();
     assert_eq!((c.available, c.reserved), (0, 10));
 }
+
+#[test]
+fn a_status_report_with_an_empty_or_alphanumeric_recipient_matches_no_part() {
+    let mut f = fixture();
+    let (id, parts) = accept(&mut f, msg("acme", 1));
+    f.store.claim(parts[0], f.sim, t(1)).unwrap();
+    f.store.mark_sent(parts[0], 9, t(2)).unwrap();
+    for recipient in ["", "ChinaMobile", "5678"] {
+        let out = f
+            .store
+            .apply_status_report(
+                &smsgate::store::StatusReportIn {
+                    sim: f.sim,
+                    tp_mr: 9,
+                    recipient: recipient.into(),
+                    status: 0x46,
+                    raw_pdu: String::new(),
+                },
+                t(3),
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            smsgate::store::ReportOutcome::Unmatched,
+            "{recipient:?}"
+        );
+    }
+    let v = f.store.message(id).unwrap().unwrap();
+    assert_eq!(v.parts[0].state, smsgate::store::PartState::Sent);
+    assert_eq!(credit(&mut f).used, 1);
+}

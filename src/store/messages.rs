@@ -506,16 +506,11 @@ fn parse_avoid(s: &str) -> Vec<SimId> {
         .collect()
 }
 
-/// Whether two recipient strings name the same number (reports may use another format).
+/// Whether a report's recipient names the stored recipient (reports may use another format):
+/// equal [`number::key`]s. No suffix guessing: an empty or alphanumeric report recipient keys
+/// to itself, which equals no stored (parsed) recipient.
 fn same_recipient(a: &str, b: &str) -> bool {
-    match (number::parse(a), number::parse(b)) {
-        (Ok(x), Ok(y)) => x.canonical() == y.canonical(),
-        _ => {
-            let da: String = a.chars().filter(char::is_ascii_digit).collect();
-            let db: String = b.chars().filter(char::is_ascii_digit).collect();
-            !da.is_empty() && (da.ends_with(&db) || db.ends_with(&da))
-        }
-    }
+    number::key(a) == number::key(b)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1328,5 +1323,9 @@ mod tests {
         assert!(same_recipient("+8613912345678", "13912345678"));
         assert!(!same_recipient("+8613912345678", "13912345679"));
         assert!(same_recipient("075512345678", "+8675512345678"));
+        // The old suffix heuristic matched these for any part with the same TP-MR.
+        assert!(!same_recipient("+8613912345678", ""));
+        assert!(!same_recipient("+8613912345678", "ChinaMobile"));
+        assert!(!same_recipient("+8613912345678", "5678"));
     }
 }
