@@ -363,3 +363,131 @@ fn a_status_report_with_an_empty_or_alphanumeric_recipient_matches_no_part() {
     assert_eq!(v.parts[0].state, smsgate::store::PartState::Sent);
     assert_eq!(credit(&mut f).used, 1);
 }
+
+fn report(f: &mut Fixture, mr: u8, status: u8, at: i64) {
+    let out = f
+        .store
+        .apply_status_report(
+            &smsgate::store::StatusReportIn {
+                sim: f.sim,
+                tp_mr: mr,
+                recipient: "+8613910199192".into(),
+                status,
+                raw_pdu: String::new(),
+            },
+            t(at),
+        )
+        .unwrap();
+    assert!(
+        !matches!(out, smsgate::store::ReportOutcome::Unmatched),
+        "{out:?}"
+    );
+}
+
+/// (available, reserved, used)
+fn avail_res_used(f: &mut Fixture) -> (u64, u64, u64) {
+    let c = credit(f);
+    (c.available, c.reserved, c.used)
+}
+
+#[test]
+fn retry_billing_follows_one_rule_for_every_prior_state() {
+    let mut f = fixture();
+
+    // Sent, committed, then reported undelivered: that send stays charged, and the retry is a
+    // new send that is charged again when it leaves (it went out free before this rule).
+    let (id, parts) = accept(&mut f, msg("acme", 1));
+    f.store.claim(parts[0], f.sim, t(1)).unwrap();
+    f.store.mark_sent(parts[0], 11, t(2)).unwrap();
+    report(&mut f, 11, 0x46, 3);
+    assert_eq!(
+        avail_res_used(&mut f),
+        (9, 0, 1),
+        "undelivered stays charged"
+    );
+    assert_eq!(f.store.retry(id, t(4)).unwrap(), 1);
+    assert_eq!(avail_res_used(&mut f), (8, 1, 1), "the retry reserves anew");
+    f.store.claim(parts[0], f.sim, t(5)).unwrap();
+    f.store.mark_sent(parts[0], 12, t(6)).unwrap();
+    assert_eq!(avail_res_used(&mut f), (8, 0, 2), "two sends, two charges");
+    // The second send is delivered: no further change.
+    report(&mut f, 12, 0x00, 7);
+    assert_eq!(avail_res_used(&mut f), (8, 0, 2));
+
+    // Unknown: its reservation is still open, so the retry reuses it (no second reservation).
+    let (id, parts) = accept(&mut f, msg("acme", 1));
+    f.store.claim(parts[0], f.sim, t(10)).unwrap();
+    f.store.mark_unknown(parts[0], "timeout", t(11)).unwrap();
+    assert_eq!(avail_res_used(&mut f), (7, 1, 2));
+    assert_eq!(f.store.retry(id, t(12)).unwrap(), 1);
+    assert_eq!(
+        avail_res_used(&mut f),
+        (7, 1, 2),
+        "unknown keeps its reservation"
+    );
+    f.store.claim(parts[0], f.sim, t(13)).unwrap();
+    f.store.mark_sent(parts[0], 13, t(14)).unwrap();
+    assert_eq!(avail_res_used(&mut f), (7, 0, 3));
+
+    // Unknown settled as not sent: refunded, and the retry reserves again.
+    let (id, parts) = accept(&mut f, msg("acme", 1));
+    f.store.claim(parts[0], f.sim, t(20)).unwrap();
+    f.store.mark_unknown(parts[0], "timeout", t(21)).unwrap();
+    f.store
+        .settle_unknown(parts[0], Settlement::NotSent, t(22))
+        .unwrap();
+    assert_eq!(avail_res_used(&mut f), (7, 0, 3), "refunded");
+    f.store.retry(id, t(23)).unwrap();
+    assert_eq!(avail_res_used(&mut f), (6, 1, 3));
+    f.store.claim(parts[0], f.sim, t(24)).unwrap();
+    f.store
+        .mark_failed(
+            parts[0],
+            "+CMS ERROR: 21",
+            FailureKind::PermanentForMessage,
+            t(25),
+        )
+        .unwrap();
+    assert_eq!(
+        avail_res_used(&mut f),
+        (7, 0, 3),
+        "the retry's round refunded"
+    );
+
+    // A part failed because its sibling failed (never claimed): refunded, reserved on retry,
+    // alongside the sibling.
+    let (id, parts) = accept(&mut f, msg("acme", 2));
+    f.store.claim(parts[0], f.sim, t(30)).unwrap();
+    f.store
+        .mark_failed(
+            parts[0],
+            "+CMS ERROR: 21",
+            FailureKind::PermanentForMessage,
+            t(31),
+        )
+        .unwrap();
+    assert_eq!(avail_res_used(&mut f), (7, 0, 3), "both parts refunded");
+    assert_eq!(f.store.retry(id, t(32)).unwrap(), 2);
+    assert_eq!(avail_res_used(&mut f), (5, 2, 3));
+    for (i, p) in parts.iter().enumerate() {
+        f.store.claim(*p, f.sim, t(33 + i as i64)).unwrap();
+        f.store.mark_sent(*p, 20 + i as u8, t(35)).unwrap();
+    }
+    assert_eq!(avail_res_used(&mut f), (5, 0, 5));
+
+    // Undelivered with no credit left: the retry is refused and nothing changes.
+    let (id, parts) = accept(&mut f, msg("acme", 1));
+    f.store.claim(parts[0], f.sim, t(40)).unwrap();
+    f.store.mark_sent(parts[0], 40, t(41)).unwrap();
+    report(&mut f, 40, 0x46, 42);
+    let (_, _) = accept(&mut f, msg("acme", 4));
+    assert_eq!(avail_res_used(&mut f), (0, 4, 6));
+    let err = f.store.retry(id, t(43)).unwrap_err();
+    assert!(err.to_string().contains("insufficient credit"), "{err}");
+    assert_eq!(avail_res_used(&mut f), (0, 4, 6));
+    assert_eq!(
+        f.store.message(id).unwrap().unwrap().parts[0].state,
+        smsgate::store::PartState::Failed
+    );
+    assert!(intact(&mut f));
+}

@@ -5,8 +5,10 @@
 //! credit reservation and its audit entry together. What must always hold:
 //! - credit is consumed earliest-expiry first from lots that have not expired; a request that
 //!   cannot be paid in full reserves nothing;
-//! - a reservation is one part, keyed by (message id, part seq), and moves once from
-//!   `reserved` to `committed` (sent, or charged for a violation) or `refunded` (not sent);
+//! - a reservation is one send of one part, keyed by (message id, part seq, round), and moves
+//!   once from `reserved` to `committed` (sent, or charged for a violation) or `refunded` (not
+//!   sent); an operator retry of a part whose latest round is settled opens the next round
+//!   (see [`rereserve_part`] and the billing rule in `store::hooks`), earlier rounds stay;
 //! - a refund always gives the part back: to its lot if the lot is still valid, otherwise into a
 //!   refund lot valid [`REFUND_VALIDITY_DAYS`] days (the contract refunds unsent messages in
 //!   full, so an expiry that happened while the part waited must not swallow the refund);
@@ -453,11 +455,13 @@ pub fn reserve(
     )
 }
 
-fn reservation(tx: &Connection, message_id: i64, part_seq: u32) -> Result<(i64, String)> {
+/// A part's latest reservation round: (lot, state, round).
+fn reservation(tx: &Connection, message_id: i64, part_seq: u32) -> Result<(i64, String, i64)> {
     tx.query_row(
-        "SELECT lot_id, state FROM credit_reservations WHERE message_id = ?1 AND part_seq = ?2",
+        "SELECT lot_id, state, round FROM credit_reservations
+         WHERE message_id = ?1 AND part_seq = ?2 ORDER BY round DESC LIMIT 1",
         params![message_id, part_seq],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
     .optional()?
     .ok_or(ContractError::NoReservation {
@@ -474,7 +478,7 @@ pub fn commit_part(
     part_seq: u32,
     now: Timestamp,
 ) -> Result<bool> {
-    let (lot, state) = reservation(tx, message_id, part_seq)?;
+    let (lot, state, round) = reservation(tx, message_id, part_seq)?;
     match state.as_str() {
         "committed" => return Ok(false),
         "reserved" => {}
@@ -488,8 +492,8 @@ pub fn commit_part(
     }
     tx.execute(
         "UPDATE credit_reservations SET state = 'committed', settled_at = ?3
-         WHERE message_id = ?1 AND part_seq = ?2",
-        params![message_id, part_seq, now.as_second()],
+         WHERE message_id = ?1 AND part_seq = ?2 AND round = ?4",
+        params![message_id, part_seq, now.as_second(), round],
     )?;
     tx.execute(
         "UPDATE credit_lots SET reserved = reserved - 1, used = used + 1 WHERE id = ?1",
@@ -515,7 +519,7 @@ pub fn refund_part(
     part_seq: u32,
     now: Timestamp,
 ) -> Result<Option<Refund>> {
-    let (lot_id, state) = reservation(tx, message_id, part_seq)?;
+    let (lot_id, state, round) = reservation(tx, message_id, part_seq)?;
     match state.as_str() {
         "refunded" => return Ok(None),
         "reserved" => {}
@@ -577,12 +581,13 @@ pub fn refund_part(
     }
     tx.execute(
         "UPDATE credit_reservations SET state = 'refunded', settled_at = ?3, refunded_to = ?4
-         WHERE message_id = ?1 AND part_seq = ?2",
+         WHERE message_id = ?1 AND part_seq = ?2 AND round = ?5",
         params![
             message_id,
             part_seq,
             now.as_second(),
-            refund_lot_id.unwrap_or(lot_id)
+            refund_lot_id.unwrap_or(lot_id),
+            round
         ],
     )?;
     Ok(Some(Refund {
@@ -591,27 +596,31 @@ pub fn refund_part(
     }))
 }
 
-/// An operator retry of a part whose credit was refunded: the part is reserved again, earliest
-/// expiry first (it will be committed or refunded like any other). Returns false when the part
-/// has no reservation or is still reserved; not enough credit is an error and the retry fails.
+/// An operator retry of a part: a new send, so a new reservation round, earliest expiry first
+/// (committed when it leaves, refunded if it does not), whatever settled the previous round:
+/// `refunded` (it never left) or `committed` (it left and the network reported it undelivered:
+/// that send stays charged). Returns false when the part has no reservation (unmetered account,
+/// no account row) or its latest round is still `reserved` (an `unknown` part: the send it pays
+/// for has not been settled, so the retry uses it). Not enough credit is an error and the
+/// retry fails.
 pub fn rereserve_part(
     tx: &Transaction<'_>,
     message_id: i64,
     part_seq: u32,
     now: Timestamp,
 ) -> Result<bool> {
-    let row: Option<(i64, String)> = tx
+    let row: Option<(i64, String, i64)> = tx
         .query_row(
-            "SELECT account_id, state FROM credit_reservations
-             WHERE message_id = ?1 AND part_seq = ?2",
+            "SELECT account_id, state, round FROM credit_reservations
+             WHERE message_id = ?1 AND part_seq = ?2 ORDER BY round DESC LIMIT 1",
             params![message_id, part_seq],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let Some((account_id, state)) = row else {
+    let Some((account_id, state, round)) = row else {
         return Ok(false);
     };
-    if state != "refunded" {
+    if state == "reserved" {
         return Ok(false);
     }
     let picks = take_credit(tx, account_id, 1, now, false)?;
@@ -623,10 +632,17 @@ pub fn rereserve_part(
         });
     };
     tx.execute(
-        "UPDATE credit_reservations SET lot_id = ?3, state = 'reserved', reserved_at = ?4,
-             settled_at = NULL, refunded_to = NULL
-         WHERE message_id = ?1 AND part_seq = ?2",
-        params![message_id, part_seq, lot, now.as_second()],
+        "INSERT INTO credit_reservations
+             (message_id, part_seq, round, account_id, lot_id, state, reserved_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'reserved', ?6)",
+        params![
+            message_id,
+            part_seq,
+            round + 1,
+            account_id,
+            lot,
+            now.as_second()
+        ],
     )?;
     tx.execute(
         "UPDATE credit_lots SET reserved = reserved + 1 WHERE id = ?1",

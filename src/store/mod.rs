@@ -124,6 +124,7 @@ fn migrations() -> Migrations<'static> {
             include_str!("migrations/0005_number_keys.sql"),
             |tx: &rusqlite::Transaction<'_>| Ok(contract::rekey_numbers(tx)?),
         ),
+        M::up(include_str!("migrations/0006_contract_edges.sql")),
     ])
 }
 
@@ -208,6 +209,6 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 5);
+        assert_eq!(store.schema_version().unwrap(), 6);
     }
 }
