@@ -491,3 +491,79 @@ fn retry_billing_follows_one_rule_for_every_prior_state() {
     );
     assert!(intact(&mut f));
 }
+
+/// Accepts `m` held for review, as the daemon does for review content.
+fn accept_held(f: &mut Fixture) -> MessageId {
+    let account = f.account;
+    let mut m = msg("acme", 1);
+    m.initial = InitialState::HeldForReview;
+    f.store
+        .transaction(|tx| {
+            let ids = smsgate::store::insert_messages(tx, &[m], t(0))?;
+            contract::reserve(tx, account, 1, t(0), &[ids[0].0]).map_err(ce)?;
+            contract::hold_for_review(tx, ids[0].0, account, "loans", "贷款", t(0)).map_err(ce)?;
+            Ok::<_, StoreError>(ids[0])
+        })
+        .unwrap()
+}
+
+fn pending(f: &mut Fixture) -> Vec<i64> {
+    f.store
+        .transaction(|tx| contract::pending_reviews(tx).map_err(ce))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.message_id)
+        .collect()
+}
+
+#[test]
+fn a_held_message_cannot_be_cancelled_by_its_sender_and_an_admin_cancel_closes_the_review() {
+    let mut f = fixture();
+    // The sender's cancel is refused; the review stays actionable and a violation is charged.
+    let id = accept_held(&mut f);
+    let err = f.store.cancel(id, t(1)).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(m) if m.contains("held for review")),
+        "{err}"
+    );
+    assert_eq!(
+        f.store.message(id).unwrap().unwrap().summary.state,
+        smsgate::store::MessageState::HeldForReview
+    );
+    assert_eq!(pending(&mut f), vec![id.0]);
+    let r = f
+        .store
+        .transaction(|tx| {
+            let r = contract::decide_review(
+                tx,
+                id.0,
+                contract::ReviewDecision::RejectAsViolation,
+                "rev",
+                t(2),
+            )
+            .map_err(ce)?;
+            smsgate::store::reject(tx, id, "prohibited", t(2))?;
+            Ok::<_, StoreError>(r)
+        })
+        .unwrap();
+    assert_eq!(r.charged, 1);
+    assert_eq!(avail_res_used(&mut f), (9, 0, 1));
+
+    // An admin's cancel refunds it and closes the review: nothing is left pending.
+    let id = accept_held(&mut f);
+    assert_eq!(pending(&mut f), vec![id.0]);
+    let out = f.store.cancel_by_admin(id, "admin:root", t(3)).unwrap();
+    assert_eq!(out.cancelled_parts, 1);
+    assert_eq!(pending(&mut f), Vec::<i64>::new());
+    assert_eq!(avail_res_used(&mut f), (9, 0, 1), "refunded");
+    let late = f.store.transaction(|tx| {
+        contract::decide_review(tx, id.0, contract::ReviewDecision::Approve, "rev", t(4))
+            .map_err(ce)
+    });
+    assert!(late.is_err(), "no pending review to decide");
+    let recs = records(&mut f);
+    assert!(recs.iter().any(|r| r.entry.event == "reviewed"
+        && r.entry.message_id == Some(id.0)
+        && r.entry.actor == "admin:root"));
+    assert!(intact(&mut f));
+}

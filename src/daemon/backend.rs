@@ -347,10 +347,15 @@ impl Backend for DaemonBackend {
     async fn cancel(&self, caller: Caller, id: t::MessageId) -> Result<t::MessageView, ApiError> {
         let v = self.visible(&caller, id).await?;
         let sid = v.summary.id;
+        // A message held for review: its sender gets 409; an admin's cancel closes the review.
+        let admin = caller.admin.then(|| admin_actor(caller.uid));
         let outcome = self
             .shared
             .db
-            .call(move |s| s.cancel(sid, Timestamp::now()))
+            .call(move |s| match &admin {
+                Some(actor) => s.cancel_by_admin(sid, actor, Timestamp::now()),
+                None => s.cancel(sid, Timestamp::now()),
+            })
             .await
             .map_err(conflict_or_internal)?;
         if outcome.cancelled_parts == 0 {

@@ -1244,6 +1244,34 @@ pub fn pending_reviews(conn: &Connection) -> Result<Vec<ReviewItem>> {
     Ok(out)
 }
 
+/// An administrator cancelled a message held for review: its pending review row is closed as
+/// `cancelled` (audited), in the caller's transaction; the caller cancels the message, whose
+/// parts' hooks refund its credit. Returns false if no review was pending.
+pub fn close_review(
+    tx: &Transaction<'_>,
+    message_id: i64,
+    actor: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let account_id: Option<i64> = tx
+        .query_row(
+            "UPDATE review_queue SET decision = 'cancelled', reviewer = ?2, decided_at = ?3
+             WHERE message_id = ?1 AND decision IS NULL RETURNING account_id",
+            params![message_id, actor, now.as_second()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(account_id) = account_id else {
+        return Ok(false);
+    };
+    let mut e = AuditEntry::new(AuditEvent::Reviewed, now, actor);
+    e.account_id = Some(account_id);
+    e.message_id = Some(message_id);
+    e.outcome = "cancelled by an administrator while held for review; not sent".into();
+    append(tx, e)?;
+    Ok(true)
+}
+
 /// Records a reviewer's decision and settles the message's credit: approve keeps the
 /// reservation, reject refunds it, violation commits it and blacklists the account. Audited.
 pub fn decide_review(
