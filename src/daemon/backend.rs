@@ -203,7 +203,6 @@ impl Backend for DaemonBackend {
         let tunables = self.shared.tunables();
         let validity = req.validity.unwrap_or(tunables.default_validity);
         let vp = ValidityPeriod::from_duration(validity.unsigned_abs());
-        let deadline = now.checked_add(validity).ok();
         let mut refused = Vec::new();
         let mut recipients = Vec::with_capacity(req.to.len());
         for to in &req.to {
@@ -245,7 +244,8 @@ impl Backend for DaemonBackend {
             text: req.text.clone(),
             priority: priority(req.priority),
             not_before: req.not_before,
-            deadline,
+            validity_span: validity,
+            validity_explicit: req.validity.is_some(),
             report: req.report,
             validity: Some(vp),
         };
