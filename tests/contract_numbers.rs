@@ -61,7 +61,8 @@ fn a_blacklisted_fixed_line_is_refused_in_any_spelling() {
     tx.commit().unwrap();
     // The daemon passes each parsed recipient's key; a recipient typed 0755-12345678.
     let recipient = key("0755-12345678");
-    let facts = contract::acceptance_facts(&conn, acme, &[recipient.clone()], t(2)).unwrap();
+    let facts =
+        contract::acceptance_facts(&conn, acme, std::slice::from_ref(&recipient), t(2)).unwrap();
     assert!(
         facts.blacklisted_numbers.contains(&recipient),
         "{facts:?} should hold {recipient}"
