@@ -1,10 +1,16 @@
-//! Chinese numbering: validation and normalisation of recipient numbers, the carrier hint of a
-//! mobile prefix or of an IMSI's MCC-MNC, and masking of numbers for logs. Pure functions.
+//! Chinese numbering, the one place phone numbers are read: strict validation of recipients
+//! ([`parse`]), the lenient comparison key every lookup uses ([`key`]: blacklists, opt-outs,
+//! recent sends, inbound senders, status-report recipients, audit export filters), the carrier
+//! hint of a mobile prefix or of an IMSI's MCC-MNC, and masking of numbers for logs ([`mask`]).
+//! Pure functions; no second normaliser exists anywhere else in the crate.
 //!
-//! What must always hold: no input makes [`parse`] panic; a [`Number`] only exists in canonical
-//! form (E.164 `+86...` for mobiles and other countries, national `0...` for fixed/PHS lines so
-//! the codec uses type-of-address 0x81, bare digits for 106 service numbers); a carrier from a
-//! prefix is a hint, never proof (number portability since 2019).
+//! What must always hold: no input makes [`parse`], [`key`] or [`mask`] panic; a [`Number`] only
+//! exists in canonical form (E.164 `+86...` for mobiles and other countries, national `0...` for
+//! fixed/PHS lines so the codec uses type-of-address 0x81, bare digits for 106 service numbers);
+//! [`key`] is the canonical form whenever the input parses (so two spellings of one number are
+//! one key) and is idempotent; a carrier from a prefix is a hint, never proof (number
+//! portability since 2019). This file uses only `std` and `thiserror`: the fuzz crate compiles
+//! it on its own through `#[path]`.
 
 use std::fmt;
 
@@ -206,6 +212,39 @@ fn parse_fixed(national: &str) -> Result<Number, NumberError> {
         kind: NumberKind::FixedLine,
         canonical: national.to_owned(),
     })
+}
+
+/// Characters people (and some SMSCs) put inside numbers; [`key`] drops them before parsing.
+fn is_separator(c: char) -> bool {
+    matches!(c, ' ' | '-' | '(' | ')' | '.' | '\t' | '\u{3000}')
+}
+
+/// The comparison key of a number in any form: the canonical form when the input parses as a
+/// number ("+86 139-1234-5678", "0086 13912345678" and "13912345678" are one key; so are
+/// "0755-12345678", "(0755) 1234 5678" and "+86 755 1234 5678"), otherwise the input trimmed,
+/// with separators dropped and full-width digits and '+' narrowed (an alphanumeric sender such
+/// as "ChinaMobile" stays itself). Lenient where [`parse`] is strict: it never fails, so it can
+/// key inbound senders and status-report recipients that are not valid recipients. An empty
+/// input keys to "", which equals no stored recipient (stored recipients are parsed).
+pub fn key(input: &str) -> String {
+    let cleaned: String = input
+        .chars()
+        .filter(|c| !is_separator(*c))
+        .map(|c| match c {
+            // Full-width digits and plus (U+FF10-U+FF19, U+FF0B) as an IME types them.
+            '\u{FF10}'..='\u{FF19}' => {
+                char::from_u32(c as u32 - 0xFF10 + u32::from(b'0')).unwrap_or(c)
+            }
+            '\u{FF0B}' => '+',
+            c => c,
+        })
+        .collect();
+    // Trimmed after the separators go, so that the key of a key is itself.
+    let cleaned = cleaned.trim();
+    match parse(cleaned) {
+        Ok(n) => n.canonical,
+        Err(_) => cleaned.to_owned(),
+    }
 }
 
 /// A mobile carrier, as hinted by a number prefix or read from an IMSI.
@@ -457,10 +496,51 @@ mod tests {
         }
     }
 
+    #[test]
+    fn one_key_for_every_spelling_of_a_number() {
+        for s in [
+            "13912345678",
+            "+8613912345678",
+            "0086 139-1234-5678",
+            "8613912345678",
+            " +86 (139) 1234.5678 ",
+            "\u{FF11}\u{FF13}\u{FF19}12345678",
+        ] {
+            assert_eq!(key(s), "+8613912345678", "{s:?}");
+        }
+        // The fixed-line case the old policy normaliser missed: one key, whatever the spelling.
+        for s in [
+            "075512345678",
+            "0755-12345678",
+            "(0755) 1234 5678",
+            "+86 755 1234 5678",
+            "+8675512345678",
+        ] {
+            assert_eq!(key(s), "075512345678", "{s:?}");
+        }
+        assert_eq!(key("10658888"), "10658888");
+        assert_eq!(key("+14155550100"), "+14155550100");
+        // Not numbers: kept as cleaned, never equal to a parsed recipient.
+        assert_eq!(key(""), "");
+        assert_eq!(key("  "), "");
+        assert_eq!(key("ChinaMobile"), "ChinaMobile");
+        assert_eq!(key("10086"), "10086");
+    }
+
     proptest! {
+        #[test]
+        fn key_is_idempotent_and_agrees_with_parse(s in "\\PC{0,30}") {
+            let k = key(&s);
+            prop_assert_eq!(key(&k), k.clone());
+            if let Ok(n) = parse(&s) {
+                prop_assert_eq!(k, n.canonical());
+            }
+        }
+
         #[test]
         fn parse_never_panics(s in "\\PC{0,40}") {
             let _ = parse(&s);
+            let _ = key(&s);
             let _ = mask(&s);
             let _ = carrier_of_imsi(&s);
             let _ = carrier_of_mobile(&s);

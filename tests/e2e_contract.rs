@@ -7,7 +7,8 @@
 //! (even obfuscated) is refused with 422, charged, and blacklists the account; review approve
 //! sends, reject refunds, violation charges; an inbound "TD" stops further sends to that number
 //! without charge; `log verify` passes, then fails after a row is changed; retention below 90
-//! days is refused at load.
+//! days is refused at load; and the edges of issue 9 (held-message cancel, the deadline of a
+//! delayed message, a self-contradicting validity, a blacklisted number in another spelling).
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -668,6 +669,111 @@ async fn contract_in_the_running_daemon() {
         "{}",
         String::from_utf8_lossy(&o.stderr)
     );
+}
+
+/// The contract's edges in the running daemon (issue 9): a held message cancelled by an admin
+/// leaves no review pending and is refunded; a message that must wait three days gets its
+/// validity from then, not from now; an explicit validity ending before `not_before` is a 400
+/// that reserves nothing; a fixed line blacklisted in one spelling is refused in another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_edges_in_the_running_daemon() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let _sim = start_sim(&dir.join("sim"));
+    let config = write_config(dir, 180);
+    let socket = dir.join("api.sock");
+    let db = dir.join("smsgate.db");
+    let _daemon = Proc(
+        Command::new(BIN)
+            .args(["daemon", "--config"])
+            .arg(&config)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let c = ApiClient::new(&socket);
+    wait_ready(&c).await;
+    ok_json(
+        &[
+            "credit",
+            "add",
+            "--account",
+            "acme",
+            "--messages",
+            "10",
+            "--json",
+        ],
+        &socket,
+    );
+
+    // A held message: an admin's cancel refunds it and closes its review.
+    let held = send(&c, "13912340005", "低息贷款").await.unwrap();
+    let hid = held.ids[0];
+    assert_eq!(credit(&socket, "acme")["available"], 9);
+    let v = c.cancel(hid, None).await.unwrap();
+    assert_eq!(v.state, MessageState::Cancelled);
+    let list = ok_json(&["review", "list", "--json"], &socket);
+    assert_eq!(list["reviews"], serde_json::json!([]), "{list}");
+    assert_eq!(credit(&socket, "acme")["available"], 10, "refunded");
+    let o = cli(
+        &["review", "reject", &hid.0.to_string(), "--violation"],
+        &socket,
+    );
+    assert!(!o.status.success(), "nothing left to review");
+
+    // not_before three days ahead with the default 24 h validity: accepted, and its deadline is
+    // 24 h after not_before (it was 24 h after now, so it expired unsent).
+    let nb = jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_hours(72))
+        .unwrap();
+    let mut later = request("13912340006", "三天后发送", None);
+    later.not_before = Some(nb);
+    let r = c.send(&later).await.unwrap();
+    let id = r.ids[0];
+    assert_eq!(
+        c.status(id, None).await.unwrap().state,
+        MessageState::Scheduled
+    );
+    let span = sqlite_out(
+        &db,
+        &format!(
+            "SELECT deadline - not_before FROM messages WHERE id = {}",
+            id.0
+        ),
+    );
+    assert_eq!(span.trim(), (24 * 3600 * 1000).to_string());
+
+    // An explicit validity that ends before not_before: 400, nothing reserved.
+    let before = credit(&socket, "acme")["available"].clone();
+    let mut doomed = later.clone();
+    doomed.validity = Some(jiff::SignedDuration::from_hours(2));
+    let e = api_err(c.send(&doomed).await);
+    assert_eq!((e.0, e.1.as_str()), (400, "invalid_field"), "{e:?}");
+    assert!(e.2.contains("not_before"), "{e:?}");
+    assert_eq!(credit(&socket, "acme")["available"], before);
+
+    // A fixed line blacklisted as "+86 755 1234 5678" is refused as 0755-12345678.
+    ok_json(
+        &[
+            "blacklist",
+            "add",
+            "--number",
+            "+86 755 1234 5678",
+            "--reason",
+            "complaint",
+            "--json",
+        ],
+        &socket,
+    );
+    let r = send(&c, "0755-12345678", "您好").await.unwrap();
+    assert!(r.ids.is_empty(), "{r:?}");
+    assert_eq!(r.refused[0].code, "number_blacklisted", "{r:?}");
+}
+
+fn sqlite_out(db: &Path, sql: &str) -> String {
+    let o = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 fn sqlite(db: &Path, sql: &str) {

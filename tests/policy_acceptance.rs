@@ -336,7 +336,10 @@ fn td_reply_stops_further_sends_without_charge() {
     // The list shows it; an admin can lift it on renewed consent (audited).
     let list = contract::opt_outs(&w.conn, w.account).unwrap();
     assert_eq!(list.len(), 1);
-    assert_eq!(list[0].number, "13912345678");
+    assert_eq!(
+        list[0].number, "+8613912345678",
+        "stored as its number::key"
+    );
     let tx = w.conn.transaction().unwrap();
     assert!(contract::remove_opt_out(
         &tx,
@@ -399,7 +402,8 @@ fn blacklisted_numbers_are_refused_per_recipient() {
     tx.commit().unwrap();
     assert_eq!(
         contract::number_blacklist(&w.conn, NumberScope::Global).unwrap()[0].number,
-        "13912345678"
+        "+8613912345678",
+        "stored as its number::key"
     );
     let (d, _) = w.send(&["13912345678", "13800000000"], "hi", now);
     let Decision::Accepted(a) = d else {

@@ -3,9 +3,9 @@
 //! normaliser is meant to defeat (width, case, separators, zero-width characters).
 
 use proptest::prelude::*;
+use smsgate::number::{key, mask};
 use smsgate::policy::content::ContentAction;
 use smsgate::policy::normalize::{normalize, normalize_str};
-use smsgate::policy::number::{canonical, mask};
 use smsgate::policy::{OptOutConfig, RuleSet};
 
 /// Full-width form of an ASCII graphic character.
@@ -84,8 +84,8 @@ proptest! {
 
     #[test]
     fn numbers_and_optout_never_panic(s in any::<String>()) {
-        let c = canonical(&s);
-        prop_assert_eq!(canonical(&c), c.clone());
+        let k = key(&s);
+        prop_assert_eq!(key(&k), k.clone());
         let _ = mask(&s);
         let _ = OptOutConfig::default().is_unsubscribe(&s);
     }

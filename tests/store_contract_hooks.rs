@@ -332,3 +332,238 @@ fn operator_retry_of_a_refunded_part_reserves_it_again() {
         .unwrap();
     assert_eq!((c.available, c.reserved), (0, 10));
 }
+
+#[test]
+fn a_status_report_with_an_empty_or_alphanumeric_recipient_matches_no_part() {
+    let mut f = fixture();
+    let (id, parts) = accept(&mut f, msg("acme", 1));
+    f.store.claim(parts[0], f.sim, t(1)).unwrap();
+    f.store.mark_sent(parts[0], 9, t(2)).unwrap();
+    for recipient in ["", "ChinaMobile", "5678"] {
+        let out = f
+            .store
+            .apply_status_report(
+                &smsgate::store::StatusReportIn {
+                    sim: f.sim,
+                    tp_mr: 9,
+                    recipient: recipient.into(),
+                    status: 0x46,
+                    raw_pdu: String::new(),
+                },
+                t(3),
+            )
+            .unwrap();
+        assert_eq!(
+            out,
+            smsgate::store::ReportOutcome::Unmatched,
+            "{recipient:?}"
+        );
+    }
+    let v = f.store.message(id).unwrap().unwrap();
+    assert_eq!(v.parts[0].state, smsgate::store::PartState::Sent);
+    assert_eq!(credit(&mut f).used, 1);
+}
+
+fn report(f: &mut Fixture, mr: u8, status: u8, at: i64) {
+    let out = f
+        .store
+        .apply_status_report(
+            &smsgate::store::StatusReportIn {
+                sim: f.sim,
+                tp_mr: mr,
+                recipient: "+8613910199192".into(),
+                status,
+                raw_pdu: String::new(),
+            },
+            t(at),
+        )
+        .unwrap();
+    assert!(
+        !matches!(out, smsgate::store::ReportOutcome::Unmatched),
+        "{out:?}"
+    );
+}
+
+/// (available, reserved, used)
+fn avail_res_used(f: &mut Fixture) -> (u64, u64, u64) {
+    let c = credit(f);
+    (c.available, c.reserved, c.used)
+}
+
+#[test]
+fn retry_billing_follows_one_rule_for_every_prior_state() {
+    let mut f = fixture();
+
+    // Sent, committed, then reported undelivered: that send stays charged, and the retry is a
+    // new send that is charged again when it leaves (it went out free before this rule).
+    let (id, parts) = accept(&mut f, msg("acme", 1));
+    f.store.claim(parts[0], f.sim, t(1)).unwrap();
+    f.store.mark_sent(parts[0], 11, t(2)).unwrap();
+    report(&mut f, 11, 0x46, 3);
+    assert_eq!(
+        avail_res_used(&mut f),
+        (9, 0, 1),
+        "undelivered stays charged"
+    );
+    assert_eq!(f.store.retry(id, t(4)).unwrap(), 1);
+    assert_eq!(avail_res_used(&mut f), (8, 1, 1), "the retry reserves anew");
+    f.store.claim(parts[0], f.sim, t(5)).unwrap();
+    f.store.mark_sent(parts[0], 12, t(6)).unwrap();
+    assert_eq!(avail_res_used(&mut f), (8, 0, 2), "two sends, two charges");
+    // The second send is delivered: no further change.
+    report(&mut f, 12, 0x00, 7);
+    assert_eq!(avail_res_used(&mut f), (8, 0, 2));
+
+    // Unknown: its reservation is still open, so the retry reuses it (no second reservation).
+    let (id, parts) = accept(&mut f, msg("acme", 1));
+    f.store.claim(parts[0], f.sim, t(10)).unwrap();
+    f.store.mark_unknown(parts[0], "timeout", t(11)).unwrap();
+    assert_eq!(avail_res_used(&mut f), (7, 1, 2));
+    assert_eq!(f.store.retry(id, t(12)).unwrap(), 1);
+    assert_eq!(
+        avail_res_used(&mut f),
+        (7, 1, 2),
+        "unknown keeps its reservation"
+    );
+    f.store.claim(parts[0], f.sim, t(13)).unwrap();
+    f.store.mark_sent(parts[0], 13, t(14)).unwrap();
+    assert_eq!(avail_res_used(&mut f), (7, 0, 3));
+
+    // Unknown settled as not sent: refunded, and the retry reserves again.
+    let (id, parts) = accept(&mut f, msg("acme", 1));
+    f.store.claim(parts[0], f.sim, t(20)).unwrap();
+    f.store.mark_unknown(parts[0], "timeout", t(21)).unwrap();
+    f.store
+        .settle_unknown(parts[0], Settlement::NotSent, t(22))
+        .unwrap();
+    assert_eq!(avail_res_used(&mut f), (7, 0, 3), "refunded");
+    f.store.retry(id, t(23)).unwrap();
+    assert_eq!(avail_res_used(&mut f), (6, 1, 3));
+    f.store.claim(parts[0], f.sim, t(24)).unwrap();
+    f.store
+        .mark_failed(
+            parts[0],
+            "+CMS ERROR: 21",
+            FailureKind::PermanentForMessage,
+            t(25),
+        )
+        .unwrap();
+    assert_eq!(
+        avail_res_used(&mut f),
+        (7, 0, 3),
+        "the retry's round refunded"
+    );
+
+    // A part failed because its sibling failed (never claimed): refunded, reserved on retry,
+    // alongside the sibling.
+    let (id, parts) = accept(&mut f, msg("acme", 2));
+    f.store.claim(parts[0], f.sim, t(30)).unwrap();
+    f.store
+        .mark_failed(
+            parts[0],
+            "+CMS ERROR: 21",
+            FailureKind::PermanentForMessage,
+            t(31),
+        )
+        .unwrap();
+    assert_eq!(avail_res_used(&mut f), (7, 0, 3), "both parts refunded");
+    assert_eq!(f.store.retry(id, t(32)).unwrap(), 2);
+    assert_eq!(avail_res_used(&mut f), (5, 2, 3));
+    for (i, p) in parts.iter().enumerate() {
+        f.store.claim(*p, f.sim, t(33 + i as i64)).unwrap();
+        f.store.mark_sent(*p, 20 + i as u8, t(35)).unwrap();
+    }
+    assert_eq!(avail_res_used(&mut f), (5, 0, 5));
+
+    // Undelivered with no credit left: the retry is refused and nothing changes.
+    let (id, parts) = accept(&mut f, msg("acme", 1));
+    f.store.claim(parts[0], f.sim, t(40)).unwrap();
+    f.store.mark_sent(parts[0], 40, t(41)).unwrap();
+    report(&mut f, 40, 0x46, 42);
+    let (_, _) = accept(&mut f, msg("acme", 4));
+    assert_eq!(avail_res_used(&mut f), (0, 4, 6));
+    let err = f.store.retry(id, t(43)).unwrap_err();
+    assert!(err.to_string().contains("insufficient credit"), "{err}");
+    assert_eq!(avail_res_used(&mut f), (0, 4, 6));
+    assert_eq!(
+        f.store.message(id).unwrap().unwrap().parts[0].state,
+        smsgate::store::PartState::Failed
+    );
+    assert!(intact(&mut f));
+}
+
+/// Accepts `m` held for review, as the daemon does for review content.
+fn accept_held(f: &mut Fixture) -> MessageId {
+    let account = f.account;
+    let mut m = msg("acme", 1);
+    m.initial = InitialState::HeldForReview;
+    f.store
+        .transaction(|tx| {
+            let ids = smsgate::store::insert_messages(tx, &[m], t(0))?;
+            contract::reserve(tx, account, 1, t(0), &[ids[0].0]).map_err(ce)?;
+            contract::hold_for_review(tx, ids[0].0, account, "loans", "贷款", t(0)).map_err(ce)?;
+            Ok::<_, StoreError>(ids[0])
+        })
+        .unwrap()
+}
+
+fn pending(f: &mut Fixture) -> Vec<i64> {
+    f.store
+        .transaction(|tx| contract::pending_reviews(tx).map_err(ce))
+        .unwrap()
+        .into_iter()
+        .map(|r| r.message_id)
+        .collect()
+}
+
+#[test]
+fn a_held_message_cannot_be_cancelled_by_its_sender_and_an_admin_cancel_closes_the_review() {
+    let mut f = fixture();
+    // The sender's cancel is refused; the review stays actionable and a violation is charged.
+    let id = accept_held(&mut f);
+    let err = f.store.cancel(id, t(1)).unwrap_err();
+    assert!(
+        matches!(&err, StoreError::Invalid(m) if m.contains("held for review")),
+        "{err}"
+    );
+    assert_eq!(
+        f.store.message(id).unwrap().unwrap().summary.state,
+        smsgate::store::MessageState::HeldForReview
+    );
+    assert_eq!(pending(&mut f), vec![id.0]);
+    let r = f
+        .store
+        .transaction(|tx| {
+            let r = contract::decide_review(
+                tx,
+                id.0,
+                contract::ReviewDecision::RejectAsViolation,
+                "rev",
+                t(2),
+            )
+            .map_err(ce)?;
+            smsgate::store::reject(tx, id, "prohibited", t(2))?;
+            Ok::<_, StoreError>(r)
+        })
+        .unwrap();
+    assert_eq!(r.charged, 1);
+    assert_eq!(avail_res_used(&mut f), (9, 0, 1));
+
+    // An admin's cancel refunds it and closes the review: nothing is left pending.
+    let id = accept_held(&mut f);
+    assert_eq!(pending(&mut f), vec![id.0]);
+    let out = f.store.cancel_by_admin(id, "admin:root", t(3)).unwrap();
+    assert_eq!(out.cancelled_parts, 1);
+    assert_eq!(pending(&mut f), Vec::<i64>::new());
+    assert_eq!(avail_res_used(&mut f), (9, 0, 1), "refunded");
+    let late = f.store.transaction(|tx| {
+        contract::decide_review(tx, id.0, contract::ReviewDecision::Approve, "rev", t(4))
+            .map_err(ce)
+    });
+    assert!(late.is_err(), "no pending review to decide");
+    let recs = records(&mut f);
+    assert!(recs.iter().any(|r| r.entry.event == "reviewed"
+        && r.entry.message_id == Some(id.0)
+        && r.entry.actor == "admin:root"));
+    assert!(intact(&mut f));
+}

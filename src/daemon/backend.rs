@@ -208,7 +208,6 @@ impl Backend for DaemonBackend {
         let tunables = self.shared.tunables();
         let validity = req.validity.unwrap_or(tunables.default_validity);
         let vp = ValidityPeriod::from_duration(validity.unsigned_abs());
-        let deadline = now.checked_add(validity).ok();
         let mut refused = Vec::new();
         let mut recipients = Vec::with_capacity(req.to.len());
         for to in &req.to {
@@ -250,7 +249,8 @@ impl Backend for DaemonBackend {
             text: req.text.clone(),
             priority: priority(req.priority),
             not_before: req.not_before,
-            deadline,
+            validity_span: validity,
+            validity_explicit: req.validity.is_some(),
             report: req.report,
             validity: Some(vp),
         };
@@ -352,10 +352,15 @@ impl Backend for DaemonBackend {
     async fn cancel(&self, caller: Caller, id: t::MessageId) -> Result<t::MessageView, ApiError> {
         let v = self.visible(&caller, id).await?;
         let sid = v.summary.id;
+        // A message held for review: its sender gets 409; an admin's cancel closes the review.
+        let admin = caller.admin.then(|| admin_actor(caller.uid));
         let outcome = self
             .shared
             .db
-            .call(move |s| s.cancel(sid, Timestamp::now()))
+            .call(move |s| match &admin {
+                Some(actor) => s.cancel_by_admin(sid, actor, Timestamp::now()),
+                None => s.cancel(sid, Timestamp::now()),
+            })
             .await
             .map_err(conflict_or_internal)?;
         if outcome.cancelled_parts == 0 {

@@ -6,9 +6,11 @@
 //! What must always hold: a request is decided by [`crate::policy::decide`] on facts read in the
 //! same store call that applies it (the store is behind one mutex, so two requests cannot spend
 //! the same credit); a refusal that must leave a trace (the violation's charge and blacklisting,
-//! the audit of a rejected request) is committed before the error is returned; the database is
-//! the one source of truth for accounts: the configuration's `[[accounts]]` are upserted into it
-//! at start and `smsgate account add` adds more at run time.
+//! the audit of a rejected request) is committed before the error is returned; a message's
+//! deadline is its validity counted from the earliest time it may be sent (not from now), and a
+//! request whose explicit validity ends before its own `not_before` is refused before anything
+//! is reserved; the database is the one source of truth for accounts: the configuration's
+//! `[[accounts]]` are upserted into it at start and `smsgate account add` adds more at run time.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -122,9 +124,39 @@ pub(crate) struct SubmitInput {
     pub text: String,
     pub priority: i32,
     pub not_before: Option<Timestamp>,
-    pub deadline: Option<Timestamp>,
+    /// How long the message may wait once it may be sent (the request's or the default).
+    pub validity_span: jiff::SignedDuration,
+    /// Whether the request stated its validity (a default one is never refused).
+    pub validity_explicit: bool,
     pub report: bool,
     pub validity: Option<crate::pdu::ValidityPeriod>,
+}
+
+impl SubmitInput {
+    /// The deadline: `validity_span` after the earliest time the message may be sent (`now`,
+    /// the request's `not_before`, the opening of the account's send window), so a message
+    /// that must wait is not accepted already doomed to expire unsent.
+    fn deadline(&self, earliest: Option<Timestamp>, now: Timestamp) -> Option<Timestamp> {
+        earliest
+            .map_or(now, |e| e.max(now))
+            .checked_add(self.validity_span)
+            .ok()
+    }
+
+    /// An explicit validity that ends (counted from the request) before the request's own
+    /// `not_before`: the request contradicts itself, and accepting it would reserve credit
+    /// for a message that can only expire.
+    fn contradiction(&self, now: Timestamp) -> Option<ApiError> {
+        let nb = self.not_before.filter(|_| self.validity_explicit)?;
+        let ends = now.checked_add(self.validity_span).ok()?;
+        (ends <= nb).then(|| {
+            ApiError::InvalidField(format!(
+                "validity: {:#} from now ends at {ends}, before not_before {nb}; nothing was \
+                 reserved (give a longer validity or an earlier not_before)",
+                self.validity_span
+            ))
+        })
+    }
 }
 
 /// What the store call decided.
@@ -150,7 +182,7 @@ fn audit_rejected(
     for r in recipients {
         let mut e = AuditEntry::new(AuditEvent::Rejected, now, &input.actor);
         e.account_id = Some(account_id);
-        e.recipient = Some(policy::number::canonical(r));
+        e.recipient = Some(crate::number::key(r));
         e.text = Some(input.text.clone());
         e.parts = Some(i64::from(parts));
         e.outcome = why.to_string();
@@ -187,6 +219,9 @@ pub(crate) fn submit(
     encode: Encoder<'_>,
     now: Timestamp,
 ) -> Result<Result<SubmitOutcome, ApiError>, StoreError> {
+    if let Some(e) = input.contradiction(now) {
+        return Ok(Err(e));
+    }
     let Some(account) = sc::account_by_name(&s.conn, &input.account).map_err(contract_err)? else {
         return Ok(Err(ApiError::Forbidden(format!(
             "account {:?} does not exist (see `smsgate account add`)",
@@ -196,7 +231,7 @@ pub(crate) fn submit(
     let numbers: Vec<String> = input
         .recipients
         .iter()
-        .map(|n| policy::number::canonical(n.canonical()))
+        .map(|n| crate::number::key(n.canonical()))
         .collect();
     let mut facts =
         sc::acceptance_facts(&s.conn, account.id, &numbers, now).map_err(contract_err)?;
@@ -240,6 +275,7 @@ pub(crate) fn submit(
         (Some(a), Some(b)) => Some(a.max(b)),
         (a, b) => a.or(b),
     };
+    let deadline = input.deadline(not_before, now);
     let mut batch = Vec::with_capacity(accepted.len());
     let mut parts = 0u32;
     for n in &accepted {
@@ -256,7 +292,7 @@ pub(crate) fn submit(
             encoding,
             priority: input.priority,
             not_before,
-            deadline: input.deadline,
+            deadline,
             report_requested: input.report,
             initial: if acc.hold.is_some() {
                 InitialState::HeldForReview
@@ -290,7 +326,7 @@ pub(crate) fn submit(
                 &input.actor,
                 account.id,
                 id.0,
-                &policy::number::canonical(&m.recipient),
+                &crate::number::key(&m.recipient),
                 &m.text,
                 m.parts.len() as u32,
                 &format!("{outcome}; {} parts reserved", m.parts.len()),
@@ -458,7 +494,7 @@ fn blocked(
             encoding: String::new(),
             priority: input.priority,
             not_before: None,
-            deadline: input.deadline,
+            deadline: input.deadline(None, now),
             report_requested: false,
             initial: InitialState::HeldForReview,
             // A placeholder part per counted part: the rows only carry the charge; they are
@@ -487,7 +523,7 @@ fn blocked(
                 &actor,
                 account.id,
                 id.0,
-                &policy::number::canonical(&m.recipient),
+                &crate::number::key(&m.recipient),
                 &m.text,
                 parts,
                 &format!("refused: {reason}; charged"),
@@ -848,6 +884,135 @@ mod tests {
         assert_eq!(none.check("任何内容").action, policy::ContentAction::Allow);
         let err = load_rules(Some(Path::new("/nonexistent/rules.toml"))).unwrap_err();
         assert!(err.contains("/nonexistent/rules.toml"), "{err}");
+    }
+
+    // Vector "ucs2-submit-china" of /work/shared/vectors/pdu.json (AT+CMGS=21).
+    const PDU: &str = "0891683108100005F011000D91683119109991F20008C20660A8597DFF01";
+
+    fn store_with_account(window: Option<&str>, now: Timestamp) -> Store {
+        let mut s = Store::open_in_memory().unwrap();
+        s.transaction(|tx| {
+            let new = NewAccount {
+                name: "acme".into(),
+                settings: policy::AccountSettings {
+                    send_window: window.map(|w| policy::SendWindow::parse(w).unwrap()),
+                    ..Default::default()
+                },
+                ..NewAccount::default()
+            };
+            let id = sc::create_account(tx, &new, now).map_err(contract_err)?;
+            let lot = NewLot {
+                quantity: 10,
+                price_fen: 0,
+                purchased_at: now,
+                expires_at: None,
+            };
+            sc::add_lot(tx, id, &lot).map_err(contract_err)?;
+            Ok::<_, StoreError>(())
+        })
+        .unwrap();
+        s
+    }
+
+    fn input(not_before: Option<Timestamp>, hours: i64, explicit: bool) -> SubmitInput {
+        SubmitInput {
+            account: "acme".into(),
+            actor: "account:acme".into(),
+            recipients: vec![crate::number::parse("13910199192").unwrap()],
+            text: "hello".into(),
+            priority: 0,
+            not_before,
+            validity_span: jiff::SignedDuration::from_hours(hours),
+            validity_explicit: explicit,
+            report: false,
+            validity: None,
+        }
+    }
+
+    fn submit_one(
+        s: &mut Store,
+        input: &SubmitInput,
+        now: Timestamp,
+    ) -> Result<MessageId, ApiError> {
+        let rules = load_rules(None).unwrap();
+        let encode = |_: &Number, _: &str| {
+            Ok((
+                "ucs2".to_string(),
+                vec![NewPart {
+                    pdu_hex: PDU.into(),
+                    cmgs_length: 21,
+                }],
+            ))
+        };
+        submit(s, &rules, input, &encode, now)
+            .unwrap()
+            .map(|o| o.ids[0])
+    }
+
+    fn available(s: &Store, now: Timestamp) -> u64 {
+        let a = sc::account_by_name(&s.conn, "acme").unwrap().unwrap();
+        sc::credit_summary(&s.conn, a.id, now).unwrap().available
+    }
+
+    #[test]
+    fn the_deadline_counts_from_the_earliest_send_time() {
+        let now: Timestamp = "2026-03-02T03:00:00Z".parse().unwrap();
+        let day = jiff::SignedDuration::from_hours(24);
+        // not_before three days ahead, the default 24 h validity: it gets its 24 h from then.
+        let mut s = store_with_account(None, now);
+        let nb = now.checked_add(day * 3).unwrap();
+        let id = submit_one(&mut s, &input(Some(nb), 24, false), now).unwrap();
+        let v = s.message(id).unwrap().unwrap();
+        assert_eq!(v.deadline, Some(nb.checked_add(day).unwrap()));
+        assert_eq!(v.summary.state, store::MessageState::Scheduled);
+        // Three days on, the message is still due, not expired.
+        let then = nb.checked_add(jiff::SignedDuration::from_secs(1)).unwrap();
+        assert!(s.expire(then).unwrap().is_empty());
+
+        // A closed send window: the validity starts when the window opens (08:00 UTC).
+        let mut s = store_with_account(Some("08:00-22:00 UTC"), now);
+        let id = submit_one(&mut s, &input(None, 2, false), now).unwrap();
+        let v = s.message(id).unwrap().unwrap();
+        let opens: Timestamp = "2026-03-02T08:00:00Z".parse().unwrap();
+        assert_eq!(v.not_before, Some(opens));
+        assert_eq!(
+            v.deadline,
+            Some(
+                opens
+                    .checked_add(jiff::SignedDuration::from_hours(2))
+                    .unwrap()
+            )
+        );
+    }
+
+    #[test]
+    fn an_explicit_validity_ending_before_not_before_is_refused_and_reserves_nothing() {
+        let now: Timestamp = "2026-03-02T03:00:00Z".parse().unwrap();
+        let mut s = store_with_account(None, now);
+        let nb = now
+            .checked_add(jiff::SignedDuration::from_hours(72))
+            .unwrap();
+        let err = submit_one(&mut s, &input(Some(nb), 24, true), now).unwrap_err();
+        assert!(
+            matches!(&err, ApiError::InvalidField(m) if m.starts_with("validity:")),
+            "{err:?}"
+        );
+        assert_eq!(available(&s, now), 10, "nothing reserved");
+        assert!(s
+            .list_messages(&store::MessageQuery::default())
+            .unwrap()
+            .is_empty());
+        // A validity that outlasts the wait is accepted, counted from not_before.
+        let id = submit_one(&mut s, &input(Some(nb), 96, true), now).unwrap();
+        let v = s.message(id).unwrap().unwrap();
+        assert_eq!(
+            v.deadline,
+            Some(
+                nb.checked_add(jiff::SignedDuration::from_hours(96))
+                    .unwrap()
+            )
+        );
+        assert_eq!(available(&s, now), 9);
     }
 
     #[test]

@@ -18,14 +18,14 @@ use serde::{Deserialize, Serialize};
 
 use super::account::Account;
 use super::content::{ContentAction, ContentMatch, RuleSet};
-use super::number::canonical;
+use crate::number::key;
 
 /// What the store knows that the decision needs.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AcceptanceFacts {
-    /// Canonical numbers on the global or this account's blacklist.
+    /// Keys ([`crate::number::key`]) of the numbers on the global or this account's blacklist.
     pub blacklisted_numbers: HashSet<String>,
-    /// Canonical numbers that opted out of this account.
+    /// Keys of the numbers that opted out of this account.
     pub opted_out: HashSet<String>,
     /// Credit available now.
     pub available_credit: u64,
@@ -43,7 +43,7 @@ pub enum RecipientDecision {
 /// One recipient's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecipientOutcome {
-    /// The recipient in canonical form.
+    /// The recipient's key ([`crate::number::key`]).
     pub number: String,
     pub decision: RecipientDecision,
 }
@@ -148,7 +148,7 @@ pub fn decide(
     let outcomes: Vec<RecipientOutcome> = recipients
         .iter()
         .map(|r| {
-            let number = canonical(r);
+            let number = key(r);
             let decision = if facts.blacklisted_numbers.contains(&number) {
                 RecipientDecision::RefusedBlacklisted
             } else if facts.opted_out.contains(&number) {

@@ -4,13 +4,12 @@
 //! are committed in one transaction.
 //!
 //! What must always hold: decisions take `now` as an argument; no input makes them panic; full
-//! numbers and texts never go to logs (use [`number::mask`]).
+//! numbers and texts never go to logs (use [`crate::number::mask`]).
 
 pub mod accept;
 pub mod account;
 pub mod content;
 pub mod normalize;
-pub mod number;
 pub mod optout;
 pub mod window;
 

@@ -15,7 +15,7 @@ use crate::audit::export::{write_header, write_record, ExportFormat};
 use crate::audit::{
     chain, verify_chain, AuditEntry, AuditError, AuditEvent, AuditRecord, Retention, VerifyReport,
 };
-use crate::policy::number::canonical;
+use crate::number::key;
 
 const COLUMNS: &str = "seq, time, event, account_id, message_id, sim_iccid, sim_number, \
                        recipient, text, parts, outcome, actor, prev_hash, hash";
@@ -209,7 +209,9 @@ pub struct ExportFilter {
     pub from: Option<Timestamp>,
     /// Exclusive upper bound.
     pub to: Option<Timestamp>,
-    /// Recipient or SIM number (any form; compared canonicalised).
+    /// Recipient or SIM number, in any form: compared by [`crate::number::key`], so records
+    /// written before the number module was unified (mobiles stored as bare 11 digits) and
+    /// after (`+86...`) are both found.
     pub number: Option<String>,
     pub account_id: Option<i64>,
 }
@@ -224,24 +226,35 @@ pub fn export(
     let mut st = conn.prepare(&format!(
         "SELECT {COLUMNS} FROM audit_log
          WHERE (?1 IS NULL OR time >= ?1) AND (?2 IS NULL OR time < ?2)
-           AND (?3 IS NULL OR recipient = ?3 OR sim_number = ?3)
-           AND (?4 IS NULL OR account_id = ?4)
+           AND (?3 IS NULL OR account_id = ?3)
          ORDER BY seq"
     ))?;
     let rows = st.query_map(
         params![
             filter.from.map(|t| t.as_second()),
             filter.to.map(|t| t.as_second()),
-            filter.number.as_deref().map(canonical),
             filter.account_id
         ],
         from_row,
     )?;
+    // The hash-chained rows are never rewritten, so historical rows keep the form they were
+    // written in; comparing keys here (not stored strings in SQL) finds every form.
+    let wanted = filter.number.as_deref().map(key);
+    let matches = |r: &AuditRecord| match &wanted {
+        None => true,
+        Some(k) => [&r.entry.recipient, &r.entry.sim_number]
+            .into_iter()
+            .flatten()
+            .any(|n| key(n) == *k),
+    };
     write_header(out, format)?;
     let mut n = 0;
     for r in rows {
-        write_record(out, format, &r?)?;
-        n += 1;
+        let r = r?;
+        if matches(&r) {
+            write_record(out, format, &r)?;
+            n += 1;
+        }
     }
     Ok(n)
 }

@@ -5,8 +5,10 @@
 //! credit reservation and its audit entry together. What must always hold:
 //! - credit is consumed earliest-expiry first from lots that have not expired; a request that
 //!   cannot be paid in full reserves nothing;
-//! - a reservation is one part, keyed by (message id, part seq), and moves once from
-//!   `reserved` to `committed` (sent, or charged for a violation) or `refunded` (not sent);
+//! - a reservation is one send of one part, keyed by (message id, part seq, round), and moves
+//!   once from `reserved` to `committed` (sent, or charged for a violation) or `refunded` (not
+//!   sent); an operator retry of a part whose latest round is settled opens the next round
+//!   (see [`rereserve_part`] and the billing rule in `store::hooks`), earlier rounds stay;
 //! - a refund always gives the part back: to its lot if the lot is still valid, otherwise into a
 //!   refund lot valid [`REFUND_VALIDITY_DAYS`] days (the contract refunds unsent messages in
 //!   full, so an expiry that happened while the part waited must not swallow the refund);
@@ -20,10 +22,10 @@ use rusqlite::{params, Connection, OptionalExtension, Row, Transaction};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{AuditEntry, AuditError, AuditEvent};
+use crate::number::{key, mask};
 use crate::policy::account::{
     Account, AccountBlacklist, AccountSettings, CreditLot, CreditSummary,
 };
-use crate::policy::number::{canonical, mask};
 use crate::policy::{AcceptanceFacts, OptOutConfig, PolicyError, SendWindow};
 use crate::store::audit::append;
 
@@ -453,11 +455,13 @@ pub fn reserve(
     )
 }
 
-fn reservation(tx: &Connection, message_id: i64, part_seq: u32) -> Result<(i64, String)> {
+/// A part's latest reservation round: (lot, state, round).
+fn reservation(tx: &Connection, message_id: i64, part_seq: u32) -> Result<(i64, String, i64)> {
     tx.query_row(
-        "SELECT lot_id, state FROM credit_reservations WHERE message_id = ?1 AND part_seq = ?2",
+        "SELECT lot_id, state, round FROM credit_reservations
+         WHERE message_id = ?1 AND part_seq = ?2 ORDER BY round DESC LIMIT 1",
         params![message_id, part_seq],
-        |r| Ok((r.get(0)?, r.get(1)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )
     .optional()?
     .ok_or(ContractError::NoReservation {
@@ -474,7 +478,7 @@ pub fn commit_part(
     part_seq: u32,
     now: Timestamp,
 ) -> Result<bool> {
-    let (lot, state) = reservation(tx, message_id, part_seq)?;
+    let (lot, state, round) = reservation(tx, message_id, part_seq)?;
     match state.as_str() {
         "committed" => return Ok(false),
         "reserved" => {}
@@ -488,8 +492,8 @@ pub fn commit_part(
     }
     tx.execute(
         "UPDATE credit_reservations SET state = 'committed', settled_at = ?3
-         WHERE message_id = ?1 AND part_seq = ?2",
-        params![message_id, part_seq, now.as_second()],
+         WHERE message_id = ?1 AND part_seq = ?2 AND round = ?4",
+        params![message_id, part_seq, now.as_second(), round],
     )?;
     tx.execute(
         "UPDATE credit_lots SET reserved = reserved - 1, used = used + 1 WHERE id = ?1",
@@ -515,7 +519,7 @@ pub fn refund_part(
     part_seq: u32,
     now: Timestamp,
 ) -> Result<Option<Refund>> {
-    let (lot_id, state) = reservation(tx, message_id, part_seq)?;
+    let (lot_id, state, round) = reservation(tx, message_id, part_seq)?;
     match state.as_str() {
         "refunded" => return Ok(None),
         "reserved" => {}
@@ -577,12 +581,13 @@ pub fn refund_part(
     }
     tx.execute(
         "UPDATE credit_reservations SET state = 'refunded', settled_at = ?3, refunded_to = ?4
-         WHERE message_id = ?1 AND part_seq = ?2",
+         WHERE message_id = ?1 AND part_seq = ?2 AND round = ?5",
         params![
             message_id,
             part_seq,
             now.as_second(),
-            refund_lot_id.unwrap_or(lot_id)
+            refund_lot_id.unwrap_or(lot_id),
+            round
         ],
     )?;
     Ok(Some(Refund {
@@ -591,27 +596,31 @@ pub fn refund_part(
     }))
 }
 
-/// An operator retry of a part whose credit was refunded: the part is reserved again, earliest
-/// expiry first (it will be committed or refunded like any other). Returns false when the part
-/// has no reservation or is still reserved; not enough credit is an error and the retry fails.
+/// An operator retry of a part: a new send, so a new reservation round, earliest expiry first
+/// (committed when it leaves, refunded if it does not), whatever settled the previous round:
+/// `refunded` (it never left) or `committed` (it left and the network reported it undelivered:
+/// that send stays charged). Returns false when the part has no reservation (unmetered account,
+/// no account row) or its latest round is still `reserved` (an `unknown` part: the send it pays
+/// for has not been settled, so the retry uses it). Not enough credit is an error and the
+/// retry fails.
 pub fn rereserve_part(
     tx: &Transaction<'_>,
     message_id: i64,
     part_seq: u32,
     now: Timestamp,
 ) -> Result<bool> {
-    let row: Option<(i64, String)> = tx
+    let row: Option<(i64, String, i64)> = tx
         .query_row(
-            "SELECT account_id, state FROM credit_reservations
-             WHERE message_id = ?1 AND part_seq = ?2",
+            "SELECT account_id, state, round FROM credit_reservations
+             WHERE message_id = ?1 AND part_seq = ?2 ORDER BY round DESC LIMIT 1",
             params![message_id, part_seq],
-            |r| Ok((r.get(0)?, r.get(1)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
         )
         .optional()?;
-    let Some((account_id, state)) = row else {
+    let Some((account_id, state, round)) = row else {
         return Ok(false);
     };
-    if state != "refunded" {
+    if state == "reserved" {
         return Ok(false);
     }
     let picks = take_credit(tx, account_id, 1, now, false)?;
@@ -623,10 +632,17 @@ pub fn rereserve_part(
         });
     };
     tx.execute(
-        "UPDATE credit_reservations SET lot_id = ?3, state = 'reserved', reserved_at = ?4,
-             settled_at = NULL, refunded_to = NULL
-         WHERE message_id = ?1 AND part_seq = ?2",
-        params![message_id, part_seq, lot, now.as_second()],
+        "INSERT INTO credit_reservations
+             (message_id, part_seq, round, account_id, lot_id, state, reserved_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, 'reserved', ?6)",
+        params![
+            message_id,
+            part_seq,
+            round + 1,
+            account_id,
+            lot,
+            now.as_second()
+        ],
     )?;
     tx.execute(
         "UPDATE credit_lots SET reserved = reserved + 1 WHERE id = ?1",
@@ -822,7 +838,7 @@ pub fn add_number_blacklist(
     actor: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let number = canonical(number);
+    let number = key(number);
     let n = tx.execute(
         "INSERT OR IGNORE INTO number_blacklist (account_id, number, reason, added_by, added_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -851,7 +867,7 @@ pub fn remove_number_blacklist(
     actor: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let number = canonical(number);
+    let number = key(number);
     let n = tx.execute(
         "DELETE FROM number_blacklist WHERE account_id = ?1 AND number = ?2",
         params![scope.key(), number],
@@ -898,6 +914,47 @@ pub fn number_blacklist(conn: &Connection, scope: NumberScope) -> Result<Vec<Bla
     Ok(out)
 }
 
+/// Rewrites the stored numbers of blacklists, opt-outs and recent sends to their
+/// [`key`] (migration 0005: before it, a separate policy normaliser stored mobiles as bare 11
+/// digits and fixed lines "as cleaned", so "+86 755..." and "0755..." were two numbers). Where
+/// two old spellings of one number collide on a primary key, the row already holding the key
+/// stays and the other goes: the number stays blacklisted or opted out either way.
+pub(crate) fn rekey_numbers(tx: &Transaction<'_>) -> rusqlite::Result<()> {
+    for table in ["number_blacklist", "opt_outs"] {
+        let rows: Vec<(i64, String)> = tx
+            .prepare(&format!("SELECT rowid, number FROM {table} ORDER BY rowid"))?
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        for (rowid, number) in rows {
+            let k = key(&number);
+            if k == number {
+                continue;
+            }
+            let moved = tx.execute(
+                &format!("UPDATE OR IGNORE {table} SET number = ?2 WHERE rowid = ?1"),
+                params![rowid, k],
+            )?;
+            if moved == 0 {
+                tx.execute(&format!("DELETE FROM {table} WHERE rowid = ?1"), [rowid])?;
+            }
+        }
+    }
+    let recipients: Vec<String> = tx
+        .prepare("SELECT DISTINCT recipient FROM recent_sends")?
+        .query_map([], |r| r.get(0))?
+        .collect::<rusqlite::Result<_>>()?;
+    for r in recipients {
+        let k = key(&r);
+        if k != r {
+            tx.execute(
+                "UPDATE recent_sends SET recipient = ?2 WHERE recipient = ?1",
+                params![r, k],
+            )?;
+        }
+    }
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Opt-outs
 
@@ -910,7 +967,7 @@ pub fn record_send(
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO recent_sends (account_id, recipient, sent_at) VALUES (?1, ?2, ?3)",
-        params![account_id, canonical(recipient), now.as_second()],
+        params![account_id, key(recipient), now.as_second()],
     )?;
     Ok(())
 }
@@ -933,9 +990,7 @@ pub fn accounts_that_messaged(
         "SELECT DISTINCT account_id FROM recent_sends WHERE recipient = ?1 AND sent_at >= ?2
          ORDER BY account_id",
     )?;
-    let rows = st.query_map(params![canonical(recipient), since.as_second()], |r| {
-        r.get(0)
-    })?;
+    let rows = st.query_map(params![key(recipient), since.as_second()], |r| r.get(0))?;
     Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
 }
 
@@ -947,7 +1002,7 @@ pub fn add_opt_out(
     source: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let number = canonical(number);
+    let number = key(number);
     let n = tx.execute(
         "INSERT OR IGNORE INTO opt_outs (account_id, number, opted_out_at, source)
          VALUES (?1, ?2, ?3, ?4)",
@@ -1005,7 +1060,7 @@ pub fn remove_opt_out(
     actor: &str,
     now: Timestamp,
 ) -> Result<bool> {
-    let number = canonical(number);
+    let number = key(number);
     let n = tx.execute(
         "DELETE FROM opt_outs WHERE account_id = ?1 AND number = ?2",
         params![account_id, number],
@@ -1025,7 +1080,7 @@ pub fn is_opted_out(conn: &Connection, account_id: i64, number: &str) -> Result<
     Ok(conn
         .query_row(
             "SELECT 1 FROM opt_outs WHERE account_id = ?1 AND number = ?2",
-            params![account_id, canonical(number)],
+            params![account_id, key(number)],
             |_| Ok(()),
         )
         .optional()?
@@ -1055,7 +1110,7 @@ pub fn apply_inbound_opt_out(
         targets = accounts(tx)?.into_iter().map(|a| a.id).collect();
     }
     tracing::info!(
-        sender = %mask(&canonical(sender)),
+        sender = %mask(&key(sender)),
         accounts = targets.len(),
         "opt-out received"
     );
@@ -1078,7 +1133,7 @@ pub fn acceptance_facts(
     let mut bl =
         conn.prepare("SELECT 1 FROM number_blacklist WHERE number = ?1 AND account_id IN (0, ?2)")?;
     for r in recipients {
-        let n = canonical(r);
+        let n = key(r);
         if bl.exists(params![n, account_id])? {
             blacklisted_numbers.insert(n.clone());
         }
@@ -1187,6 +1242,34 @@ pub fn pending_reviews(conn: &Connection) -> Result<Vec<ReviewItem>> {
         });
     }
     Ok(out)
+}
+
+/// An administrator cancelled a message held for review: its pending review row is closed as
+/// `cancelled` (audited), in the caller's transaction; the caller cancels the message, whose
+/// parts' hooks refund its credit. Returns false if no review was pending.
+pub fn close_review(
+    tx: &Transaction<'_>,
+    message_id: i64,
+    actor: &str,
+    now: Timestamp,
+) -> Result<bool> {
+    let account_id: Option<i64> = tx
+        .query_row(
+            "UPDATE review_queue SET decision = 'cancelled', reviewer = ?2, decided_at = ?3
+             WHERE message_id = ?1 AND decision IS NULL RETURNING account_id",
+            params![message_id, actor, now.as_second()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let Some(account_id) = account_id else {
+        return Ok(false);
+    };
+    let mut e = AuditEntry::new(AuditEvent::Reviewed, now, actor);
+    e.account_id = Some(account_id);
+    e.message_id = Some(message_id);
+    e.outcome = "cancelled by an administrator while held for review; not sent".into();
+    append(tx, e)?;
+    Ok(true)
 }
 
 /// Records a reviewer's decision and settles the message's credit: approve keeps the

@@ -3,13 +3,28 @@
 //! by `messages::set_part_state`, the one place where a part's state changes, so no path
 //! (sent, failed, expired, cancelled, unknown settled, status report, review) can forget them.
 //!
-//! What must always hold: a part that left for the network (`sent`, `delivered`) commits its
-//! reservation; a part the platform did not send (`failed`, `expired`, `cancelled`) has its
-//! reservation refunded; a reservation already settled (a violation's charge, a review's
-//! refund) is left as it is; parts of messages without an account (or whose account has no
-//! row) skip credit but are still audited; `sent` also records the send for opt-out
-//! attribution; an operator retry of a failed part reserves its credit again (or fails the
-//! retry for want of credit). Numbers and texts go to the audit log only, never to the tracing log.
+//! The billing rule, one line per transition of a part (each send of a part is one reservation
+//! round in `credit_reservations`; only the latest round is ever open):
+//! - accepted: a round is reserved (in the acceptance transaction, not here);
+//! - `queued`/`sending` -> `sent` (+CMGS, or `unknown` settled as sent) and any -> `delivered`:
+//!   the open round is committed: charged once for this send;
+//! - `queued`/`sending` -> `failed`, `expired`, `cancelled` (and `unknown` settled as not
+//!   sent): the open round is refunded: the platform did not send it;
+//! - `sending` -> `unknown`: nothing settles; the round stays reserved until the operator
+//!   settles it (sent: committed; not sent: refunded) or retries it;
+//! - `sent` -> `failed` (a status report says undelivered): the committed round stays charged:
+//!   the part left the platform, the network failed it;
+//! - operator retry, `unknown` -> `queued`: the still-reserved round pays for the retry;
+//! - operator retry, `failed` -> `queued`: a new round is reserved, whether the last round was
+//!   refunded (never left) or committed (left, then undelivered: the retry is a new send,
+//!   charged again when it leaves); without credit the whole retry is refused, nothing changes;
+//! - a round already settled otherwise (a violation's charge, a review's refund) is left as it
+//!   is; parts of messages without an account (or whose account has no row, or that is
+//!   unmetered) have no round: they skip credit but are still audited.
+//!
+//! What must always hold: every transition above appends one audit record (retries excepted:
+//! the reservation is the record); `sent` also records the send for opt-out attribution.
+//! Numbers and texts go to the audit log only, never to the tracing log.
 
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension, Transaction};
@@ -66,7 +81,8 @@ fn reservation_state(
 ) -> Result<Option<String>, StoreError> {
     Ok(tx
         .query_row(
-            "SELECT state FROM credit_reservations WHERE message_id = ?1 AND part_seq = ?2",
+            "SELECT state FROM credit_reservations WHERE message_id = ?1 AND part_seq = ?2
+             ORDER BY round DESC LIMIT 1",
             params![message_id, seq],
             |r| r.get(0),
         )
@@ -91,7 +107,7 @@ pub(crate) fn part_changed(
         PartState::Failed | PartState::Expired | PartState::Cancelled => {
             (AuditEvent::Failed, false)
         }
-        // An operator retry of a failed part: its refunded credit is reserved again.
+        // An operator retry of a failed part: a new send, a new reservation round.
         PartState::Queued if from == PartState::Failed => {
             let (message_id, seq): (i64, u32) = tx.query_row(
                 "SELECT message_id, seq FROM parts WHERE id = ?1",
@@ -148,9 +164,9 @@ pub(crate) fn part_changed(
     let mut e = AuditEntry::new(event, now, actor);
     e.account_id = f.account_id;
     e.message_id = Some(f.message_id);
-    // The audit log keeps numbers in the policy's canonical form (as opt-outs and blacklists
-    // do), so an export by number finds every record about it.
-    e.recipient = Some(crate::policy::number::canonical(&f.recipient));
+    // The audit log keeps numbers as their key (as opt-outs and blacklists do), so an export
+    // by number finds every record about it.
+    e.recipient = Some(crate::number::key(&f.recipient));
     e.text = Some(f.text);
     e.parts = Some(i64::from(f.part_count));
     e.outcome = match &f.account_name {

@@ -487,6 +487,46 @@ pub fn reject(
     set_message_state(tx, id, MessageState::Rejected, now, Some(reason))
 }
 
+/// The body of [`Store::cancel`] and [`Store::cancel_by_admin`] (`admin`: the actor).
+fn cancel_in(
+    tx: &Transaction<'_>,
+    id: MessageId,
+    admin: Option<&str>,
+    now: Timestamp,
+) -> Result<CancelOutcome, StoreError> {
+    let state = message_state(tx, id)?;
+    if state.is_final() {
+        return Err(StoreError::Invalid(format!(
+            "message {} is already {state}",
+            id.0
+        )));
+    }
+    if state == MessageState::HeldForReview {
+        let Some(actor) = admin else {
+            return Err(StoreError::Invalid(format!(
+                "message {} is held for review: it cannot be cancelled while it waits; a \
+                 reviewer approves or rejects it (an administrator may cancel it, which closes \
+                 the review)",
+                id.0
+            )));
+        };
+        super::contract::close_review(tx, id.0, actor, now)
+            .map_err(|e| StoreError::Contract(e.to_string()))?;
+    }
+    let queued = part_ids_in(tx, id, &[PartState::Queued])?;
+    for p in &queued {
+        set_part_state(tx, *p, PartState::Cancelled, now)?;
+    }
+    let total = part_states(tx, id)?.len();
+    if !queued.is_empty() || state == MessageState::HeldForReview {
+        set_message_state(tx, id, MessageState::Cancelled, now, None)?;
+    }
+    Ok(CancelOutcome {
+        cancelled_parts: queued.len(),
+        already_sent_parts: total - queued.len(),
+    })
+}
+
 fn part_ids_in(
     conn: &Connection,
     id: MessageId,
@@ -515,16 +555,11 @@ fn parse_avoid(s: &str) -> Vec<SimId> {
         .collect()
 }
 
-/// Whether two recipient strings name the same number (reports may use another format).
+/// Whether a report's recipient names the stored recipient (reports may use another format):
+/// equal [`number::key`]s. No suffix guessing: an empty or alphanumeric report recipient keys
+/// to itself, which equals no stored (parsed) recipient.
 pub(super) fn same_recipient(a: &str, b: &str) -> bool {
-    match (number::parse(a), number::parse(b)) {
-        (Ok(x), Ok(y)) => x.canonical() == y.canonical(),
-        _ => {
-            let da: String = a.chars().filter(char::is_ascii_digit).collect();
-            let db: String = b.chars().filter(char::is_ascii_digit).collect();
-            !da.is_empty() && (da.ends_with(&db) || db.ends_with(&da))
-        }
-    }
+    number::key(a) == number::key(b)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -707,29 +742,24 @@ impl Store {
         })
     }
 
-    /// Cancels the unsent parts of a message; parts already sent (or in flight) stay.
+    /// Cancels the unsent parts of a message; parts already sent (or in flight) stay. A message
+    /// held for review is refused: its sender cannot withdraw it from the reviewer (content that
+    /// must be judged, and charged if prohibited, would escape judgement); see
+    /// [`Store::cancel_by_admin`].
     pub fn cancel(&mut self, id: MessageId, now: Timestamp) -> Result<CancelOutcome, StoreError> {
-        self.transaction(|tx| {
-            let state = message_state(tx, id)?;
-            if state.is_final() {
-                return Err(StoreError::Invalid(format!(
-                    "message {} is already {state}",
-                    id.0
-                )));
-            }
-            let queued = part_ids_in(tx, id, &[PartState::Queued])?;
-            for p in &queued {
-                set_part_state(tx, *p, PartState::Cancelled, now)?;
-            }
-            let total = part_states(tx, id)?.len();
-            if !queued.is_empty() || state == MessageState::HeldForReview {
-                set_message_state(tx, id, MessageState::Cancelled, now, None)?;
-            }
-            Ok(CancelOutcome {
-                cancelled_parts: queued.len(),
-                already_sent_parts: total - queued.len(),
-            })
-        })
+        self.transaction(|tx| cancel_in(tx, id, None, now))
+    }
+
+    /// An administrator's cancel: as [`Store::cancel`], and a message held for review is
+    /// cancelled too (its credit refunded), its review row closed as `cancelled` by `actor`
+    /// (audited) in the same transaction, so no review is left pending that nothing can act on.
+    pub fn cancel_by_admin(
+        &mut self,
+        id: MessageId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<CancelOutcome, StoreError> {
+        self.transaction(|tx| cancel_in(tx, id, Some(actor), now))
     }
 
     /// Expires the queued parts of sendable messages whose deadline has passed; returns the
@@ -1357,5 +1387,9 @@ mod tests {
         assert!(same_recipient("+8613912345678", "13912345678"));
         assert!(!same_recipient("+8613912345678", "13912345679"));
         assert!(same_recipient("075512345678", "+8675512345678"));
+        // The old suffix heuristic matched these for any part with the same TP-MR.
+        assert!(!same_recipient("+8613912345678", ""));
+        assert!(!same_recipient("+8613912345678", "ChinaMobile"));
+        assert!(!same_recipient("+8613912345678", "5678"));
     }
 }

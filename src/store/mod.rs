@@ -141,6 +141,11 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0002_contract.sql")),
         M::up(include_str!("migrations/0003_daemon.sql")),
         M::up(include_str!("migrations/0004_contract_unmetered.sql")),
+        M::up_with_hook(
+            include_str!("migrations/0005_number_keys.sql"),
+            |tx: &rusqlite::Transaction<'_>| Ok(contract::rekey_numbers(tx)?),
+        ),
+        M::up(include_str!("migrations/0006_contract_edges.sql")),
     ])
 }
 
@@ -227,6 +232,6 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 4);
+        assert_eq!(store.schema_version().unwrap(), 6);
     }
 }

@@ -40,11 +40,12 @@ impl Store {
         })
     }
 
-    /// Whether `account` has ever addressed a message to `number` (canonical form).
+    /// Whether `account` has ever addressed a message to `number` (any form: an inbound
+    /// sender is compared by its [`crate::number::key`], which is how recipients are stored).
     pub fn account_messaged(&self, account: &str, number: &str) -> Result<bool, StoreError> {
         Ok(self.conn.query_row(
             "SELECT EXISTS (SELECT 1 FROM messages WHERE account = ?1 AND recipient = ?2)",
-            params![account, number],
+            params![account, crate::number::key(number)],
             |r| r.get(0),
         )?)
     }
