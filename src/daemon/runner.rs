@@ -79,7 +79,7 @@ async fn plan_round(
         .db
         .call(move |s| {
             let slots = s.sim_slots_from(&mut moved, now, defaults)?;
-            Ok((slots, s.due_parts_indexed(window)?, moved))
+            Ok((slots, s.due_parts_indexed(window, now)?, moved))
         })
         .await?;
     *log = moved;
@@ -92,7 +92,7 @@ async fn plan_round(
     if window < DUE_WINDOW && due.len() as u32 >= window && plan.assignments.len() < free {
         due = shared
             .db
-            .call(move |s| s.due_parts_indexed(DUE_WINDOW))
+            .call(move |s| s.due_parts_indexed(DUE_WINDOW, now))
             .await?;
         plan = scheduler::plan(&slots, &due, now);
     }

@@ -744,10 +744,14 @@ impl Store {
         })
     }
 
-    /// Queued parts of sendable messages, as scheduler input, higher priority and older first.
-    /// Parts waiting for `not_before` or back-off are included so the scheduler can tell when
-    /// to wake.
-    pub fn due_parts(&self, limit: u32) -> Result<Vec<DuePart>, StoreError> {
+    /// The queued parts of sendable messages that are due at `now`, as scheduler input, higher
+    /// priority and older first: the message's `not_before` and the part's back-off have passed
+    /// and its previous part is sent, or its message's deadline has passed (so the plan reports
+    /// it expired). Parts that are not due are left out, so that however many of them wait they
+    /// never crowd a due part out of the `limit` (issue 8: a message could starve behind 2,048
+    /// parts scheduled for later); when they become due is [`Store::next_wake_at`]'s answer.
+    /// The reference for `Store::due_parts_indexed`, which must return the same rows.
+    pub fn due_parts(&self, limit: u32, now: Timestamp) -> Result<Vec<DuePart>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.id, p.message_id, p.seq, m.part_count, m.recipient_carrier, m.priority,
                     m.created_at, m.not_before, m.deadline, p.next_attempt_at, p.avoid_sims,
@@ -758,10 +762,16 @@ impl Store {
                         AND q.seq = p.seq - 1 AND q.state IN ('sent', 'delivered')))
              FROM parts p JOIN messages m ON m.id = p.message_id
              WHERE p.state = 'queued' AND m.state IN ('queued', 'scheduled', 'sending')
+               AND (m.deadline <= ?2
+                    OR ((m.not_before IS NULL OR m.not_before <= ?2)
+                        AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?2)
+                        AND (p.seq = 1 OR EXISTS (SELECT 1 FROM parts q
+                            WHERE q.message_id = p.message_id AND q.seq = p.seq - 1
+                              AND q.state IN ('sent', 'delivered')))))
              ORDER BY m.priority DESC, m.created_at, p.message_id, p.seq
              LIMIT ?1",
         )?;
-        let rows = stmt.query_map([limit], due_part_row)?;
+        let rows = stmt.query_map(params![limit, ms(now)], due_part_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

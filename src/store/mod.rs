@@ -120,6 +120,7 @@ fn migrations() -> Migrations<'static> {
         M::up(include_str!("migrations/0002_contract.sql")),
         M::up(include_str!("migrations/0003_daemon.sql")),
         M::up(include_str!("migrations/0004_contract_unmetered.sql")),
+        M::up(include_str!("migrations/0005_due_indexes.sql")),
     ])
 }
 
@@ -204,6 +205,6 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 4);
+        assert_eq!(store.schema_version().unwrap(), 5);
     }
 }
