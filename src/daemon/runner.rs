@@ -19,7 +19,8 @@ use crate::modem::{LinkError, ModemHandle};
 use crate::scheduler::{self, FailureKind};
 use crate::store::{ClaimedPart, SendLog, SendOutcome};
 
-/// How many due parts one planning round looks at (the rest wait for the next round).
+/// How many due parts one planning round looks at (the rest wait for the next round). Only
+/// parts due now are read, so parts waiting for later never fill it.
 const DUE_WINDOW: u32 = 2048;
 /// The short window: this many due parts per free SIM, at least [`SHORT_WINDOW_MIN`].
 const SHORT_WINDOW_PER_SIM: u32 = 8;
@@ -75,11 +76,12 @@ async fn plan_round(
     // first, and the full window only when the short one was full yet left a free SIM idle.
     let window = (free as u32 * SHORT_WINDOW_PER_SIM).clamp(SHORT_WINDOW_MIN, DUE_WINDOW);
     let mut moved = std::mem::take(log);
-    let (mut slots, mut due, moved) = shared
+    let (mut slots, mut due, next_due, moved) = shared
         .db
         .call(move |s| {
             let slots = s.sim_slots_from(&mut moved, now, defaults)?;
-            Ok((slots, s.due_parts_indexed(window, now)?, moved))
+            let due = s.due_parts_indexed(window, now)?;
+            Ok((slots, due, s.next_wake_at(now)?, moved))
         })
         .await?;
     *log = moved;
@@ -96,6 +98,12 @@ async fn plan_round(
             .await?;
         plan = scheduler::plan(&slots, &due, now);
     }
+    // The due parts leave out those waiting for later: the store says when the first of them
+    // becomes due.
+    let wake_at = match (plan.wake_at, next_due) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     if !plan.expired.is_empty() {
         let expired = shared.db.call(move |s| s.expire(now)).await?;
         tracing::info!(messages = expired.len(), "messages expired unsent");
@@ -112,7 +120,7 @@ async fn plan_round(
         }
     }
     if taken.is_empty() {
-        return Ok(plan.wake_at);
+        return Ok(wake_at);
     }
     let claims: Vec<_> = taken.iter().map(|(a, _, _)| (a.part, a.sim)).collect();
     let results = match shared.db.call(move |s| s.claim_many(&claims, now)).await {
@@ -138,7 +146,7 @@ async fn plan_round(
             }
         }
     }
-    Ok(plan.wake_at)
+    Ok(wake_at)
 }
 
 /// One outcome waiting for the group commit, and who waits for it.
