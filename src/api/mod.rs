@@ -62,6 +62,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// The client did not send its request body in time (slow-loris); the connection is closed.
+    #[error("{0}")]
+    Timeout(String),
     /// The account has not enough credit for the request.
     #[error("{0}")]
     InsufficientCredit(String),
@@ -85,6 +88,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::InsufficientCredit(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::Policy { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -101,6 +105,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "too_large",
+            ApiError::Timeout(_) => "timeout",
             ApiError::InsufficientCredit(_) => "insufficient_credit",
             ApiError::Policy { code, .. } => code,
             ApiError::ShuttingDown => "shutting_down",

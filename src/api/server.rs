@@ -4,7 +4,9 @@
 //! What must always hold: every body is read under [`MAX_BODY_BYTES`]; every rejection (bad JSON,
 //! wrong type, oversize, unknown route, wrong method, bad id) is an [`ApiError`] rendered as JSON;
 //! the caller is resolved from the connection's peer credentials on every request, never from
-//! anything the client says; mutating requests are refused with 503 once shutdown has begun.
+//! anything the client says; mutating requests are refused with 503 once shutdown has begun; a
+//! request's headers and its body each arrive within their [`ConnectionLimits`] time or the
+//! connection is closed (408 for a late body), so a slow client cannot keep a connection slot.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -170,7 +172,10 @@ pub async fn serve<B: Backend>(
     .await
 }
 
-/// [`serve`] with explicit connection caps.
+/// [`serve`] with explicit connection caps and timeouts. The accept loop is ours rather than
+/// `axum::serve`'s, because that one gives no way to bound the time a client takes to send its
+/// request: each connection is served by hyper's HTTP/1 server with a timer and a header read
+/// timeout, and every body is read under [`ConnectionLimits::body_timeout`].
 pub async fn serve_with<B: Backend>(
     listener: UnixListener,
     limits: ConnectionLimits,
@@ -179,15 +184,116 @@ pub async fn serve_with<B: Backend>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flag = Arc::new(AtomicBool::new(false));
-    let app = router(backend, access, Arc::clone(&flag));
-    let listener = ApiListener::new(listener, limits);
-    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            flag.store(true, Ordering::SeqCst);
-            tracing::info!("api: shutting down, finishing requests in flight");
-        })
-        .await
+    let app = router(backend, access, Arc::clone(&flag)).layer(
+        axum::middleware::from_fn_with_state(limits.body_timeout, read_body_within),
+    );
+    let mut listener = ApiListener::new(listener, limits);
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            (conn, _) = axum::serve::Listener::accept(&mut listener) => {
+                let app = app.clone();
+                let stopping = stopping.clone();
+                connections.spawn(serve_connection(conn, app, limits.header_timeout, stopping));
+            }
+            // Reap finished connections as they end, so the set stays small.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    // Stop accepting (connections still in the backlog are refused when the socket closes).
+    drop(listener);
+    flag.store(true, Ordering::SeqCst);
+    tracing::info!("api: shutting down, finishing requests in flight");
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Serves one accepted connection until it ends, the client is too slow, or shutdown begins
+/// (then the request in flight finishes and the connection closes).
+async fn serve_connection(
+    conn: super::listener::Connection,
+    app: Router,
+    header_timeout: std::time::Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    use hyper::service::Service as _;
+    let peer = Peer(conn.peer());
+    let inner = hyper_util::service::TowerToHyperService::new(app);
+    // What `into_make_service_with_connect_info::<Peer>()` would do: handlers read the caller
+    // from the request's `ConnectInfo<Peer>`.
+    let service = hyper::service::service_fn(move |mut req: axum::http::Request<_>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        inner.call(req)
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let io = hyper_util::rt::TokioIo::new(conn);
+    let mut served = std::pin::pin!(builder.serve_connection(io, service));
+    tokio::select! {
+        result = served.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("api: connection ended: {e}");
+            }
+            return;
+        }
+        _ = stopping.wait_for(|s| *s) => {}
+    }
+    served.as_mut().graceful_shutdown();
+    if let Err(e) = served.await {
+        tracing::debug!("api: connection ended: {e}");
+    }
+}
+
+/// Reads the whole request body (at most [`MAX_BODY_BYTES`]) within `limit` before the route
+/// runs: a client trickling its body is answered 408 and its connection closed, instead of
+/// holding a connection slot for as long as it likes. Handlers then find the body in memory,
+/// as they would have read it whole anyway.
+async fn read_body_within(
+    State(limit): State<std::time::Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    let bytes = match tokio::time::timeout(limit, limited.collect()).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return ApiError::TooLarge(format!(
+                "request body is larger than the limit of {MAX_BODY_BYTES} bytes"
+            ))
+            .into_response();
+        }
+        Ok(Err(e)) => {
+            return ApiError::BadJson(format!("cannot read the request body: {e}")).into_response();
+        }
+        Err(_) => {
+            tracing::warn!(
+                "api: request body not received within {limit:?}; closing the connection"
+            );
+            let mut resp = ApiError::Timeout(format!(
+                "the request body did not arrive within {} seconds",
+                limit.as_secs_f64()
+            ))
+            .into_response();
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            return resp;
+        }
+    };
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// The caller of this request, from the connection's credentials.
