@@ -152,6 +152,72 @@ async fn message_view_list_cancel_and_retry() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "scheduled");
 
+    // Settle: the verdict on an unknown message's parts (the real store's semantics, credit
+    // and audit are proved in tests/e2e_settle.rs).
+    server.backend.set_state(1, MessageState::Unknown);
+    let (status, v) = call(&server, Method::GET, "/v1/messages?state=unknown", b"").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let listed: Vec<u64> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, vec![1]);
+    for (body, code) in [
+        (&b"{}"[..], "invalid_field"),
+        (br#"{"sent": "yes"}"#, "invalid_field"),
+        (br#"{"sent": true, "part": 1}"#, "invalid_field"),
+        (b"sent", "bad_json"),
+        (b"", "bad_json"),
+    ] {
+        let got = call(&server, Method::POST, "/v1/messages/1/settle", body).await;
+        assert_error(&got, 400, code);
+    }
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages/1/settle", b"").await,
+        405,
+        "method_not_allowed",
+    );
+    let (status, v) = call(
+        &server,
+        Method::POST,
+        "/v1/messages/1/settle",
+        br#"{"sent": false}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "failed");
+    assert_eq!(server.backend.last_call().unwrap().0, "settle");
+    // Nothing unknown left to settle: 409 with the backend's reason.
+    let got = call(
+        &server,
+        Method::POST,
+        "/v1/messages/1/settle",
+        br#"{"sent": true}"#,
+    )
+    .await;
+    assert_error(&got, 409, "conflict");
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no unknown part"),
+        "{}",
+        got.1
+    );
+    assert_error(
+        &call(
+            &server,
+            Method::POST,
+            "/v1/messages/999/settle",
+            br#"{"sent": true}"#,
+        )
+        .await,
+        404,
+        "not_found",
+    );
+
     assert_error(
         &call(&server, Method::GET, "/v1/messages/999", b"").await,
         404,

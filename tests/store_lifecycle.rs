@@ -604,6 +604,7 @@ fn list_messages_filters_and_pages() {
             account: Some("acme".into()),
             before: None,
             limit: 10,
+            unknown_parts: None,
         })
         .unwrap();
     assert_eq!(
@@ -676,6 +677,104 @@ fn a_part_failing_after_its_message_was_cancelled_is_not_requeued() {
     assert!(store
         .transaction(|tx| smsgate::store::release_from_review(tx, id, t(4)))
         .is_err());
+}
+
+/// What the API's settle and retry call: every unknown part of the message settled in one
+/// transaction with an audit record naming the operator; settled as not sent, the message's
+/// later parts fail with it (none stays queued, its credit reserved, in a failed message); a
+/// message with nothing unknown is refused and nothing is written.
+#[test]
+fn operator_settle_and_retry_are_audited_and_refused_when_nothing_is_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let a = sim(&mut store, "8986001", "/dev/ttyUSB0");
+    let ids = store.accept(&[msg(2), msg(1)], t(0)).unwrap();
+    let two = part_ids(&store, ids[0]);
+    let one = part_ids(&store, ids[1])[0];
+    store.claim(two[0], a, t(1)).unwrap();
+    store.claim(one, a, t(1)).unwrap();
+    drop(store);
+    let mut store = open(&dir);
+    store.recover_after_crash(t(2)).unwrap();
+    let unknown = MessageQuery {
+        unknown_parts: Some(true),
+        ..MessageQuery::default()
+    };
+    let listed: Vec<_> = store
+        .list_messages(&unknown)
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(listed, vec![ids[1], ids[0]]);
+    let records = |store: &mut smsgate::store::Store| {
+        store
+            .transaction(|tx| {
+                smsgate::store::audit::all_records(tx)
+                    .map_err(|e| StoreError::Contract(e.to_string()))
+            })
+            .unwrap()
+    };
+    let before = records(&mut store).len();
+
+    let actor = "admin:root (uid 0)";
+    assert_eq!(
+        store
+            .operator_settle(ids[0], Settlement::NotSent, actor, t(3))
+            .unwrap(),
+        1
+    );
+    let view = store.message(ids[0]).unwrap().unwrap();
+    assert_eq!(view.summary.state, MessageState::Failed);
+    assert_eq!(view.parts[0].state, PartState::Failed);
+    assert_eq!(view.parts[1].state, PartState::Failed, "its later part too");
+    assert_eq!(
+        store
+            .operator_settle(ids[1], Settlement::Sent, actor, t(3))
+            .unwrap(),
+        1
+    );
+    assert_eq!(state(&store, ids[1]), MessageState::Sent);
+    assert!(store.list_messages(&unknown).unwrap().is_empty());
+
+    // Nothing unknown: refused, clearly, and nothing written.
+    let err = store
+        .operator_settle(ids[1], Settlement::NotSent, actor, t(4))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has no unknown part to settle (it is sent)"),
+        "{err}"
+    );
+    let err = store.operator_retry(ids[1], actor, t(4)).unwrap_err();
+    assert!(
+        err.to_string().contains("no unknown or failed part"),
+        "{err}"
+    );
+    // The failed message is retried, both parts queued again.
+    assert_eq!(store.operator_retry(ids[0], actor, t(5)).unwrap(), 2);
+    assert_eq!(state(&store, ids[0]), MessageState::Queued);
+
+    let ops: Vec<(String, String, Option<i64>)> = records(&mut store)[before..]
+        .iter()
+        .filter(|r| r.entry.actor == actor)
+        .map(|r| {
+            (
+                r.entry.event.clone(),
+                r.entry.actor.clone(),
+                r.entry.message_id,
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, Option<i64>)> = [
+        ("settled", ids[0]),
+        ("settled", ids[1]),
+        ("retried", ids[0]),
+    ]
+    .iter()
+    .map(|(e, id)| (e.to_string(), actor.to_string(), Some(id.0)))
+    .collect();
+    assert_eq!(ops, expected);
 }
 
 // Regression tests for bugs found by tests/store_props.rs.

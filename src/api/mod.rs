@@ -176,6 +176,17 @@ pub trait Backend: Send + Sync + 'static {
         id: MessageId,
     ) -> impl Future<Output = Result<MessageView, ApiError>> + Send;
 
+    /// Admin only (the server checks): the operator's verdict on the message's `unknown` parts
+    /// (sent on the air or not, from the modem's log, the recipient...): `sent` makes them
+    /// `sent` and uses their credit; not sent makes them `failed` (with the message's parts not
+    /// sent yet) and refunds it. [`ApiError::Conflict`] when the message has no `unknown` part.
+    fn settle(
+        &self,
+        caller: Caller,
+        id: MessageId,
+        sent: bool,
+    ) -> impl Future<Output = Result<MessageView, ApiError>> + Send;
+
     fn modems(
         &self,
         caller: Caller,

@@ -27,8 +27,8 @@ use super::access::{act_for, AccessMap, PeerCredentials};
 use super::admin;
 use super::listener::{ApiListener, ConnectionLimits};
 use super::types::{
-    InboxQuery, ListQuery, MessageId, SendRequest, DEFAULT_PAGE, MAX_BODY_BYTES, MAX_PAGE,
-    MAX_RECIPIENTS, MAX_TEXT_CHARS,
+    InboxQuery, ListQuery, MessageId, SendRequest, SettleRequest, DEFAULT_PAGE, MAX_BODY_BYTES,
+    MAX_PAGE, MAX_RECIPIENTS, MAX_TEXT_CHARS,
 };
 use super::{ApiError, Backend, Caller};
 
@@ -99,6 +99,7 @@ pub fn router<B: Backend>(
             get(get_message::<B>).delete(cancel::<B>),
         )
         .route("/v1/messages/{id}/retry", post(retry::<B>))
+        .route("/v1/messages/{id}/settle", post(settle::<B>))
         .route("/v1/modems", get(modems::<B>))
         .route("/v1/inbox", get(inbox::<B>))
         .route("/v1/health", get(health::<B>))
@@ -505,6 +506,31 @@ async fn retry<B: Backend>(
     let id = message_id(id)?;
     let view = state.backend.retry(caller.clone(), id).await?;
     tracing::info!(uid = caller.uid, "api: retry of message {id} requested");
+    Ok(Json(view).into_response())
+}
+
+async fn settle<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    id: Result<UrlPath<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    if !caller.admin {
+        return Err(ApiError::Forbidden(format!(
+            "uid {}: settling a message is for admins only (it decides what the account pays)",
+            caller.uid
+        )));
+    }
+    let id = message_id(id)?;
+    let req: SettleRequest = json_body(body)?;
+    let view = state.backend.settle(caller.clone(), id, req.sent).await?;
+    tracing::info!(
+        uid = caller.uid,
+        sent = req.sent,
+        "api: message {id} settled by an operator"
+    );
     Ok(Json(view).into_response())
 }
 
