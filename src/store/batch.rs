@@ -269,7 +269,8 @@ impl Store {
                  -- A message's not_before, for a queued part whose back-off ends no later.
                  SELECT (SELECT m.not_before FROM messages m INDEXED BY messages_state_not_before
                          WHERE m.state = s.state AND m.not_before > ?1
-                           AND EXISTS (SELECT 1 FROM parts p WHERE p.message_id = m.id
+                           AND EXISTS (SELECT 1 FROM parts p INDEXED BY sqlite_autoindex_parts_1
+                               WHERE p.message_id = m.id
                                AND p.state = 'queued'
                                AND (p.next_attempt_at IS NULL
                                     OR p.next_attempt_at <= m.not_before))
@@ -289,7 +290,8 @@ impl Store {
                  -- A deadline: the plan then reports the message expired.
                  SELECT (SELECT m.deadline FROM messages m INDEXED BY messages_state_deadline
                          WHERE m.state = s.state AND m.deadline > ?1
-                           AND EXISTS (SELECT 1 FROM parts p WHERE p.message_id = m.id
+                           AND EXISTS (SELECT 1 FROM parts p INDEXED BY sqlite_autoindex_parts_1
+                               WHERE p.message_id = m.id
                                AND p.state = 'queued')
                          ORDER BY m.deadline LIMIT 1)
                  FROM (SELECT 'queued' AS state UNION ALL SELECT 'scheduled'
