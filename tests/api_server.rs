@@ -651,9 +651,10 @@ async fn closed_by_server(
 }
 
 /// Issue 8 (waits without bounds): a client that sends its request a byte at a time must not
-/// hold a connection slot. 64 slow connections of one uid (its whole quota; 63 trickling their
-/// headers, one its body) sit on the server: other uids are still served, and every slow
-/// connection is closed once its time is up (a late body gets 408), its slot given back.
+/// hold a connection slot. 64 slow connections of one uid (its whole quota: 62 trickling their
+/// headers, one its body, one kept alive and idle) sit on the server: other uids are still
+/// served, and every slow connection is closed once its time is up (a late body gets 408), its
+/// slot given back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_clients_are_disconnected_and_their_slots_freed() {
     use std::os::unix::fs::PermissionsExt;
@@ -679,11 +680,17 @@ async fn slow_clients_are_disconnected_and_their_slots_freed() {
     ));
     let started = Instant::now();
     let mut headers = Vec::new();
-    for _ in 0..63 {
+    for _ in 0..62 {
         let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
         s.write_all(b"G").await.unwrap();
         headers.push(s);
     }
+    // A kept-alive connection left idle after one request holds a slot too, until the header
+    // timeout (which runs while the server waits for the next request).
+    let mut idle = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    idle.write_all(b"GET /v1/health HTTP/1.1\r\nhost: smsgate\r\n\r\n")
+        .await
+        .unwrap();
     let mut body = tokio::net::UnixStream::connect(&socket).await.unwrap();
     body.write_all(
         b"POST /v1/messages HTTP/1.1\r\nhost: smsgate\r\ncontent-type: application/json\r\n\
@@ -748,6 +755,9 @@ async fn slow_clients_are_disconnected_and_their_slots_freed() {
         String::from_utf8_lossy(&closed_by_server(&mut body, timeout * 3).await).into_owned();
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     assert!(answer.contains(r#""code":"timeout""#), "{answer}");
+    let answer =
+        String::from_utf8_lossy(&closed_by_server(&mut idle, timeout * 3).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     // The slots are given back: the uid is served again.
     let mut served = false;
     for _ in 0..300 {
