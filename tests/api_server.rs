@@ -773,3 +773,53 @@ async fn slow_clients_are_disconnected_and_their_slots_freed() {
         "the slots of closed slow connections were never given back"
     );
 }
+
+/// A slow client does not delay a shutdown either: once it begins, a connection still sending
+/// its headers is closed, a body still arriving is answered 503, and serve returns at once
+/// (the daemon stops its runner and modems only after serve returns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_slow_clients() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    let listener = smsgate::api::bind_socket(&socket).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(smsgate::api::serve(
+        listener,
+        MemBackend::new(),
+        api_support::access(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut head = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    head.write_all(b"GET /v1/hea").await.unwrap();
+    let mut body = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    body.write_all(
+        b"POST /v1/messages HTTP/1.1\r\nhost: smsgate\r\ncontent-type: application/json\r\n\
+          content-length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    // Both are surely accepted (and the body's request dispatched) before the stop.
+    let (status, _) = smsgate::api::client::ApiClient::new(&socket)
+        .raw(Method::GET, "/v1/health", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = Instant::now();
+    stop.send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(3), done)
+        .await
+        .expect("serve waited for the slow clients");
+    assert!(result.unwrap().is_ok());
+    assert!(asked.elapsed() < Duration::from_secs(3));
+    closed_by_server(&mut head, Duration::from_secs(1)).await;
+    let answer =
+        String::from_utf8_lossy(&closed_by_server(&mut body, Duration::from_secs(1)).await)
+            .into_owned();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("shutting_down"), "{answer}");
+}

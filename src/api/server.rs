@@ -185,11 +185,13 @@ pub async fn serve_with<B: Backend>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flag = Arc::new(AtomicBool::new(false));
-    let app = router(backend, access, Arc::clone(&flag)).layer(
-        axum::middleware::from_fn_with_state(limits.body_timeout, read_body_within),
-    );
-    let mut listener = ApiListener::new(listener, limits);
     let (stop, stopping) = tokio::sync::watch::channel(false);
+    let app =
+        router(backend, access, Arc::clone(&flag)).layer(axum::middleware::from_fn_with_state(
+            (limits.body_timeout, stopping.clone()),
+            read_body_within,
+        ));
+    let mut listener = ApiListener::new(listener, limits);
     let mut connections = tokio::task::JoinSet::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -213,8 +215,10 @@ pub async fn serve_with<B: Backend>(
     Ok(())
 }
 
-/// Serves one accepted connection until it ends, the client is too slow, or shutdown begins
-/// (then the request in flight finishes and the connection closes).
+/// Serves one accepted connection until it ends, the client is too slow, or shutdown begins:
+/// then a request in its handler finishes and is answered, and a connection with no request
+/// accepted (idle, or still sending its headers) is closed at once, so a slow client never
+/// delays the daemon's stop.
 async fn serve_connection(
     conn: super::listener::Connection,
     app: Router,
@@ -224,11 +228,20 @@ async fn serve_connection(
     use hyper::service::Service as _;
     let peer = Peer(conn.peer());
     let inner = hyper_util::service::TowerToHyperService::new(app);
+    // Requests of this connection between their headers and their response.
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&busy);
     // What `into_make_service_with_connect_info::<Peer>()` would do: handlers read the caller
     // from the request's `ConnectInfo<Peer>`.
     let service = hyper::service::service_fn(move |mut req: axum::http::Request<_>| {
         req.extensions_mut().insert(ConnectInfo(peer));
-        inner.call(req)
+        let answer = inner.call(req);
+        let busy = Busy::new(&counted);
+        async move {
+            let response = answer.await;
+            drop(busy);
+            response
+        }
     });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
@@ -245,25 +258,59 @@ async fn serve_connection(
         }
         _ = stopping.wait_for(|s| *s) => {}
     }
+    if busy.load(Ordering::SeqCst) == 0 {
+        // No request accepted on it: nothing to finish (dropping it closes it).
+        return;
+    }
+    // Finish the request in flight (a body still arriving is cut short by
+    // `read_body_within`); keep-alive off, so the connection closes after its answer.
     served.as_mut().graceful_shutdown();
     if let Err(e) = served.await {
         tracing::debug!("api: connection ended: {e}");
     }
 }
 
+/// Counts one request as in flight while it lives.
+struct Busy(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Busy {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Busy {
+        count.fetch_add(1, Ordering::SeqCst);
+        Busy(Arc::clone(count))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 /// Reads the whole request body (at most [`MAX_BODY_BYTES`]) within `limit` before the route
 /// runs: a client trickling its body is answered 408 and its connection closed, instead of
-/// holding a connection slot for as long as it likes. Handlers then find the body in memory,
-/// as they would have read it whole anyway.
+/// holding a connection slot for as long as it likes (or delaying a shutdown: once `stopping`,
+/// a body still arriving is answered 503). Handlers then find the body in memory, as they would
+/// have read it whole anyway.
 async fn read_body_within(
-    State(limit): State<std::time::Duration>,
+    State((limit, mut stopping)): State<(std::time::Duration, tokio::sync::watch::Receiver<bool>)>,
     req: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
     use http_body_util::BodyExt;
     let (parts, body) = req.into_parts();
     let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
-    let bytes = match tokio::time::timeout(limit, limited.collect()).await {
+    let read = tokio::select! {
+        read = tokio::time::timeout(limit, limited.collect()) => read,
+        Ok(_) = stopping.wait_for(|s| *s) => {
+            let mut resp = ApiError::ShuttingDown.into_response();
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            return resp;
+        }
+    };
+    let bytes = match read {
         Ok(Ok(collected)) => collected.to_bytes(),
         Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
             return ApiError::TooLarge(format!(
