@@ -152,6 +152,72 @@ async fn message_view_list_cancel_and_retry() {
     assert_eq!(status, StatusCode::OK, "{v}");
     assert_eq!(v["state"], "scheduled");
 
+    // Settle: the verdict on an unknown message's parts (the real store's semantics, credit
+    // and audit are proved in tests/e2e_settle.rs).
+    server.backend.set_state(1, MessageState::Unknown);
+    let (status, v) = call(&server, Method::GET, "/v1/messages?state=unknown", b"").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let listed: Vec<u64> = v["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["id"].as_u64().unwrap())
+        .collect();
+    assert_eq!(listed, vec![1]);
+    for (body, code) in [
+        (&b"{}"[..], "invalid_field"),
+        (br#"{"sent": "yes"}"#, "invalid_field"),
+        (br#"{"sent": true, "part": 1}"#, "invalid_field"),
+        (b"sent", "bad_json"),
+        (b"", "bad_json"),
+    ] {
+        let got = call(&server, Method::POST, "/v1/messages/1/settle", body).await;
+        assert_error(&got, 400, code);
+    }
+    assert_error(
+        &call(&server, Method::GET, "/v1/messages/1/settle", b"").await,
+        405,
+        "method_not_allowed",
+    );
+    let (status, v) = call(
+        &server,
+        Method::POST,
+        "/v1/messages/1/settle",
+        br#"{"sent": false}"#,
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(v["state"], "failed");
+    assert_eq!(server.backend.last_call().unwrap().0, "settle");
+    // Nothing unknown left to settle: 409 with the backend's reason.
+    let got = call(
+        &server,
+        Method::POST,
+        "/v1/messages/1/settle",
+        br#"{"sent": true}"#,
+    )
+    .await;
+    assert_error(&got, 409, "conflict");
+    assert!(
+        got.1["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no unknown part"),
+        "{}",
+        got.1
+    );
+    assert_error(
+        &call(
+            &server,
+            Method::POST,
+            "/v1/messages/999/settle",
+            br#"{"sent": true}"#,
+        )
+        .await,
+        404,
+        "not_found",
+    );
+
     assert_error(
         &call(&server, Method::GET, "/v1/messages/999", b"").await,
         404,
@@ -523,6 +589,7 @@ async fn connections_are_capped_per_uid() {
     let limits = smsgate::api::ConnectionLimits {
         total: 8,
         per_uid: 2,
+        ..Default::default()
     };
     tokio::spawn(smsgate::api::serve_with(
         listener,
@@ -556,4 +623,203 @@ async fn connections_are_capped_per_uid() {
         served,
         "the slot of a closed connection was never given back"
     );
+}
+
+/// Reads from `stream` until the server closes it; panics if it stays open past `within`.
+/// Returns what the server sent before closing.
+async fn closed_by_server(
+    stream: &mut tokio::net::UnixStream,
+    within: std::time::Duration,
+) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = tokio::time::timeout(within, async {
+        let mut buf = [0u8; 4096];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(
+        read.is_ok(),
+        "the server kept a slow connection open for more than {within:?}"
+    );
+    got
+}
+
+/// Issue 8 (waits without bounds): a client that sends its request a byte at a time must not
+/// hold a connection slot. 64 slow connections of one uid (its whole quota: 62 trickling their
+/// headers, one its body, one kept alive and idle) sit on the server: other uids are still
+/// served, and every slow connection is closed once its time is up (a late body gets 408), its
+/// slot given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_clients_are_disconnected_and_their_slots_freed() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = dir.path().join("api.sock");
+    let listener = smsgate::api::bind_socket(&socket).unwrap();
+    let timeout = Duration::from_secs(2);
+    let limits = smsgate::api::ConnectionLimits {
+        total: 256,
+        per_uid: 64,
+        header_timeout: timeout,
+        body_timeout: timeout,
+    };
+    tokio::spawn(smsgate::api::serve_with(
+        listener,
+        limits,
+        MemBackend::new(),
+        api_support::access(),
+        std::future::pending(),
+    ));
+    let started = Instant::now();
+    let mut headers = Vec::new();
+    for _ in 0..62 {
+        let mut s = tokio::net::UnixStream::connect(&socket).await.unwrap();
+        s.write_all(b"G").await.unwrap();
+        headers.push(s);
+    }
+    // A kept-alive connection left idle after one request holds a slot too, until the header
+    // timeout (which runs while the server waits for the next request).
+    let mut idle = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    idle.write_all(b"GET /v1/health HTTP/1.1\r\nhost: smsgate\r\n\r\n")
+        .await
+        .unwrap();
+    let mut body = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    body.write_all(
+        b"POST /v1/messages HTTP/1.1\r\nhost: smsgate\r\ncontent-type: application/json\r\n\
+          content-length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    // Trickle: one more byte every 300 ms on each (a deadline per read would never fire),
+    // until the server closes them.
+    let trickle = tokio::spawn(async move {
+        let request = b"ET /v1/health HTTP/1.1\r\nhost: smsgate\r\n";
+        'bytes: for byte in request.iter() {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            for s in headers.iter_mut() {
+                if s.write_all(&[*byte]).await.is_err() {
+                    break 'bytes;
+                }
+            }
+            if body.write_all(b" ").await.is_err() {
+                break;
+            }
+        }
+        (headers, body)
+    });
+    let client = smsgate::api::client::ApiClient::new(&socket);
+    // The uid's 64 slots are taken: its 65th connection is closed unread...
+    let refused = client.raw(Method::GET, "/v1/health", Vec::new()).await;
+    assert!(
+        matches!(refused, Err(smsgate::api::client::ClientError::Protocol(_))),
+        "{refused:?}"
+    );
+    // ...while another uid is served (needs root to run a client under another uid).
+    if nix::unistd::geteuid().is_root() {
+        let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_smsgate"))
+            .args(["modems", "--json", "--socket"])
+            .arg(&socket)
+            .env_remove("SMSGATE_SOCKET")
+            .uid(4001)
+            .gid(4001)
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    } else {
+        eprintln!("skipped the other-uid client: needs root");
+    }
+    assert!(
+        started.elapsed() < timeout,
+        "the test was too slow to see the slots taken"
+    );
+    // Every slow connection is closed once its time is up, however it trickles; the late body
+    // is answered 408 with a JSON error first.
+    let (mut headers, mut body) = trickle.await.unwrap();
+    for s in headers.iter_mut() {
+        closed_by_server(s, timeout * 3).await;
+    }
+    let answer =
+        String::from_utf8_lossy(&closed_by_server(&mut body, timeout * 3).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains(r#""code":"timeout""#), "{answer}");
+    let answer =
+        String::from_utf8_lossy(&closed_by_server(&mut idle, timeout * 3).await).into_owned();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    // The slots are given back: the uid is served again.
+    let mut served = false;
+    for _ in 0..300 {
+        if let Ok((status, _)) = client.raw(Method::GET, "/v1/health", Vec::new()).await {
+            assert_eq!(status, StatusCode::OK);
+            served = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        served,
+        "the slots of closed slow connections were never given back"
+    );
+}
+
+/// A slow client does not delay a shutdown either: once it begins, a connection still sending
+/// its headers is closed, a body still arriving is answered 503, and serve returns at once
+/// (the daemon stops its runner and modems only after serve returns).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_does_not_wait_for_slow_clients() {
+    use std::time::{Duration, Instant};
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("api.sock");
+    let listener = smsgate::api::bind_socket(&socket).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let done = tokio::spawn(smsgate::api::serve(
+        listener,
+        MemBackend::new(),
+        api_support::access(),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let mut head = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    head.write_all(b"GET /v1/hea").await.unwrap();
+    let mut body = tokio::net::UnixStream::connect(&socket).await.unwrap();
+    body.write_all(
+        b"POST /v1/messages HTTP/1.1\r\nhost: smsgate\r\ncontent-type: application/json\r\n\
+          content-length: 100\r\n\r\n{",
+    )
+    .await
+    .unwrap();
+    // Both are surely accepted (and the body's request dispatched) before the stop.
+    let (status, _) = smsgate::api::client::ApiClient::new(&socket)
+        .raw(Method::GET, "/v1/health", Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(status, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let asked = Instant::now();
+    stop.send(()).unwrap();
+    let result = tokio::time::timeout(Duration::from_secs(3), done)
+        .await
+        .expect("serve waited for the slow clients");
+    assert!(result.unwrap().is_ok());
+    assert!(asked.elapsed() < Duration::from_secs(3));
+    closed_by_server(&mut head, Duration::from_secs(1)).await;
+    let answer =
+        String::from_utf8_lossy(&closed_by_server(&mut body, Duration::from_secs(1)).await)
+            .into_owned();
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("shutting_down"), "{answer}");
 }

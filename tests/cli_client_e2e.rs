@@ -310,6 +310,10 @@ async fn peer_credentials_map_real_uids_and_groups() {
     server.backend.set_state(1, MessageState::Failed);
     let o = run(s, &["retry", "1"], Some((4001, 4001))).await;
     assert_one_line_error(&o, 1, "for admins only");
+    server.backend.set_state(1, MessageState::Unknown);
+    let o = run(s, &["settle", "1", "--not-sent"], Some((4001, 4001))).await;
+    assert_one_line_error(&o, 1, "settling a message is for admins only");
+    server.backend.set_state(1, MessageState::Failed);
 
     // A member of the admin group (gid 4200) with no account: may retry, must name an account
     // to send.

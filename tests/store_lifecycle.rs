@@ -138,7 +138,7 @@ fn claim_then_crash_gives_unknown_and_never_reclaims() {
     let view = store.message(id).unwrap().unwrap();
     assert_eq!(view.parts[0].state, PartState::Unknown);
     assert!(
-        store.due_parts(100).unwrap().is_empty(),
+        store.due_parts(100, t(5)).unwrap().is_empty(),
         "unknown is not due"
     );
     assert!(matches!(
@@ -149,7 +149,7 @@ fn claim_then_crash_gives_unknown_and_never_reclaims() {
     assert!(store.recover_after_crash(t(7)).unwrap().is_empty());
     // Only the operator's retry sends it again.
     assert_eq!(store.retry(id, t(8)).unwrap(), 1);
-    assert_eq!(store.due_parts(100).unwrap().len(), 1);
+    assert_eq!(store.due_parts(100, t(8)).unwrap().len(), 1);
     store.claim(part, s, t(9)).unwrap();
 }
 
@@ -180,7 +180,7 @@ fn concatenated_message_sent_in_order_on_one_sim_then_delivered() {
     store.claim(parts[0], a, t(1)).unwrap();
     assert_eq!(state(&store, id), MessageState::Sending);
     store.mark_sent(parts[0], 7, t(2)).unwrap();
-    let due = store.due_parts(100).unwrap();
+    let due = store.due_parts(100, t(2)).unwrap();
     assert_eq!(due.len(), 1);
     assert_eq!(due[0].pinned_sim, Some(a));
     assert!(due[0].previous_sent);
@@ -268,7 +268,12 @@ fn transient_failure_backs_off_and_avoids_the_sim_permanent_fails_siblings() {
         )
         .unwrap();
     assert_eq!(out, FailOutcome::Retrying { at: t(32) });
-    let due = store.due_parts(10).unwrap();
+    // Not due during its back-off (nor is part 2, whose part 1 is not sent); the runner is told
+    // when to look again.
+    assert!(store.due_parts(10, t(31)).unwrap().is_empty());
+    assert_eq!(store.next_wake_at(t(2)).unwrap(), Some(t(32)));
+    let due = store.due_parts(10, t(32)).unwrap();
+    assert_eq!(due.len(), 1);
     assert_eq!(due[0].avoid_sims, vec![a]);
     assert_eq!(due[0].next_attempt_at, Some(t(32)));
     assert!(store.claim(parts[0], a, t(40)).is_ok());
@@ -284,7 +289,7 @@ fn transient_failure_backs_off_and_avoids_the_sim_permanent_fails_siblings() {
     let view = store.message(id).unwrap().unwrap();
     assert_eq!(view.summary.state, MessageState::Failed);
     assert_eq!(view.parts[1].state, PartState::Failed, "sibling not sent");
-    assert!(store.due_parts(10).unwrap().is_empty());
+    assert!(store.due_parts(10, t(41)).unwrap().is_empty());
 }
 
 #[test]
@@ -351,7 +356,7 @@ fn cancel_keeps_sent_parts_and_expire_hits_only_due_queued_parts() {
     assert!(store.expire(t(99)).unwrap().is_empty());
     assert_eq!(store.expire(t(100)).unwrap(), vec![ids[1]]);
     assert_eq!(state(&store, ids[1]), MessageState::Expired);
-    assert!(store.due_parts(10).unwrap().is_empty());
+    assert!(store.due_parts(10, t(100)).unwrap().is_empty());
 }
 
 #[test]
@@ -365,14 +370,20 @@ fn scheduled_and_held_messages() {
     let ids = store.accept(&[later, held], t(0)).unwrap();
     assert_eq!(state(&store, ids[0]), MessageState::Scheduled);
     assert_eq!(state(&store, ids[1]), MessageState::HeldForReview);
-    let due = store.due_parts(10).unwrap();
+    assert!(
+        store.due_parts(10, t(0)).unwrap().is_empty(),
+        "a message scheduled for later is not due yet, a held one never"
+    );
+    assert_eq!(store.next_wake_at(t(0)).unwrap(), Some(t(60)));
+    let due = store.due_parts(10, t(60)).unwrap();
     assert_eq!(due.len(), 1, "held messages are not due");
     assert_eq!(due[0].not_before, Some(t(60)));
+    assert_eq!(store.next_wake_at(t(60)).unwrap(), None);
     store
         .transaction(|tx| smsgate::store::release_from_review(tx, ids[1], t(1)))
         .unwrap();
     assert_eq!(state(&store, ids[1]), MessageState::Queued);
-    assert_eq!(store.due_parts(10).unwrap().len(), 2);
+    assert_eq!(store.due_parts(10, t(60)).unwrap().len(), 2);
 }
 
 #[test]
@@ -524,12 +535,17 @@ fn scheduler_and_store_agree_end_to_end() {
     let mut now = t(0);
     for _ in 0..20 {
         let slots = store.sim_slots(now, Quota::default()).unwrap();
-        let plan = scheduler::plan(&slots, &store.due_parts(100).unwrap(), now);
+        let plan = scheduler::plan(&slots, &store.due_parts(100, now).unwrap(), now);
         for asg in &plan.assignments {
             store.claim(asg.part, asg.sim, now).unwrap();
             store.mark_sent(asg.part, 1, now).unwrap();
         }
-        match plan.wake_at {
+        // As the runner does: the plan's wake-up or the store's, whichever comes first.
+        let wake = match (plan.wake_at, store.next_wake_at(now).unwrap()) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match wake {
             Some(w) => now = w,
             None if plan.assignments.is_empty() => break,
             None => {}
@@ -588,6 +604,7 @@ fn list_messages_filters_and_pages() {
             account: Some("acme".into()),
             before: None,
             limit: 10,
+            unknown_parts: None,
         })
         .unwrap();
     assert_eq!(
@@ -636,7 +653,7 @@ fn sim_problems_rest_at_once_message_faults_do_not_count() {
     let rec = store.sim(a).unwrap().unwrap();
     assert_eq!(rec.rested_until, Some(t(4) + SignedDuration::from_mins(5)));
     let slots = store.sim_slots(t(5), Quota::default()).unwrap();
-    let plan = scheduler::plan(&slots, &store.due_parts(10).unwrap(), t(5));
+    let plan = scheduler::plan(&slots, &store.due_parts(10, t(5)).unwrap(), t(5));
     assert!(plan.assignments.is_empty(), "resting SIM gets nothing");
 }
 
@@ -655,11 +672,109 @@ fn a_part_failing_after_its_message_was_cancelled_is_not_requeued() {
         .unwrap();
     assert_eq!(failed, FailOutcome::Failed);
     assert_eq!(state(&store, id), MessageState::Cancelled);
-    assert!(store.due_parts(10).unwrap().is_empty());
+    assert!(store.due_parts(10, t(3)).unwrap().is_empty());
     // Review release only applies to held messages.
     assert!(store
         .transaction(|tx| smsgate::store::release_from_review(tx, id, t(4)))
         .is_err());
+}
+
+/// What the API's settle and retry call: every unknown part of the message settled in one
+/// transaction with an audit record naming the operator; settled as not sent, the message's
+/// later parts fail with it (none stays queued, its credit reserved, in a failed message); a
+/// message with nothing unknown is refused and nothing is written.
+#[test]
+fn operator_settle_and_retry_are_audited_and_refused_when_nothing_is_unknown() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let a = sim(&mut store, "8986001", "/dev/ttyUSB0");
+    let ids = store.accept(&[msg(2), msg(1)], t(0)).unwrap();
+    let two = part_ids(&store, ids[0]);
+    let one = part_ids(&store, ids[1])[0];
+    store.claim(two[0], a, t(1)).unwrap();
+    store.claim(one, a, t(1)).unwrap();
+    drop(store);
+    let mut store = open(&dir);
+    store.recover_after_crash(t(2)).unwrap();
+    let unknown = MessageQuery {
+        unknown_parts: Some(true),
+        ..MessageQuery::default()
+    };
+    let listed: Vec<_> = store
+        .list_messages(&unknown)
+        .unwrap()
+        .iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(listed, vec![ids[1], ids[0]]);
+    let records = |store: &mut smsgate::store::Store| {
+        store
+            .transaction(|tx| {
+                smsgate::store::audit::all_records(tx)
+                    .map_err(|e| StoreError::Contract(e.to_string()))
+            })
+            .unwrap()
+    };
+    let before = records(&mut store).len();
+
+    let actor = "admin:root (uid 0)";
+    assert_eq!(
+        store
+            .operator_settle(ids[0], Settlement::NotSent, actor, t(3))
+            .unwrap(),
+        1
+    );
+    let view = store.message(ids[0]).unwrap().unwrap();
+    assert_eq!(view.summary.state, MessageState::Failed);
+    assert_eq!(view.parts[0].state, PartState::Failed);
+    assert_eq!(view.parts[1].state, PartState::Failed, "its later part too");
+    assert_eq!(
+        store
+            .operator_settle(ids[1], Settlement::Sent, actor, t(3))
+            .unwrap(),
+        1
+    );
+    assert_eq!(state(&store, ids[1]), MessageState::Sent);
+    assert!(store.list_messages(&unknown).unwrap().is_empty());
+
+    // Nothing unknown: refused, clearly, and nothing written.
+    let err = store
+        .operator_settle(ids[1], Settlement::NotSent, actor, t(4))
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("has no unknown part to settle (it is sent)"),
+        "{err}"
+    );
+    let err = store.operator_retry(ids[1], actor, t(4)).unwrap_err();
+    assert!(
+        err.to_string().contains("no unknown or failed part"),
+        "{err}"
+    );
+    // The failed message is retried, both parts queued again.
+    assert_eq!(store.operator_retry(ids[0], actor, t(5)).unwrap(), 2);
+    assert_eq!(state(&store, ids[0]), MessageState::Queued);
+
+    let ops: Vec<(String, String, Option<i64>)> = records(&mut store)[before..]
+        .iter()
+        .filter(|r| r.entry.actor == actor)
+        .map(|r| {
+            (
+                r.entry.event.clone(),
+                r.entry.actor.clone(),
+                r.entry.message_id,
+            )
+        })
+        .collect();
+    let expected: Vec<(String, String, Option<i64>)> = [
+        ("settled", ids[0]),
+        ("settled", ids[1]),
+        ("retried", ids[0]),
+    ]
+    .iter()
+    .map(|(e, id)| (e.to_string(), actor.to_string(), Some(id.0)))
+    .collect();
+    assert_eq!(ops, expected);
 }
 
 // Regression tests for bugs found by tests/store_props.rs.
@@ -700,7 +815,7 @@ fn failed_delivery_report_stops_the_unsent_parts() {
     let view = store.message(id).unwrap().unwrap();
     assert_eq!(view.summary.state, MessageState::Failed);
     assert_eq!(view.parts[1].state, PartState::Failed);
-    assert!(store.due_parts(10).unwrap().is_empty());
+    assert!(store.due_parts(10, t(3)).unwrap().is_empty());
 }
 
 #[test]

@@ -89,6 +89,13 @@ impl ApiClient {
         self.call(Method::POST, &uri, None::<&()>).await
     }
 
+    /// Admins: the operator's verdict on the message's `unknown` parts (`sent: false` refunds).
+    pub async fn settle(&self, id: MessageId, sent: bool) -> Result<MessageView, ClientError> {
+        let uri = format!("/v1/messages/{id}/settle");
+        let body = crate::api::types::SettleRequest { sent };
+        self.call(Method::POST, &uri, Some(&body)).await
+    }
+
     pub async fn modems(&self) -> Result<Vec<ModemView>, ClientError> {
         self.call(Method::GET, "/v1/modems", None::<&()>).await
     }

@@ -6,13 +6,16 @@
 //! What must always hold: a connection over its uid's cap is closed at once, before any byte is
 //! read; the total cap makes the listener stop accepting (connections wait in the kernel's
 //! backlog) rather than fail; every slot is given back when its connection is dropped, however
-//! it ends.
+//! it ends; and a connection cannot hold its slot by sending slowly or not at all, because the
+//! server bounds the time for a request's headers (and for an idle kept-alive connection) and
+//! for its body ([`ConnectionLimits::header_timeout`], [`ConnectionLimits::body_timeout`]).
 
 use std::collections::HashMap;
 use std::io;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{UnixListener, UnixStream};
@@ -20,20 +23,34 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::access::PeerCredentials;
 
-/// How many connections the API holds open at once.
+/// How long a client may take to send a request's headers, counted from the moment the server
+/// waits for them (so also how long an idle kept-alive connection is kept).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a client may take to send a request's body once its headers are in. Bodies are at
+/// most `MAX_BODY_BYTES` (a 10,000-recipient batch), seconds of transfer even on a slow box.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many connections the API holds open at once, and how long a slow client may hold one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ConnectionLimits {
     pub total: usize,
     pub per_uid: usize,
+    /// See [`HEADER_TIMEOUT`]; the connection is closed when it passes.
+    pub header_timeout: Duration,
+    /// See [`BODY_TIMEOUT`]; the request is answered 408 and the connection closed.
+    pub body_timeout: Duration,
 }
 
 impl Default for ConnectionLimits {
     /// Far above what the CLI and a provider's platform need (one connection per request), far
-    /// below a process's usual 1024 file descriptors.
+    /// below a process's usual 1024 file descriptors; a client that sends one byte a minute
+    /// (slow-loris) loses its connection after seconds, not never.
     fn default() -> Self {
         ConnectionLimits {
             total: 256,
             per_uid: 64,
+            header_timeout: HEADER_TIMEOUT,
+            body_timeout: BODY_TIMEOUT,
         }
     }
 }

@@ -62,6 +62,9 @@ pub enum ApiError {
     Conflict(String),
     #[error("{0}")]
     TooLarge(String),
+    /// The client did not send its request body in time (slow-loris); the connection is closed.
+    #[error("{0}")]
+    Timeout(String),
     /// The account has not enough credit for the request.
     #[error("{0}")]
     InsufficientCredit(String),
@@ -88,6 +91,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::InsufficientCredit(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::Policy { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
@@ -105,6 +109,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::Conflict(_) => "conflict",
             ApiError::TooLarge(_) => "too_large",
+            ApiError::Timeout(_) => "timeout",
             ApiError::InsufficientCredit(_) => "insufficient_credit",
             ApiError::Policy { code, .. } => code,
             ApiError::ShuttingDown => "shutting_down",
@@ -174,6 +179,17 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         caller: Caller,
         id: MessageId,
+    ) -> impl Future<Output = Result<MessageView, ApiError>> + Send;
+
+    /// Admin only (the server checks): the operator's verdict on the message's `unknown` parts
+    /// (sent on the air or not, from the modem's log, the recipient...): `sent` makes them
+    /// `sent` and uses their credit; not sent makes them `failed` (with the message's parts not
+    /// sent yet) and refunds it. [`ApiError::Conflict`] when the message has no `unknown` part.
+    fn settle(
+        &self,
+        caller: Caller,
+        id: MessageId,
+        sent: bool,
     ) -> impl Future<Output = Result<MessageView, ApiError>> + Send;
 
     fn modems(

@@ -4,7 +4,9 @@
 //! What must always hold: every body is read under [`MAX_BODY_BYTES`]; every rejection (bad JSON,
 //! wrong type, oversize, unknown route, wrong method, bad id) is an [`ApiError`] rendered as JSON;
 //! the caller is resolved from the connection's peer credentials on every request, never from
-//! anything the client says; mutating requests are refused with 503 once shutdown has begun.
+//! anything the client says; mutating requests are refused with 503 once shutdown has begun; a
+//! request's headers and its body each arrive within their [`ConnectionLimits`] time or the
+//! connection is closed (408 for a late body), so a slow client cannot keep a connection slot.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -25,8 +27,8 @@ use super::access::{act_for, AccessMap, PeerCredentials};
 use super::admin;
 use super::listener::{ApiListener, ConnectionLimits};
 use super::types::{
-    InboxQuery, ListQuery, MessageId, SendRequest, DEFAULT_PAGE, MAX_BODY_BYTES, MAX_PAGE,
-    MAX_RECIPIENTS, MAX_TEXT_CHARS,
+    InboxQuery, ListQuery, MessageId, SendRequest, SettleRequest, DEFAULT_PAGE, MAX_BODY_BYTES,
+    MAX_PAGE, MAX_RECIPIENTS, MAX_TEXT_CHARS,
 };
 use super::{ApiError, Backend, Caller};
 
@@ -97,6 +99,7 @@ pub fn router<B: Backend>(
             get(get_message::<B>).delete(cancel::<B>),
         )
         .route("/v1/messages/{id}/retry", post(retry::<B>))
+        .route("/v1/messages/{id}/settle", post(settle::<B>))
         .route("/v1/modems", get(modems::<B>))
         .route("/v1/inbox", get(inbox::<B>))
         .route("/v1/health", get(health::<B>))
@@ -170,7 +173,10 @@ pub async fn serve<B: Backend>(
     .await
 }
 
-/// [`serve`] with explicit connection caps.
+/// [`serve`] with explicit connection caps and timeouts. The accept loop is ours rather than
+/// `axum::serve`'s, because that one gives no way to bound the time a client takes to send its
+/// request: each connection is served by hyper's HTTP/1 server with a timer and a header read
+/// timeout, and every body is read under [`ConnectionLimits::body_timeout`].
 pub async fn serve_with<B: Backend>(
     listener: UnixListener,
     limits: ConnectionLimits,
@@ -179,15 +185,163 @@ pub async fn serve_with<B: Backend>(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let flag = Arc::new(AtomicBool::new(false));
-    let app = router(backend, access, Arc::clone(&flag));
-    let listener = ApiListener::new(listener, limits);
-    axum::serve(listener, app.into_make_service_with_connect_info::<Peer>())
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            flag.store(true, Ordering::SeqCst);
-            tracing::info!("api: shutting down, finishing requests in flight");
-        })
-        .await
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let app =
+        router(backend, access, Arc::clone(&flag)).layer(axum::middleware::from_fn_with_state(
+            (limits.body_timeout, stopping.clone()),
+            read_body_within,
+        ));
+    let mut listener = ApiListener::new(listener, limits);
+    let mut connections = tokio::task::JoinSet::new();
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            (conn, _) = axum::serve::Listener::accept(&mut listener) => {
+                let app = app.clone();
+                let stopping = stopping.clone();
+                connections.spawn(serve_connection(conn, app, limits.header_timeout, stopping));
+            }
+            // Reap finished connections as they end, so the set stays small.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            () = &mut shutdown => break,
+        }
+    }
+    // Stop accepting (connections still in the backlog are refused when the socket closes).
+    drop(listener);
+    flag.store(true, Ordering::SeqCst);
+    tracing::info!("api: shutting down, finishing requests in flight");
+    let _ = stop.send(true);
+    while connections.join_next().await.is_some() {}
+    Ok(())
+}
+
+/// Serves one accepted connection until it ends, the client is too slow, or shutdown begins:
+/// then a request in its handler finishes and is answered, and a connection with no request
+/// accepted (idle, or still sending its headers) is closed at once, so a slow client never
+/// delays the daemon's stop.
+async fn serve_connection(
+    conn: super::listener::Connection,
+    app: Router,
+    header_timeout: std::time::Duration,
+    mut stopping: tokio::sync::watch::Receiver<bool>,
+) {
+    use hyper::service::Service as _;
+    let peer = Peer(conn.peer());
+    let inner = hyper_util::service::TowerToHyperService::new(app);
+    // Requests of this connection between their headers and their response.
+    let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = Arc::clone(&busy);
+    // What `into_make_service_with_connect_info::<Peer>()` would do: handlers read the caller
+    // from the request's `ConnectInfo<Peer>`.
+    let service = hyper::service::service_fn(move |mut req: axum::http::Request<_>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        let answer = inner.call(req);
+        let busy = Busy::new(&counted);
+        async move {
+            let response = answer.await;
+            drop(busy);
+            response
+        }
+    });
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    let io = hyper_util::rt::TokioIo::new(conn);
+    let mut served = std::pin::pin!(builder.serve_connection(io, service));
+    tokio::select! {
+        result = served.as_mut() => {
+            if let Err(e) = result {
+                tracing::debug!("api: connection ended: {e}");
+            }
+            return;
+        }
+        _ = stopping.wait_for(|s| *s) => {}
+    }
+    if busy.load(Ordering::SeqCst) == 0 {
+        // No request accepted on it: nothing to finish (dropping it closes it).
+        return;
+    }
+    // Finish the request in flight (a body still arriving is cut short by
+    // `read_body_within`); keep-alive off, so the connection closes after its answer.
+    served.as_mut().graceful_shutdown();
+    if let Err(e) = served.await {
+        tracing::debug!("api: connection ended: {e}");
+    }
+}
+
+/// Counts one request as in flight while it lives.
+struct Busy(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Busy {
+    fn new(count: &Arc<std::sync::atomic::AtomicUsize>) -> Busy {
+        count.fetch_add(1, Ordering::SeqCst);
+        Busy(Arc::clone(count))
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Reads the whole request body (at most [`MAX_BODY_BYTES`]) within `limit` before the route
+/// runs: a client trickling its body is answered 408 and its connection closed, instead of
+/// holding a connection slot for as long as it likes (or delaying a shutdown: once `stopping`,
+/// a body still arriving is answered 503). Handlers then find the body in memory, as they would
+/// have read it whole anyway.
+async fn read_body_within(
+    State((limit, mut stopping)): State<(std::time::Duration, tokio::sync::watch::Receiver<bool>)>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    use http_body_util::BodyExt;
+    let (parts, body) = req.into_parts();
+    let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
+    let read = tokio::select! {
+        read = tokio::time::timeout(limit, limited.collect()) => read,
+        Ok(_) = stopping.wait_for(|s| *s) => {
+            let mut resp = ApiError::ShuttingDown.into_response();
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            return resp;
+        }
+    };
+    let bytes = match read {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => {
+            return ApiError::TooLarge(format!(
+                "request body is larger than the limit of {MAX_BODY_BYTES} bytes"
+            ))
+            .into_response();
+        }
+        Ok(Err(e)) => {
+            return ApiError::BadJson(format!("cannot read the request body: {e}")).into_response();
+        }
+        Err(_) => {
+            tracing::warn!(
+                "api: request body not received within {limit:?}; closing the connection"
+            );
+            let mut resp = ApiError::Timeout(format!(
+                "the request body did not arrive within {} seconds",
+                limit.as_secs_f64()
+            ))
+            .into_response();
+            resp.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+            return resp;
+        }
+    };
+    next.run(axum::extract::Request::from_parts(
+        parts,
+        axum::body::Body::from(bytes),
+    ))
+    .await
 }
 
 /// The caller of this request, from the connection's credentials.
@@ -399,6 +553,31 @@ async fn retry<B: Backend>(
     let id = message_id(id)?;
     let view = state.backend.retry(caller.clone(), id).await?;
     tracing::info!(uid = caller.uid, "api: retry of message {id} requested");
+    Ok(Json(view).into_response())
+}
+
+async fn settle<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    id: Result<UrlPath<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    if !caller.admin {
+        return Err(ApiError::Forbidden(format!(
+            "uid {}: settling a message is for admins only (it decides what the account pays)",
+            caller.uid
+        )));
+    }
+    let id = message_id(id)?;
+    let req: SettleRequest = json_body(body)?;
+    let view = state.backend.settle(caller.clone(), id, req.sent).await?;
+    tracing::info!(
+        uid = caller.uid,
+        sent = req.sent,
+        "api: message {id} settled by an operator"
+    );
     Ok(Json(view).into_response())
 }
 

@@ -172,7 +172,10 @@ pub enum MessageState {
     Expired,
     Rejected,
     Cancelled,
-    /// Was `sending` when the daemon stopped: not resent unless an operator asks.
+    /// A part that may or may not have reached the network (it was `sending` when the daemon
+    /// stopped, or the modem never confirmed it), and a message with such a part: never sent
+    /// again on its own; an admin retries it (`POST /v1/messages/{id}/retry`, which may send a
+    /// duplicate) or settles it (`POST /v1/messages/{id}/settle`).
     Unknown,
 }
 
@@ -228,6 +231,14 @@ pub struct MessageView {
     pub sent: Option<Timestamp>,
     #[serde(default)]
     pub delivered: Option<Timestamp>,
+}
+
+/// Body of `POST /v1/messages/{id}/settle` (admins): the operator's verdict on the message's
+/// `unknown` parts. `sent: false` refunds their credit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SettleRequest {
+    pub sent: bool,
 }
 
 /// Query of `GET /v1/messages`.

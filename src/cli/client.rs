@@ -1,5 +1,5 @@
-//! The client commands of the `smsgate` binary: `send`, `status`, `cancel`, `retry`, `modems`,
-//! `inbox`. Each talks to the running daemon over its Unix socket through
+//! The client commands of the `smsgate` binary: `send`, `status`, `cancel`, `retry`, `settle`,
+//! `modems`, `inbox`. Each talks to the running daemon over its Unix socket through
 //! [`crate::api::client::ApiClient`] and prints a readable table, or with `--json` exactly the
 //! API's JSON (so scripts read the same shapes as README "API" documents).
 //!
@@ -16,8 +16,8 @@ use clap::Args;
 use super::BadInput;
 use crate::api::client::ApiClient;
 use crate::api::types::{
-    parse_duration, InboxQuery, MessageId, MessageView, ModemView, Priority, Refusal, SendRequest,
-    SendResponse, MAX_RECIPIENTS,
+    parse_duration, InboxQuery, MessageId, MessageState, MessageView, ModemView, Priority, Refusal,
+    SendRequest, SendResponse, MAX_RECIPIENTS,
 };
 
 /// Options every client command takes.
@@ -71,6 +71,23 @@ pub struct IdArgs {
     /// Admins: the account the message belongs to.
     #[arg(long)]
     pub account: Option<String>,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("verdict").required(true).args(["sent", "not_sent"])))]
+pub struct SettleArgs {
+    #[command(flatten)]
+    pub opts: ClientOpts,
+    /// The message id whose `unknown` parts to settle.
+    pub id: MessageId,
+    /// They did reach the network (the recipient got it, the modem's log shows it): they
+    /// become `sent` and their credit is used.
+    #[arg(long)]
+    pub sent: bool,
+    /// They did not: they become `failed` (with the message's parts not sent yet) and their
+    /// credit is refunded.
+    #[arg(long)]
+    pub not_sent: bool,
 }
 
 #[derive(Debug, Args)]
@@ -389,6 +406,13 @@ pub fn retry(args: IdArgs) -> anyhow::Result<()> {
     print_message(&args.opts, &view)
 }
 
+pub fn settle(args: SettleArgs) -> anyhow::Result<()> {
+    let client = ApiClient::new(&args.opts.socket);
+    // clap's group makes exactly one of --sent / --not-sent present.
+    let view = runtime()?.block_on(client.settle(args.id, args.sent && !args.not_sent))?;
+    print_message(&args.opts, &view)
+}
+
 fn time(t: Option<jiff::Timestamp>) -> String {
     t.map_or_else(|| "-".to_owned(), |t| t.to_string())
 }
@@ -418,6 +442,17 @@ fn print_message(opts: &ClientOpts, m: &MessageView) -> anyhow::Result<()> {
             p.sim.as_deref().unwrap_or("-"),
             p.mr.map_or_else(|| "-".to_owned(), |mr| mr.to_string()),
             p.error.as_deref().unwrap_or("-")
+        )?;
+    }
+    if m.state == MessageState::Unknown {
+        // The one state that waits for a person: say what they can do.
+        writeln!(
+            out,
+            "\nA part may or may not have reached the network; smsgate will not send it again on \
+             its own.\nAn admin decides: `smsgate retry {id}` sends it again (the recipient may \
+             get it twice),\n`smsgate settle {id} --sent` records it as sent (credit used), \
+             `smsgate settle {id} --not-sent` as not sent (credit refunded).",
+            id = m.id
         )?;
     }
     Ok(())

@@ -40,6 +40,9 @@ pub enum Command {
     Cancel(client::IdArgs),
     /// Send again a message whose parts are unknown or failed (admins).
     Retry(client::IdArgs),
+    /// Settle a message whose parts are unknown: --sent (credit used) or --not-sent (credit
+    /// refunded) (admins).
+    Settle(client::SettleArgs),
     /// List modem ports and their SIMs: state, signal, counters, quota left.
     Modems(client::ModemsArgs),
     /// Show received SMS (replies, unsubscribe words).
@@ -96,6 +99,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Status(args) => client::status(args),
         Command::Cancel(args) => client::cancel(args),
         Command::Retry(args) => client::retry(args),
+        Command::Settle(args) => client::settle(args),
         Command::Modems(args) => client::modems(args),
         Command::Inbox(args) => client::inbox(args),
         Command::Sim(args) => sim::run(args),

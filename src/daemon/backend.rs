@@ -19,7 +19,7 @@ use crate::api::{ApiError, Backend, Caller};
 use crate::number;
 use crate::pdu::{self, Address, SubmitOptions, ValidityPeriod};
 use crate::store::{
-    MessageId, MessageQuery, MessageState, MessageView, NewPart, PartState, StoreError,
+    MessageId, MessageQuery, MessageState, MessageView, NewPart, PartState, Settlement, StoreError,
 };
 
 /// The daemon's implementation of [`Backend`].
@@ -117,8 +117,22 @@ fn api_part_state(s: PartState) -> t::MessageState {
     }
 }
 
-fn store_state(s: t::MessageState) -> Option<MessageState> {
-    Some(match s {
+/// The store keeps a message with an `unknown` part `sending` (nothing else will move it); the
+/// API says `unknown`, so the operator sees it needs a decision (retry or settle), not patience.
+/// A message already failed, cancelled or expired for another part keeps that final state.
+fn api_message_state(v: &MessageView) -> t::MessageState {
+    if v.summary.state == MessageState::Sending
+        && v.parts.iter().any(|p| p.state == PartState::Unknown)
+    {
+        t::MessageState::Unknown
+    } else {
+        api_state(v.summary.state)
+    }
+}
+
+/// The store's state behind an API state filter: `unknown` messages are stored `sending`.
+fn store_state(s: t::MessageState) -> MessageState {
+    match s {
         t::MessageState::Queued => MessageState::Queued,
         t::MessageState::HeldForReview => MessageState::HeldForReview,
         t::MessageState::Scheduled => MessageState::Scheduled,
@@ -129,8 +143,8 @@ fn store_state(s: t::MessageState) -> Option<MessageState> {
         t::MessageState::Expired => MessageState::Expired,
         t::MessageState::Cancelled => MessageState::Cancelled,
         t::MessageState::Rejected => MessageState::Rejected,
-        t::MessageState::Unknown => return None,
-    })
+        t::MessageState::Unknown => MessageState::Sending,
+    }
 }
 
 fn api_view(v: MessageView, sims: &[crate::store::SimRecord]) -> t::MessageView {
@@ -143,7 +157,7 @@ fn api_view(v: MessageView, sims: &[crate::store::SimRecord]) -> t::MessageView 
     t::MessageView {
         id: t::MessageId(v.summary.id.0.max(0) as u64),
         to: v.summary.recipient.clone(),
-        state: api_state(v.summary.state),
+        state: api_message_state(&v),
         parts: v
             .parts
             .iter()
@@ -299,18 +313,13 @@ impl Backend for DaemonBackend {
     async fn list(&self, caller: Caller, query: ListQuery) -> Result<MessageList, ApiError> {
         let limit = query.limit.unwrap_or(100);
         let q = MessageQuery {
-            state: match query.state {
-                Some(s) => match store_state(s) {
-                    Some(s) => Some(s),
-                    // No message is `unknown` as a whole (only parts are).
-                    None => {
-                        return Ok(MessageList {
-                            messages: Vec::new(),
-                            next_after: None,
-                        })
-                    }
-                },
-                None => None,
+            state: query.state.map(store_state),
+            // The API's `unknown` is a `sending` message with an unknown part (see
+            // `api_message_state`), and its `sending` one without.
+            unknown_parts: match query.state {
+                Some(t::MessageState::Unknown) => Some(true),
+                Some(t::MessageState::Sending) => Some(false),
+                _ => None,
             },
             account: if caller.admin {
                 query.account.clone()
@@ -376,19 +385,43 @@ impl Backend for DaemonBackend {
     async fn retry(&self, caller: Caller, id: t::MessageId) -> Result<t::MessageView, ApiError> {
         let v = self.visible(&caller, id).await?;
         let sid = v.summary.id;
+        let actor = admin_actor(caller.uid);
+        self.shared
+            .db
+            .call(move |s| s.operator_retry(sid, &actor, Timestamp::now()))
+            .await
+            .map_err(conflict_or_internal)?;
+        self.shared.wake.notify_one();
+        let v = self.visible(&caller, id).await?;
+        self.view(v).await
+    }
+
+    async fn settle(
+        &self,
+        caller: Caller,
+        id: t::MessageId,
+        sent: bool,
+    ) -> Result<t::MessageView, ApiError> {
+        let v = self.visible(&caller, id).await?;
+        let sid = v.summary.id;
+        let actor = admin_actor(caller.uid);
+        let verdict = if sent {
+            Settlement::Sent
+        } else {
+            Settlement::NotSent
+        };
         let n = self
             .shared
             .db
-            .call(move |s| s.retry(sid, Timestamp::now()))
+            .call(move |s| s.operator_settle(sid, verdict, &actor, Timestamp::now()))
             .await
             .map_err(conflict_or_internal)?;
-        if n == 0 {
-            return Err(ApiError::Conflict(format!(
-                "message {} has no unknown or failed part to send again",
-                id.0
-            )));
-        }
-        self.shared.wake.notify_one();
+        tracing::info!(
+            message = id.0,
+            parts = n,
+            sent,
+            "operator settled unknown parts"
+        );
         let v = self.visible(&caller, id).await?;
         self.view(v).await
     }

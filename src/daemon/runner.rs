@@ -25,7 +25,8 @@ use crate::modem::{ModemHandle, PayloadFate};
 use crate::scheduler::{self, FailureKind};
 use crate::store::{ClaimedPart, SendLog, SendOutcome};
 
-/// How many due parts one planning round looks at (the rest wait for the next round).
+/// How many due parts one planning round looks at (the rest wait for the next round). Only
+/// parts due now are read, so parts waiting for later never fill it.
 const DUE_WINDOW: u32 = 2048;
 /// The short window: this many due parts per free SIM, at least [`SHORT_WINDOW_MIN`].
 const SHORT_WINDOW_PER_SIM: u32 = 8;
@@ -103,11 +104,13 @@ async fn plan_round(
     // first, and the full window only when the short one was full yet left a free SIM idle.
     let window = (free as u32 * SHORT_WINDOW_PER_SIM).clamp(SHORT_WINDOW_MIN, DUE_WINDOW);
     let mut moved = std::mem::take(log);
-    let (mut slots, mut due, moved) = shared
+    let (mut slots, mut due, next_due, next_retry, moved) = shared
         .db
         .call(move |s| {
             let slots = s.sim_slots_from(&mut moved, now, defaults)?;
-            Ok((slots, s.due_parts_indexed(window)?, moved))
+            let due = s.due_parts_indexed(window, now)?;
+            let next_due = s.next_wake_at(now)?;
+            Ok((slots, due, next_due, s.next_unknown_retry()?, moved))
         })
         .await?;
     *log = moved;
@@ -120,27 +123,28 @@ async fn plan_round(
     if window < DUE_WINDOW && due.len() as u32 >= window && plan.assignments.len() < free {
         due = shared
             .db
-            .call(move |s| s.due_parts_indexed(DUE_WINDOW))
+            .call(move |s| s.due_parts_indexed(DUE_WINDOW, now))
             .await?;
         plan = scheduler::plan(&slots, &due, now);
     }
+    // The due parts leave out those waiting for later: the store says when the first of them
+    // becomes due, and when the first ambiguous `unknown` part may be retried.
+    let wake_at = [plan.wake_at, next_due, next_retry]
+        .into_iter()
+        .flatten()
+        .min();
     if !plan.expired.is_empty() {
         let expired = shared.db.call(move |s| s.expire(now)).await?;
         tracing::info!(messages = expired.len(), "messages expired unsent");
     }
     // Ambiguous parts whose settle window passed with no report (on_ambiguous = "retry").
-    let (requeued, next_retry) = shared
-        .db
-        .call(move |s| Ok((s.requeue_unknown_due(now)?, s.next_unknown_retry()?)))
-        .await?;
-    if !requeued.is_empty() {
-        // They are queued now: the next round plans them.
-        shared.wake.notify_one();
+    if next_retry.is_some_and(|t| t <= now) {
+        let requeued = shared.db.call(move |s| s.requeue_unknown_due(now)).await?;
+        if !requeued.is_empty() {
+            // They are queued now: the next round plans them.
+            shared.wake.notify_one();
+        }
     }
-    let wake_at = match (plan.wake_at, next_retry) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
     if shared.outcomes_pending() {
         // A known outcome is not durable yet: no new claim until it is (RELIABILITY.md).
         return Ok(wake_at);

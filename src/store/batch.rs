@@ -1,15 +1,17 @@
 //! Batched forms of the runner's hot transactions, for throughput: the claims of one planning
 //! round in one transaction ([`Store::claim_many`]), the send outcomes that arrive together in
-//! one transaction ([`Store::record_outcomes`]), the due parts read along the messages' state
-//! index ([`Store::due_parts_indexed`]) and the SIM slots built from a runner-kept send log
-//! ([`Store::sim_slots_from`], [`SendLog`]).
+//! one transaction ([`Store::record_outcomes`]), the due parts read along the messages' indexes
+//! ([`Store::due_parts_indexed`]), the runner's next wake-up ([`Store::next_wake_at`]) and the
+//! SIM slots built from a runner-kept send log ([`Store::sim_slots_from`], [`SendLog`]).
 //!
 //! What must always hold: each item of a batch is exactly the single-item operation (the same
 //! `*_in` function, the same checks), run inside its own SAVEPOINT so a refused item leaves no
 //! trace and does not undo the others; the batch's transaction commits before any result is
 //! returned, so a claim is committed before its AT+CMGS and an outcome before its SIM is
 //! released, exactly as with the single-item calls; `due_parts_indexed` returns what
-//! [`Store::due_parts`] returns, in the same order.
+//! [`Store::due_parts`] returns, in the same order, and neither returns a part that is not due,
+//! so parts waiting for later never crowd a due part out of the runner's window; whatever they
+//! leave out, `next_wake_at` tells when it becomes due.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +19,7 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::{params, Transaction, TransactionBehavior};
 
 use super::messages::{claim_in, mark_failed_in, mark_sent_in, mark_unknown_in};
-use super::{ClaimedPart, FailOutcome, PartId, SimId, Store, StoreError};
+use super::{ms, ts, ClaimedPart, FailOutcome, PartId, SimId, Store, StoreError};
 use crate::scheduler::{before, DuePart, FailureKind, Quota, SimSlot};
 
 /// What became of one send, to be committed by [`Store::record_outcomes`].
@@ -197,31 +199,64 @@ impl Store {
         Ok(out)
     }
 
-    /// [`Store::due_parts`], read along the `messages(state, priority DESC, created_at)` index
-    /// one sendable state at a time (each already in order, stopping after `limit` rows) and
-    /// merged, instead of sorting every queued part of the database on each planning round.
-    pub fn due_parts_indexed(&self, limit: u32) -> Result<Vec<DuePart>, StoreError> {
-        // A first part has no earlier part: CASE and OR skip the subqueries for it (most
-        // messages are one part). CROSS JOIN fixes the loop order (messages outer, by the index; parts inner by
-        // (message_id, seq)), so the ORDER BY is satisfied without a temporary B-tree.
-        let mut stmt = self.conn.prepare_cached(
-            "SELECT p.id, p.message_id, p.seq, m.part_count, m.recipient_carrier, m.priority,
-                    m.created_at, m.not_before, m.deadline, p.next_attempt_at, p.avoid_sims,
-                    CASE WHEN p.seq = 1 THEN NULL ELSE
-                        (SELECT q.sim_id FROM parts q WHERE q.message_id = p.message_id
-                            AND q.seq < p.seq AND q.state IN ('sent', 'delivered')
-                            ORDER BY q.seq DESC LIMIT 1) END,
-                    (p.seq = 1 OR EXISTS (SELECT 1 FROM parts q WHERE q.message_id = p.message_id
-                        AND q.seq = p.seq - 1 AND q.state IN ('sent', 'delivered')))
-             FROM messages m INDEXED BY messages_state
-                  CROSS JOIN parts p INDEXED BY sqlite_autoindex_parts_1 ON p.message_id = m.id
-             WHERE m.state = ?1 AND p.state = 'queued'
-             ORDER BY m.priority DESC, m.created_at, m.id, p.seq
-             LIMIT ?2",
-        )?;
+    /// [`Store::due_parts`], read along indexes instead of sorting every queued part of the
+    /// database on each planning round, and merged: the `queued` and `sending` messages along
+    /// `messages(state, priority DESC, created_at)` (each already in order, stopping after
+    /// `limit` due rows); the `scheduled` ones whose `not_before` has passed along
+    /// `messages(state, not_before)` (a scheduled message always has a `not_before`), so that
+    /// messages scheduled for later are never read; and the messages whose deadline has passed
+    /// along `messages(state, deadline)`, so the plan can report them expired.
+    pub fn due_parts_indexed(
+        &self,
+        limit: u32,
+        now: Timestamp,
+    ) -> Result<Vec<DuePart>, StoreError> {
+        let now = ms(now);
         let mut all = Vec::new();
-        for state in ["queued", "scheduled", "sending"] {
-            let rows = stmt.query_map(params![state, limit], super::messages::due_part_row)?;
+        for (index, range) in [
+            ("messages_state", "m.state = 'queued'"),
+            ("messages_state", "m.state = 'sending'"),
+            (
+                "messages_state_not_before",
+                "m.state = 'scheduled' AND m.not_before <= ?2",
+            ),
+            (
+                "messages_state_deadline",
+                "m.state = 'queued' AND m.deadline <= ?2",
+            ),
+            (
+                "messages_state_deadline",
+                "m.state = 'scheduled' AND m.deadline <= ?2",
+            ),
+            (
+                "messages_state_deadline",
+                "m.state = 'sending' AND m.deadline <= ?2",
+            ),
+        ] {
+            // A first part has no earlier part: CASE and OR skip the subqueries for it (most
+            // messages are one part). CROSS JOIN fixes the loop order (messages outer, along the
+            // index; parts inner by (message_id, seq)); along `messages_state` the ORDER BY is
+            // then satisfied without a temporary B-tree, and the scan stops after `limit` rows.
+            let sql = format!(
+                "SELECT p.id, p.message_id, p.seq, m.part_count, m.recipient_carrier, m.priority,
+                        m.created_at, m.not_before, m.deadline, p.next_attempt_at, p.avoid_sims,
+                        CASE WHEN p.seq = 1 THEN NULL ELSE
+                            (SELECT q.sim_id FROM parts q WHERE q.message_id = p.message_id
+                                AND q.seq < p.seq AND q.state IN ('sent', 'delivered')
+                                ORDER BY q.seq DESC LIMIT 1) END,
+                        {PREVIOUS_SENT}
+                 FROM messages m INDEXED BY {index}
+                      CROSS JOIN parts p INDEXED BY sqlite_autoindex_parts_1 ON p.message_id = m.id
+                 WHERE {range} AND p.state = 'queued'
+                   AND (m.deadline <= ?2
+                        OR ((m.not_before IS NULL OR m.not_before <= ?2)
+                            AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?2)
+                            AND {PREVIOUS_SENT}))
+                 ORDER BY m.priority DESC, m.created_at, m.id, p.seq
+                 LIMIT ?1"
+            );
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params![limit, now], super::messages::due_part_row)?;
             for row in rows {
                 all.push(row?);
             }
@@ -233,10 +268,61 @@ impl Store {
                 .then(a.message.cmp(&b.message))
                 .then(a.seq.cmp(&b.seq))
         });
+        // A part past its deadline can come from two of the reads.
+        all.dedup_by_key(|d| d.part);
         all.truncate(limit as usize);
         Ok(all)
     }
+
+    /// When the runner must plan again if nothing wakes it sooner: the earliest instant after
+    /// `now` at which a queued part of a sendable message becomes due (its message's
+    /// `not_before` and its own back-off have both passed) or its message's deadline passes.
+    /// `None`: nothing waits on time. [`Store::due_parts`] leaves the parts that are not due
+    /// out, so the plan alone cannot know this. Each candidate is read along an index (the
+    /// earliest row of a range, LIMIT 1), however many parts wait.
+    pub fn next_wake_at(&self, now: Timestamp) -> Result<Option<Timestamp>, StoreError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT MIN(t) FROM (
+                 -- A message's not_before, for a queued part whose back-off ends no later.
+                 SELECT (SELECT m.not_before FROM messages m INDEXED BY messages_state_not_before
+                         WHERE m.state = s.state AND m.not_before > ?1
+                           AND EXISTS (SELECT 1 FROM parts p INDEXED BY sqlite_autoindex_parts_1
+                               WHERE p.message_id = m.id
+                               AND p.state = 'queued'
+                               AND (p.next_attempt_at IS NULL
+                                    OR p.next_attempt_at <= m.not_before))
+                         ORDER BY m.not_before LIMIT 1) AS t
+                 FROM (SELECT 'queued' AS state UNION ALL SELECT 'scheduled'
+                       UNION ALL SELECT 'sending') s
+                 UNION ALL
+                 -- A part's back-off, when its message's not_before is no later.
+                 SELECT (SELECT p.next_attempt_at FROM parts p INDEXED BY parts_backoff
+                         JOIN messages m ON m.id = p.message_id
+                         WHERE p.state = 'queued' AND p.next_attempt_at IS NOT NULL
+                           AND p.next_attempt_at > ?1
+                           AND m.state IN ('queued', 'scheduled', 'sending')
+                           AND (m.not_before IS NULL OR m.not_before <= p.next_attempt_at)
+                         ORDER BY p.next_attempt_at LIMIT 1)
+                 UNION ALL
+                 -- A deadline: the plan then reports the message expired.
+                 SELECT (SELECT m.deadline FROM messages m INDEXED BY messages_state_deadline
+                         WHERE m.state = s.state AND m.deadline > ?1
+                           AND EXISTS (SELECT 1 FROM parts p INDEXED BY sqlite_autoindex_parts_1
+                               WHERE p.message_id = m.id
+                               AND p.state = 'queued')
+                         ORDER BY m.deadline LIMIT 1)
+                 FROM (SELECT 'queued' AS state UNION ALL SELECT 'scheduled'
+                       UNION ALL SELECT 'sending') s
+             )",
+        )?;
+        let t: Option<i64> = stmt.query_row([ms(now)], |r| r.get(0))?;
+        Ok(t.map(ts))
+    }
 }
+
+/// Whether a part's previous part is sent (always true for a first part).
+const PREVIOUS_SENT: &str = "(p.seq = 1 OR EXISTS (SELECT 1 FROM parts q
+    WHERE q.message_id = p.message_id AND q.seq = p.seq - 1 AND q.state IN ('sent', 'delivered')))";
 
 #[cfg(test)]
 mod tests {
@@ -280,27 +366,142 @@ mod tests {
         store.upsert_sim(&id, &format!("/dev/m{n}"), t(0)).unwrap()
     }
 
+    /// The earliest time after `now` at which a part of `all` (every queued part of a
+    /// sendable message, as `due_parts` at the end of time returns them) becomes due or
+    /// reaches its deadline: what `next_wake_at` must answer, computed the slow way.
+    fn wake_reference(all: &[DuePart], now: Timestamp) -> Option<Timestamp> {
+        all.iter()
+            .flat_map(|d| [d.not_before.max(d.next_attempt_at), d.deadline])
+            .flatten()
+            .filter(|t| *t > now)
+            .min()
+    }
+
     #[test]
     fn due_parts_indexed_matches_due_parts() {
         let mut store = Store::open_in_memory().unwrap();
         let s1 = sim(&mut store, 1);
-        // Mixed priorities, times, multi-part messages, some parts sent, one cancelled.
+        // Mixed priorities, times, multi-part messages, some scheduled for later, some with a
+        // deadline, some parts sent, one in back-off, one cancelled.
         for i in 0..40 {
-            let m = msg(i, 1 + i % 3, (i % 3) as i32 - 1);
+            let mut m = msg(i, 1 + i % 3, (i % 3) as i32 - 1);
+            if i % 5 == 0 {
+                m.not_before = Some(t(50 + i as i64));
+            }
+            if i % 7 == 0 {
+                m.deadline = Some(t(30 + 3 * i as i64));
+            }
             store.accept(&[m], t(i as i64 * 7 % 13)).unwrap();
         }
-        let due = store.due_parts(1000).unwrap();
+        let due = store.due_parts(1000, t(20)).unwrap();
         let first = due.iter().find(|d| d.total > 1 && d.seq == 1).unwrap();
-        store.claim(first.part, s1, t(100)).unwrap();
-        store.mark_sent(first.part, 3, t(101)).unwrap();
-        store.cancel(MessageId(5), t(102)).unwrap();
-        for limit in [1, 5, 17, 1000] {
+        store.claim(first.part, s1, t(21)).unwrap();
+        store.mark_sent(first.part, 3, t(22)).unwrap();
+        let single = due
+            .iter()
+            .find(|d| d.total == 1 && d.deadline.is_none())
+            .unwrap();
+        store.claim(single.part, s1, t(23)).unwrap();
+        let out = store
+            .mark_failed(
+                single.part,
+                "+CMS ERROR: 500",
+                FailureKind::TransientForModem,
+                t(24),
+            )
+            .unwrap();
+        assert!(matches!(out, FailOutcome::Retrying { .. }), "{out:?}");
+        store.cancel(MessageId(5), t(25)).unwrap();
+        let all = store.due_parts(u32::MAX, Timestamp::MAX).unwrap();
+        let mut seen_wakes = Vec::new();
+        for now in [t(0), t(26), t(40), t(60), t(80), t(30_000), t(1_000_000)] {
+            for limit in [1, 5, 17, 1000] {
+                assert_eq!(
+                    store.due_parts_indexed(limit, now).unwrap(),
+                    store.due_parts(limit, now).unwrap(),
+                    "limit {limit} at {now}"
+                );
+            }
+            let wake = store.next_wake_at(now).unwrap();
+            assert_eq!(wake, wake_reference(&all, now), "at {now}");
+            seen_wakes.push(wake);
+        }
+        // The data did exercise every kind of wake: not_before, back-off, deadline, none.
+        assert!(seen_wakes.contains(&None));
+        assert!(seen_wakes.iter().flatten().count() >= 4, "{seen_wakes:?}");
+    }
+
+    /// Issue 8, "a message can starve": 2,100 recipients scheduled 8 hours ahead filled the
+    /// runner's window of 2,048 parts, and an ordinary message accepted after them stayed
+    /// queued for 8 hours.
+    #[test]
+    fn an_ordinary_message_is_due_behind_2100_parts_scheduled_for_later() {
+        let mut store = Store::open_in_memory().unwrap();
+        let later = t(8 * 3600 * 1000);
+        let batch: Vec<NewMessage> = (0..2100)
+            .map(|i| {
+                let mut m = msg(i, 1, 0);
+                m.not_before = Some(later);
+                m
+            })
+            .collect();
+        store.accept(&batch, t(0)).unwrap();
+        let ordinary = store.accept(&[msg(5000, 1, 0)], t(1)).unwrap()[0];
+        let now = t(2);
+        for due in [
+            store.due_parts_indexed(2048, now).unwrap(),
+            store.due_parts(2048, now).unwrap(),
+        ] {
             assert_eq!(
-                store.due_parts_indexed(limit).unwrap(),
-                store.due_parts(limit).unwrap(),
-                "limit {limit}"
+                due.iter().map(|d| d.message).collect::<Vec<_>>(),
+                vec![ordinary],
+                "only the ordinary message is due now"
             );
         }
+        assert_eq!(store.next_wake_at(now).unwrap(), Some(later));
+        // At their time the scheduled ones are due, oldest first, the window full again.
+        let due = store.due_parts_indexed(2048, later).unwrap();
+        assert_eq!(due.len(), 2048);
+        assert_eq!(due, store.due_parts(2048, later).unwrap());
+        assert_eq!(due[0].message, MessageId(1));
+    }
+
+    /// The same starvation by back-off: parts waiting after a transient failure filled the
+    /// window ahead of a younger part that is due.
+    #[test]
+    fn parts_in_back_off_do_not_fill_the_window() {
+        let mut store = Store::open_in_memory().unwrap();
+        let s1 = sim(&mut store, 1);
+        let ids = store
+            .accept(&(0..6).map(|i| msg(i, 1, 0)).collect::<Vec<_>>(), t(0))
+            .unwrap();
+        let mut retry_at = None;
+        for d in store.due_parts(10, t(1)).unwrap() {
+            store.claim(d.part, s1, t(1)).unwrap();
+            let out = store
+                .mark_failed(
+                    d.part,
+                    "+CMS ERROR: 500",
+                    FailureKind::TransientForModem,
+                    t(2),
+                )
+                .unwrap();
+            let FailOutcome::Retrying { at } = out else {
+                panic!("{out:?}")
+            };
+            retry_at = Some(at);
+        }
+        let young = store.accept(&[msg(9, 1, 0)], t(3)).unwrap()[0];
+        for limit in [1, 4] {
+            let due = store.due_parts_indexed(limit, t(4)).unwrap();
+            assert_eq!(due.len(), 1, "limit {limit}");
+            assert_eq!(due[0].message, young);
+            assert_eq!(due, store.due_parts(limit, t(4)).unwrap());
+        }
+        assert_eq!(store.next_wake_at(t(4)).unwrap(), retry_at);
+        let due = store.due_parts_indexed(10, retry_at.unwrap()).unwrap();
+        assert_eq!(due.len(), 7);
+        assert_eq!(due[0].message, ids[0]);
     }
 
     #[test]
@@ -308,19 +509,23 @@ mod tests {
         let mut store = Store::open_in_memory().unwrap();
         let s1 = sim(&mut store, 1);
         let s2 = sim(&mut store, 2);
-        store.accept(&[msg(1, 1, 0), msg(2, 2, 0)], t(0)).unwrap();
-        let due = store.due_parts(10).unwrap();
+        let ids = store.accept(&[msg(1, 1, 0), msg(2, 2, 0)], t(0)).unwrap();
+        let due = store.due_parts(10, t(1)).unwrap();
         let one = due[0].part;
-        let second_of_two = due.iter().find(|d| d.seq == 2).unwrap().part;
+        // Not due (its first part is not sent): the claim must refuse it all the same.
+        let second_of_two = store.message(ids[1]).unwrap().unwrap().parts[1].id;
+        assert!(due.iter().all(|d| d.part != second_of_two));
         let out = store
             .claim_many(&[(one, s1), (second_of_two, s2)], t(1))
             .unwrap();
         assert_eq!(out[0].as_ref().unwrap().part, one);
         assert!(matches!(out[1], Err(StoreError::NotClaimable { .. })));
         // The refused claim left nothing behind; the good one is committed.
-        let left = store.due_parts(10).unwrap();
+        let left = store.due_parts(10, t(1)).unwrap();
         assert!(left.iter().all(|d| d.part != one));
-        assert!(left.iter().any(|d| d.part == second_of_two));
+        let parts = store.message(ids[1]).unwrap().unwrap().parts;
+        assert_eq!(parts[1].state, crate::store::PartState::Queued);
+        assert_eq!(parts[1].sim, None);
         assert_eq!(
             store.sends_since(s2, t(-1)).unwrap(),
             Vec::<Timestamp>::new()
@@ -337,7 +542,7 @@ mod tests {
         store
             .accept(&[msg(1, 1, 0), msg(2, 1, 0), msg(3, 1, 0)], t(0))
             .unwrap();
-        let due = store.due_parts(10).unwrap();
+        let due = store.due_parts(10, t(1)).unwrap();
         let (a, b, c) = (due[0].part, due[1].part, due[2].part);
         let claims = store
             .claim_many(&[(a, s1), (b, s2), (c, s3)], t(1))
@@ -391,7 +596,7 @@ mod tests {
         store
             .accept(&[msg(1, 1, 0), msg(2, 1, 0), msg(3, 1, 0)], t(0))
             .unwrap();
-        let due = store.due_parts(10).unwrap();
+        let due = store.due_parts(10, t(1)).unwrap();
         let q = Quota {
             per_minute: 5,
             per_hour: 50,

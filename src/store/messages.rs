@@ -1,5 +1,6 @@
 //! Messages and parts: acceptance, claim, sent/failed/report outcomes, crash recovery, operator
-//! retry, cancel, expiry, and the queries behind GET /v1/messages.
+//! retry and settlement of `unknown` parts (audited under the operator's name), cancel, expiry,
+//! and the queries behind GET /v1/messages and the runner's due parts.
 //!
 //! What must always hold: each public operation is one transaction; every state change goes
 //! through [`set_message_state`] / [`set_part_state`] (checked against the transition tables and
@@ -123,6 +124,9 @@ pub enum Settlement {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MessageQuery {
     pub state: Option<MessageState>,
+    /// `Some(true)`: only messages with an `unknown` part (what the API calls an `unknown`
+    /// message); `Some(false)`: only messages without one; `None`: either.
+    pub unknown_parts: Option<bool>,
     pub account: Option<String>,
     /// Page: only ids below this one.
     pub before: Option<MessageId>,
@@ -562,6 +566,129 @@ pub(super) fn same_recipient(a: &str, b: &str) -> bool {
     number::key(a) == number::key(b)
 }
 
+/// [`Store::retry`] inside the caller's transaction.
+fn retry_in(tx: &Transaction<'_>, id: MessageId, now: Timestamp) -> Result<usize, StoreError> {
+    let state = message_state(tx, id)?;
+    if matches!(
+        state,
+        MessageState::Cancelled | MessageState::Expired | MessageState::Rejected
+    ) {
+        return Err(StoreError::Invalid(format!(
+            "message {} is {state}; it cannot be retried",
+            id.0
+        )));
+    }
+    let deadline: Option<i64> =
+        tx.query_row("SELECT deadline FROM messages WHERE id = ?1", [id.0], |r| {
+            r.get(0)
+        })?;
+    if deadline.is_some_and(|d| d <= ms(now)) {
+        return Err(StoreError::Invalid(format!(
+            "message {}: its deadline has passed; it cannot be retried",
+            id.0
+        )));
+    }
+    let parts = part_ids_in(tx, id, &[PartState::Unknown, PartState::Failed])?;
+    for p in &parts {
+        set_part_state(tx, *p, PartState::Queued, now)?;
+        tx.execute(
+            // A fresh budget of attempts: the operator decided to try again.
+            "UPDATE parts SET next_attempt_at = NULL, sim_id = NULL, report_status = NULL,
+                 attempts = 0, avoid_sims = ''
+             WHERE id = ?1",
+            [p.0],
+        )?;
+    }
+    if !parts.is_empty() {
+        recompute(tx, id, now, None)?;
+        tracing::info!(message = id.0, parts = parts.len(), "operator retry");
+    }
+    Ok(parts.len())
+}
+
+/// [`Store::settle_unknown`] inside the caller's transaction. Settled as not sent, the part
+/// fails like a permanent failure: with it the message's parts not sent yet (they could only
+/// follow it), so none of them stays queued with its credit reserved in a failed message.
+fn settle_in(
+    tx: &Transaction<'_>,
+    part: PartId,
+    verdict: Settlement,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let from = part_state(tx, part)?;
+    if from != PartState::Unknown {
+        return Err(StoreError::Invalid(format!(
+            "part {} is {from}, not unknown; only a part whose fate is unknown can be settled",
+            part.0
+        )));
+    }
+    let (message, seq): (i64, u32) = tx.query_row(
+        "SELECT message_id, seq FROM parts WHERE id = ?1",
+        [part.0],
+        |r| Ok((r.get(0)?, r.get(1)?)),
+    )?;
+    match verdict {
+        Settlement::Sent => {
+            set_part_state(tx, part, PartState::Sent, now)?;
+            tx.execute(
+                "UPDATE parts SET sent_at = COALESCE(claimed_at, ?2),
+                     error = 'settled as sent by operator'
+                 WHERE id = ?1",
+                params![part.0, ms(now)],
+            )?;
+        }
+        Settlement::NotSent => {
+            tx.execute(
+                "UPDATE parts SET error = 'settled as not sent by operator' WHERE id = ?1",
+                [part.0],
+            )?;
+            set_part_state(tx, part, PartState::Failed, now)?;
+            let sibling_error = format!("not sent: part {seq} settled as not sent");
+            for p in part_ids_in(tx, MessageId(message), &[PartState::Queued])? {
+                tx.execute(
+                    "UPDATE parts SET error = ?2 WHERE id = ?1",
+                    params![p.0, sibling_error],
+                )?;
+                set_part_state(tx, p, PartState::Failed, now)?;
+            }
+        }
+    }
+    let why = (verdict == Settlement::NotSent).then_some("settled as not sent by operator");
+    recompute(tx, MessageId(message), now, why)?;
+    Ok(())
+}
+
+/// Appends the audit record of an operator's action on message `id` (retry, settle).
+fn audit_operator(
+    tx: &Transaction<'_>,
+    id: MessageId,
+    event: &str,
+    actor: &str,
+    outcome: &str,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let (account_id, recipient, parts): (Option<i64>, String, i64) = tx.query_row(
+        "SELECT (SELECT a.id FROM accounts a WHERE a.name = m.account), m.recipient,
+                m.part_count
+         FROM messages m WHERE m.id = ?1",
+        [id.0],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let mut e = crate::audit::AuditEntry::new(
+        crate::audit::AuditEvent::Other(event.to_string()),
+        now,
+        actor,
+    );
+    e.account_id = account_id;
+    e.message_id = Some(id.0);
+    // Canonical, as every audit record keeps numbers (an export by number finds it).
+    e.recipient = Some(crate::number::key(&recipient));
+    e.parts = Some(parts);
+    e.outcome = outcome.to_string();
+    super::audit::append(tx, e).map_err(|e| StoreError::Contract(e.to_string()))?;
+    Ok(())
+}
+
 // ---------------------------------------------------------------------------------------------
 // Store operations: each one transaction.
 
@@ -662,43 +789,35 @@ impl Store {
     /// The operator asks to send again: `unknown` and `failed` parts go back to the queue.
     /// Returns how many parts were requeued.
     pub fn retry(&mut self, id: MessageId, now: Timestamp) -> Result<usize, StoreError> {
+        self.transaction(|tx| retry_in(tx, id, now))
+    }
+
+    /// [`Store::retry`] asked by an operator through the API: refused (nothing written) when
+    /// the message has no `unknown` or `failed` part, and recorded in the audit log with
+    /// `actor` (e.g. `admin:root (uid 0)`) in the same transaction.
+    pub fn operator_retry(
+        &mut self,
+        id: MessageId,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
         self.transaction(|tx| {
-            let state = message_state(tx, id)?;
-            if matches!(
-                state,
-                MessageState::Cancelled | MessageState::Expired | MessageState::Rejected
-            ) {
+            let n = retry_in(tx, id, now)?;
+            if n == 0 {
                 return Err(StoreError::Invalid(format!(
-                    "message {} is {state}; it cannot be retried",
+                    "message {} has no unknown or failed part to send again",
                     id.0
                 )));
             }
-            let deadline: Option<i64> =
-                tx.query_row("SELECT deadline FROM messages WHERE id = ?1", [id.0], |r| {
-                    r.get(0)
-                })?;
-            if deadline.is_some_and(|d| d <= ms(now)) {
-                return Err(StoreError::Invalid(format!(
-                    "message {}: its deadline has passed; it cannot be retried",
-                    id.0
-                )));
-            }
-            let parts = part_ids_in(tx, id, &[PartState::Unknown, PartState::Failed])?;
-            for p in &parts {
-                set_part_state(tx, *p, PartState::Queued, now)?;
-                tx.execute(
-                    // A fresh budget of attempts: the operator decided to try again.
-                    "UPDATE parts SET next_attempt_at = NULL, sim_id = NULL, report_status = NULL,
-                         attempts = 0, avoid_sims = ''
-                     WHERE id = ?1",
-                    [p.0],
-                )?;
-            }
-            if !parts.is_empty() {
-                recompute(tx, id, now, None)?;
-                tracing::info!(message = id.0, parts = parts.len(), "operator retry");
-            }
-            Ok(parts.len())
+            audit_operator(
+                tx,
+                id,
+                "retried",
+                actor,
+                &format!("operator retry: {n} part(s) queued again (may send a duplicate)"),
+                now,
+            )?;
+            Ok(n)
         })
     }
 
@@ -709,36 +828,45 @@ impl Store {
         verdict: Settlement,
         now: Timestamp,
     ) -> Result<(), StoreError> {
+        self.transaction(|tx| settle_in(tx, part, verdict, now))
+    }
+
+    /// The operator settles every `unknown` part of message `id` (as [`Store::settle_unknown`]
+    /// would), recorded in the audit log with `actor` in the same transaction. Returns how many
+    /// parts were settled; refused (nothing written) when the message has none.
+    pub fn operator_settle(
+        &mut self,
+        id: MessageId,
+        verdict: Settlement,
+        actor: &str,
+        now: Timestamp,
+    ) -> Result<usize, StoreError> {
         self.transaction(|tx| {
-            let from = part_state(tx, part)?;
-            if from != PartState::Unknown {
-                return Err(StoreError::Invalid(format!("part {} is {from}", part.0)));
+            let state = message_state(tx, id)?;
+            let parts = part_ids_in(tx, id, &[PartState::Unknown])?;
+            if parts.is_empty() {
+                return Err(StoreError::Invalid(format!(
+                    "message {} has no unknown part to settle (it is {state}); only a part \
+                     whose fate is unknown can be settled",
+                    id.0
+                )));
             }
-            let message: i64 = tx.query_row(
-                "SELECT message_id FROM parts WHERE id = ?1",
-                [part.0],
-                |r| r.get(0),
+            for p in &parts {
+                settle_in(tx, *p, verdict, now)?;
+            }
+            let what = match verdict {
+                Settlement::Sent => "as sent (credit used)",
+                Settlement::NotSent => "as not sent (credit refunded)",
+            };
+            audit_operator(
+                tx,
+                id,
+                "settled",
+                actor,
+                &format!("operator settled {} unknown part(s) {what}", parts.len()),
+                now,
             )?;
-            match verdict {
-                Settlement::Sent => {
-                    set_part_state(tx, part, PartState::Sent, now)?;
-                    tx.execute(
-                        "UPDATE parts SET sent_at = COALESCE(claimed_at, ?2),
-                             error = 'settled as sent by operator'
-                         WHERE id = ?1",
-                        params![part.0, ms(now)],
-                    )?;
-                }
-                Settlement::NotSent => {
-                    set_part_state(tx, part, PartState::Failed, now)?;
-                    tx.execute(
-                        "UPDATE parts SET error = 'settled as not sent by operator' WHERE id = ?1",
-                        [part.0],
-                    )?;
-                }
-            }
-            recompute(tx, MessageId(message), now, None)?;
-            Ok(())
+            Ok(parts.len())
         })
     }
 
@@ -787,10 +915,14 @@ impl Store {
         })
     }
 
-    /// Queued parts of sendable messages, as scheduler input, higher priority and older first.
-    /// Parts waiting for `not_before` or back-off are included so the scheduler can tell when
-    /// to wake.
-    pub fn due_parts(&self, limit: u32) -> Result<Vec<DuePart>, StoreError> {
+    /// The queued parts of sendable messages that are due at `now`, as scheduler input, higher
+    /// priority and older first: the message's `not_before` and the part's back-off have passed
+    /// and its previous part is sent, or its message's deadline has passed (so the plan reports
+    /// it expired). Parts that are not due are left out, so that however many of them wait they
+    /// never crowd a due part out of the `limit` (issue 8: a message could starve behind 2,048
+    /// parts scheduled for later); when they become due is [`Store::next_wake_at`]'s answer.
+    /// The reference for `Store::due_parts_indexed`, which must return the same rows.
+    pub fn due_parts(&self, limit: u32, now: Timestamp) -> Result<Vec<DuePart>, StoreError> {
         let mut stmt = self.conn.prepare_cached(
             "SELECT p.id, p.message_id, p.seq, m.part_count, m.recipient_carrier, m.priority,
                     m.created_at, m.not_before, m.deadline, p.next_attempt_at, p.avoid_sims,
@@ -801,10 +933,16 @@ impl Store {
                         AND q.seq = p.seq - 1 AND q.state IN ('sent', 'delivered')))
              FROM parts p JOIN messages m ON m.id = p.message_id
              WHERE p.state = 'queued' AND m.state IN ('queued', 'scheduled', 'sending')
+               AND (m.deadline <= ?2
+                    OR ((m.not_before IS NULL OR m.not_before <= ?2)
+                        AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?2)
+                        AND (p.seq = 1 OR EXISTS (SELECT 1 FROM parts q
+                            WHERE q.message_id = p.message_id AND q.seq = p.seq - 1
+                              AND q.state IN ('sent', 'delivered')))))
              ORDER BY m.priority DESC, m.created_at, p.message_id, p.seq
              LIMIT ?1",
         )?;
-        let rows = stmt.query_map([limit], due_part_row)?;
+        let rows = stmt.query_map(params![limit, ms(now)], due_part_row)?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
@@ -891,6 +1029,8 @@ impl Store {
              FROM messages
              WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR account = ?2)
                AND (?3 IS NULL OR id < ?3)
+               AND (?5 IS NULL OR ?5 = EXISTS (SELECT 1 FROM parts p
+                        WHERE p.message_id = messages.id AND p.state = 'unknown'))
              ORDER BY id DESC LIMIT ?4",
         )?;
         let limit = if q.limit == 0 { 100 } else { q.limit };
@@ -900,7 +1040,8 @@ impl Store {
                     q.state.map(|s| s.as_str()),
                     q.account,
                     q.before.map(|b| b.0),
-                    limit
+                    limit,
+                    q.unknown_parts
                 ],
                 summary_row,
             )?

@@ -146,6 +146,7 @@ fn migrations() -> Migrations<'static> {
             |tx: &rusqlite::Transaction<'_>| Ok(contract::rekey_numbers(tx)?),
         ),
         M::up(include_str!("migrations/0006_contract_edges.sql")),
+        M::up(include_str!("migrations/0007_due_indexes.sql")),
     ])
 }
 
@@ -232,6 +233,6 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 6);
+        assert_eq!(store.schema_version().unwrap(), 7);
     }
 }

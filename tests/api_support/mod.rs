@@ -219,6 +219,33 @@ impl Backend for MemBackend {
         }
     }
 
+    async fn settle(
+        &self,
+        caller: Caller,
+        id: MessageId,
+        sent: bool,
+    ) -> Result<MessageView, ApiError> {
+        self.record("settle", &caller);
+        let mut st = self.state.lock().unwrap();
+        match st.messages.get_mut(&id.0) {
+            Some((_, m)) => {
+                if m.state != MessageState::Unknown {
+                    return Err(ApiError::Conflict(format!(
+                        "message {id} has no unknown part to settle (it is {})",
+                        m.state
+                    )));
+                }
+                m.state = if sent {
+                    MessageState::Sent
+                } else {
+                    MessageState::Failed
+                };
+                Ok(m.clone())
+            }
+            None => Err(ApiError::NotFound(format!("no message with id {id}"))),
+        }
+    }
+
     async fn modems(&self, caller: Caller) -> Result<Vec<ModemView>, ApiError> {
         self.record("modems", &caller);
         Ok(vec![
