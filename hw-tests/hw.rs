@@ -85,7 +85,7 @@ async fn the_driver_initialises_the_real_modem() {
     .expect("init succeeded");
     assert_eq!(Some(ready.imei.clone().unwrap_or_default()), probe.imei);
     assert_eq!(ready.dialect, probe.dialect.unwrap_or(""));
-    handle.shutdown().await;
+    handle.shutdown(std::time::Duration::from_secs(5)).await;
 }
 
 #[tokio::test]

@@ -103,7 +103,7 @@ async fn real_driver_sends_chinese_through_the_phs_text_flow() {
             .count(),
         1
     );
-    h.shutdown().await;
+    h.shutdown(std::time::Duration::from_secs(5)).await;
     bank.shutdown().await;
 }
 
@@ -168,8 +168,8 @@ async fn smsc_drop_quirk_is_survived_by_stripping_the_smsc() {
         .iter()
         .any(|e| e["modem"] == 1 && e["kind"] == "smsc_drop"));
     assert!(!ev.iter().any(|e| e["modem"] == 1 && e["event"] == "cmgs"));
-    h.shutdown().await;
-    h1.shutdown().await;
+    h.shutdown(std::time::Duration::from_secs(5)).await;
+    h1.shutdown(std::time::Duration::from_secs(5)).await;
     bank.shutdown().await;
 }
 
@@ -205,6 +205,6 @@ async fn injected_report_status_reaches_the_driver() {
     assert!(events(&bank)
         .iter()
         .any(|e| e["event"] == "status_report" && e["status"] == 0x46));
-    h.shutdown().await;
+    h.shutdown(std::time::Duration::from_secs(5)).await;
     bank.shutdown().await;
 }

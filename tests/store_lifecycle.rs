@@ -843,3 +843,148 @@ fn retry_after_the_deadline_is_refused() {
     ));
     assert_eq!(state(&store, id), MessageState::Failed);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Issue 8: unknown parts settled without an operator, and reports that come early.
+
+fn report(sim: SimId, mr: u8, status: u8) -> StatusReportIn {
+    StatusReportIn {
+        sim,
+        tp_mr: mr,
+        recipient: RCPT.trim_start_matches('+').into(),
+        status,
+        raw_pdu: "00".into(),
+    }
+}
+
+fn part_state_of(store: &Store, id: MessageId) -> PartState {
+    store.message(id).unwrap().unwrap().parts[0].state
+}
+
+#[test]
+fn a_status_report_settles_an_unknown_part_of_its_sim_and_recipient() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let s = sim(&mut store, "89860000000000000001", "/dev/gsm/a");
+    let other = sim(&mut store, "89860000000000000002", "/dev/gsm/b");
+    let id = store.accept(&[msg(1)], t(0)).unwrap()[0];
+    let part = part_ids(&store, id)[0];
+    store.claim(part, s, t(1)).unwrap();
+    store
+        .mark_unknown(part, "port gone after the PDU", t(2))
+        .unwrap();
+    // A report from another SIM settles nothing.
+    assert_eq!(
+        store
+            .apply_status_report(&report(other, 9, 0), t(3))
+            .unwrap(),
+        ReportOutcome::Unmatched
+    );
+    assert_eq!(part_state_of(&store, id), PartState::Unknown);
+    // The SIM's report for that recipient, inside the window: sent, then delivered.
+    let out = store.apply_status_report(&report(s, 9, 0), t(4)).unwrap();
+    assert!(matches!(out, ReportOutcome::Delivered { .. }), "{out:?}");
+    assert_eq!(part_state_of(&store, id), PartState::Delivered);
+    assert_eq!(state(&store, id), MessageState::Delivered);
+}
+
+#[test]
+fn a_report_outside_the_settle_window_leaves_the_unknown_part_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    store.set_settle_window(SignedDuration::from_mins(10));
+    let s = sim(&mut store, "89860000000000000001", "/dev/gsm/a");
+    let id = store.accept(&[msg(1)], t(0)).unwrap()[0];
+    let part = part_ids(&store, id)[0];
+    store.claim(part, s, t(1)).unwrap();
+    store.mark_unknown(part, "no answer", t(2)).unwrap();
+    let late = t(1) + SignedDuration::from_mins(11);
+    assert_eq!(
+        store.apply_status_report(&report(s, 9, 0), late).unwrap(),
+        ReportOutcome::Unmatched
+    );
+    assert_eq!(part_state_of(&store, id), PartState::Unknown);
+}
+
+#[test]
+fn a_late_cmgs_reference_settles_the_last_unknown_part_of_the_sim() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let s = sim(&mut store, "89860000000000000001", "/dev/gsm/a");
+    let id = store.accept(&[msg(1)], t(0)).unwrap()[0];
+    let part = part_ids(&store, id)[0];
+    store.claim(part, s, t(1)).unwrap();
+    store.mark_unknown(part, "no answer in time", t(2)).unwrap();
+    assert_eq!(
+        store.settle_late_reference(s, 17, t(3)).unwrap(),
+        Some(part)
+    );
+    let v = store.message(id).unwrap().unwrap();
+    assert_eq!(v.parts[0].state, PartState::Sent);
+    assert_eq!(v.parts[0].tp_mr, Some(17));
+    // Its report now matches by reference.
+    let out = store.apply_status_report(&report(s, 17, 0), t(5)).unwrap();
+    assert!(matches!(out, ReportOutcome::Delivered { .. }), "{out:?}");
+    // Nothing left to settle.
+    assert_eq!(store.settle_late_reference(s, 18, t(6)).unwrap(), None);
+}
+
+#[test]
+fn a_report_that_comes_before_the_outcome_is_applied_when_it_is_written() {
+    // Found by the full-disk e2e test: the outcome waited for disk space while the report
+    // came; the report matched nothing and the part stayed `sent` for ever.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let s = sim(&mut store, "89860000000000000001", "/dev/gsm/a");
+    let id = store.accept(&[msg(1)], t(0)).unwrap()[0];
+    let part = part_ids(&store, id)[0];
+    store.claim(part, s, t(1)).unwrap();
+    assert_eq!(
+        store.apply_status_report(&report(s, 7, 0), t(2)).unwrap(),
+        ReportOutcome::Unmatched
+    );
+    store.mark_sent(part, 7, t(1)).unwrap();
+    assert_eq!(part_state_of(&store, id), PartState::Delivered);
+    assert_eq!(state(&store, id), MessageState::Delivered);
+}
+
+#[test]
+fn only_ambiguous_parts_marked_for_retry_are_requeued_after_the_window() {
+    use smsgate::store::SendOutcome;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let s = sim(&mut store, "89860000000000000001", "/dev/gsm/a");
+    let ids = store.accept(&[msg(1), msg(1)], t(0)).unwrap();
+    let held = part_ids(&store, ids[0])[0];
+    let retried = part_ids(&store, ids[1])[0];
+    store.claim(held, s, t(1)).unwrap();
+    store.claim(retried, s, t(1)).unwrap();
+    store
+        .record_outcomes(&[
+            (
+                SendOutcome::Unknown {
+                    part: held,
+                    error: "port gone after the PDU".into(),
+                    retry_at: None,
+                },
+                t(2),
+            ),
+            (
+                SendOutcome::Unknown {
+                    part: retried,
+                    error: "ambiguous answer: +CMS ERROR: 332".into(),
+                    retry_at: Some(t(60)),
+                },
+                t(2),
+            ),
+        ])
+        .unwrap();
+    assert_eq!(store.next_unknown_retry().unwrap(), Some(t(60)));
+    assert!(store.requeue_unknown_due(t(59)).unwrap().is_empty());
+    assert_eq!(store.requeue_unknown_due(t(60)).unwrap(), vec![retried]);
+    assert_eq!(part_state_of(&store, ids[0]), PartState::Unknown);
+    assert_eq!(part_state_of(&store, ids[1]), PartState::Queued);
+    assert_eq!(store.next_unknown_retry().unwrap(), None);
+    // A crash-recovered part never gets a retry time, whatever its old back-off said.
+    assert!(store.requeue_unknown_due(t(100_000)).unwrap().is_empty());
+}

@@ -214,7 +214,7 @@ impl Shared {
 /// `TimeoutStopSec=60s` with room for closing the modems and the database: a send still in
 /// flight then (a hung modem) is left `sending` and shows as `unknown` at the next start,
 /// which is what systemd's kill would have left too, minus the kill.
-pub(crate) const DRAIN_LIMIT: Duration = Duration::from_secs(45);
+pub const DRAIN_LIMIT: Duration = Duration::from_secs(45);
 /// Bound on closing the modems after the drain.
 const MODEM_SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 /// How long the store may stay unwritable before the watchdog pings stop (systemd then

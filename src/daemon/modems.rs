@@ -19,7 +19,9 @@ use crate::api::types::ModemState;
 use crate::bank::{PortEvent, PortPatterns};
 use crate::modem::{Health, Identity, InboundPdu, Modem, ModemEvent, ModemHandle};
 use crate::pdu::{Body, Sms, Tpdu};
-use crate::store::{Concat, InboundPart, SimHealth, SimId, SimIdentity, StatusReportIn};
+use crate::store::{
+    Concat, InboundPart, SimHealth, SimId, SimIdentity, StatusReportIn, StoreError,
+};
 
 /// One port's modem as the daemon sees it.
 #[derive(Debug, Clone)]
@@ -575,16 +577,14 @@ async fn take_inbound(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
     let optout = shared.contract().optout;
     let reply = (part.concat.is_none() && !part.sender.is_empty())
         .then(|| (part.sender.clone(), part.text.clone()));
-    match shared
-        .db
-        .call(move |s| {
-            let stored = s.store_inbound(&part, Timestamp::now())?;
-            if let Some((sender, text)) = reply {
-                super::contract::inbound_opt_out(s, &sender, &text, &optout, Timestamp::now())?;
-            }
-            Ok(stored)
-        })
-        .await
+    match write_durably(shared, "inbound SMS", move |s| {
+        let stored = s.store_inbound(&part, Timestamp::now())?;
+        if let Some((sender, text)) = &reply {
+            super::contract::inbound_opt_out(s, sender, text, &optout, Timestamp::now())?;
+        }
+        Ok(stored)
+    })
+    .await
     {
         Ok(outcome) => {
             tracing::info!(port, from = %masked, ?outcome, "inbound SMS stored");
@@ -636,10 +636,10 @@ async fn take_report(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
         status: report.status.0,
         raw_pdu: pdu.pdu_hex.clone(),
     };
-    match shared
-        .db
-        .call(move |s| s.apply_status_report(&input, Timestamp::now()))
-        .await
+    match write_durably(shared, "status report", move |s| {
+        s.apply_status_report(&input, Timestamp::now())
+    })
+    .await
     {
         Ok(outcome) => {
             tracing::debug!(port, ?outcome, "status report applied");
@@ -647,4 +647,64 @@ async fn take_report(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
         }
         Err(e) => tracing::error!(port, "status report not stored: {e}"),
     }
+}
+
+/// Back-off between attempts to store what a modem handed over while the store cannot write.
+const WRITE_RETRY: [Duration; 4] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(15),
+];
+
+/// Stores what a modem handed over (an inbound SMS, a status report), retrying with back-off
+/// while the store cannot write (disk full, I/O error): a PDU routed directly (+CMT, +CDS)
+/// exists nowhere else, so giving up would lose it. The modem's events wait meanwhile (its
+/// sends are paused anyway). Gives up only when the daemon stops, or on an error that is not
+/// about writing.
+async fn write_durably<T, F>(shared: &Arc<Shared>, what: &str, f: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: Fn(&mut crate::store::Store) -> Result<T, StoreError> + Send + Sync + 'static,
+{
+    let f = Arc::new(f);
+    let mut attempt = 0usize;
+    loop {
+        let g = Arc::clone(&f);
+        match shared.db.call(move |s| g(s)).await {
+            Ok(v) => {
+                if attempt > 0 {
+                    shared.store_fault(None);
+                    tracing::info!(what, attempt, "stored after retrying");
+                }
+                return Ok(v);
+            }
+            Err(e) if !is_write_failure(&e) => return Err(e),
+            Err(e) => {
+                shared.store_fault(Some(format!("{what} not written: {e}")));
+                if shared.is_stopping() && attempt >= WRITE_RETRY.len() {
+                    return Err(e);
+                }
+                let delay = WRITE_RETRY[attempt.min(WRITE_RETRY.len() - 1)];
+                tracing::error!(what, ?delay, "not written, retrying: {e}");
+                attempt += 1;
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+/// Whether a store error is a failure to write (worth retrying) rather than a refusal.
+fn is_write_failure(e: &StoreError) -> bool {
+    use rusqlite::ErrorCode as C;
+    e.is_storage_full()
+        || matches!(
+            e,
+            StoreError::Sqlite(rusqlite::Error::SqliteFailure(f, _))
+                if matches!(
+                    f.code,
+                    C::SystemIoFailure | C::DatabaseBusy | C::DatabaseLocked | C::ReadOnly
+                        | C::CannotOpen | C::DiskFull
+                )
+        )
 }

@@ -1242,6 +1242,54 @@ pub(super) fn mark_sent_in(
         )?;
     }
     recompute(tx, MessageId(message), now, None)?;
+    if let Some(sim) = sim {
+        apply_early_report(tx, part, MessageId(message), SimId(sim), tp_mr, now)?;
+    }
+    Ok(())
+}
+
+/// A status report that arrived before its part's outcome was written (the group commit was
+/// slower than the network, or the outcome waited for disk space) matched nothing and was kept
+/// unmatched: now that the part has its TP-MR, the report is applied to it.
+fn apply_early_report(
+    tx: &Transaction<'_>,
+    part: PartId,
+    message: MessageId,
+    sim: SimId,
+    tp_mr: u8,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let recipient: String = tx.query_row(
+        "SELECT recipient FROM messages WHERE id = ?1",
+        [message.0],
+        |r| r.get(0),
+    )?;
+    let early: Vec<(i64, String, u8)> = tx
+        .prepare_cached(
+            "SELECT id, recipient, status FROM status_reports
+             WHERE sim_id = ?1 AND tp_mr = ?2 AND part_id IS NULL
+               AND received_at >= (SELECT claimed_at FROM parts WHERE id = ?3)
+             ORDER BY received_at DESC, id DESC",
+        )?
+        .query_map(params![sim.0, tp_mr, part.0], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    let Some((report, _, status)) = early
+        .into_iter()
+        .find(|(_, rcpt, _)| same_recipient(rcpt, &recipient))
+    else {
+        return Ok(());
+    };
+    tx.execute(
+        "UPDATE status_reports SET part_id = ?2 WHERE id = ?1",
+        params![report, part.0],
+    )?;
+    tracing::info!(
+        part = part.0,
+        "a status report that came before the outcome applied"
+    );
+    apply_status(tx, part, message, status, now)?;
     Ok(())
 }
 
@@ -1431,13 +1479,23 @@ fn apply_report_in(
         );
         return Ok(ReportOutcome::Unmatched);
     };
-    let (part, message) = (PartId(part), MessageId(message));
+    apply_status(tx, PartId(part), MessageId(message), report.status, now)
+}
+
+/// Applies a report's TP-Status to the sent part it is about.
+fn apply_status(
+    tx: &Transaction<'_>,
+    part: PartId,
+    message: MessageId,
+    status: u8,
+    now: Timestamp,
+) -> Result<ReportOutcome, StoreError> {
     tx.execute(
         "UPDATE parts SET report_status = ?2 WHERE id = ?1",
-        params![part.0, report.status],
+        params![part.0, status],
     )?;
     // TS 23.040 9.2.3.15: 0x00-0x1F completed, 0x20-0x3F SC still trying, the rest failed.
-    let outcome = match report.status {
+    let outcome = match status {
         0x00..=0x1F => {
             set_part_state(tx, part, PartState::Delivered, now)?;
             tx.execute(

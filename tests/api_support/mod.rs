@@ -305,6 +305,7 @@ impl Backend for MemBackend {
             modems_ready: 1,
             modems_total: 2,
             pending: self.state.lock().unwrap().messages.len() as u64,
+            store_error: None,
         })
     }
 

@@ -57,6 +57,11 @@ impl Sim {
 
     /// [`Sim::start`] with another AT+CMGS latency ("300ms").
     pub fn start_with(dir: &Path, modems: usize, latency: &str) -> Sim {
+        Sim::start_args(dir, modems, latency, &[])
+    }
+
+    /// [`Sim::start_with`] with more `smsgate sim` arguments (e.g. `--second-port 0`).
+    pub fn start_args(dir: &Path, modems: usize, latency: &str, extra: &[&str]) -> Sim {
         let mut child = Command::new(BIN)
             .arg("sim")
             .args(["--modems", &modems.to_string(), "--dir"])
@@ -69,6 +74,7 @@ impl Sim {
                 "--seed",
                 "7",
             ])
+            .args(extra)
             .env_remove("SMSGATE_LOG")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
