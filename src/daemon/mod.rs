@@ -449,3 +449,65 @@ fn systemd_status(shared: &Shared) -> (String, bool) {
     }
     (status, alive)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shared() -> Shared {
+        let config = Config::default();
+        Shared {
+            db: Db::new(Store::open_in_memory().unwrap()),
+            wake: Notify::new(),
+            modems: modems::Registry::default(),
+            tunables: RwLock::new(Tunables::from_config(&config)),
+            modem_config: crate::modem::ModemConfig::new("test"),
+            stopping: AtomicBool::new(false),
+            started: Timestamp::now(),
+            contract: RwLock::new(contract::ContractSettings::from_config(&config).unwrap()),
+            heartbeat: Mutex::new(std::time::Instant::now()),
+            outcomes_unwritten: std::sync::atomic::AtomicUsize::new(0),
+            store_fault: Mutex::new(None),
+        }
+    }
+
+    #[test]
+    fn watchdog_follows_the_runner_heartbeat() {
+        // Issue 8.5: the watchdog was pinged whatever the runner did.
+        let s = shared();
+        s.beat();
+        assert!(systemd_status(&s).1);
+        *s.heartbeat.lock().unwrap() = std::time::Instant::now() - Duration::from_secs(25);
+        let (status, alive) = systemd_status(&s);
+        assert!(!alive, "{status}");
+        assert!(status.contains("scheduler silent"), "{status}");
+    }
+
+    #[test]
+    fn watchdog_stops_when_the_store_stays_unwritable() {
+        let s = shared();
+        s.beat();
+        s.store_fault(Some("database or disk is full".into()));
+        let (status, alive) = systemd_status(&s);
+        assert!(alive, "a short fault is survived: {status}");
+        assert!(status.contains("DATABASE NOT WRITABLE"), "{status}");
+        *s.store_fault.lock().unwrap() = Some((
+            "database or disk is full".into(),
+            std::time::Instant::now() - STORE_FAULT_GRACE - Duration::from_secs(1),
+        ));
+        assert!(!systemd_status(&s).1);
+        s.store_fault(None);
+        let (status, alive) = systemd_status(&s);
+        assert!(alive && !status.contains("DATABASE"), "{status}");
+    }
+
+    #[test]
+    fn outcome_guard_counts_what_is_not_durable() {
+        let s = shared();
+        assert!(!s.outcomes_pending());
+        let g = s.outcome_pending();
+        assert!(s.outcomes_pending());
+        drop(g);
+        assert!(!s.outcomes_pending());
+    }
+}

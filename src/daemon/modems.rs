@@ -187,6 +187,30 @@ impl Registry {
         Some((port.clone(), slot.identity.clone()?))
     }
 
+    /// The SIM whose inbound messages, reports and late answers arrive on `port`: its own, or
+    /// for a duplicate port the SIM of the port that drives it (looked up now: the driving
+    /// port may have registered its SIM after this one was found a duplicate). URCs of a
+    /// two-port module often come on the port that does not send.
+    pub fn event_sim(&self, port: &str) -> Option<SimId> {
+        let slots = self.lock();
+        let slot = slots.get(port)?;
+        if slot.state != ModemState::Duplicate {
+            return slot.sim;
+        }
+        let key = slot.identity.as_ref()?;
+        let key = key.iccid.as_ref().or(key.imsi.as_ref())?;
+        slots
+            .values()
+            .filter(|s| s.state != ModemState::Duplicate)
+            .find(|s| {
+                s.identity
+                    .as_ref()
+                    .and_then(|i| i.iccid.as_ref().or(i.imsi.as_ref()))
+                    == Some(key)
+            })
+            .and_then(|s| s.sim)
+    }
+
     /// The SIM id of the port that drives the same SIM as the duplicate `port`.
     fn sim_of_port(&self, port: &str) -> Option<SimId> {
         self.lock().get(port).and_then(|s| s.sim)
@@ -421,7 +445,7 @@ async fn pump(
                 shared.wake.notify_one();
             }
             ModemEvent::LateReference { tp_mr } => {
-                let sim = shared.modems.lock().get(port).and_then(|s| s.sim);
+                let sim = shared.modems.event_sim(port);
                 if let Some(sim) = sim {
                     match shared
                         .db
@@ -525,7 +549,7 @@ fn parse_any(hex: &str) -> Result<Sms, crate::pdu::PduError> {
 /// Stores a received SMS, then lets the modem delete it. An undecodable PDU is stored raw (with
 /// the error as its text) rather than lost.
 async fn take_inbound(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
-    let sim = shared.modems.lock().get(port).and_then(|s| s.sim);
+    let sim = shared.modems.event_sim(port);
     let part = match parse_any(&pdu.pdu_hex) {
         Ok(Sms {
             tpdu: Tpdu::Deliver(d),
@@ -604,7 +628,7 @@ async fn take_inbound(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
 
 /// Applies a status report to the part it is about, then acknowledges it.
 async fn take_report(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
-    let sim = shared.modems.lock().get(port).and_then(|s| s.sim);
+    let sim = shared.modems.event_sim(port);
     let report = match parse_any(&pdu.pdu_hex) {
         Ok(Sms {
             tpdu: Tpdu::StatusReport(r),

@@ -421,6 +421,17 @@ pub fn long_text(i: usize) -> String {
 /// Sends a batch of `n` messages: one per recipient, every third one long (concatenated).
 /// Returns the ids.
 pub async fn send_batch(client: &ApiClient, first: usize, n: usize) -> Vec<MessageId> {
+    send_batch_with(client, first, n, true).await
+}
+
+/// [`send_batch`], asking for delivery reports or not (without them nothing but the operator
+/// settles an `unknown` part).
+pub async fn send_batch_with(
+    client: &ApiClient,
+    first: usize,
+    n: usize,
+    report: bool,
+) -> Vec<MessageId> {
     let mut ids = Vec::new();
     let mut i = first;
     while i < first + n {
@@ -432,7 +443,9 @@ pub async fn send_batch(client: &ApiClient, first: usize, n: usize) -> Vec<Messa
         } else {
             format!("【测试】您的验证码是 {:06}，5分钟内有效。", i)
         };
-        let resp = client.send(&request(to, &text)).await.expect("send");
+        let mut req = request(to, &text);
+        req.report = report;
+        let resp = client.send(&req).await.expect("send");
         assert!(resp.refused.is_empty(), "refused: {:?}", resp.refused);
         assert_eq!(resp.ids.len(), k);
         ids.extend(resp.ids);
