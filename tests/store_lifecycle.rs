@@ -988,3 +988,30 @@ fn only_ambiguous_parts_marked_for_retry_are_requeued_after_the_window() {
     // A crash-recovered part never gets a retry time, whatever its old back-off said.
     assert!(store.requeue_unknown_due(t(100_000)).unwrap().is_empty());
 }
+
+#[test]
+fn an_old_report_of_a_sent_part_never_settles_a_newer_unknown_part() {
+    // Found by the ledger model: a report for a part sent over a week ago (outside the match
+    // window) settled a newer unknown part to the same recipient on the same SIM.
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = open(&dir);
+    let s = sim(&mut store, "89860000000000000001", "/dev/gsm/a");
+    let old = store.accept(&[msg(1)], t(0)).unwrap()[0];
+    let old_part = part_ids(&store, old)[0];
+    store.claim(old_part, s, t(1)).unwrap();
+    store.mark_sent(old_part, 5, t(2)).unwrap();
+    let week = SignedDuration::from_hours(169);
+    let new = store.accept(&[msg(1)], t(3) + week).unwrap()[0];
+    let new_part = part_ids(&store, new)[0];
+    store.claim(new_part, s, t(4) + week).unwrap();
+    store
+        .mark_unknown(new_part, "port gone after the PDU", t(5) + week)
+        .unwrap();
+    assert_eq!(
+        store
+            .apply_status_report(&report(s, 5, 0x46), t(6) + week)
+            .unwrap(),
+        ReportOutcome::Unmatched
+    );
+    assert_eq!(part_state_of(&store, new), PartState::Unknown);
+}

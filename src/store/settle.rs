@@ -55,6 +55,19 @@ pub(super) fn settle_unknown_by_report_in(
     window: SignedDuration,
     now: Timestamp,
 ) -> Result<Option<(PartId, MessageId)>, StoreError> {
+    // A report whose reference belongs to a part of this SIM and recipient that did leave
+    // (sent, delivered, failed after sending, however old) is that part's, not an unknown
+    // one's: an old report must never settle a newer part.
+    let known: Vec<String> = tx
+        .prepare_cached(
+            "SELECT m.recipient FROM parts p JOIN messages m ON m.id = p.message_id
+             WHERE p.sim_id = ?1 AND p.tp_mr = ?2 AND p.state != 'unknown'",
+        )?
+        .query_map(params![sim.0, tp_mr], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    if known.iter().any(|r| same_recipient(r, recipient)) {
+        return Ok(None);
+    }
     let since = ms(now) - window.as_millis() as i64;
     let candidates: Vec<(i64, String, Option<u8>)> = tx
         .prepare_cached(
