@@ -32,34 +32,10 @@ fn mt() -> tokio::runtime::Runtime {
 /// (account "other", not an admin).
 fn write_metered_config(dir: &Path, ports_glob: &str) {
     let uid = nix::unistd::getuid().as_raw();
-    let text = format!(
-        r#"socket = "{socket}"
-database = "{db}"
-admin_group = "root"
-log_level = "info"
-
-[modems]
-ports = ["{ports_glob}"]
-dialect = "generic"
-
-[quota]
-per_minute = 10000
-per_hour = 100000
-per_day = 1000000
-min_interval = "0s"
-
-[[accounts]]
-name = "e2e"
-uids = [{uid}]
-
-[[accounts]]
-name = "other"
-uids = [4001]
-"#,
-        socket = dir.join("api.sock").display(),
-        db = dir.join("smsgate.db").display(),
+    let accounts = format!(
+        "[[accounts]]\nname = \"e2e\"\nuids = [{uid}]\n\n[[accounts]]\nname = \"other\"\nuids = [4001]\n"
     );
-    std::fs::write(dir.join("smsgate.toml"), text).expect("write config");
+    write_config_with(dir, ports_glob, "", &accounts);
 }
 
 fn ok_json(o: &Output) -> Value {

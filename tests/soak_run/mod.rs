@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use smsgate::api::types::{MessageId, MessageState, SendRequest};
 
-use super::support::{duplicates, recipient, wait_for, Daemon, Sim, BIN};
+use super::support::{duplicates, recipient, wait_for, write_config_with, Daemon, Sim, BIN};
 
 /// What one soak run does.
 #[derive(Debug, Clone)]
@@ -95,34 +95,11 @@ impl SoakReport {
     }
 }
 
-/// A metered account with plenty of credit (the soak checks the ledger too).
+/// A metered account (the soak checks the ledger too), a short send timeout (late answers).
 fn write_config(dir: &Path, ports_glob: &str) {
     let uid = nix::unistd::getuid().as_raw();
-    let text = format!(
-        r#"socket = "{socket}"
-database = "{db}"
-admin_group = "root"
-log_level = "info"
-
-[modems]
-ports = ["{ports_glob}"]
-dialect = "generic"
-send_timeout = "2s"
-
-[quota]
-per_minute = 100000
-per_hour = 1000000
-per_day = 10000000
-min_interval = "0s"
-
-[[accounts]]
-name = "soak"
-uids = [{uid}]
-"#,
-        socket = dir.join("api.sock").display(),
-        db = dir.join("smsgate.db").display(),
-    );
-    std::fs::write(dir.join("smsgate.toml"), text).expect("write soak config");
+    let accounts = format!("[[accounts]]\nname = \"soak\"\nuids = [{uid}]\n");
+    write_config_with(dir, ports_glob, "send_timeout = \"2s\"", &accounts);
 }
 
 /// The i-th recipient: mostly mobiles, every seventh a PHS/fixed area-code number.

@@ -237,6 +237,17 @@ pub struct Daemon {
 /// verbatim (e.g. `send_timeout = "2s"`).
 pub fn write_config(dir: &Path, ports_glob: &str, modems_extra: &str) -> PathBuf {
     let uid = nix::unistd::getuid().as_raw();
+    let accounts = format!("[[accounts]]\nname = \"e2e\"\nuids = [{uid}]\nunmetered = true\n");
+    write_config_with(dir, ports_glob, modems_extra, &accounts)
+}
+
+/// [`write_config`] with the `[[accounts]]` tables given verbatim (e.g. a metered account).
+pub fn write_config_with(
+    dir: &Path,
+    ports_glob: &str,
+    modems_extra: &str,
+    accounts: &str,
+) -> PathBuf {
     let text = format!(
         r#"socket = "{socket}"
 database = "{db}"
@@ -254,11 +265,7 @@ per_hour = 100000
 per_day = 1000000
 min_interval = "0s"
 
-[[accounts]]
-name = "e2e"
-uids = [{uid}]
-unmetered = true
-"#,
+{accounts}"#,
         socket = dir.join("api.sock").display(),
         db = dir.join("smsgate.db").display(),
     );
