@@ -18,8 +18,9 @@ use super::{
 };
 use crate::at::{
     Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms, Cnma, Cnmi, Cnum,
-    CopsQuery, CpinEnter, CpinQuery, Cpms, Csms, Csq, DeviceError, Digester, EchoOff, IccidCommand,
-    PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegSet, SendCommand, Urc,
+    CopsQuery, CpinEnter, CpinQuery, Cpms, Csms, Csq, DeviceError, Digester, EchoOff, Hcmgr,
+    IccidCommand, PinStatus, Raw, ReadCommand, ReadIccid, RegKind, RegQuery, RegSet, SendCommand,
+    TextSms, Urc,
 };
 
 type Reply<T> = oneshot::Sender<Result<Result<T, DeviceError>, LinkError>>;
@@ -444,6 +445,9 @@ impl Actor {
 
     /// Messages already on the SIM: emitted with an ack that deletes them.
     async fn read_stored_list(&mut self) -> Result<(), LinkError> {
+        if self.dialect.read == ReadCommand::Hcmgr {
+            return self.read_stored_texts().await;
+        }
         match self.session.send(&Cmgl(4)).await? {
             Ok(list) => {
                 let mem = self
@@ -462,6 +466,65 @@ impl Actor {
             Err(e) => tracing::warn!(modem = %self.cfg.name, "AT+CMGL=4 failed: {e}"),
         }
         Ok(())
+    }
+
+    /// CDMA/PHS text mode has no PDU listing: `+CPMS` tells how many messages the memory
+    /// holds and how many slots it has, and each slot is read with `^HCMGR` until all are
+    /// found (an empty slot answers OK alone, or an error on some firmware).
+    async fn read_stored_texts(&mut self) -> Result<(), LinkError> {
+        let mem = self
+            .read_mem
+            .clone()
+            .unwrap_or_else(|| self.dialect.storage.to_string());
+        let usage = match self
+            .session
+            .send(&Cpms(mem.clone(), mem.clone(), mem.clone()))
+            .await?
+        {
+            Ok(u) => u.first().copied(),
+            Err(e) => {
+                tracing::warn!(modem = %self.cfg.name, "AT+CPMS failed: {e}");
+                None
+            }
+        };
+        let Some((used, total)) = usage else {
+            return Ok(());
+        };
+        // A module claiming thousands of slots is not read slot by slot for ever.
+        let total = total.min(MAX_TEXT_SLOTS);
+        let mut found = 0;
+        for index in 1..=total {
+            if found >= used {
+                break;
+            }
+            match self.session.send(&Hcmgr(index)).await? {
+                Ok(Some(t)) => {
+                    found += 1;
+                    let origin = InboundOrigin::Stored {
+                        mem: mem.clone(),
+                        index,
+                    };
+                    self.emit_text(t, origin).await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(modem = %self.cfg.name, index, "AT^HCMGR: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// A text-mode message (`^HCMT`, `^HCMGR`) goes on as the SMS-DELIVER it stands for, so
+    /// the daemon has one inbound path. One that cannot be carried is left where it is (on
+    /// the modem, unacknowledged) and logged.
+    async fn emit_text(&mut self, t: TextSms, origin: InboundOrigin) {
+        match super::hcmgs::text_to_deliver(&t) {
+            Ok((pdu, len)) => self.emit_inbound(Kind::Message, pdu, len, origin).await,
+            Err(e) => tracing::warn!(
+                modem = %self.cfg.name,
+                from = %crate::number::mask(&t.header.sender),
+                "text message not taken: {e}"
+            ),
+        }
     }
 
     async fn emit_inbound(
@@ -501,6 +564,17 @@ impl Actor {
     async fn read_stored(&mut self, kind: Kind, mem: String, index: u32) -> Result<(), LinkError> {
         if let Err(e) = self.select_mem(&mem).await? {
             tracing::warn!(modem = %self.cfg.name, %mem, "cannot select memory: {e}");
+            return Ok(());
+        }
+        if matches!(kind, Kind::Message) && self.dialect.read == ReadCommand::Hcmgr {
+            match self.session.send(&Hcmgr(index)).await? {
+                Ok(Some(t)) => {
+                    self.emit_text(t, InboundOrigin::Stored { mem, index })
+                        .await
+                }
+                Ok(None) => tracing::debug!(modem = %self.cfg.name, index, "slot already empty"),
+                Err(e) => tracing::warn!(modem = %self.cfg.name, index, "AT^HCMGR failed: {e}"),
+            }
             return Ok(());
         }
         match self.session.send(&Cmgr(index)).await? {
@@ -543,6 +617,12 @@ impl Actor {
                 Ok(())
             }
             Urc::Ring => Ok(()),
+            Urc::Text(t) => {
+                // ^HCMT: routed directly; CDMA text mode has no +CNMA.
+                self.emit_text(t, InboundOrigin::Direct { cnma: false })
+                    .await;
+                Ok(())
+            }
             Urc::Other(line) if is_power_up(&line) && self.phase == Phase::Ready => {
                 return self.reinitialise(&line).await;
             }
@@ -833,6 +913,9 @@ fn is_power_up(line: &str) -> bool {
         "RDY" | "SMS READY" | "CALL READY" | "+CPIN: READY" | "+CFUN: 1" | "^SYSSTART"
     )
 }
+
+/// Most slots read one by one at start-up on a text-mode (`^HCMGR`) module.
+const MAX_TEXT_SLOTS: u32 = 255;
 
 fn warn_on<T>(r: Result<T, DeviceError>, what: &str) {
     if let Err(e) = r {

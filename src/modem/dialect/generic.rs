@@ -1,7 +1,7 @@
 //! Plain 3GPP TS 27.005/27.007: the dialect of any modem we do not recognise.
 
 use super::{Dialect, Faults};
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub const GENERIC: Dialect = Dialect {
     name: "generic",
@@ -16,6 +16,7 @@ pub const GENERIC: Dialect = Dialect {
     // EF_ICCID through restricted SIM access works on every 27.007 modem.
     iccid: IccidCommand::Crsm,
     ignore_urcs: &[],
+    read: ReadCommand::Cmgr,
     send: SendCommand::Cmgs,
     reset: "AT+CFUN=1,1",
     faults: Faults {

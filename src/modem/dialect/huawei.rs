@@ -3,7 +3,7 @@
 //! AT^ICCID? (nibble-swapped), reset by AT^RESET.
 
 use super::{Dialect, Faults};
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub const HUAWEI: Dialect = Dialect {
     name: "huawei",
@@ -33,6 +33,7 @@ pub const HUAWEI: Dialect = Dialect {
         "^NWTIME",
         "^SYSSTART",
     ],
+    read: ReadCommand::Cmgr,
     send: SendCommand::Cmgs,
     reset: "AT^RESET",
     faults: Faults {

@@ -4,7 +4,7 @@
 //! +CGMI/+CGMM answers. What must always hold: the driver never branches on a vendor name,
 //! only on these fields; an unknown modem gets [`generic::GENERIC`] (plain 27.005).
 
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub mod generic;
 pub mod huawei;
@@ -56,6 +56,8 @@ pub struct Dialect {
     /// Vendor URCs: recognised as URCs (so they never pollute a reply) and then ignored.
     pub ignore_urcs: &'static [&'static str],
     pub send: SendCommand,
+    /// How stored messages are read: PDU mode (+CMGL/+CMGR) or the CDMA text mode (^HCMGR).
+    pub read: ReadCommand,
     /// Command that restarts the module when it stops answering.
     pub reset: &'static str,
     pub faults: Faults,

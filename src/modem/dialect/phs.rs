@@ -5,7 +5,7 @@
 //! reject a bare AT, never echo, cannot chain commands.
 
 use super::{Dialect, Faults};
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub const PHS: Dialect = Dialect {
     name: "phs",
@@ -26,6 +26,7 @@ pub const PHS: Dialect = Dialect {
         "^DSDORMANT",
         "^HDRRSSI",
     ],
+    read: ReadCommand::Hcmgr,
     send: SendCommand::Hcmgs,
     reset: "AT+CFUN=1,1",
     faults: Faults {

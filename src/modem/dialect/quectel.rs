@@ -2,7 +2,7 @@
 //! +CPIN: READY, SMS DONE) to ignore.
 
 use super::{Dialect, Faults};
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub const QUECTEL: Dialect = Dialect {
     name: "quectel",
@@ -17,6 +17,7 @@ pub const QUECTEL: Dialect = Dialect {
     ignore_urcs: &[
         "+QIND", "RDY", "+CPIN", "+QUSIM", "SMS DONE", "PB DONE", "+CFUN", "+QCSQ",
     ],
+    read: ReadCommand::Cmgr,
     send: SendCommand::Cmgs,
     reset: "AT+CFUN=1,1",
     faults: Faults {

@@ -2,7 +2,7 @@
 //! "SMS Ready", *PSUTTZ time zone URCs) to ignore.
 
 use super::{Dialect, Faults};
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub const SIMCOM: Dialect = Dialect {
     name: "simcom",
@@ -24,6 +24,7 @@ pub const SIMCOM: Dialect = Dialect {
         "+CFUN",
         "+CPIN",
     ],
+    read: ReadCommand::Cmgr,
     send: SendCommand::Cmgs,
     reset: "AT+CFUN=1,1",
     faults: Faults {

@@ -2,7 +2,7 @@
 //! AT+CCID, reset by AT+CFUN=1.
 
 use super::{Dialect, Faults};
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub const WAVECOM: Dialect = Dialect {
     name: "wavecom",
@@ -15,6 +15,7 @@ pub const WAVECOM: Dialect = Dialect {
     storage: "SM",
     iccid: IccidCommand::Ccid,
     ignore_urcs: &["+WIND"],
+    read: ReadCommand::Cmgr,
     send: SendCommand::Cmgs,
     reset: "AT+CFUN=1",
     faults: Faults {

@@ -2,7 +2,7 @@
 //! because AT+ZGETICCID is missing on older firmware; cannot chain commands.
 
 use super::{Dialect, Faults};
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub const ZTE: Dialect = Dialect {
     name: "zte",
@@ -17,6 +17,7 @@ pub const ZTE: Dialect = Dialect {
     ignore_urcs: &[
         "+ZUSIMR", "+ZPBIC", "+ZEND", "+ZSTR", "+ZDONR", "+ZPASR", "+ZCPI",
     ],
+    read: ReadCommand::Cmgr,
     send: SendCommand::Cmgs,
     reset: "AT+CFUN=1,1",
     faults: Faults {
