@@ -952,7 +952,9 @@ impl AtCommand for Hcmgr {
             return Ok(None);
         };
         // The text is kept as sent (blanks included): only the header is trimmed.
-        let (head, text) = line.split_once("\r\n").ok_or_else(|| bad("^HCMGR", lines))?;
+        let (head, text) = line
+            .split_once("\r\n")
+            .ok_or_else(|| bad("^HCMGR", lines))?;
         let header = after_prefix(head, "^HCMGR")
             .and_then(parse_text_header)
             .ok_or_else(|| bad("^HCMGR", lines))?;

@@ -644,7 +644,10 @@ mod tests {
                 index: 3
             }))
         );
-        assert!(!ev.iter().any(|e| matches!(e, Event::Garbage { .. })), "{ev:?}");
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Garbage { .. })),
+            "{ev:?}"
+        );
 
         // The answer of AT^HCMGR: header and text as one information line, then OK. A module
         // without an end marker (MC2716 style) is read too.
@@ -658,9 +661,7 @@ mod tests {
         assert_eq!(
             ev,
             vec![
-                Event::Info(
-                    "^HCMGR:13581837652,2009,10,27,10,58,14,0,1,4,0,0,0,1\r\ntest".into()
-                ),
+                Event::Info("^HCMGR:13581837652,2009,10,27,10,58,14,0,1,4,0,0,0,1\r\ntest".into()),
                 Event::Ok
             ]
         );

@@ -9,9 +9,7 @@
 //! dropped and each part arrives as its own SMS, which is logged.
 
 use crate::at::TextSms;
-use crate::pdu::{
-    Address, Body, Dcs, Deliver, Encoding, Scts, Sms, Tpdu, TypeOfNumber, UserData,
-};
+use crate::pdu::{Address, Body, Dcs, Deliver, Encoding, Scts, Sms, Tpdu, TypeOfNumber, UserData};
 
 /// What `^HCMGS` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,11 +77,16 @@ pub fn text_to_deliver(sms: &TextSms) -> Result<(String, u16), String> {
     };
     let (dcs, units) = match crate::pdu::septet_count(&sms.text) {
         Some(n) => (Dcs::GSM7, n),
-        None => (Dcs::for_text(Encoding::Ucs2, None), sms.text.encode_utf16().count()),
+        None => (
+            Dcs::for_text(Encoding::Ucs2, None),
+            sms.text.encode_utf16().count(),
+        ),
     };
     let limit = if dcs == Dcs::GSM7 { 160 } else { 70 };
     if units > limit {
-        return Err(format!("text of {units} characters does not fit one SMS-DELIVER"));
+        return Err(format!(
+            "text of {units} characters does not fit one SMS-DELIVER"
+        ));
     }
     let pdu = Sms {
         smsc: None,

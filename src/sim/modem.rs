@@ -536,7 +536,9 @@ fn text_entry(idx: usize, s: &Stored, tag: &str) -> String {
         }
         Ok(Tpdu::StatusReport(r)) => {
             let (ra, tora) = text_address(&r.recipient);
-            let fo = s.pdu.get(usize::from(s.pdu.first().copied().unwrap_or(0)) + 1);
+            let fo = s
+                .pdu
+                .get(usize::from(s.pdu.first().copied().unwrap_or(0)) + 1);
             format!(
                 "{lead}\"{stat}\",{},{},\"{ra}\",{tora},{},{},{}",
                 fo.copied().unwrap_or(0x06),
@@ -2483,7 +2485,10 @@ mod tests {
                 "{d}: {l:?}"
             );
             // UCS2 text shows as its octets in hex (退 U+9000, 订 U+8BA2).
-            assert!(l.contains("\r\nTD\r\n\r\n+CMGL: 2,\"REC UNREAD\","), "{d}: {l:?}");
+            assert!(
+                l.contains("\r\nTD\r\n\r\n+CMGL: 2,\"REC UNREAD\","),
+                "{d}: {l:?}"
+            );
             assert!(l.ends_with("\r\n90008BA2\r\n\r\nOK\r\n"), "{d}: {l:?}");
             assert!(!l.contains(",,2"), "{d}: no PDU-mode header: {l:?}");
             let u = say(&mut e, "AT+CMGL=\"REC UNREAD\"\r");
@@ -2500,7 +2505,10 @@ mod tests {
         let mut e = engine(Dialect::Phs);
         say(&mut e, "ATE0\r");
         say(&mut e, "AT+CNMI=2,1,0,0,0\r");
-        assert!(say(&mut e, "AT^HCMGR=1\r").contains("+CMS ERROR"), "PDU mode");
+        assert!(
+            say(&mut e, "AT^HCMGR=1\r").contains("+CMS ERROR"),
+            "PDU mode"
+        );
         say(&mut e, "AT+CMGF=1\r");
         let (w, _, _) = split(e.inject("075587654321", "退订"));
         assert!(w.contains("+CMTI: "), "{w:?}");
@@ -2517,12 +2525,18 @@ mod tests {
         assert!(head.starts_with("\r\n^HCMGR:075587654321,20"), "{head:?}");
         assert!(head.contains(",0,6,4,0,0,0,0\r\n"), "{head:?}");
         let tail = [0x90, 0x00, 0x8B, 0xA2, 0x00, 0x1A, b'\r', b'\n'];
-        assert!(bytes.ends_with(&[&tail[..], b"\r\nOK\r\n"].concat()), "{bytes:?}");
+        assert!(
+            bytes.ends_with(&[&tail[..], b"\r\nOK\r\n"].concat()),
+            "{bytes:?}"
+        );
         // Read once: the stat field says so the second time; ASCII is format 1 ending in 1A.
         assert!(say(&mut e, "AT^HCMGR=1\r").contains(",0,6,4,0,0,0,1\r\n"));
         e.inject("075587654321", "TD");
         assert!(say(&mut e, "AT^HCMGR=2\r").contains(",0,1,2,0,0,0,0\r\nTD\u{1a}\r\n"));
-        assert!(say(&mut e, "AT^HCMGR=3\r").ends_with("\r\nOK\r\n"), "empty slot");
+        assert!(
+            say(&mut e, "AT^HCMGR=3\r").ends_with("\r\nOK\r\n"),
+            "empty slot"
+        );
         assert!(say(&mut e, "AT^HCMGR=999\r").contains("+CMS ERROR"));
         // Other dialects do not know it.
         let mut g = engine(Dialect::Huawei);
