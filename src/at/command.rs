@@ -653,6 +653,32 @@ pub enum SendCommand {
     Hcmgs,
 }
 
+/// `AT+CNMI?` -> `+CNMI: <mode>,<mt>,<bm>,<ds>,<bfr>` (27.005 §3.4.1); missing trailing
+/// fields read as 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CnmiQuery;
+
+impl AtCommand for CnmiQuery {
+    type Response = [u8; 5];
+    fn line(&self) -> String {
+        "AT+CNMI?".to_string()
+    }
+    fn prefix(&self) -> Option<&'static str> {
+        Some("+CNMI")
+    }
+    fn parse(&self, lines: &[String]) -> Result<[u8; 5], DeviceError> {
+        let f = split_fields(find(lines, "+CNMI").ok_or_else(|| bad("+CNMI", lines))?);
+        if f.len() < 2 {
+            return Err(bad("+CNMI", lines));
+        }
+        let mut out = [0u8; 5];
+        for (slot, v) in out.iter_mut().zip(f.iter()) {
+            *slot = unquote(v).parse().map_err(|_| bad("+CNMI", lines))?;
+        }
+        Ok(out)
+    }
+}
+
 /// How a dialect reads what the modem stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReadCommand {

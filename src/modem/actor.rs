@@ -17,8 +17,8 @@ use super::{
     ModemHandle, Opener, Port,
 };
 use crate::at::{
-    Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms, Cnma, Cnmi, Cnum,
-    CopsQuery, CpinEnter, CpinQuery, Cpms, Csms, Csq, DeviceError, Digester, EchoOff, Hcmgr,
+    Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms, Cnma, Cnmi, CnmiQuery,
+    Cnum, CopsQuery, CpinEnter, CpinQuery, Cpms, Csms, Csq, DeviceError, Digester, EchoOff, Hcmgr,
     IccidCommand, PinStatus, Raw, ReadCommand, ReadIccid, RegKind, RegQuery, RegSet, SendCommand,
     TextSms, Urc,
 };
@@ -90,6 +90,9 @@ struct Actor {
     opener: Option<Opener>,
     cmms_open: bool,
     read_mem: Option<String>,
+    /// `+CNMI?` as the module answered it after init, kept only for dialects that never echo:
+    /// routing that changes from this means the module rebooted (see `Faults::never_echoes`).
+    cnmi_baseline: Option<[u8; 5]>,
     phase: Phase,
 }
 
@@ -112,6 +115,7 @@ pub(crate) fn spawn(
         opener,
         cmms_open: false,
         read_mem: None,
+        cnmi_baseline: None,
         phase: Phase::Initialising,
     };
     tokio::spawn(actor.run(rx));
@@ -219,7 +223,7 @@ impl Actor {
 
     async fn init(&mut self) -> Result<(), InitError> {
         let first = match self.cfg.dialect {
-            Some(d) => d.probe,
+            Some(d) => d.probe(),
             None => "ATE0",
         };
         // Before ATE0 echo is normal; after it, echo means the modem rebooted.
@@ -238,6 +242,13 @@ impl Actor {
             mode: if self.cfg.verbose_errors { 2 } else { 1 },
         };
         warn_on(self.session.send(&cmee).await?, "AT+CMEE");
+        if self.session.take_reset_seen() {
+            // It echoed the command right after accepting ATE0: a module that echoes whatever
+            // it is told, not one that rebooted. Echo is normal for it from now on (its reboots
+            // still show by their power-up lines).
+            tracing::warn!(modem = %self.cfg.name, "modem ignores ATE0; echo is not taken as a reboot sign");
+            self.session.set_echo_expected(true);
+        }
         let manufacturer = self.session.send(&Cgmi).await?.unwrap_or_default();
         let model = self.session.send(&Cgmm).await?.unwrap_or_default();
         self.dialect = self
@@ -300,6 +311,11 @@ impl Actor {
             };
             warn_on(self.session.send(&plain).await?, "AT+CNMI (fallback)");
         }
+        self.cnmi_baseline = None;
+        if d.faults.never_echoes {
+            // No echo will ever reveal a reboot of this module: what it lost will.
+            self.cnmi_baseline = self.session.send(&CnmiQuery).await?.ok();
+        }
         warn_on(
             self.session
                 .send(&RegSet {
@@ -351,6 +367,10 @@ impl Actor {
     /// emitted with an ack that deletes them, like stored messages. A modem without "SR"
     /// storage refuses the memory, which is fine.
     async fn read_stored_reports(&mut self) -> Result<(), LinkError> {
+        if self.dialect.read == ReadCommand::Hcmgr {
+            // Text mode has no PDU listing; CDMA modules report delivery as ^HCDS, not in "SR".
+            return Ok(());
+        }
         let back = self.read_mem.clone();
         if let Err(e) = self.select_mem("SR").await? {
             tracing::debug!(modem = %self.cfg.name, "no status-report memory: {e}");
@@ -722,7 +742,7 @@ impl Actor {
             }
             SendCommand::Hcmgs => {
                 self.session
-                    .send_hcmgs(&pdu_hex, self.cfg.send_timeout)
+                    .send_hcmgs(&pdu_hex, self.cfg.send_timeout, d.faults.national_address)
                     .await
             }
         };
@@ -754,6 +774,16 @@ impl Actor {
     }
 
     async fn poll_health(&mut self) -> Result<(), LinkError> {
+        if let Some(was) = self.cnmi_baseline {
+            if let Ok(now) = self.session.send(&CnmiQuery).await? {
+                // Mode and <mt> decide where messages go; a reboot puts back the defaults.
+                if now[..2] != was[..2] {
+                    return Err(LinkError::Reset(format!(
+                        "+CNMI is {now:?}, was {was:?} after init"
+                    )));
+                }
+            }
+        }
         let mut h = Health::default();
         if let Ok(q) = self.session.send(&Csq).await? {
             h.signal = Some(q);
@@ -823,7 +853,7 @@ impl Actor {
     }
 
     async fn try_recover(&mut self) -> bool {
-        let probe = self.dialect.probe;
+        let probe = self.dialect.probe();
         match self.probe(probe).await {
             // Alive again. A modem that never finished init gets one more go at it.
             Ok(true) if self.identity.is_some() => return true,

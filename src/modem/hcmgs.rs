@@ -45,6 +45,26 @@ pub fn submit_to_text(pdu_hex: &str) -> Result<TextPart, String> {
     })
 }
 
+/// The destination as a module that takes national numbers only (`Faults::national_address`,
+/// PHS) dials it: a Chinese mobile without `+86`, a fixed/PHS line in its national `0...` form
+/// (already canonical), another country with the `00` international prefix. The number is
+/// read by `crate::number` (the one reader of numbers); one it cannot read is kept as given,
+/// for the module to refuse rather than for the driver to guess.
+pub fn national_destination(destination: &str) -> String {
+    use crate::number::NumberKind;
+    match crate::number::parse(destination) {
+        Ok(n) => {
+            let c = n.canonical();
+            match n.kind() {
+                NumberKind::Mobile => c.strip_prefix("+86").unwrap_or(c).to_string(),
+                NumberKind::International => format!("00{}", c.trim_start_matches('+')),
+                NumberKind::FixedLine | NumberKind::Service106 => c.to_string(),
+            }
+        }
+        Err(_) => destination.to_string(),
+    }
+}
+
 /// The SMS-DELIVER (SMSC part "00" + TPDU, in hex) and its TPDU length for a text message a
 /// CDMA/PHS module gave with `^HCMT` or `^HCMGR`. The sender keeps its form (national numbers
 /// as type 0x81, a leading "+" as international); the time is the module's local time, which
@@ -148,6 +168,16 @@ mod tests {
         assert!(submit_to_text("0004").is_err()); // DELIVER
         assert!(submit_to_text("zz").is_err());
         assert!(submit_to_text("").is_err());
+    }
+
+    #[test]
+    fn national_form_for_modules_that_take_no_plus() {
+        assert_eq!(national_destination("+8613912345678"), "13912345678");
+        assert_eq!(national_destination("075512345678"), "075512345678");
+        assert_eq!(national_destination("+8675512345678"), "075512345678");
+        assert_eq!(national_destination("+14155552671"), "0014155552671");
+        assert_eq!(national_destination("10690000"), "10690000");
+        assert_eq!(national_destination("+"), "+");
     }
 
     fn text(sender: &str, format: u8, text: &str) -> TextSms {

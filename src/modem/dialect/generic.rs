@@ -7,7 +7,6 @@ pub const GENERIC: Dialect = Dialect {
     name: "generic",
     manufacturers: &[],
     models: &[],
-    probe: "AT",
     init: &[],
     // Stored inbound (+CMTI), status reports routed directly (+CDS).
     message_format: 0,
@@ -22,7 +21,6 @@ pub const GENERIC: Dialect = Dialect {
     faults: Faults {
         rejects_bare_at: false,
         never_echoes: false,
-        no_chaining: false,
         needs_cnma: false,
         drops_reply_with_smsc: false,
         no_cmms: false,

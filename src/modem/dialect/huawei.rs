@@ -9,7 +9,6 @@ pub const HUAWEI: Dialect = Dialect {
     name: "huawei",
     manufacturers: &["huawei"],
     models: &[],
-    probe: "AT",
     init: &["AT^CURC=0"],
     message_format: 0,
     cnmi: [2, 1, 0, 2, 0],
@@ -39,7 +38,6 @@ pub const HUAWEI: Dialect = Dialect {
     faults: Faults {
         rejects_bare_at: false,
         never_echoes: false,
-        no_chaining: false,
         needs_cnma: false,
         drops_reply_with_smsc: false,
         no_cmms: false,

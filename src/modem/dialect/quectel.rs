@@ -8,7 +8,6 @@ pub const QUECTEL: Dialect = Dialect {
     name: "quectel",
     manufacturers: &["quectel"],
     models: &[],
-    probe: "AT",
     init: &[],
     message_format: 0,
     cnmi: [2, 1, 0, 1, 0],
@@ -23,7 +22,6 @@ pub const QUECTEL: Dialect = Dialect {
     faults: Faults {
         rejects_bare_at: false,
         never_echoes: false,
-        no_chaining: false,
         needs_cnma: false,
         drops_reply_with_smsc: false,
         no_cmms: false,

@@ -8,7 +8,6 @@ pub const WAVECOM: Dialect = Dialect {
     name: "wavecom",
     manufacturers: &["wavecom"],
     models: &[],
-    probe: "AT",
     init: &["AT+WIND=0"],
     message_format: 0,
     cnmi: [2, 1, 0, 1, 0],
@@ -21,7 +20,6 @@ pub const WAVECOM: Dialect = Dialect {
     faults: Faults {
         rejects_bare_at: false,
         never_echoes: false,
-        no_chaining: false,
         needs_cnma: false,
         drops_reply_with_smsc: false,
         no_cmms: false,
