@@ -874,7 +874,7 @@ impl AtCommand for Cmgr {
 /// command manuals for the MC323/EC1261/EM660 class; ModemManager's Huawei CDMA plugin reads
 /// `^HCMGR` with the same field list): `<callerID>,<year>,<month>,<day>,<hour>,<minute>,
 /// <second>,<lang>,<format>,<length>,<prt>,<prv>,<type>,<stat>`. `<format>` 1 is ASCII, 6 UCS2
-/// big-endian (`^HSMSSS` <fmt>), anything else 8-bit octets; `<length>` counts the octets of
+/// big-endian (`^HSMSSS` `<fmt>`), anything else 8-bit octets; `<length>` counts the octets of
 /// text that follow the header line, before the end marker (1A, or 00 1A for UCS2).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TextHeader {
