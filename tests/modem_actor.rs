@@ -858,3 +858,177 @@ async fn status_reports_stored_on_the_sim_are_read_at_start_up() {
     pdu.ack.ack().await.unwrap().unwrap();
     assert!(peer.saw("AT+CMGD=3"));
 }
+
+/// A script for a PHS module (HUAWEI EC1261): `+CNMI?` answers what was last set, and
+/// `reboot` puts back the power-up default (0,0,0,0,0) the way a module that rebooted does.
+fn phs_script(reboot: Arc<Mutex<bool>>) -> Script {
+    with(move |c| {
+        match c {
+        "AT+CGMI" => Some(Some("\r\nHUAWEI\r\n\r\nOK\r\n".into())),
+        "AT+CGMM" => Some(Some("\r\nEC1261\r\n\r\nOK\r\n".into())),
+        "AT+CNMI=2,1,0,2,0" => {
+            *reboot.lock().unwrap() = false;
+            None
+        }
+        "AT+CNMI?" => Some(Some(if *reboot.lock().unwrap() {
+            "\r\n+CNMI: 0,0,0,0,0\r\n\r\nOK\r\n".into()
+        } else {
+            "\r\n+CNMI: 2,1,0,2,0\r\n\r\nOK\r\n".into()
+        })),
+        "AT+CPMS=\"ME\",\"ME\",\"ME\"" => Some(Some("\r\n+CPMS: 1,100,1,100,1,100\r\n\r\nOK\r\n".into())),
+        // Slot 1 is empty; slot 2 holds "TD" from a PHS number (Huawei CDMA manual form).
+        "AT^HCMGR=1" => Some(Some("\r\nOK\r\n".into())),
+        "AT^HCMGR=2" => Some(Some(
+            "\r\n^HCMGR:075587654321,2026,11,29,20,30,01,0,1,2,0,0,0,0\r\nTD\u{1a}\r\n\r\nOK\r\n"
+                .into(),
+        )),
+        "AT^HCMGR=5" => Some(Some(
+            "\r\n^HCMGR:13912345678,2026,11,29,20,31,00,0,6,4,0,0,0,0\r\n\0T\0D\0\u{1a}\r\n\r\nOK\r\n"
+                .into(),
+        )),
+        _ => None,
+    }
+    })
+}
+
+/// `Faults::never_echoes`: a PHS module cannot show a reboot by echo, so the health poll
+/// reads `+CNMI?`; routing back at the power-up default re-initialises it. Dialects that echo
+/// are not asked.
+#[tokio::test(start_paused = true)]
+async fn a_module_that_never_echoes_is_found_rebooted_by_its_lost_routing() {
+    let reboot = Arc::new(Mutex::new(false));
+    let mut cfg = config();
+    cfg.health_interval = Duration::from_secs(5);
+    let (h, mut ev, peer) = start(phs_script(reboot.clone()), cfg).await;
+    assert_eq!(h.identity().await.unwrap().dialect, "phs");
+    assert!(peer.saw("AT+CNMI?"));
+    *reboot.lock().unwrap() = true;
+    next_matching(&mut ev, |e| matches!(e, ModemEvent::Restarted)).await;
+    assert!(
+        !*reboot.lock().unwrap(),
+        "routing set again by the new init"
+    );
+
+    let (h, _ev, peer) = start(Arc::new(standard), config()).await;
+    h.identity().await.unwrap();
+    assert!(!peer.saw("AT+CNMI?"), "a modem that echoes is not polled");
+}
+
+/// A module that echoes whatever ATE0 says is not taken for one that keeps rebooting (the
+/// session takes echo after ATE0 as a reboot sign): before, every command's echo started
+/// init again.
+#[tokio::test(start_paused = true)]
+async fn a_module_that_echoes_regardless_is_not_rebooting() {
+    let script: Script = Arc::new(|c: &str| {
+        standard(c).map(|r| {
+            if c.starts_with("PDU:") {
+                r
+            } else {
+                format!("{c}\r{r}")
+            }
+        })
+    });
+    let (h, mut ev, peer) = start(script, config()).await;
+    h.identity().await.unwrap();
+    let r = h
+        .send_part(
+            "0011000B916407281553F80000AA0AE8329BFD4697D9EC37",
+            23,
+            false,
+        )
+        .await;
+    assert_eq!(r, Ok(Ok(42)));
+    let restarted = tokio::time::timeout(
+        Duration::from_secs(30),
+        next_matching(&mut ev, |e| matches!(e, ModemEvent::Restarted)),
+    )
+    .await;
+    assert!(restarted.is_err(), "taken for a reboot");
+    assert_eq!(
+        peer.log().iter().filter(|l| *l == "AT+CGMI").count(),
+        1,
+        "initialised once"
+    );
+}
+
+/// `Faults::national_address`: a PHS module is given the destination in national form (it
+/// refuses a "+"); PHS stored texts are read with ^HCMGR at start-up (slots counted by
+/// +CPMS) and become SMS-DELIVERs whose ack deletes the slot. No init line is chained.
+#[tokio::test(start_paused = true)]
+async fn phs_sends_national_and_reads_stored_texts_with_hcmgr() {
+    let script = {
+        let inner = phs_script(Arc::new(Mutex::new(false)));
+        Arc::new(move |c: &str| match c {
+            "AT^HCMGS=\"13912345678\"" => Some("\r\n> ".into()),
+            c if c.starts_with("PDU:") => Some("\r\nOK\r\n\r\n^HCMGSS:7\r\n".into()),
+            c => inner(c),
+        }) as Script
+    };
+    let (h, mut ev, peer) = start(script, config()).await;
+    let ModemEvent::Inbound(p) =
+        next_matching(&mut ev, |e| matches!(e, ModemEvent::Inbound(_))).await
+    else {
+        unreachable!()
+    };
+    let sms = smsgate::pdu::Sms::parse_hex(&p.pdu_hex).unwrap();
+    let smsgate::pdu::Tpdu::Deliver(d) = sms.tpdu else {
+        panic!("not a DELIVER")
+    };
+    assert_eq!(d.sender.to_string(), "075587654321");
+    assert_eq!(d.user_data.body.text(), Some("TD"));
+    assert_eq!(
+        p.ack.origin(),
+        &InboundOrigin::Stored {
+            mem: "ME".into(),
+            index: 2
+        }
+    );
+    assert!(peer.saw("AT^HCMGR=1") && peer.saw("AT^HCMGR=2"));
+    assert!(
+        !peer.saw("AT^HCMGR=3"),
+        "+CPMS said one message: {:?}",
+        peer.log()
+    );
+    assert!(!peer.saw("AT+CMGL=4"), "no PDU listing in text mode");
+    p.ack.ack().await.unwrap().unwrap();
+    assert!(peer.saw("AT+CMGD=2"));
+    // +CMTI: read by ^HCMGR; a UCS2 body ("TD" = 00 54 00 44, NULs inside) arrives whole.
+    peer.urc("\r\n+CMTI: \"ME\",5\r\n");
+    let ModemEvent::Inbound(p) =
+        next_matching(&mut ev, |e| matches!(e, ModemEvent::Inbound(_))).await
+    else {
+        unreachable!()
+    };
+    let sms = smsgate::pdu::Sms::parse_hex(&p.pdu_hex).unwrap();
+    assert_eq!(sms.tpdu.user_data().and_then(|u| u.body.text()), Some("TD"));
+    // ^HCMT: routed directly, nothing to delete; 退 = 90 00 has a NUL inside.
+    let mut hcmt = b"\r\n^HCMT:075587654321,2026,11,29,20,32,00,0,6,4,0,0,0,0\r\n".to_vec();
+    hcmt.extend([0x90, 0x00, 0x8B, 0xA2, 0x00, 0x1A, b'\r', b'\n']);
+    peer.inject.send(hcmt).unwrap();
+    let ModemEvent::Inbound(p) =
+        next_matching(&mut ev, |e| matches!(e, ModemEvent::Inbound(_))).await
+    else {
+        unreachable!()
+    };
+    assert_eq!(p.ack.origin(), &InboundOrigin::Direct { cnma: false });
+    let sms = smsgate::pdu::Sms::parse_hex(&p.pdu_hex).unwrap();
+    assert_eq!(
+        sms.tpdu.user_data().and_then(|u| u.body.text()),
+        Some("退订")
+    );
+    // SUBMIT to +8613912345678 (international), "hellohello": dialled as 13912345678.
+    let r = h
+        .send_part(
+            "0011000D91683119325476F80000AA0AE8329BFD4697D9EC37",
+            24,
+            false,
+        )
+        .await;
+    assert_eq!(r, Ok(Ok(7)), "{:?}", peer.log());
+    assert!(peer.saw("AT^HCMGS=\"13912345678\""));
+    assert!(
+        !peer.log().iter().any(|l| l.contains(';')),
+        "one command per line: {:?}",
+        peer.log()
+    );
+}

@@ -63,6 +63,9 @@ pub enum Urc {
     /// `+CREG` / `+CGREG` / `+CEREG` unsolicited form.
     Registration(Registration),
     Ring,
+    /// `^HCMT: <callerID>,<year>,...` + the raw text: a text-mode message of a CDMA/PHS
+    /// module routed directly ([`TextSms`]).
+    Text(TextSms),
     /// Any other URC (vendor floods such as ^RSSI, ^MODE), kept verbatim.
     Other(String),
 }
@@ -650,6 +653,41 @@ pub enum SendCommand {
     Hcmgs,
 }
 
+/// `AT+CNMI?` -> `+CNMI: <mode>,<mt>,<bm>,<ds>,<bfr>` (27.005 §3.4.1); missing trailing
+/// fields read as 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CnmiQuery;
+
+impl AtCommand for CnmiQuery {
+    type Response = [u8; 5];
+    fn line(&self) -> String {
+        "AT+CNMI?".to_string()
+    }
+    fn prefix(&self) -> Option<&'static str> {
+        Some("+CNMI")
+    }
+    fn parse(&self, lines: &[String]) -> Result<[u8; 5], DeviceError> {
+        let f = split_fields(find(lines, "+CNMI").ok_or_else(|| bad("+CNMI", lines))?);
+        if f.len() < 2 {
+            return Err(bad("+CNMI", lines));
+        }
+        let mut out = [0u8; 5];
+        for (slot, v) in out.iter_mut().zip(f.iter()) {
+            *slot = unquote(v).parse().map_err(|_| bad("+CNMI", lines))?;
+        }
+        Ok(out)
+    }
+}
+
+/// How a dialect reads what the modem stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadCommand {
+    /// 27.005 PDU mode: `AT+CMGL=4` at start-up, `AT+CMGR=<index>` on `+CMTI`.
+    Cmgr,
+    /// CDMA/PHS text mode: `AT^HCMGR=<index>` ([`Hcmgr`]) for each stored message.
+    Hcmgr,
+}
+
 /// `AT+CMGS=<length>`, `"> "`, the PDU in hex, Ctrl-Z; answers `+CMGS: <mr>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cmgs {
@@ -828,6 +866,127 @@ impl AtCommand for Cmgr {
             stat,
             length,
             pdu,
+        }))
+    }
+}
+
+/// The header of a CDMA/PHS text-mode message, as `^HCMT` and `^HCMGR` give it (Huawei CDMA AT
+/// command manuals for the MC323/EC1261/EM660 class; ModemManager's Huawei CDMA plugin reads
+/// `^HCMGR` with the same field list): `<callerID>,<year>,<month>,<day>,<hour>,<minute>,
+/// <second>,<lang>,<format>,<length>,<prt>,<prv>,<type>,<stat>`. `<format>` 1 is ASCII, 6 UCS2
+/// big-endian (`^HSMSSS` `<fmt>`), anything else 8-bit octets; `<length>` counts the octets of
+/// text that follow the header line, before the end marker (1A, or 00 1A for UCS2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextHeader {
+    pub sender: String,
+    /// year, month, day, hour, minute, second: the service centre's local time, no zone.
+    pub time: [u16; 6],
+    pub format: u8,
+    pub length: usize,
+    /// 0 unread, 1 read (`^HCMGR` only; 0 in `^HCMT`).
+    pub stat: u8,
+}
+
+/// Most octets of text one CDMA/PHS text message carries (160 ASCII, 70 UCS2, 140 8-bit);
+/// a header announcing more is not read as one (its body is skipped as garbage).
+pub const MAX_TEXT_OCTETS: usize = 320;
+
+/// Reads a `^HCMT` / `^HCMGR` header (the part after the colon); None if it is not one.
+pub fn parse_text_header(params: &str) -> Option<TextHeader> {
+    let f = split_fields(params);
+    if f.len() < 14 {
+        return None;
+    }
+    let sender = unquote(f.first()?).to_string();
+    if sender.is_empty()
+        || !sender
+            .chars()
+            .all(|c| c.is_ascii_digit() || matches!(c, '+' | '*' | '#'))
+    {
+        return None;
+    }
+    let mut time = [0u16; 6];
+    for (i, t) in time.iter_mut().enumerate() {
+        *t = f.get(i + 1)?.parse().ok()?;
+    }
+    let format = f.get(8)?.parse().ok()?;
+    let length: usize = f.get(9)?.parse().ok()?;
+    if length > MAX_TEXT_OCTETS {
+        return None;
+    }
+    let stat = f.get(13)?.parse().ok()?;
+    Some(TextHeader {
+        sender,
+        time,
+        format,
+        length,
+        stat,
+    })
+}
+
+/// The octets that end a text body of this format (after `<length>` octets).
+pub fn text_end_marker(format: u8) -> &'static [u8] {
+    if format == 6 {
+        &[0x00, 0x1a]
+    } else {
+        &[0x1a]
+    }
+}
+
+/// The text of a body of `format` (6 UCS2 big-endian, 1 ASCII, else octets as Latin-1);
+/// unpaired surrogates become U+FFFD, never a panic.
+pub fn decode_text_body(format: u8, body: &[u8]) -> String {
+    if format == 6 {
+        char::decode_utf16(
+            body.chunks(2)
+                .map(|p| u16::from_be_bytes([p[0], p.get(1).copied().unwrap_or(0)])),
+        )
+        .map(|c| c.unwrap_or('\u{fffd}'))
+        .collect()
+    } else {
+        body.iter().map(|&b| char::from(b)).collect()
+    }
+}
+
+/// A whole CDMA/PHS text-mode message: its header and the decoded text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TextSms {
+    pub header: TextHeader,
+    pub text: String,
+}
+
+/// `AT^HCMGR=<index>` (CDMA/PHS text mode): `^HCMGR: <header>` then the raw text and its end
+/// marker (the digester reads the body by its length and hands the header and the decoded
+/// text over as one information line, `<header>` CR LF `<text>`). An empty slot answers OK
+/// alone (`None`); modules that answer an error for it give a [`DeviceError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hcmgr(pub u32);
+
+impl AtCommand for Hcmgr {
+    type Response = Option<TextSms>;
+    fn line(&self) -> String {
+        format!("AT^HCMGR={}", self.0)
+    }
+    fn prefix(&self) -> Option<&'static str> {
+        Some("^HCMGR")
+    }
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(10)
+    }
+    fn parse(&self, lines: &[String]) -> Result<Option<TextSms>, DeviceError> {
+        let Some(line) = lines.iter().find(|l| after_prefix(l, "^HCMGR").is_some()) else {
+            return Ok(None);
+        };
+        // The text is kept as sent (blanks included): only the header is trimmed.
+        let (head, text) = line
+            .split_once("\r\n")
+            .ok_or_else(|| bad("^HCMGR", lines))?;
+        let header = after_prefix(head, "^HCMGR")
+            .and_then(parse_text_header)
+            .ok_or_else(|| bad("^HCMGR", lines))?;
+        Ok(Some(TextSms {
+            header,
+            text: text.to_string(),
         }))
     }
 }

@@ -7,7 +7,10 @@
 //! or longer than [`MAX_LINE`] without a terminator) is skipped, counted and reported as
 //! [`Event::Garbage`] so the caller resynchronises on the next line.
 
-use super::command::{parse_registration_urc, split_fields, unquote, RegKind, Urc};
+use super::command::{
+    decode_text_body, parse_registration_urc, parse_text_header, split_fields, text_end_marker,
+    unquote, RegKind, TextHeader, TextSms, Urc,
+};
 use super::error::{CmeError, CmsError, DeviceError};
 
 /// Longest line accepted; a PDU line is at most 2 * (12 + 164) hex characters.
@@ -98,6 +101,18 @@ enum PendingPdu {
     Cds { length: u16 },
 }
 
+/// A `^HCMT` / `^HCMGR` header was read: its body (raw octets, which may hold CR, LF or NUL
+/// inside UCS2) is taken by length, not by line.
+#[derive(Debug, Clone)]
+struct PendingText {
+    /// `^HCMT` (a URC) rather than the answer of `AT^HCMGR`.
+    urc: bool,
+    header_line: String,
+    header: TextHeader,
+    /// The header line ended in CR: its LF comes first and is not part of the body.
+    skip_lf: bool,
+}
+
 /// The AT output state machine. Tell it what the current command's reply looks like
 /// ([`Digester::expect`]) so that, e.g., `+CREG: 0,1` is an answer and not a URC.
 #[derive(Debug, Default)]
@@ -105,6 +120,7 @@ pub struct Digester {
     expect: Option<&'static str>,
     expect_prompt: bool,
     pending: Option<PendingPdu>,
+    pending_text: Option<PendingText>,
     extra_urcs: Vec<String>,
     stats: DigestStats,
 }
@@ -145,6 +161,9 @@ impl Digester {
     /// used. `(None, 0)` means "need more bytes"; `(None, n>0)` means bytes were skipped:
     /// drop them and call again.
     pub fn digest(&mut self, buf: &[u8]) -> (Option<Event>, usize) {
+        if self.pending_text.is_some() {
+            return self.text_body(buf);
+        }
         let mut i = 0;
         let mut junk = 0usize;
         while let Some(&b) = buf.get(i) {
@@ -193,7 +212,53 @@ impl Digester {
             return (Some(Event::Garbage { bytes: line.len() }), consumed);
         }
         self.stats.lines += 1;
-        (self.classify(line), consumed)
+        let ev = self.classify(line);
+        if let Some(p) = self.pending_text.as_mut() {
+            p.skip_lf = rest.get(end) == Some(&b'\r');
+        }
+        (ev, consumed)
+    }
+
+    /// The body of a CDMA/PHS text message: `<length>` octets, then the end marker when the
+    /// module writes one (1A, or 00 1A for UCS2, as on the send side). Waits until the body
+    /// and the room for the marker have arrived (bounded by [`super::command::MAX_TEXT_OCTETS`]).
+    fn text_body(&mut self, buf: &[u8]) -> (Option<Event>, usize) {
+        let Some(p) = self.pending_text.as_mut() else {
+            return (None, 0);
+        };
+        let mut i = 0;
+        if p.skip_lf {
+            match buf.first() {
+                None => return (None, 0),
+                Some(b'\n') => i = 1,
+                Some(_) => {}
+            }
+            p.skip_lf = false;
+        }
+        let len = p.header.length;
+        let marker = text_end_marker(p.header.format);
+        let after = buf.get(i..).unwrap_or_default();
+        if after.len() < len + marker.len() {
+            return (None, i);
+        }
+        let Some(p) = self.pending_text.take() else {
+            return (None, i);
+        };
+        let body = after.get(..len).unwrap_or_default();
+        let mut used = i + len;
+        if after.get(len..).is_some_and(|m| m.starts_with(marker)) {
+            used += marker.len();
+        }
+        let text = decode_text_body(p.header.format, body);
+        let ev = if p.urc {
+            Event::Urc(Urc::Text(TextSms {
+                header: p.header,
+                text,
+            }))
+        } else {
+            Event::Info(format!("{}\r\n{text}", p.header_line))
+        };
+        (Some(ev), used)
     }
 
     fn classify(&mut self, raw: &[u8]) -> Option<Event> {
@@ -236,6 +301,18 @@ impl Digester {
             Some((n, r)) => (n.trim(), r.trim()),
             None => (text, ""),
         };
+        let hcmt = name.eq_ignore_ascii_case("^HCMT");
+        if hcmt || name.eq_ignore_ascii_case("^HCMGR") {
+            if let Some(header) = parse_text_header(rest) {
+                self.pending_text = Some(PendingText {
+                    urc: hcmt,
+                    header_line: text.to_string(),
+                    header,
+                    skip_lf: false,
+                });
+                return None;
+            }
+        }
         if self.expect.is_some_and(|e| e.eq_ignore_ascii_case(name)) {
             return Some(Event::Info(text.to_string()));
         }
@@ -533,6 +610,70 @@ mod tests {
                 Event::Ok,
             ]
         );
+    }
+
+    /// ^HCMT's body follows its header as raw octets (Huawei CDMA manuals): UCS2 may hold CR,
+    /// LF and NUL bytes (退 is 90 00; 不 is 4E 0D), so it is read by <length>, not as a line.
+    /// Before, the body was a garbage line and the header an `Other` URC.
+    #[test]
+    fn hcmt_and_hcmgr_bodies_are_read_by_length() {
+        use crate::at::AtCommand;
+        let mut input = b"\r\n^HCMT:075587654321,2026,11,29,20,30,01,0,6,6,0,0,0,0\r\n".to_vec();
+        input.extend([0x90, 0x00, 0x4E, 0x0D, 0x8B, 0xA2, 0x00, 0x1A]);
+        input.extend(b"\r\n^HCMT: 13581837652,2009,10,27,10,58,14,0,1,4,0,0,0,0\r\ntd\r\n\x1a\r\n");
+        input.extend(b"\r\n+CMTI: \"ME\",3\r\n");
+        let ev = events(&input);
+        let texts: Vec<(String, String)> = ev
+            .iter()
+            .filter_map(|e| match e {
+                Event::Urc(Urc::Text(t)) => Some((t.header.sender.clone(), t.text.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            texts,
+            vec![
+                ("075587654321".to_string(), "退不订".to_string()),
+                ("13581837652".to_string(), "td\r\n".to_string())
+            ]
+        );
+        assert_eq!(
+            ev.last(),
+            Some(&Event::Urc(Urc::NewMessage {
+                mem: "ME".into(),
+                index: 3
+            }))
+        );
+        assert!(
+            !ev.iter().any(|e| matches!(e, Event::Garbage { .. })),
+            "{ev:?}"
+        );
+
+        // The answer of AT^HCMGR: header and text as one information line, then OK. A module
+        // without an end marker (MC2716 style) is read too.
+        let mut d = Digester::new();
+        d.expect(Some("^HCMGR"), false);
+        let ev = all_events(
+            &mut d,
+            b"\r\n^HCMGR:13581837652,2009,10,27,10,58,14,0,1,4,0,0,0,1\r\ntest\r\nOK\r\n",
+            3,
+        );
+        assert_eq!(
+            ev,
+            vec![
+                Event::Info("^HCMGR:13581837652,2009,10,27,10,58,14,0,1,4,0,0,0,1\r\ntest".into()),
+                Event::Ok
+            ]
+        );
+        let r = crate::at::Hcmgr(1)
+            .parse(&["^HCMGR:13581837652,2009,10,27,10,58,14,0,1,4,0,0,0,1\r\n te ".into()])
+            .unwrap()
+            .unwrap();
+        assert_eq!(r.text, " te ");
+        assert_eq!(r.header.time, [2009, 10, 27, 10, 58, 14]);
+        assert_eq!(r.header.stat, 1);
+        assert_eq!(crate::at::Hcmgr(1).parse(&[]), Ok(None));
+        assert!(crate::at::Hcmgr(1).parse(&["^HCMGR:x,1".into()]).is_err());
     }
 
     #[test]

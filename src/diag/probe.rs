@@ -447,7 +447,10 @@ async fn send_test_inner<P: AsyncRead + AsyncWrite + Unpin>(
             s.send_with_timeout(&Cmgs { length, pdu_hex }, opts.send_timeout)
                 .await
         }
-        SendCommand::Hcmgs => s.send_hcmgs(&part.hex(), opts.send_timeout).await,
+        SendCommand::Hcmgs => {
+            s.send_hcmgs(&part.hex(), opts.send_timeout, d.faults.national_address)
+                .await
+        }
     }
 }
 

@@ -17,9 +17,10 @@ use super::{
     ModemHandle, Opener, Port,
 };
 use crate::at::{
-    Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms, Cnma, Cnmi, Cnum,
-    CopsQuery, CpinEnter, CpinQuery, Cpms, Csms, Csq, DeviceError, Digester, EchoOff, IccidCommand,
-    PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegSet, SendCommand, Urc,
+    Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms, Cnma, Cnmi, CnmiQuery,
+    Cnum, CopsQuery, CpinEnter, CpinQuery, Cpms, Csms, Csq, DeviceError, Digester, EchoOff, Hcmgr,
+    IccidCommand, PinStatus, Raw, ReadCommand, ReadIccid, RegKind, RegQuery, RegSet, SendCommand,
+    TextSms, Urc,
 };
 
 type Reply<T> = oneshot::Sender<Result<Result<T, DeviceError>, LinkError>>;
@@ -89,6 +90,9 @@ struct Actor {
     opener: Option<Opener>,
     cmms_open: bool,
     read_mem: Option<String>,
+    /// `+CNMI?` as the module answered it after init, kept only for dialects that never echo:
+    /// routing that changes from this means the module rebooted (see `Faults::never_echoes`).
+    cnmi_baseline: Option<[u8; 5]>,
     phase: Phase,
 }
 
@@ -111,6 +115,7 @@ pub(crate) fn spawn(
         opener,
         cmms_open: false,
         read_mem: None,
+        cnmi_baseline: None,
         phase: Phase::Initialising,
     };
     tokio::spawn(actor.run(rx));
@@ -218,7 +223,7 @@ impl Actor {
 
     async fn init(&mut self) -> Result<(), InitError> {
         let first = match self.cfg.dialect {
-            Some(d) => d.probe,
+            Some(d) => d.probe(),
             None => "ATE0",
         };
         // Before ATE0 echo is normal; after it, echo means the modem rebooted.
@@ -237,6 +242,13 @@ impl Actor {
             mode: if self.cfg.verbose_errors { 2 } else { 1 },
         };
         warn_on(self.session.send(&cmee).await?, "AT+CMEE");
+        if self.session.take_reset_seen() {
+            // It echoed the command right after accepting ATE0: a module that echoes whatever
+            // it is told, not one that rebooted. Echo is normal for it from now on (its reboots
+            // still show by their power-up lines).
+            tracing::warn!(modem = %self.cfg.name, "modem ignores ATE0; echo is not taken as a reboot sign");
+            self.session.set_echo_expected(true);
+        }
         let manufacturer = self.session.send(&Cgmi).await?.unwrap_or_default();
         let model = self.session.send(&Cgmm).await?.unwrap_or_default();
         self.dialect = self
@@ -299,6 +311,11 @@ impl Actor {
             };
             warn_on(self.session.send(&plain).await?, "AT+CNMI (fallback)");
         }
+        self.cnmi_baseline = None;
+        if d.faults.never_echoes {
+            // No echo will ever reveal a reboot of this module: what it lost will.
+            self.cnmi_baseline = self.session.send(&CnmiQuery).await?.ok();
+        }
         warn_on(
             self.session
                 .send(&RegSet {
@@ -350,6 +367,10 @@ impl Actor {
     /// emitted with an ack that deletes them, like stored messages. A modem without "SR"
     /// storage refuses the memory, which is fine.
     async fn read_stored_reports(&mut self) -> Result<(), LinkError> {
+        if self.dialect.read == ReadCommand::Hcmgr {
+            // Text mode has no PDU listing; CDMA modules report delivery as ^HCDS, not in "SR".
+            return Ok(());
+        }
         let back = self.read_mem.clone();
         if let Err(e) = self.select_mem("SR").await? {
             tracing::debug!(modem = %self.cfg.name, "no status-report memory: {e}");
@@ -444,6 +465,9 @@ impl Actor {
 
     /// Messages already on the SIM: emitted with an ack that deletes them.
     async fn read_stored_list(&mut self) -> Result<(), LinkError> {
+        if self.dialect.read == ReadCommand::Hcmgr {
+            return self.read_stored_texts().await;
+        }
         match self.session.send(&Cmgl(4)).await? {
             Ok(list) => {
                 let mem = self
@@ -462,6 +486,65 @@ impl Actor {
             Err(e) => tracing::warn!(modem = %self.cfg.name, "AT+CMGL=4 failed: {e}"),
         }
         Ok(())
+    }
+
+    /// CDMA/PHS text mode has no PDU listing: `+CPMS` tells how many messages the memory
+    /// holds and how many slots it has, and each slot is read with `^HCMGR` until all are
+    /// found (an empty slot answers OK alone, or an error on some firmware).
+    async fn read_stored_texts(&mut self) -> Result<(), LinkError> {
+        let mem = self
+            .read_mem
+            .clone()
+            .unwrap_or_else(|| self.dialect.storage.to_string());
+        let usage = match self
+            .session
+            .send(&Cpms(mem.clone(), mem.clone(), mem.clone()))
+            .await?
+        {
+            Ok(u) => u.first().copied(),
+            Err(e) => {
+                tracing::warn!(modem = %self.cfg.name, "AT+CPMS failed: {e}");
+                None
+            }
+        };
+        let Some((used, total)) = usage else {
+            return Ok(());
+        };
+        // A module claiming thousands of slots is not read slot by slot for ever.
+        let total = total.min(MAX_TEXT_SLOTS);
+        let mut found = 0;
+        for index in 1..=total {
+            if found >= used {
+                break;
+            }
+            match self.session.send(&Hcmgr(index)).await? {
+                Ok(Some(t)) => {
+                    found += 1;
+                    let origin = InboundOrigin::Stored {
+                        mem: mem.clone(),
+                        index,
+                    };
+                    self.emit_text(t, origin).await;
+                }
+                Ok(None) => {}
+                Err(e) => tracing::debug!(modem = %self.cfg.name, index, "AT^HCMGR: {e}"),
+            }
+        }
+        Ok(())
+    }
+
+    /// A text-mode message (`^HCMT`, `^HCMGR`) goes on as the SMS-DELIVER it stands for, so
+    /// the daemon has one inbound path. One that cannot be carried is left where it is (on
+    /// the modem, unacknowledged) and logged.
+    async fn emit_text(&mut self, t: TextSms, origin: InboundOrigin) {
+        match super::hcmgs::text_to_deliver(&t) {
+            Ok((pdu, len)) => self.emit_inbound(Kind::Message, pdu, len, origin).await,
+            Err(e) => tracing::warn!(
+                modem = %self.cfg.name,
+                from = %crate::number::mask(&t.header.sender),
+                "text message not taken: {e}"
+            ),
+        }
     }
 
     async fn emit_inbound(
@@ -501,6 +584,17 @@ impl Actor {
     async fn read_stored(&mut self, kind: Kind, mem: String, index: u32) -> Result<(), LinkError> {
         if let Err(e) = self.select_mem(&mem).await? {
             tracing::warn!(modem = %self.cfg.name, %mem, "cannot select memory: {e}");
+            return Ok(());
+        }
+        if matches!(kind, Kind::Message) && self.dialect.read == ReadCommand::Hcmgr {
+            match self.session.send(&Hcmgr(index)).await? {
+                Ok(Some(t)) => {
+                    self.emit_text(t, InboundOrigin::Stored { mem, index })
+                        .await
+                }
+                Ok(None) => tracing::debug!(modem = %self.cfg.name, index, "slot already empty"),
+                Err(e) => tracing::warn!(modem = %self.cfg.name, index, "AT^HCMGR failed: {e}"),
+            }
             return Ok(());
         }
         match self.session.send(&Cmgr(index)).await? {
@@ -543,6 +637,12 @@ impl Actor {
                 Ok(())
             }
             Urc::Ring => Ok(()),
+            Urc::Text(t) => {
+                // ^HCMT: routed directly; CDMA text mode has no +CNMA.
+                self.emit_text(t, InboundOrigin::Direct { cnma: false })
+                    .await;
+                Ok(())
+            }
             Urc::Other(line) if is_power_up(&line) && self.phase == Phase::Ready => {
                 return self.reinitialise(&line).await;
             }
@@ -642,7 +742,7 @@ impl Actor {
             }
             SendCommand::Hcmgs => {
                 self.session
-                    .send_hcmgs(&pdu_hex, self.cfg.send_timeout)
+                    .send_hcmgs(&pdu_hex, self.cfg.send_timeout, d.faults.national_address)
                     .await
             }
         };
@@ -674,6 +774,16 @@ impl Actor {
     }
 
     async fn poll_health(&mut self) -> Result<(), LinkError> {
+        if let Some(was) = self.cnmi_baseline {
+            if let Ok(now) = self.session.send(&CnmiQuery).await? {
+                // Mode and <mt> decide where messages go; a reboot puts back the defaults.
+                if now[..2] != was[..2] {
+                    return Err(LinkError::Reset(format!(
+                        "+CNMI is {now:?}, was {was:?} after init"
+                    )));
+                }
+            }
+        }
         let mut h = Health::default();
         if let Ok(q) = self.session.send(&Csq).await? {
             h.signal = Some(q);
@@ -743,7 +853,7 @@ impl Actor {
     }
 
     async fn try_recover(&mut self) -> bool {
-        let probe = self.dialect.probe;
+        let probe = self.dialect.probe();
         match self.probe(probe).await {
             // Alive again. A modem that never finished init gets one more go at it.
             Ok(true) if self.identity.is_some() => return true,
@@ -833,6 +943,9 @@ fn is_power_up(line: &str) -> bool {
         "RDY" | "SMS READY" | "CALL READY" | "+CPIN: READY" | "+CFUN: 1" | "^SYSSTART"
     )
 }
+
+/// Most slots read one by one at start-up on a text-mode (`^HCMGR`) module.
+const MAX_TEXT_SLOTS: u32 = 255;
 
 fn warn_on<T>(r: Result<T, DeviceError>, what: &str) {
     if let Err(e) = r {

@@ -1,39 +1,15 @@
-//! Turns an SMS-SUBMIT PDU (what the daemon hands every modem) into what a text-only
-//! `^HCMGS` module takes: the destination digits and the text as UCS2 big-endian bytes.
-//! Only the fields that flow needs are read (3GPP TS 23.040 §9.2.2.2; GSM 7-bit default
-//! alphabet of TS 23.038 §6.2.1); the full codec is `crate::pdu`. What must always hold: no
-//! input panics; anything the text flow cannot carry (alphanumeric destination, 8-bit data)
-//! is an error naming what, never a silently altered message. A user-data header (concat
-//! reference) cannot travel through ^HCMGS: it is dropped and each part arrives as its own
-//! SMS, which is logged.
+//! The text flow of CDMA/PHS modules (`^HCMGS` to send, `^HCMT`/`^HCMGR` to receive), built on
+//! the crate's codec (`crate::pdu`): [`submit_to_text`] turns the SMS-SUBMIT PDU the daemon
+//! hands every modem into the destination and UCS2 text `^HCMGS` takes, and
+//! [`text_to_deliver`] turns a received text message into the SMS-DELIVER PDU every other
+//! modem gives, so the daemon's inbound path (inbox, de-duplication, opt-out) stays one.
+//! What must always hold: no input panics; anything the text flow cannot carry (alphanumeric
+//! destination, 8-bit or compressed data) is an error naming what, never a silently altered
+//! message. A user-data header (concat reference) cannot travel through ^HCMGS: it is
+//! dropped and each part arrives as its own SMS, which is logged.
 
-/// GSM 7-bit default alphabet, septet -> char (0x1B is the escape to the extension table).
-const GSM7: [char; 128] = [
-    '@', '£', '$', '¥', 'è', 'é', 'ù', 'ì', 'ò', 'Ç', '\n', 'Ø', 'ø', '\r', 'Å', 'å', //
-    'Δ', '_', 'Φ', 'Γ', 'Λ', 'Ω', 'Π', 'Ψ', 'Σ', 'Θ', 'Ξ', '\u{1b}', 'Æ', 'æ', 'ß', 'É', //
-    ' ', '!', '"', '#', '¤', '%', '&', '\'', '(', ')', '*', '+', ',', '-', '.', '/', //
-    '0', '1', '2', '3', '4', '5', '6', '7', '8', '9', ':', ';', '<', '=', '>', '?', //
-    '¡', 'A', 'B', 'C', 'D', 'E', 'F', 'G', 'H', 'I', 'J', 'K', 'L', 'M', 'N', 'O', //
-    'P', 'Q', 'R', 'S', 'T', 'U', 'V', 'W', 'X', 'Y', 'Z', 'Ä', 'Ö', 'Ñ', 'Ü', '§', //
-    '¿', 'a', 'b', 'c', 'd', 'e', 'f', 'g', 'h', 'i', 'j', 'k', 'l', 'm', 'n', 'o', //
-    'p', 'q', 'r', 's', 't', 'u', 'v', 'w', 'x', 'y', 'z', 'ä', 'ö', 'ñ', 'ü', 'à', //
-];
-
-fn gsm7_extension(septet: u8) -> Option<char> {
-    Some(match septet {
-        0x0a => '\u{0c}',
-        0x14 => '^',
-        0x28 => '{',
-        0x29 => '}',
-        0x2f => '\\',
-        0x3c => '[',
-        0x3d => '~',
-        0x3e => ']',
-        0x40 => '|',
-        0x65 => '€',
-        _ => return None,
-    })
-}
+use crate::at::TextSms;
+use crate::pdu::{Address, Body, Dcs, Deliver, Encoding, Scts, Sms, Tpdu, TypeOfNumber, UserData};
 
 /// What `^HCMGS` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,149 +20,116 @@ pub struct TextPart {
     pub dropped_udh: bool,
 }
 
-struct Reader<'a> {
-    b: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn u8(&mut self, what: &str) -> Result<u8, String> {
-        let v = *self
-            .b
-            .get(self.pos)
-            .ok_or_else(|| format!("PDU ends before {what}"))?;
-        self.pos += 1;
-        Ok(v)
-    }
-    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], String> {
-        let s = self
-            .b
-            .get(self.pos..self.pos + n)
-            .ok_or_else(|| format!("PDU ends inside {what}"))?;
-        self.pos += n;
-        Ok(s)
-    }
-}
-
 /// Reads destination and text out of `SMSC part + SMS-SUBMIT` in hex.
 pub fn submit_to_text(pdu_hex: &str) -> Result<TextPart, String> {
-    let bytes = hex::decode(pdu_hex.trim()).map_err(|e| format!("PDU is not hex: {e}"))?;
-    let mut r = Reader { b: &bytes, pos: 0 };
-    let smsc = r.u8("SMSC length")?;
-    r.take(usize::from(smsc), "SMSC address")?;
-    let fo = r.u8("first octet")?;
-    if fo & 0x03 != 0x01 {
-        return Err(format!("not an SMS-SUBMIT (first octet {fo:#04x})"));
-    }
-    let udhi = fo & 0x40 != 0;
-    let vpf = (fo >> 3) & 0x03;
-    r.u8("TP-MR")?;
-    let digits = r.u8("destination length")?;
-    let toa = r.u8("destination type")?;
-    if toa & 0x70 == 0x50 {
+    let sms = Sms::parse_hex(pdu_hex).map_err(|e| format!("unreadable PDU: {e}"))?;
+    let Tpdu::Submit(s) = sms.tpdu else {
+        return Err(format!("not an SMS-SUBMIT but {}", sms.tpdu.kind()));
+    };
+    let to = &s.recipient;
+    if to.ton == TypeOfNumber::Alphanumeric {
         return Err("alphanumeric destination".into());
     }
-    let bcd = r.take(usize::from(digits).div_ceil(2), "destination")?;
-    let mut destination = String::new();
-    for d in bcd
-        .iter()
-        .flat_map(|b| [b & 0x0f, b >> 4])
-        .take(usize::from(digits))
-    {
-        match d {
-            0..=9 => destination.push(char::from(b'0' + d)),
-            _ => return Err(format!("destination digit {d:#x} is not 0-9")),
-        }
+    if to.value.is_empty() || !to.value.bytes().all(|b| b.is_ascii_digit()) {
+        return Err("destination has digits other than 0-9".into());
     }
-    if toa & 0x70 == 0x10 {
-        destination.insert(0, '+');
-    }
-    r.u8("TP-PID")?;
-    let dcs = r.u8("TP-DCS")?;
-    match vpf {
-        0 => {}
-        2 => {
-            r.u8("TP-VP")?;
-        }
-        _ => {
-            r.take(7, "TP-VP")?;
-        }
-    }
-    let udl = usize::from(r.u8("TP-UDL")?);
-    let ud = &bytes.get(r.pos..).unwrap_or_default();
-    // General data coding group (00xx): bits 3-2 give the alphabet; 1111 xxxx: bit 2.
-    let alphabet = match dcs >> 4 {
-        0x0..=0x3 => (dcs >> 2) & 0x03,
-        0xf => (dcs >> 2) & 0x01,
-        0xe => 2,
-        _ => 0,
-    };
-    if dcs >> 4 <= 0x3 && dcs & 0x20 != 0 {
-        return Err("compressed user data".into());
-    }
-    let udhl = if udhi {
-        usize::from(*ud.first().ok_or("user data header missing")?) + 1
-    } else {
-        0
-    };
-    let ucs2 = match alphabet {
-        0 => {
-            let fill = if udhi { (7 - (udhl * 8) % 7) % 7 } else { 0 };
-            let skip_septets = if udhi { (udhl * 8 + fill) / 7 } else { 0 };
-            let septets = unpack_septets(ud, udl);
-            let mut out = Vec::new();
-            let mut esc = false;
-            for s in septets.into_iter().skip(skip_septets) {
-                let c = if esc {
-                    esc = false;
-                    gsm7_extension(s).unwrap_or(' ')
-                } else if s == 0x1b {
-                    esc = true;
-                    continue;
-                } else {
-                    GSM7.get(usize::from(s)).copied().unwrap_or(' ')
-                };
-                let mut buf = [0u16; 2];
-                for u in c.encode_utf16(&mut buf) {
-                    out.extend_from_slice(&u.to_be_bytes());
-                }
-            }
-            out
-        }
-        2 => {
-            let body = ud
-                .get(udhl..udl.min(ud.len()))
-                .ok_or("user data shorter than its header")?;
-            if udl > ud.len() || body.len() % 2 != 0 {
-                return Err("UCS2 user data has a bad length".into());
-            }
-            body.to_vec()
-        }
-        _ => return Err("8-bit data cannot be sent as text".into()),
+    let destination = to.to_string();
+    let text = match &s.user_data.body {
+        Body::Text(t) => t,
+        Body::Data(_) => return Err("8-bit or compressed data cannot be sent as text".into()),
     };
     Ok(TextPart {
         destination,
-        ucs2,
-        dropped_udh: udhi,
+        ucs2: text.encode_utf16().flat_map(u16::to_be_bytes).collect(),
+        dropped_udh: s.user_data.udh.is_some(),
     })
 }
 
-/// Septets packed LSB first; `count` septets (never more than the bytes hold).
-fn unpack_septets(bytes: &[u8], count: usize) -> Vec<u8> {
-    let count = count.min(bytes.len() * 8 / 7);
-    (0..count)
-        .map(|i| {
-            let bit = i * 7;
-            let lo = u16::from(bytes.get(bit / 8).copied().unwrap_or(0));
-            let hi = u16::from(bytes.get(bit / 8 + 1).copied().unwrap_or(0));
-            (((lo | (hi << 8)) >> (bit % 8)) & 0x7f) as u8
-        })
-        .collect()
+/// The destination as a module that takes national numbers only (`Faults::national_address`,
+/// PHS) dials it: a Chinese mobile without `+86`, a fixed/PHS line in its national `0...` form
+/// (already canonical), another country with the `00` international prefix. The number is
+/// read by `crate::number` (the one reader of numbers); one it cannot read is kept as given,
+/// for the module to refuse rather than for the driver to guess.
+pub fn national_destination(destination: &str) -> String {
+    use crate::number::NumberKind;
+    match crate::number::parse(destination) {
+        Ok(n) => {
+            let c = n.canonical();
+            match n.kind() {
+                NumberKind::Mobile => c.strip_prefix("+86").unwrap_or(c).to_string(),
+                NumberKind::International => format!("00{}", c.trim_start_matches('+')),
+                NumberKind::FixedLine | NumberKind::Service106 => c.to_string(),
+            }
+        }
+        Err(_) => destination.to_string(),
+    }
+}
+
+/// The SMS-DELIVER (SMSC part "00" + TPDU, in hex) and its TPDU length for a text message a
+/// CDMA/PHS module gave with `^HCMT` or `^HCMGR`. The sender keeps its form (national numbers
+/// as type 0x81, a leading "+" as international); the time is the module's local time, which
+/// CDMA gives without a zone: it is read in the gateway host's zone (the module sits next to
+/// it). The same message always gives the same PDU, so a message read twice (a restart
+/// before its ack) is de-duplicated by the store like any other. GSM-alphabet text goes as
+/// GSM 7-bit, the rest as UCS2; a text that does not fit one PDU (CDMA allows 160 ASCII, 70
+/// UCS2 characters, so only an 8-bit body can) is an error, never cut.
+pub fn text_to_deliver(sms: &TextSms) -> Result<(String, u16), String> {
+    let h = &sms.header;
+    let sender = Address::parse_number(&h.sender).map_err(|e| format!("sender: {e}"))?;
+    let [y, mo, d, hh, mi, ss] = h.time;
+    let small = |v: u16| i8::try_from(v).unwrap_or(-1);
+    let civil = jiff::civil::DateTime::new(
+        i16::try_from(y).unwrap_or(-1),
+        small(mo),
+        small(d),
+        small(hh),
+        small(mi),
+        small(ss),
+        0,
+    );
+    let scts = match civil
+        .ok()
+        .and_then(|dt| dt.to_zoned_datetime(jiff::tz::TimeZone::system()).ok())
+    {
+        Some(z) => Scts::from_zoned(&z),
+        // A module with a broken clock: the message still goes in, stamped now.
+        None => Scts::from_timestamp(jiff::Timestamp::now(), 0),
+    };
+    let (dcs, units) = match crate::pdu::septet_count(&sms.text) {
+        Some(n) => (Dcs::GSM7, n),
+        None => (
+            Dcs::for_text(Encoding::Ucs2, None),
+            sms.text.encode_utf16().count(),
+        ),
+    };
+    let limit = if dcs == Dcs::GSM7 { 160 } else { 70 };
+    if units > limit {
+        return Err(format!(
+            "text of {units} characters does not fit one SMS-DELIVER"
+        ));
+    }
+    let pdu = Sms {
+        smsc: None,
+        tpdu: Tpdu::Deliver(Deliver {
+            more_messages_to_send: false,
+            loop_prevention: false,
+            status_report_indication: false,
+            reply_path: false,
+            sender,
+            pid: 0,
+            dcs,
+            scts,
+            user_data: UserData::text(sms.text.clone()),
+        }),
+    };
+    let len = u16::try_from(pdu.tpdu_len()).unwrap_or(u16::MAX);
+    Ok((pdu.to_hex(), len))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::at::TextHeader;
 
     #[test]
     fn gsm7_submit_from_the_dreamfabric_example() {
@@ -227,10 +170,72 @@ mod tests {
         assert!(submit_to_text("").is_err());
     }
 
+    #[test]
+    fn national_form_for_modules_that_take_no_plus() {
+        assert_eq!(national_destination("+8613912345678"), "13912345678");
+        assert_eq!(national_destination("075512345678"), "075512345678");
+        assert_eq!(national_destination("+8675512345678"), "075512345678");
+        assert_eq!(national_destination("+14155552671"), "0014155552671");
+        assert_eq!(national_destination("10690000"), "10690000");
+        assert_eq!(national_destination("+"), "+");
+    }
+
+    fn text(sender: &str, format: u8, text: &str) -> TextSms {
+        TextSms {
+            header: TextHeader {
+                sender: sender.into(),
+                time: [2026, 11, 29, 20, 30, 1],
+                format,
+                length: 0,
+                stat: 0,
+            },
+            text: text.into(),
+        }
+    }
+
+    #[test]
+    fn received_text_becomes_a_deliver_the_codec_reads_back() {
+        for (from, body) in [("075587654321", "退订"), ("+8613912345678", "TD")] {
+            let (hex, len) = text_to_deliver(&text(from, 6, body)).unwrap();
+            let sms = Sms::parse_hex(&hex).unwrap();
+            assert_eq!(usize::from(len), sms.tpdu_len());
+            let Tpdu::Deliver(d) = sms.tpdu else {
+                panic!("not a DELIVER: {hex}")
+            };
+            assert_eq!(d.sender.to_string(), from);
+            assert_eq!(d.user_data.body.text(), Some(body));
+            assert_eq!((d.scts.year, d.scts.month, d.scts.second), (26, 11, 1));
+            // The same message gives the same PDU (the store de-duplicates on it).
+            assert_eq!(text_to_deliver(&text(from, 6, body)).unwrap().0, hex);
+        }
+        assert_eq!(
+            Sms::parse_hex(&text_to_deliver(&text("0755", 1, "TD")).unwrap().0)
+                .unwrap()
+                .tpdu
+                .dcs(),
+            Some(Dcs::GSM7)
+        );
+        assert!(text_to_deliver(&text("0755", 6, &"你".repeat(71))).is_err());
+        assert!(text_to_deliver(&text("", 1, "x")).is_err());
+        let mut bad = text("0755", 1, "x");
+        bad.header.time = [2026, 13, 40, 99, 99, 99];
+        let _ = text_to_deliver(&bad);
+    }
+
     proptest::proptest! {
         #[test]
         fn never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
             let _ = submit_to_text(&hex::encode(bytes));
+        }
+
+        #[test]
+        fn text_to_deliver_never_panics(
+            t in "\\PC{0,90}",
+            y in 0u16..10000, mo in 0u16..20, d in 0u16..40, h in 0u16..30,
+        ) {
+            let mut m = text("075512345678", 6, &t);
+            m.header.time = [y, mo, d, h, 61, 61];
+            let _ = text_to_deliver(&m);
         }
     }
 }

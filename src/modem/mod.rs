@@ -26,7 +26,9 @@
 //! means it provably never left and may be tried elsewhere. A late `+CMGS` answer arrives as
 //! [`ModemEvent::LateReference`]. Every request is bounded in time.
 //! [`Identity::destination_toa`] tells the codec which type of address destinations need
-//! (0x81 on PHS). On `^HCMGS` modules a part's UDH cannot travel: each part arrives alone.
+//! (0x81 on PHS). On `^HCMGS` modules a part's UDH cannot travel: each part arrives alone; their
+//! received texts (`^HCMT`, `^HCMGR`) arrive as `Inbound` with the SMS-DELIVER each stands for
+//! ([`hcmgs::text_to_deliver`]), so the consumer has one inbound path.
 //! Drain the event receiver (the actor waits when it is full). An inbound PDU may be
 //! delivered twice (after a restart the SIM is listed again until its ack deleted it), so the
 //! store de-duplicates; the part's TP-MR is only unique per modem and per 256 sends. Must be

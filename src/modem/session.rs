@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::hcmgs::submit_to_text;
+use super::hcmgs::{national_destination, submit_to_text};
 use crate::at::{parse_hcmgs_outcome, AtCommand, DeviceError, Digester, Event, Hcmgs, Urc};
 
 /// The link failed: the modem said nothing useful, or the port is broken. Different from a
@@ -354,15 +354,21 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtSession<P> {
     /// destination and text, `^HCMGS` takes them, and the outcome URC (`^HCMGSS`/`^HCMGSF`)
     /// settles the part. `timeout` bounds the whole flow. Once the text went out every link
     /// failure is [`LinkError::Unconfirmed`], the URC wait included (the module took the text).
+    /// With `national` (the dialect's `national_address` fault) the destination is dialled in
+    /// national form ([`national_destination`]): such modules refuse a `+`.
     pub async fn send_hcmgs(
         &mut self,
         pdu_hex: &str,
         timeout: Duration,
+        national: bool,
     ) -> Result<Result<u8, DeviceError>, LinkError> {
-        let part = match submit_to_text(pdu_hex) {
+        let mut part = match submit_to_text(pdu_hex) {
             Ok(p) => p,
             Err(e) => return Ok(Err(DeviceError::Unsupported(e))),
         };
+        if national {
+            part.destination = national_destination(&part.destination);
+        }
         if part.dropped_udh {
             tracing::warn!("^HCMGS cannot carry a UDH: this part arrives as its own SMS");
         }

@@ -2,7 +2,10 @@
 //! to arm, events to log). It plays the modem's side of 3GPP TS 27.007 / 27.005 in PDU mode,
 //! shaped by a [`DialectProfile`]; `^HCMGS` dialects send in the vendor text mode instead
 //! (`^HSMSSS`, `AT+CMGF=1`, `AT^HCMGS="<number>"`, UCS2 bytes + 00 1A, `OK`, then the
-//! `^HCMGSS`/`^HCMGSF` outcome URC, as Huawei MC323-class modules do). Time never passes
+//! `^HCMGSS`/`^HCMGSF` outcome URC, as Huawei MC323-class modules do). In text mode
+//! (`+CMGF=1`) reads and listings answer in the 27.005 text-mode form on every dialect, and the
+//! `^HCMGS` dialects read with `^HCMGR` (stored PDUs are shown by reading them with the crate's
+//! codec, src/pdu; nothing from src/at or src/modem is used). Time never passes
 //! inside the engine: the driver arms the timers it asks for and calls [`Engine::fire`] when
 //! they expire, so tests control time. A modem may have a second AT port ([`Engine::add_port`],
 //! [`Engine::feed_port`]): each port has its own line state (echo, input, prompt, busy), the
@@ -119,6 +122,9 @@ enum Fail {
 
 enum Outcome {
     Ok(Vec<String>),
+    /// Information text that is not all lines of UTF-8 (the raw UCS2 body of `^HCMGR`),
+    /// written as given before OK.
+    Raw(Vec<u8>),
     Fail(Fail),
     /// Send the prompt and wait for a PDU of this TPDU length.
     Prompt(PromptFor, usize),
@@ -433,6 +439,155 @@ fn text_end(input: &[u8], ucs2: bool) -> Option<(usize, u8)> {
             .position(|&b| b == 0x1A || b == 0x1B)
             .map(|i| (i, input[i]))
     }
+}
+
+/// Header and PDU as one entry: the PDU line follows its header after a bare CR LF. In text
+/// mode (`+CMGF=1`) the entry is the text-mode form of 27.005 (see [`text_entry`]): no real
+/// modem shows a PDU line in text mode.
+fn list_line(text_mode: bool, idx: usize, s: &Stored, tag: &str) -> Vec<String> {
+    if text_mode {
+        return vec![text_entry(idx, s, tag)];
+    }
+    let head = if tag == "+CMGL" {
+        format!("+CMGL: {idx},{},,{}", s.stat, s.tpdu_len)
+    } else {
+        format!("+CMGR: {},,{}", s.stat, s.tpdu_len)
+    };
+    vec![format!("{head}\r\n{}", hex::encode_upper(&s.pdu))]
+}
+
+/// `<stat>` of text mode (27.005 §3.1) for the PDU-mode code.
+fn text_stat(stat: u8) -> &'static str {
+    match stat {
+        0 => "REC UNREAD",
+        1 => "REC READ",
+        2 => "STO UNSENT",
+        _ => "STO SENT",
+    }
+}
+
+/// The PDU-mode code of a text-mode `<stat>` (`"ALL"` is 4).
+fn text_stat_code(s: &str) -> Option<u8> {
+    let up = s.to_ascii_uppercase();
+    ["REC UNREAD", "REC READ", "STO UNSENT", "STO SENT", "ALL"]
+        .iter()
+        .position(|x| *x == up)
+        .map(|i| i as u8)
+}
+
+/// A TP-SCTS as text mode shows it: `"yy/MM/dd,hh:mm:ss±zz"` (zz in quarter hours).
+fn text_scts(t: &crate::pdu::Scts) -> String {
+    format!(
+        "\"{:02}/{:02}/{:02},{:02}:{:02}:{:02}{}{:02}\"",
+        t.year,
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        if t.zone_negative { '-' } else { '+' },
+        t.zone_quarters
+    )
+}
+
+/// A number as text mode shows it, with its type of address.
+fn text_address(a: &crate::pdu::Address) -> (String, u8) {
+    let toa = a.type_octet();
+    let v = if toa & 0x70 == 0x10 {
+        format!("+{}", a.value)
+    } else {
+        a.value.clone()
+    };
+    (v, toa)
+}
+
+/// One stored message in text mode (27.005 §3.4.2 +CMGL, §3.4.3 +CMGR, +CSDH=0 form):
+/// SMS-DELIVER `+CMGR: <stat>,<oa>,[<alpha>],<scts>` (+CMGL: `<index>,<stat>,<oa>,[<alpha>],
+/// <scts>`) then the text on its own line; SMS-STATUS-REPORT `+CMGR: <stat>,<fo>,<mr>,[<ra>],
+/// [<tora>],<scts>,<dt>,<st>` with no text line. The text is the characters when the message
+/// is in the GSM alphabet, else its UCS2 octets in hex (27.005 §3.1, <data> for a 16-bit
+/// DCS). The stored PDU is read with the crate's codec (src/pdu); a PDU it cannot read shows
+/// an empty entry rather than a PDU line.
+fn text_entry(idx: usize, s: &Stored, tag: &str) -> String {
+    use crate::pdu::{Sms, Tpdu};
+    let lead = if tag == "+CMGL" {
+        format!("+CMGL: {idx},")
+    } else {
+        "+CMGR: ".to_string()
+    };
+    let stat = text_stat(s.stat);
+    match Sms::parse(&s.pdu).map(|m| m.tpdu) {
+        Ok(Tpdu::Deliver(d)) => {
+            let (oa, _) = text_address(&d.sender);
+            let text = d.user_data.body.text().unwrap_or_default().to_string();
+            let data = if crate::pdu::is_gsm7(&text) {
+                text
+            } else {
+                hex::encode_upper(
+                    text.encode_utf16()
+                        .flat_map(u16::to_be_bytes)
+                        .collect::<Vec<u8>>(),
+                )
+            };
+            format!(
+                "{lead}\"{stat}\",\"{oa}\",,{}\r\n{data}",
+                text_scts(&d.scts)
+            )
+        }
+        Ok(Tpdu::StatusReport(r)) => {
+            let (ra, tora) = text_address(&r.recipient);
+            let fo = s
+                .pdu
+                .get(usize::from(s.pdu.first().copied().unwrap_or(0)) + 1);
+            format!(
+                "{lead}\"{stat}\",{},{},\"{ra}\",{tora},{},{},{}",
+                fo.copied().unwrap_or(0x06),
+                r.message_reference,
+                text_scts(&r.scts),
+                text_scts(&r.discharge_time),
+                r.status.0
+            )
+        }
+        _ => format!("{lead}\"{stat}\",,,"),
+    }
+}
+
+/// One stored SMS-DELIVER as a CDMA/PHS module's `AT^HCMGR=<index>` answers it (Huawei CDMA AT
+/// manuals; the same form ModemManager's Huawei CDMA plugin reads with
+/// `"^HCMGR:%[0-9*#],%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d,%d"`):
+/// `^HCMGR:<callerID>,<year>,<month>,<day>,<hour>,<minute>,<second>,<lang>,<format>,<length>,
+/// <prt>,<prv>,<type>,<stat>` CR LF, then <length> octets of text (format 1 ASCII, 6 UCS2
+/// big-endian), the end marker (1A, or 00 1A for UCS2) and CR LF. The time is the service
+/// centre's local time without a zone, as CDMA gives it. None for a status report.
+fn hcmgr_entry(s: &Stored) -> Option<Vec<u8>> {
+    use crate::pdu::{Sms, Tpdu};
+    let Ok(Tpdu::Deliver(d)) = Sms::parse(&s.pdu).map(|m| m.tpdu) else {
+        return None;
+    };
+    let text = d.user_data.body.text().unwrap_or_default();
+    let (fmt, data, end): (u8, Vec<u8>, &[u8]) = if text.is_ascii() {
+        (1, text.as_bytes().to_vec(), &[0x1A])
+    } else {
+        let u = text.encode_utf16().flat_map(u16::to_be_bytes).collect();
+        (6, u, &[0x00, 0x1A])
+    };
+    let t = d.scts;
+    let mut w = crlf(&format!(
+        "^HCMGR:{},{},{:02},{:02},{:02},{:02},{:02},0,{fmt},{},0,0,0,{}",
+        d.sender.value,
+        2000 + u32::from(t.year),
+        t.month,
+        t.day,
+        t.hour,
+        t.minute,
+        t.second,
+        data.len(),
+        u8::from(s.stat != 0)
+    ));
+    w.extend(data);
+    w.extend(end);
+    w.extend(b"\r\n");
+    Some(w)
 }
 
 fn swap_nibbles(iccid: &str) -> String {
@@ -1080,6 +1235,7 @@ impl Engine {
                         w.extend(crlf(&l));
                     }
                 }
+                Outcome::Raw(bytes) => w.extend(bytes),
                 Outcome::Fail(f) => {
                     if !w.is_empty() {
                         out.push(Action::Write(self.cur, std::mem::take(&mut w)));
@@ -1281,16 +1437,6 @@ impl Engine {
             part(self.mems[1]),
             part(self.mems[2])
         )
-    }
-
-    /// Header and PDU as one entry: the PDU line follows its header after a bare CR LF.
-    fn list_line(idx: usize, s: &Stored, tag: &str) -> Vec<String> {
-        let head = if tag == "+CMGL" {
-            format!("+CMGL: {idx},{},,{}", s.stat, s.tpdu_len)
-        } else {
-            format!("+CMGR: {},,{}", s.stat, s.tpdu_len)
-        };
-        vec![format!("{head}\r\n{}", hex::encode_upper(&s.pdu))]
     }
 
     fn command(&mut self, cmd: &Cmd) -> Outcome {
@@ -1624,6 +1770,33 @@ impl Engine {
                     _ => Outcome::Fail(Fail::Cms(304)),
                 }
             }
+            ("^HCMGR", Set(v)) if p.send == SendCommand::Hcmgs => {
+                if let Some(o) = self.sim_needed(true) {
+                    return o;
+                }
+                if self.cmgf != 1 {
+                    // Like ^HCMGS, the CDMA read belongs to text mode.
+                    return Outcome::Fail(Fail::Cms(302));
+                }
+                let m = self.mems[0];
+                let slot = num(&args(v), 0)
+                    .and_then(|i| (i as usize).checked_sub(1))
+                    .and_then(|i| self.storage[m].get_mut(i));
+                match slot {
+                    None => Outcome::Fail(Fail::Cms(321)),
+                    Some(None) => Outcome::Ok(vec![]),
+                    Some(Some(s)) => match hcmgr_entry(s) {
+                        Some(bytes) => {
+                            if s.stat == 0 {
+                                s.stat = 1;
+                            }
+                            Outcome::Raw(bytes)
+                        }
+                        // A status report has no CDMA text form.
+                        None => Outcome::Fail(Fail::Cms(321)),
+                    },
+                }
+            }
             ("+CMGL", Test) => one("+CMGL: (0-4)".into()),
             ("+CMGL", Set(_) | Exec(_)) => {
                 if let Some(o) = self.sim_needed(true) {
@@ -1632,19 +1805,20 @@ impl Engine {
                 let want = match &cmd.kind {
                     Set(v) => match v.trim().trim_matches('"') {
                         "" => 0,
-                        s => match s.parse::<u8>() {
-                            Ok(n @ 0..=4) => n,
+                        s => match text_stat_code(s).or_else(|| s.parse::<u8>().ok()) {
+                            Some(n @ 0..=4) => n,
                             _ => return Outcome::Fail(Fail::Cms(302)),
                         },
                     },
                     _ => 0,
                 };
+                let text_mode = self.cmgf == 1;
                 let m = self.mems[0];
                 let mut lines = Vec::new();
                 for (i, slot) in self.storage[m].iter_mut().enumerate() {
                     if let Some(s) = slot {
                         if want == 4 || s.stat == want {
-                            lines.extend(Self::list_line(i + 1, s, "+CMGL"));
+                            lines.extend(list_line(text_mode, i + 1, s, "+CMGL"));
                             if s.stat == 0 {
                                 s.stat = 1;
                             }
@@ -1657,6 +1831,7 @@ impl Engine {
                 if let Some(o) = self.sim_needed(true) {
                     return o;
                 }
+                let text_mode = self.cmgf == 1;
                 let m = self.mems[0];
                 let slot = num(&args(v), 0)
                     .and_then(|i| (i as usize).checked_sub(1))
@@ -1665,7 +1840,7 @@ impl Engine {
                     None => Outcome::Fail(Fail::Cms(321)),
                     Some(None) => Outcome::Ok(vec![]),
                     Some(Some(s)) => {
-                        let lines = Self::list_line(0, s, "+CMGR");
+                        let lines = list_line(text_mode, 0, s, "+CMGR");
                         if s.stat == 0 {
                             s.stat = 1;
                         }
@@ -2284,6 +2459,89 @@ mod tests {
         let (w, _, ev) = split(e.inject("075587654321", &"退".repeat(75)));
         assert_eq!(w.matches("^HCMT:").count(), 2);
         assert_eq!(ev[1]["text"], "退".repeat(5));
+    }
+
+    /// 27.005 §3.4.2/§3.4.3: in text mode a read or a listing answers with the text-mode header
+    /// and the text, on every dialect (it answered with a PDU line before, which no modem does);
+    /// PDU mode keeps the PDU form.
+    #[test]
+    fn text_mode_reads_and_listings_are_text() {
+        for d in Dialect::ALL {
+            let mut e = engine(d);
+            say(&mut e, "ATE0\r");
+            say(&mut e, "AT+CNMI=2,1,0,0,0\r");
+            say(&mut e, "AT+CMGF=1\r");
+            e.inject("+8613912345678", "TD");
+            let r = say(&mut e, "AT+CMGR=1\r");
+            assert!(
+                r.starts_with("\r\n+CMGR: \"REC UNREAD\",\"+8613912345678\",,\""),
+                "{d}: {r:?}"
+            );
+            assert!(r.ends_with("\"\r\nTD\r\n\r\nOK\r\n"), "{d}: {r:?}");
+            e.inject("+8613912345678", "退订");
+            let l = say(&mut e, "AT+CMGL=\"ALL\"\r");
+            assert!(
+                l.starts_with("\r\n+CMGL: 1,\"REC READ\",\"+8613912345678\",,\""),
+                "{d}: {l:?}"
+            );
+            // UCS2 text shows as its octets in hex (退 U+9000, 订 U+8BA2).
+            assert!(
+                l.contains("\r\nTD\r\n\r\n+CMGL: 2,\"REC UNREAD\","),
+                "{d}: {l:?}"
+            );
+            assert!(l.ends_with("\r\n90008BA2\r\n\r\nOK\r\n"), "{d}: {l:?}");
+            assert!(!l.contains(",,2"), "{d}: no PDU-mode header: {l:?}");
+            let u = say(&mut e, "AT+CMGL=\"REC UNREAD\"\r");
+            assert!(u.starts_with("\r\nOK"), "{d}: listed once as unread: {u:?}");
+            say(&mut e, "AT+CMGF=0\r");
+            assert!(say(&mut e, "AT+CMGR=1\r").starts_with("\r\n+CMGR: 1,,"));
+        }
+    }
+
+    /// The phs dialect reads a stored message with ^HCMGR (Huawei CDMA manuals): header with
+    /// the caller, the local time, format and length, then the raw text and its end marker.
+    #[test]
+    fn phs_hcmgr_reads_stored_text() {
+        let mut e = engine(Dialect::Phs);
+        say(&mut e, "ATE0\r");
+        say(&mut e, "AT+CNMI=2,1,0,0,0\r");
+        assert!(
+            say(&mut e, "AT^HCMGR=1\r").contains("+CMS ERROR"),
+            "PDU mode"
+        );
+        say(&mut e, "AT+CMGF=1\r");
+        let (w, _, _) = split(e.inject("075587654321", "退订"));
+        assert!(w.contains("+CMTI: "), "{w:?}");
+        let acts = e.feed(b"AT^HCMGR=1\r");
+        let bytes: Vec<u8> = acts
+            .iter()
+            .filter_map(|a| match a {
+                Action::Write(_, b) => Some(b.clone()),
+                _ => None,
+            })
+            .flatten()
+            .collect();
+        let head = String::from_utf8_lossy(&bytes).to_string();
+        assert!(head.starts_with("\r\n^HCMGR:075587654321,20"), "{head:?}");
+        assert!(head.contains(",0,6,4,0,0,0,0\r\n"), "{head:?}");
+        let tail = [0x90, 0x00, 0x8B, 0xA2, 0x00, 0x1A, b'\r', b'\n'];
+        assert!(
+            bytes.ends_with(&[&tail[..], b"\r\nOK\r\n"].concat()),
+            "{bytes:?}"
+        );
+        // Read once: the stat field says so the second time; ASCII is format 1 ending in 1A.
+        assert!(say(&mut e, "AT^HCMGR=1\r").contains(",0,6,4,0,0,0,1\r\n"));
+        e.inject("075587654321", "TD");
+        assert!(say(&mut e, "AT^HCMGR=2\r").contains(",0,1,2,0,0,0,0\r\nTD\u{1a}\r\n"));
+        assert!(
+            say(&mut e, "AT^HCMGR=3\r").ends_with("\r\nOK\r\n"),
+            "empty slot"
+        );
+        assert!(say(&mut e, "AT^HCMGR=999\r").contains("+CMS ERROR"));
+        // Other dialects do not know it.
+        let mut g = engine(Dialect::Huawei);
+        say(&mut g, "AT+CMGF=1\r");
+        assert!(say(&mut g, "AT^HCMGR=1\r").contains("ERROR"));
     }
 
     #[test]

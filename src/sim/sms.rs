@@ -3,8 +3,9 @@
 //! builds the DELIVER and STATUS-REPORT PDUs the network would hand the modem. This is
 //! deliberately the modem's own small reading of 3GPP TS 23.040 and not the crate's codec:
 //! the codec is checked against it (and against gammu), not the other way round.
-//! The crate's codec is used in one place only, [`decode_for_log`], to add the decoded
-//! recipient and text to the events log; a PDU the codec cannot read is still accepted when its
+//! The crate's codec is used here in one place only, [`decode_for_log`], to add the decoded
+//! recipient and text to the events log (the engine also reads stored PDUs with it to show them
+//! in text mode, src/sim/modem.rs); a PDU the codec cannot read is still accepted when its
 //! frame is sound (a real modem does not read the user data either).
 //! Invariants: no input makes [`check_submit`] panic; built PDUs carry an SMSC part, and the
 //! length a caller reports for them (`tpdu_len`) excludes it, as +CMT/+CMGR/+CDS require.

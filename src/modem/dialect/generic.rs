@@ -1,13 +1,12 @@
 //! Plain 3GPP TS 27.005/27.007: the dialect of any modem we do not recognise.
 
 use super::{Dialect, Faults};
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub const GENERIC: Dialect = Dialect {
     name: "generic",
     manufacturers: &[],
     models: &[],
-    probe: "AT",
     init: &[],
     // Stored inbound (+CMTI), status reports routed directly (+CDS).
     message_format: 0,
@@ -16,12 +15,12 @@ pub const GENERIC: Dialect = Dialect {
     // EF_ICCID through restricted SIM access works on every 27.007 modem.
     iccid: IccidCommand::Crsm,
     ignore_urcs: &[],
+    read: ReadCommand::Cmgr,
     send: SendCommand::Cmgs,
     reset: "AT+CFUN=1,1",
     faults: Faults {
         rejects_bare_at: false,
         never_echoes: false,
-        no_chaining: false,
         needs_cnma: false,
         drops_reply_with_smsc: false,
         no_cmms: false,

@@ -3,13 +3,12 @@
 //! AT^ICCID? (nibble-swapped), reset by AT^RESET.
 
 use super::{Dialect, Faults};
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub const HUAWEI: Dialect = Dialect {
     name: "huawei",
     manufacturers: &["huawei"],
     models: &[],
-    probe: "AT",
     init: &["AT^CURC=0"],
     message_format: 0,
     cnmi: [2, 1, 0, 2, 0],
@@ -33,12 +32,12 @@ pub const HUAWEI: Dialect = Dialect {
         "^NWTIME",
         "^SYSSTART",
     ],
+    read: ReadCommand::Cmgr,
     send: SendCommand::Cmgs,
     reset: "AT^RESET",
     faults: Faults {
         rejects_bare_at: false,
         never_echoes: false,
-        no_chaining: false,
         needs_cnma: false,
         drops_reply_with_smsc: false,
         no_cmms: false,

@@ -1,10 +1,11 @@
 //! Vendor dialects as data (the ModemManager plugins/ idea, without code per vendor): each
 //! vendor file holds one [`Dialect`] constant listing its init strings, ICCID command, URCs to
-//! ignore, send command, reset command and known faults. [`detect`] picks one from the
+//! ignore, send and read commands, reset command and known faults; every field is read by the
+//! driver (src/modem/actor.rs, session.rs). [`detect`] picks one from the
 //! +CGMI/+CGMM answers. What must always hold: the driver never branches on a vendor name,
 //! only on these fields; an unknown modem gets [`generic::GENERIC`] (plain 27.005).
 
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub mod generic;
 pub mod huawei;
@@ -17,13 +18,14 @@ pub mod zte;
 /// Known misbehaviours of a family of modems.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Faults {
-    /// Answers a bare `AT` with ERROR (or not at all): probe with `ATE0` instead.
+    /// Answers a bare `AT` with ERROR (or not at all): the liveness probe is `ATE0` instead
+    /// ([`Dialect::probe`]).
     pub rejects_bare_at: bool,
-    /// Never echoes, even before ATE0 (harmless: the digester drops echo either way).
+    /// Never echoes, even before ATE0: a reboot cannot show itself by echo coming back, so
+    /// the health poll also reads `+CNMI?` and takes routing that is no longer what init set
+    /// as the reboot sign. (Modules that cannot take chained commands need no field: the
+    /// driver never chains, one command per line always.)
     pub never_echoes: bool,
-    /// Cannot take chained commands (`AT+CMEE=1;+CREG=2`). The driver never chains; kept so
-    /// `smsgate diag` and humans know.
-    pub no_chaining: bool,
     /// Needs `+CNMA` after each `+CMT`/`+CDS` even in the default service mode.
     pub needs_cnma: bool,
     /// Drops its reply after `>` when the PDU carries an SMSC address: send with `00` instead.
@@ -42,8 +44,6 @@ pub struct Dialect {
     pub manufacturers: &'static [&'static str],
     /// If not empty, one of these lower-case substrings must also appear in +CGMM.
     pub models: &'static [&'static str],
-    /// The liveness probe.
-    pub probe: &'static str,
     /// Vendor init strings sent one by one after the common sequence.
     pub init: &'static [&'static str],
     /// `AT+CMGF`: 0 PDU mode (27.005), 1 text mode (the ^HCMGS modules).
@@ -56,12 +56,23 @@ pub struct Dialect {
     /// Vendor URCs: recognised as URCs (so they never pollute a reply) and then ignored.
     pub ignore_urcs: &'static [&'static str],
     pub send: SendCommand,
+    /// How stored messages are read: PDU mode (+CMGL/+CMGR) or the CDMA text mode (^HCMGR).
+    pub read: ReadCommand,
     /// Command that restarts the module when it stops answering.
     pub reset: &'static str,
     pub faults: Faults,
 }
 
 impl Dialect {
+    /// The liveness probe: a bare `AT`, or `ATE0` for modules that reject a bare `AT`.
+    pub fn probe(&self) -> &'static str {
+        if self.faults.rejects_bare_at {
+            "ATE0"
+        } else {
+            "AT"
+        }
+    }
+
     /// The type-of-address the codec should use for destination numbers.
     pub fn destination_toa(&self) -> u8 {
         if self.faults.national_address {
@@ -134,7 +145,8 @@ mod tests {
         assert_eq!(quectel::QUECTEL.iccid, IccidCommand::Qccid);
         assert!(huawei::HUAWEI.ignore_urcs.contains(&"^RSSI"));
         for d in ALL {
-            assert!(d.probe.starts_with("AT"), "{}", d.name);
+            assert!(d.probe().starts_with("AT"), "{}", d.name);
+            assert_eq!(d.probe() == "AT", !d.faults.rejects_bare_at, "{}", d.name);
             assert_eq!(by_name(d.name), Some(*d));
         }
     }

@@ -2,13 +2,12 @@
 //! +CPIN: READY, SMS DONE) to ignore.
 
 use super::{Dialect, Faults};
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub const QUECTEL: Dialect = Dialect {
     name: "quectel",
     manufacturers: &["quectel"],
     models: &[],
-    probe: "AT",
     init: &[],
     message_format: 0,
     cnmi: [2, 1, 0, 1, 0],
@@ -17,12 +16,12 @@ pub const QUECTEL: Dialect = Dialect {
     ignore_urcs: &[
         "+QIND", "RDY", "+CPIN", "+QUSIM", "SMS DONE", "PB DONE", "+CFUN", "+QCSQ",
     ],
+    read: ReadCommand::Cmgr,
     send: SendCommand::Cmgs,
     reset: "AT+CFUN=1,1",
     faults: Faults {
         rejects_bare_at: false,
         never_echoes: false,
-        no_chaining: false,
         needs_cnma: false,
         drops_reply_with_smsc: false,
         no_cmms: false,

@@ -2,13 +2,12 @@
 //! "SMS Ready", *PSUTTZ time zone URCs) to ignore.
 
 use super::{Dialect, Faults};
-use crate::at::{IccidCommand, SendCommand};
+use crate::at::{IccidCommand, ReadCommand, SendCommand};
 
 pub const SIMCOM: Dialect = Dialect {
     name: "simcom",
     manufacturers: &["simcom"],
     models: &[],
-    probe: "AT",
     init: &[],
     message_format: 0,
     cnmi: [2, 1, 0, 1, 0],
@@ -24,12 +23,12 @@ pub const SIMCOM: Dialect = Dialect {
         "+CFUN",
         "+CPIN",
     ],
+    read: ReadCommand::Cmgr,
     send: SendCommand::Cmgs,
     reset: "AT+CFUN=1,1",
     faults: Faults {
         rejects_bare_at: false,
         never_echoes: false,
-        no_chaining: false,
         needs_cnma: false,
         drops_reply_with_smsc: false,
         no_cmms: false,
