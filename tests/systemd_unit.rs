@@ -108,7 +108,7 @@ fn systemd_analyze() -> bool {
 fn unit_in_tempdir() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("smsgate.service");
-    let unit = UNIT.replace("/usr/local/bin/smsgate", env!("CARGO_BIN_EXE_smsgate"));
+    let unit = UNIT.replace("/usr/bin/smsgate", env!("CARGO_BIN_EXE_smsgate"));
     std::fs::write(&path, unit).unwrap();
     (dir, path)
 }

@@ -9,6 +9,7 @@
 //! Times are stored as Unix milliseconds (UTC).
 
 pub mod audit;
+pub mod backup;
 mod batch;
 pub mod contract;
 mod hooks;
@@ -88,6 +89,17 @@ pub enum StoreError {
     /// A credit or audit hook failed (the whole state change is rolled back).
     #[error("contract: {0}")]
     Contract(String),
+    /// The database's schema is newer than this smsgate's: it was written by a newer release.
+    /// It is left untouched (downgrades are not supported; restore a backup of the older one).
+    #[error(
+        "schema version {found} was written by a newer smsgate (this one knows up to {known}): \
+         not opened and not changed; run the newer smsgate, or restore a backup made by this \
+         version (smsgate restore)"
+    )]
+    TooNew { found: i64, known: i64 },
+    /// The copy made before migrating could not be written: nothing was migrated.
+    #[error("backup before migrating: {0}")]
+    Backup(#[from] backup::BackupError),
 }
 
 impl StoreError {
@@ -136,7 +148,11 @@ pub(crate) fn ts_opt(ms: Option<i64>) -> Option<Timestamp> {
 /// The schema, in order. Each entry is one migration file under `src/store/migrations/`;
 /// new migrations are appended, never edited once released.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
+    Migrations::new(migration_list())
+}
+
+fn migration_list() -> Vec<M<'static>> {
+    vec![
         M::up(include_str!("migrations/0001_core.sql")),
         M::up(include_str!("migrations/0002_contract.sql")),
         M::up(include_str!("migrations/0003_daemon.sql")),
@@ -147,7 +163,12 @@ fn migrations() -> Migrations<'static> {
         ),
         M::up(include_str!("migrations/0006_contract_edges.sql")),
         M::up(include_str!("migrations/0007_due_indexes.sql")),
-    ])
+    ]
+}
+
+/// The schema version this smsgate brings a database to (the number of migrations).
+pub fn latest_schema_version() -> i64 {
+    migration_list().len() as i64
 }
 
 /// A handle on the database. One per thread of the daemon; SQLite serialises writers.
@@ -160,8 +181,37 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path`, switches it to WAL mode and brings
     /// the schema up to date.
+    ///
+    /// Upgrades run forward only. Before an existing database is migrated it is copied beside
+    /// itself (`DB.pre-vN-TIME`, N the version it is brought to; checked like any backup), so
+    /// a failed or unwanted upgrade can be undone with `smsgate restore`. A database whose
+    /// schema is newer than this smsgate's is refused before anything writes to it (not even
+    /// the journal-mode pragma).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open(path)?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = latest_schema_version();
+        if found > known {
+            return Err(StoreError::TooNew { found, known });
+        }
+        if found > 0 && found < known {
+            let dest = {
+                let mut p = path.as_os_str().to_owned();
+                p.push(format!(
+                    ".pre-v{known}-{}",
+                    backup::stamp(jiff::Timestamp::now())
+                ));
+                std::path::PathBuf::from(p)
+            };
+            backup::copy_into(&conn, &dest)?;
+            backup::check(&dest)?;
+            tracing::warn!(
+                from = found,
+                to = known,
+                backup = %dest.display(),
+                "migrating the database schema; the database as it was is copied aside"
+            );
+        }
         Self::setup(conn)
     }
 
@@ -222,6 +272,12 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, latest_schema_version());
     }
 
     #[test]
