@@ -185,7 +185,18 @@ fn check_conn(conn: &Connection, path: &Path) -> Result<CopyCheck, BackupError> 
             known,
         });
     }
-    let audit_records = match super::audit::verify(conn) {
+    // A schema from before the audit log (v1, a pre-migration copy) has none to verify.
+    let has_audit: bool = conn
+        .query_row(
+            "SELECT COUNT(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = 'audit_head'",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(sql(path))?;
+    let audit_records = match has_audit
+        .then(|| super::audit::verify(conn))
+        .unwrap_or(Ok(crate::audit::VerifyReport::Intact { records: 0 }))
+    {
         Ok(crate::audit::VerifyReport::Intact { records }) => records,
         Ok(crate::audit::VerifyReport::Broken { seq, fault }) => {
             return Err(BackupError::AuditBroken {
