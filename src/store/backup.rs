@@ -193,10 +193,12 @@ fn check_conn(conn: &Connection, path: &Path) -> Result<CopyCheck, BackupError> 
             |r| r.get(0),
         )
         .map_err(sql(path))?;
-    let audit_records = match has_audit
-        .then(|| super::audit::verify(conn))
-        .unwrap_or(Ok(crate::audit::VerifyReport::Intact { records: 0 }))
-    {
+    let verified = if has_audit {
+        super::audit::verify(conn)
+    } else {
+        Ok(crate::audit::VerifyReport::Intact { records: 0 })
+    };
+    let audit_records = match verified {
         Ok(crate::audit::VerifyReport::Intact { records }) => records,
         Ok(crate::audit::VerifyReport::Broken { seq, fault }) => {
             return Err(BackupError::AuditBroken {
@@ -308,9 +310,8 @@ pub fn backup(db: &Path, dest: &Path) -> Result<CopyCheck, BackupError> {
     let _ = std::fs::remove_file(&partial);
     copy_into(&src, &partial)?;
     drop(src);
-    let checked = check(&partial).map_err(|e| {
+    let checked = check(&partial).inspect_err(|_| {
         let _ = std::fs::remove_file(&partial);
-        e
     })?;
     std::fs::rename(&partial, dest).map_err(io(dest))?;
     sync_dir(dest);
@@ -369,9 +370,8 @@ pub fn restore(from: &Path, db: &Path, now: Timestamp) -> Result<Restored, Backu
     let _ = std::fs::remove_file(&incoming);
     copy_into(&source, &incoming)?;
     drop(source);
-    let checked = check(&incoming).map_err(|e| {
+    let checked = check(&incoming).inspect_err(|_| {
         let _ = std::fs::remove_file(&incoming);
-        e
     })?;
     let owner = std::fs::metadata(db).ok().or_else(|| {
         db.parent()
