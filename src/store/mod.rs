@@ -6,7 +6,9 @@
 //! committed together; `synchronous = FULL` so a commit survives power loss, not just kill -9.
 //! A part is claimed (`sending`, committed) before the driver writes AT+CMGS, and a `sending`
 //! part found at start-up becomes `unknown`, never queued again by itself: no SMS is sent twice.
-//! Times are stored as Unix milliseconds (UTC).
+//! Times are stored as Unix milliseconds (UTC). Migrations run forward only: an existing database
+//! is copied aside (checked) before any is applied, and one with a newer schema than this
+//! smsgate knows is refused before anything writes to it.
 
 pub mod audit;
 pub mod backup;
