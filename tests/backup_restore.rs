@@ -330,3 +330,37 @@ fn config_check_exit_codes_and_the_daemon_s_same_message() {
     let o = smsgate(&["config", "check", "--no-such-flag"]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 }
+
+#[test]
+fn backups_into_a_directory_keep_the_newest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("smsgate.db");
+    drop(smsgate::store::Store::open(&db).unwrap());
+    let dir = tmp.path().join("backups");
+    let mut made = Vec::new();
+    for _ in 0..3 {
+        let o = smsgate(&[
+            "backup",
+            "--to-dir",
+            p(&dir),
+            "--keep",
+            "2",
+            "--database",
+            p(&db),
+            "--json",
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        made.push(v["backup"]["file"].as_str().unwrap().to_owned());
+        // The names carry the second.
+        std::thread::sleep(Duration::from_millis(1100));
+    }
+    let mut left: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path().to_str().unwrap().to_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, made[1..], "the oldest is pruned, the newest two kept");
+    let o = smsgate(&["backup", "--keep", "0", "--database", p(&db)]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
