@@ -14,6 +14,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::api::types::{duration, duration_opt};
 
+pub mod check;
+
 /// The contract keeps send logs unmodified for at least 3 months (DOMAIN.md).
 pub const MIN_AUDIT_RETENTION_DAYS: u32 = 90;
 
@@ -70,6 +72,7 @@ pub struct Config {
     pub accounts: Vec<AccountConfig>,
     pub policy: PolicyConfig,
     pub audit: AuditConfig,
+    pub backup: BackupConfig,
 }
 
 impl Default for Config {
@@ -85,6 +88,7 @@ impl Default for Config {
             accounts: Vec::new(),
             policy: PolicyConfig::default(),
             audit: AuditConfig::default(),
+            backup: BackupConfig::default(),
         }
     }
 }
@@ -288,6 +292,26 @@ impl Default for AuditConfig {
     }
 }
 
+/// `[backup]`: where `smsgate backup` (with neither `--to` nor `--to-dir`, as the daily
+/// smsgate-backup.timer runs it) writes, and how many of its backups it keeps there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BackupConfig {
+    pub dir: PathBuf,
+    /// The newest this many `smsgate-*.db` files in `dir` are kept; older ones are removed
+    /// after a new backup has passed its checks.
+    pub keep: u32,
+}
+
+impl Default for BackupConfig {
+    fn default() -> Self {
+        BackupConfig {
+            dir: PathBuf::from("/var/lib/smsgate/backups"),
+            keep: 14,
+        }
+    }
+}
+
 impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -402,6 +426,12 @@ impl Config {
                 }
             }
         }
+        if self.backup.keep == 0 {
+            return bad(
+                "backup.keep",
+                "must be at least 1 (the backup just made is kept)".into(),
+            );
+        }
         if self
             .policy
             .unsubscribe_words
@@ -462,7 +492,7 @@ fn line_of(text: &str, at: usize) -> usize {
 /// The line where the last segment of a dotted key is assigned, inside its own table (top-level
 /// keys before any table); 0 when it is not in the file (a default value is at fault). A best effort for error
 /// messages, not a TOML parser: it looks for `key =` at the start of a line.
-fn key_line(text: &str, dotted: &str) -> usize {
+pub(crate) fn key_line(text: &str, dotted: &str) -> usize {
     let (table, key) = match dotted.rsplit_once('.') {
         Some((t, k)) => (t, k),
         None => ("", dotted),

@@ -2,7 +2,8 @@
 //! dedicated user in dialout, state/runtime directories, hardening with serial devices only),
 //! `systemd-analyze verify` accepts it and `systemd-analyze security --offline=true` rates its
 //! exposure at most 2.0 (README records the figure) when systemd-analyze exists; skipped, saying
-//! so, otherwise. The sysusers.d snippet is well-formed.
+//! so, otherwise. The sysusers.d snippet is well-formed; the daily backup service and timer
+//! (issue 11) verify too.
 
 use std::process::Command;
 
@@ -108,7 +109,7 @@ fn systemd_analyze() -> bool {
 fn unit_in_tempdir() -> (tempfile::TempDir, std::path::PathBuf) {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("smsgate.service");
-    let unit = UNIT.replace("/usr/local/bin/smsgate", env!("CARGO_BIN_EXE_smsgate"));
+    let unit = UNIT.replace("/usr/bin/smsgate", env!("CARGO_BIN_EXE_smsgate"));
     std::fs::write(&path, unit).unwrap();
     (dir, path)
 }
@@ -158,4 +159,41 @@ fn systemd_analyze_security_exposure() {
         score <= 2.0,
         "exposure {score} (README records 1.0): {line}"
     );
+}
+
+/// The daily backup (issue 11): the service and timer verify, and the service runs the backup
+/// with the daemon's configuration, as the daemon's user.
+#[test]
+fn backup_service_and_timer_verify() {
+    let service = include_str!("../systemd/smsgate-backup.service");
+    let timer = include_str!("../systemd/smsgate-backup.timer");
+    assert!(
+        service.contains("ExecStart=/usr/bin/smsgate backup --config /etc/smsgate/smsgate.toml")
+    );
+    assert!(service.contains("\nUser=smsgate\n"));
+    assert!(timer.contains("OnCalendar=") && timer.contains("Persistent=true"));
+    if !systemd_analyze() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_smsgate");
+    std::fs::write(
+        dir.path().join("smsgate-backup.service"),
+        service.replace("/usr/bin/smsgate", bin),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("smsgate-backup.timer"), timer).unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(dir.path().join("smsgate-backup.service"))
+        .arg(dir.path().join("smsgate-backup.timer"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "verify failed: {stderr}");
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("smsgate-backup"))
+        .collect();
+    assert!(ours.is_empty(), "verify warnings: {ours:?}");
 }

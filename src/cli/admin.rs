@@ -542,7 +542,7 @@ pub struct DatabaseOpts {
 }
 
 impl DatabaseOpts {
-    fn path(&self) -> anyhow::Result<PathBuf> {
+    pub(crate) fn path(&self) -> anyhow::Result<PathBuf> {
         if let Some(p) = &self.database {
             return Ok(p.clone());
         }

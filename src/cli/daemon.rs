@@ -1,6 +1,8 @@
 //! `smsgate daemon --config FILE`: what systemd runs. Loads the configuration, sets up logging at
 //! the configured level (SMSGATE_LOG overrides), and runs the daemon until SIGTERM or SIGINT;
-//! SIGHUP reloads the configuration.
+//! SIGHUP reloads the configuration. It refuses to start on the errors `smsgate config check`
+//! reports, with the same messages (both call `config::check::check_file`), and logs its
+//! warnings.
 
 use std::path::PathBuf;
 
@@ -15,8 +17,15 @@ pub struct DaemonArgs {
 }
 
 pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
-    let config = crate::config::Config::load(&args.config)?;
+    let report = crate::config::check::check_file(&args.config);
+    let config = match report.config {
+        Some(config) if report.errors.is_empty() => config,
+        _ => anyhow::bail!("{}", report.errors.join("\n")),
+    };
     super::init_tracing(&config.log_level);
+    for w in &report.warnings {
+        tracing::warn!("configuration: {w}");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("smsgate")

@@ -8,7 +8,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 pub mod admin;
+pub mod backup;
 pub mod client;
+pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod diag;
@@ -62,6 +64,12 @@ pub enum Command {
     Blacklist(admin::BlacklistArgs),
     /// The audit log, read from the database file: export, verify.
     Log(admin::LogArgs),
+    /// The configuration: `config check` prints it with defaults, errors and warnings.
+    Config(config::ConfigArgs),
+    /// Copy the database while the daemon runs (SQLite online backup), then check the copy.
+    Backup(backup::BackupArgs),
+    /// Replace the database with a backup (the daemon stopped); the current file is kept aside.
+    Restore(backup::RestoreArgs),
 }
 
 /// A user-supplied value was malformed: exit status 2.
@@ -109,6 +117,9 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Review(args) => admin::review(args),
         Command::Blacklist(args) => admin::blacklist(args),
         Command::Log(args) => admin::log(args),
+        Command::Config(args) => config::run(args),
+        Command::Backup(args) => backup::backup(args),
+        Command::Restore(args) => backup::restore(args),
     }
 }
 

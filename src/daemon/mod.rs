@@ -41,6 +41,17 @@ pub enum DaemonError {
     Config(String),
     #[error("modem ports: {0}")]
     Ports(#[from] crate::bank::discover::DiscoverError),
+    /// Another daemon (or a restore) holds the database's lock file.
+    #[error(
+        "database {}: another smsgate daemon or a restore holds it (lock {})",
+        path.display(), lock.display()
+    )]
+    Locked { path: PathBuf, lock: PathBuf },
+    #[error("database {path}: {source}")]
+    Lock {
+        path: PathBuf,
+        source: crate::store::backup::BackupError,
+    },
     #[error("cannot create {path}: {source}")]
     Dir {
         path: PathBuf,
@@ -231,6 +242,16 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     mut reload: Option<tokio::sync::mpsc::Receiver<()>>,
 ) -> Result<(), DaemonError> {
+    // The checks of `smsgate config check` (the CLI ran them already, with file and line).
+    if let Some((key, message)) = crate::config::check::startup_errors(&config)
+        .into_iter()
+        .next()
+    {
+        return Err(DaemonError::Config(match key {
+            Some(key) => format!("{key}: {message}"),
+            None => message,
+        }));
+    }
     for path in [&config.database, &config.socket] {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| DaemonError::Dir {
@@ -239,6 +260,23 @@ pub async fn run(
             })?;
         }
     }
+    // Held until this function returns (or the process dies): one daemon per database, and
+    // `smsgate restore` refuses while it is held.
+    let _lock = match crate::store::backup::DbLock::try_acquire(&config.database) {
+        Ok(Some(lock)) => lock,
+        Ok(None) => {
+            return Err(DaemonError::Locked {
+                path: config.database.clone(),
+                lock: crate::store::backup::DbLock::path_for(&config.database),
+            })
+        }
+        Err(source) => {
+            return Err(DaemonError::Lock {
+                path: config.database.clone(),
+                source,
+            })
+        }
+    };
     let now = Timestamp::now();
     let mut store = Store::open(&config.database).map_err(|source| DaemonError::Store {
         path: config.database.clone(),

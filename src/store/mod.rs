@@ -6,9 +6,12 @@
 //! committed together; `synchronous = FULL` so a commit survives power loss, not just kill -9.
 //! A part is claimed (`sending`, committed) before the driver writes AT+CMGS, and a `sending`
 //! part found at start-up becomes `unknown`, never queued again by itself: no SMS is sent twice.
-//! Times are stored as Unix milliseconds (UTC).
+//! Times are stored as Unix milliseconds (UTC). Migrations run forward only: an existing database
+//! is copied aside (checked) before any is applied, and one with a newer schema than this
+//! smsgate knows is refused before anything writes to it.
 
 pub mod audit;
+pub mod backup;
 mod batch;
 pub mod contract;
 mod hooks;
@@ -88,6 +91,17 @@ pub enum StoreError {
     /// A credit or audit hook failed (the whole state change is rolled back).
     #[error("contract: {0}")]
     Contract(String),
+    /// The database's schema is newer than this smsgate's: it was written by a newer release.
+    /// It is left untouched (downgrades are not supported; restore a backup of the older one).
+    #[error(
+        "schema version {found} was written by a newer smsgate (this one knows up to {known}): \
+         not opened and not changed; run the newer smsgate, or restore a backup made by this \
+         version (smsgate restore)"
+    )]
+    TooNew { found: i64, known: i64 },
+    /// The copy made before migrating could not be written: nothing was migrated.
+    #[error("backup before migrating: {0}")]
+    Backup(#[from] backup::BackupError),
 }
 
 impl StoreError {
@@ -136,7 +150,11 @@ pub(crate) fn ts_opt(ms: Option<i64>) -> Option<Timestamp> {
 /// The schema, in order. Each entry is one migration file under `src/store/migrations/`;
 /// new migrations are appended, never edited once released.
 fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![
+    Migrations::new(migration_list())
+}
+
+fn migration_list() -> Vec<M<'static>> {
+    vec![
         M::up(include_str!("migrations/0001_core.sql")),
         M::up(include_str!("migrations/0002_contract.sql")),
         M::up(include_str!("migrations/0003_daemon.sql")),
@@ -147,7 +165,12 @@ fn migrations() -> Migrations<'static> {
         ),
         M::up(include_str!("migrations/0006_contract_edges.sql")),
         M::up(include_str!("migrations/0007_due_indexes.sql")),
-    ])
+    ]
+}
+
+/// The schema version this smsgate brings a database to (the number of migrations).
+pub fn latest_schema_version() -> i64 {
+    migration_list().len() as i64
 }
 
 /// A handle on the database. One per thread of the daemon; SQLite serialises writers.
@@ -160,8 +183,37 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) the database at `path`, switches it to WAL mode and brings
     /// the schema up to date.
+    ///
+    /// Upgrades run forward only. Before an existing database is migrated it is copied beside
+    /// itself (`DB.pre-vN-TIME`, N the version it is brought to; checked like any backup), so
+    /// a failed or unwanted upgrade can be undone with `smsgate restore`. A database whose
+    /// schema is newer than this smsgate's is refused before anything writes to it (not even
+    /// the journal-mode pragma).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
         let conn = Connection::open(path)?;
+        let found: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+        let known = latest_schema_version();
+        if found > known {
+            return Err(StoreError::TooNew { found, known });
+        }
+        if found > 0 && found < known {
+            let dest = {
+                let mut p = path.as_os_str().to_owned();
+                p.push(format!(
+                    ".pre-v{known}-{}",
+                    backup::stamp(jiff::Timestamp::now())
+                ));
+                std::path::PathBuf::from(p)
+            };
+            backup::copy_into(&conn, &dest)?;
+            backup::check(&dest)?;
+            tracing::warn!(
+                from = found,
+                to = known,
+                backup = %dest.display(),
+                "migrating the database schema; the database as it was is copied aside"
+            );
+        }
         Self::setup(conn)
     }
 
@@ -222,6 +274,12 @@ mod tests {
     #[test]
     fn migrations_are_valid() {
         migrations().validate().unwrap();
+        let mut conn = Connection::open_in_memory().unwrap();
+        migrations().to_latest(&mut conn).unwrap();
+        let v: i64 = conn
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(v, latest_schema_version());
     }
 
     #[test]
@@ -234,5 +292,128 @@ mod tests {
             .unwrap();
         assert_eq!(mode, "wal");
         assert_eq!(store.schema_version().unwrap(), 7);
+    }
+
+    /// The files beside `db` whose names start with `db`'s name and `infix`.
+    fn siblings(db: &Path, infix: &str) -> Vec<std::path::PathBuf> {
+        let name = format!("{}{infix}", db.file_name().unwrap().to_str().unwrap());
+        let mut v: Vec<_> = std::fs::read_dir(db.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(&name))
+            })
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn an_old_schema_with_data_migrates_intact_after_a_backup() {
+        // Issue 11: a database at the schema before 0006 (which rebuilds the credit
+        // reservations and review queue tables), made by the test from the old migrations.
+        const OLD: usize = 5;
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("smsgate.db");
+        {
+            let mut conn = Connection::open(&db).unwrap();
+            conn.pragma_update(None, "journal_mode", "WAL").unwrap();
+            migrations().to_version(&mut conn, OLD).unwrap();
+            conn.execute_batch(
+                "INSERT INTO accounts (id, name, created_at) VALUES (1, 'shop', 1700000000);
+                 INSERT INTO credit_lots (id, account_id, quantity, price_fen, purchased_at,
+                     expires_at, reserved, used) VALUES (1, 1, 100, 4500, 1700000000,
+                     1900000000, 1, 2);
+                 INSERT INTO messages (id, account, recipient, text, encoding, part_count, state,
+                     created_at) VALUES (1, 'shop', '+8613800138000', 'hello', 'gsm7', 1,
+                     'queued', 1700000000000);
+                 INSERT INTO parts (id, message_id, seq, state, pdu_hex, cmgs_length)
+                     VALUES (1, 1, 1, 'queued', '0011000B', 4);
+                 INSERT INTO credit_reservations (message_id, part_seq, account_id, lot_id,
+                     state, reserved_at) VALUES (1, 1, 1, 1, 'reserved', 1700000000);",
+            )
+            .unwrap();
+            let tx = conn.transaction().unwrap();
+            audit::append(
+                &tx,
+                crate::audit::AuditEntry::new(
+                    crate::audit::AuditEvent::Accepted,
+                    jiff::Timestamp::from_second(1_700_000_000).unwrap(),
+                    "account:shop",
+                ),
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = Store::open(&db).unwrap();
+        assert_eq!(store.schema_version().unwrap(), latest_schema_version());
+        let row: (String, String, i64, i64, i64) = store
+            .conn
+            .query_row(
+                "SELECT m.recipient, m.text, l.quantity, l.used, r.round FROM messages m
+                 JOIN credit_reservations r ON r.message_id = m.id
+                 JOIN credit_lots l ON l.id = r.lot_id",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            )
+            .unwrap();
+        assert_eq!(row, ("+8613800138000".into(), "hello".into(), 100, 2, 1));
+        assert!(matches!(
+            audit::verify(&store.conn).unwrap(),
+            crate::audit::VerifyReport::Intact { records: 1 }
+        ));
+        // The copy made before migrating: the old version, checked, beside the database.
+        let pre = siblings(&db, &format!(".pre-v{}-", latest_schema_version()));
+        assert_eq!(pre.len(), 1, "{pre:?}");
+        let c = backup::check(&pre[0]).unwrap();
+        assert_eq!(
+            (c.schema_version, c.messages, c.audit_records),
+            (OLD as i64, 1, 1)
+        );
+        drop(store);
+        // Opening it again migrates nothing and copies nothing.
+        Store::open(&db).unwrap();
+        assert_eq!(siblings(&db, ".pre-v").len(), 1);
+    }
+
+    #[test]
+    fn every_earlier_schema_migrates_with_a_backup() {
+        for old in 1..latest_schema_version() as usize {
+            let dir = tempfile::tempdir().unwrap();
+            let db = dir.path().join("smsgate.db");
+            let mut conn = Connection::open(&db).unwrap();
+            migrations().to_version(&mut conn, old).unwrap();
+            drop(conn);
+            let store = Store::open(&db).unwrap();
+            assert_eq!(store.schema_version().unwrap(), latest_schema_version());
+            assert_eq!(siblings(&db, ".pre-v").len(), 1, "from v{old}");
+        }
+        // A new database is not copied.
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("smsgate.db");
+        Store::open(&db).unwrap();
+        assert!(siblings(&db, ".pre-v").is_empty());
+    }
+
+    #[test]
+    fn a_newer_schema_is_refused_and_not_touched() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("smsgate.db");
+        {
+            let conn = Connection::open(&db).unwrap();
+            conn.execute_batch("CREATE TABLE future(x); PRAGMA user_version = 99;")
+                .unwrap();
+        }
+        let before = std::fs::read(&db).unwrap();
+        let err = Store::open(&db)
+            .err()
+            .expect("a newer schema must be refused");
+        let msg = err.to_string();
+        assert!(matches!(err, StoreError::TooNew { found: 99, .. }), "{msg}");
+        assert!(msg.contains("newer smsgate"), "{msg}");
+        assert_eq!(std::fs::read(&db).unwrap(), before, "the file was changed");
+        assert!(siblings(&db, ".pre-v").is_empty());
     }
 }
