@@ -365,6 +365,17 @@ async fn ctl_faults() {
         );
     }
 
+    // A Dest_Id too long for its 21 octets is refused by ctl; the link stays up.
+    let long = Control::Cmpp(IsmgControl::Mo {
+        from: "13912345678".into(),
+        to: "1".repeat(22),
+        text: "TD".into(),
+    });
+    let e = bank.control(long).await.unwrap_err().to_string();
+    assert!(e.contains("Dest_Id"), "{e}");
+    let seq = c.send(Body::ActiveTest).await;
+    assert_eq!(c.recv().await.sequence_id, seq);
+
     // Flow control at rate 1: every SUBMIT gets 8 and none is logged as accepted.
     ctl(&bank, IsmgControl::FlowControl { rate: 1.0 }).await;
     c.send(submit("13800138000", false)).await;

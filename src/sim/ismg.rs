@@ -16,6 +16,9 @@
 //! at a rate, every login refused as a wrong password, link drop, silence, reports before
 //! responses, 60-byte reports on 3.0 links.
 //!
+//! Known limits: a report still due when its link closes is lost (a real ISMG would send it
+//! on another link of the SP later); MO text is one DELIVER (ASCII or UCS2, no GBK, no parts).
+//!
 //! Invariants: one task per TCP link owns its socket and timers; shared state (faults,
 //! counters, the Msg_Id sequence, the links) lives in one mutex never held across an await;
 //! a write that does not finish within a second drops the link (a client that does not read
@@ -228,6 +231,12 @@ impl Ismg {
                     );
                     d.msg_fmt = fmt;
                     d.registered_delivery = 0;
+                    // Checked here, so a bad number from ctl is refused instead of making the
+                    // link's write fail (which would drop the link).
+                    let v = entry.version.unwrap_or(Version::V30);
+                    Pdu::new(0, Body::Deliver(d.clone()))
+                        .emit(v)
+                        .map_err(|e| SimError::Refused(format!("cmpp-mo: {e}")))?;
                     sends.push((entry.tx.clone(), LinkCmd::Send(Box::new(Body::Deliver(d)))));
                     s.status.mo_sent += 1;
                 }
@@ -687,6 +696,12 @@ impl Link {
                 Version::V20
             };
             for (id, dest) in &ids {
+                // A 3.0 recipient longer than 21 octets does not fit a 60-byte report.
+                let layout = if dest.len() > 21 {
+                    Version::V30
+                } else {
+                    layout
+                };
                 let yymmddhhmm = now_utc.strftime("%y%m%d%H%M").to_string();
                 let report = StatusReport {
                     msg_id: *id,
