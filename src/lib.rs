@@ -8,6 +8,8 @@
 //! - [`pdu`]: sans-I/O SMS codec (3GPP TS 23.040 / 23.038): addresses, time stamps, DCS, UDH,
 //!   GSM 7-bit and UCS2 text, SUBMIT / DELIVER / STATUS-REPORT, splitting and reassembly.
 //!   No input makes it panic.
+//! - [`cmpp`]: sans-I/O codec of CMPP 2.0/3.0 (the carrier gateway protocol of 106 numbers):
+//!   typed PDUs of both versions, framing, the MD5 login, Msg_Id packing, SUBMIT_RESP classes.
 //! - [`bank`]: port discovery (globs, inotify hot-plug) and supervision of one modem actor per port.
 //! - [`at`]: sans-I/O AT layer (3GPP TS 27.005 / 27.007): the digester (bytes in, events out),
 //!   typed commands with reply parsers and timeouts, +CMS/+CME errors with their class.
@@ -42,6 +44,7 @@ pub mod at;
 pub mod audit;
 pub mod bank;
 pub mod cli;
+pub mod cmpp;
 pub mod config;
 pub mod daemon;
 pub mod diag;

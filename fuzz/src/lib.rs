@@ -14,3 +14,8 @@ pub mod at;
 /// `crate::number::mask`, so the number module comes along; it depends on nothing else.
 #[path = "../../src/number.rs"]
 pub mod number;
+
+/// The CMPP codec (src/cmpp), included the same way; `cmpp::fuzz_parse` is the body of the
+/// `cmpp_parse` target. It needs only std, thiserror and md-5.
+#[path = "../../src/cmpp/mod.rs"]
+pub mod cmpp;

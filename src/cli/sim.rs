@@ -9,7 +9,9 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::BadInput;
-use crate::sim::{self, Bank, Control, DialectChoice, FailMode, SimConfig};
+use crate::sim::{
+    self, Bank, Control, DialectChoice, FailMode, IsmgConfig, IsmgControl, SimConfig,
+};
 
 #[derive(Debug, Args)]
 #[command(args_conflicts_with_subcommands = true)]
@@ -37,6 +39,26 @@ pub struct SimArgs {
     /// Modems that also expose a second AT port DIR/modemN-at2 (same SIM), e.g. `0,2`.
     #[arg(long, value_delimiter = ',')]
     pub second_port: Vec<usize>,
+    /// Also run a virtual CMPP gateway (ISMG) on this TCP address, e.g. 127.0.0.1:7890
+    /// (port 0 picks one; the banner says which). `--modems 0` runs the gateway alone.
+    #[arg(long)]
+    pub cmpp: Option<std::net::SocketAddr>,
+    /// The SP id a CMPP login must carry.
+    #[arg(long, default_value = "901234")]
+    pub cmpp_sp_id: String,
+    /// The shared secret of the CMPP login.
+    #[arg(long, default_value = "secret")]
+    pub cmpp_secret: String,
+    /// The highest CMPP version the gateway speaks: 3.0, or 2.0 (a 3.0 login then gets
+    /// status 4, version too high).
+    #[arg(long, default_value = "3.0")]
+    pub cmpp_version: String,
+    /// Unanswered SUBMITs the gateway allows per link.
+    #[arg(long, default_value_t = 16)]
+    pub cmpp_window: usize,
+    /// Time from a SUBMIT to its SUBMIT_RESP.
+    #[arg(long, default_value = "0")]
+    pub cmpp_latency: String,
 }
 
 #[derive(Debug, Subcommand)]
@@ -174,6 +196,42 @@ pub enum CtlCommand {
         #[arg(long)]
         json: bool,
     },
+    /// CMPP gateway: an MO message, e.g. `cmpp-mo --from 13912345678 --to 106901234542 --text TD`.
+    CmppMo {
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+        #[arg(long)]
+        text: String,
+    },
+    /// CMPP gateway: answer SUBMITs with result 8 (flow control) at a rate 0..1 (0 = off).
+    CmppFlowControl {
+        #[arg(long)]
+        rate: f64,
+    },
+    /// CMPP gateway: refuse every login as a wrong password (status 3): `on` or `off`.
+    CmppAuthFail { state: String },
+    /// CMPP gateway: close every link now.
+    CmppDrop,
+    /// CMPP gateway: answer nothing (input swallowed): `on` or `off`.
+    CmppSilence { state: String },
+    /// CMPP gateway: status reports before their SUBMIT_RESP: `on` or `off`.
+    CmppReportsFirst { state: String },
+    /// CMPP gateway: 60-byte (2.0) reports on 3.0 links too: `on` or `off`.
+    CmppShortReports { state: String },
+    /// CMPP gateway: clear every fault.
+    CmppRecover,
+    /// CMPP gateway: links, counters and faults (JSON).
+    CmppStatus,
+}
+
+fn on_off(state: &str) -> Result<bool, BadInput> {
+    match state {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(BadInput(format!("{other:?}: expected on or off"))),
+    }
 }
 
 /// "800ms", "2s", "1.5s", "1m", "0" -> Duration.
@@ -217,8 +275,12 @@ async fn run_bank(args: SimArgs) -> anyhow::Result<()> {
     let dir = args
         .dir
         .ok_or_else(|| BadInput("smsgate sim needs --dir DIR".into()))?;
-    if args.modems == 0 || args.modems > 512 {
-        return Err(BadInput(format!("--modems {} out of range 1..=512", args.modems)).into());
+    if (args.modems == 0 && args.cmpp.is_none()) || args.modems > 512 {
+        return Err(BadInput(format!(
+            "--modems {} out of range 1..=512 (0 only with --cmpp)",
+            args.modems
+        ))
+        .into());
     }
     let dialect: DialectChoice = args
         .dialect
@@ -237,6 +299,25 @@ async fn run_bank(args: SimArgs) -> anyhow::Result<()> {
         .into());
     }
     cfg.second_port = args.second_port;
+    if let Some(listen) = args.cmpp {
+        let mut c = IsmgConfig::new(listen, &args.cmpp_sp_id, args.cmpp_secret.as_bytes());
+        c.max_version = match args.cmpp_version.as_str() {
+            "3.0" | "3" | "cmpp3" => crate::cmpp::Version::V30,
+            "2.0" | "2" | "cmpp2" => crate::cmpp::Version::V20,
+            other => {
+                return Err(
+                    BadInput(format!("--cmpp-version {other:?}: expected 3.0 or 2.0")).into(),
+                )
+            }
+        };
+        if args.cmpp_sp_id.len() > 6 {
+            return Err(BadInput("--cmpp-sp-id: at most 6 characters".into()).into());
+        }
+        c.window = args.cmpp_window;
+        c.latency = parse_duration(&args.cmpp_latency)?;
+        c.report_delay = cfg.report_delay;
+        cfg.cmpp = Some(c);
+    }
     let bank = Bank::start(cfg)
         .await
         .context("start the virtual modem bank")?;
@@ -249,6 +330,9 @@ async fn run_bank(args: SimArgs) -> anyhow::Result<()> {
         if let Some(second) = &m.second_port {
             println!("modem{} {second} second AT port", m.index);
         }
+    }
+    if let Some(addr) = bank.cmpp_addr() {
+        println!("cmpp {addr}");
     }
     println!("ready");
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -370,6 +454,28 @@ async fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
         }
         C::Recover { m } => Control::Recover { modem: m.modem },
         C::Status { .. } => Control::Status,
+        C::CmppMo { from, to, text } => Control::Cmpp(IsmgControl::Mo { from, to, text }),
+        C::CmppFlowControl { rate } => {
+            if !(0.0..=1.0).contains(&rate) {
+                return Err(BadInput(format!("--rate {rate} outside 0..=1")).into());
+            }
+            Control::Cmpp(IsmgControl::FlowControl { rate })
+        }
+        C::CmppAuthFail { state } => Control::Cmpp(IsmgControl::AuthFail {
+            on: on_off(&state)?,
+        }),
+        C::CmppDrop => Control::Cmpp(IsmgControl::Drop),
+        C::CmppSilence { state } => Control::Cmpp(IsmgControl::Silence {
+            on: on_off(&state)?,
+        }),
+        C::CmppReportsFirst { state } => Control::Cmpp(IsmgControl::ReportsFirst {
+            on: on_off(&state)?,
+        }),
+        C::CmppShortReports { state } => Control::Cmpp(IsmgControl::ShortReports {
+            on: on_off(&state)?,
+        }),
+        C::CmppRecover => Control::Cmpp(IsmgControl::Recover),
+        C::CmppStatus => Control::Cmpp(IsmgControl::Status),
     };
     let reply = sim::control::request(&args.dir, &cmd)
         .await
@@ -377,7 +483,9 @@ async fn run_ctl(args: CtlArgs) -> anyhow::Result<()> {
     if !reply.ok {
         anyhow::bail!("{}", reply.error.unwrap_or_else(|| "refused".into()));
     }
-    if json_status {
+    if matches!(cmd, Control::Cmpp(IsmgControl::Status)) {
+        println!("{}", serde_json::to_string_pretty(&reply.gateway)?);
+    } else if json_status {
         println!("{}", serde_json::to_string_pretty(&reply.modems)?);
     } else if matches!(cmd, Control::Status) {
         for m in &reply.modems {

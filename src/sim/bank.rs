@@ -23,6 +23,7 @@ use tokio::time::Instant;
 use super::control::{describe_fail, identity_fields, Control, ControlReply, ModemStatus, Quirk};
 use super::events::EventLog;
 use super::identity::Identity;
+use super::ismg::Ismg;
 use super::modem::{Action, Engine, FailMode, FailRule, Port, Timer};
 use super::pty::{ClientEvent, Pty};
 use super::{SimConfig, SimError};
@@ -44,6 +45,8 @@ pub struct Bank {
 #[derive(Debug, Clone)]
 struct Handle {
     modems: Arc<Vec<mpsc::Sender<Request>>>,
+    /// The virtual CMPP gateway, when configured.
+    ismg: Option<Arc<Ismg>>,
 }
 
 impl Handle {
@@ -60,6 +63,14 @@ impl Handle {
     }
 
     async fn control(&self, cmd: Control) -> Result<ControlReply, SimError> {
+        if let Control::Cmpp(c) = cmd {
+            let ismg = self.ismg.as_ref().ok_or_else(|| {
+                SimError::Refused("no CMPP gateway (start the sim with --cmpp)".into())
+            })?;
+            let mut reply = ControlReply::done();
+            reply.gateway = Some(ismg.control(c).await?);
+            return Ok(reply);
+        }
         match cmd.modem() {
             Some(i) => self.ask(i, cmd).await,
             None => {
@@ -67,6 +78,9 @@ impl Handle {
                 for i in 0..self.modems.len() {
                     all.modems
                         .extend(self.ask(i, Control::Status).await?.modems);
+                }
+                if let Some(ismg) = &self.ismg {
+                    all.gateway = Some(ismg.control(super::IsmgControl::Status).await?);
                 }
                 Ok(all)
             }
@@ -134,8 +148,13 @@ impl Bank {
             };
             tasks.push(tokio::spawn(task.run(rx, shut_rx.clone())));
         }
+        let ismg = match cfg.cmpp.clone() {
+            Some(c) => Some(Arc::new(Ismg::start(c, events.clone()).await?)),
+            None => None,
+        };
         let handle = Handle {
             modems: Arc::new(senders),
+            ismg,
         };
         if cfg.control_socket {
             let sock = cfg.dir.join("ctl.sock");
@@ -171,6 +190,11 @@ impl Bank {
         (i < self.len() && self.second_port.contains(&i)).then(|| second_port_link(&self.dir, i))
     }
 
+    /// Where the virtual CMPP gateway listens (None without [`SimConfig::cmpp`]).
+    pub fn cmpp_addr(&self) -> Option<std::net::SocketAddr> {
+        self.handle.ismg.as_ref().map(|i| i.local_addr())
+    }
+
     /// DIR/events.jsonl.
     pub fn events_path(&self) -> PathBuf {
         self.dir.join("events.jsonl")
@@ -194,6 +218,9 @@ impl Bank {
         let _ = self.shutdown.send(true);
         for t in std::mem::take(&mut self.tasks) {
             let _ = t.await;
+        }
+        if let Some(ismg) = &self.handle.ismg {
+            ismg.shutdown().await;
         }
         let _ = std::fs::remove_file(self.dir.join("ctl.sock"));
     }
@@ -595,8 +622,11 @@ impl ModemTask {
                     ok: true,
                     error: None,
                     modems: vec![self.status()],
+                    gateway: None,
                 })
             }
+            // Routed to the gateway by `Handle::control`, never to a modem.
+            Control::Cmpp(_) => return Err("not a modem command".into()),
             Control::Inject { from, text, .. } => {
                 if from.is_empty() || text.is_empty() {
                     return Err("inject needs --from and --text".into());

@@ -11,6 +11,7 @@ use tokio::net::UnixStream;
 
 use super::dialect::Dialect;
 use super::identity::Identity;
+use super::ismg::{IsmgControl, IsmgStatus};
 use super::modem::{Counters, FailMode, FailRule};
 use super::SimError;
 
@@ -105,6 +106,8 @@ pub enum Control {
     },
     /// Identities, state and counters of every modem.
     Status,
+    /// A command to the virtual CMPP gateway: `{"cmd":"cmpp","cmpp":"drop"}`.
+    Cmpp(IsmgControl),
 }
 
 impl Control {
@@ -127,7 +130,7 @@ impl Control {
             | Quirk { modem, .. }
             | ReportStatus { modem, .. }
             | Recover { modem } => Some(*modem),
-            Status => None,
+            Status | Cmpp(_) => None,
         }
     }
 }
@@ -254,6 +257,9 @@ pub struct ControlReply {
     pub error: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modems: Vec<ModemStatus>,
+    /// The virtual CMPP gateway (for `cmpp` commands and `status` when it runs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<IsmgStatus>,
 }
 
 impl ControlReply {
@@ -262,6 +268,7 @@ impl ControlReply {
             ok: true,
             error: None,
             modems: vec![],
+            gateway: None,
         }
     }
     pub fn error(e: impl Into<String>) -> Self {
@@ -269,6 +276,7 @@ impl ControlReply {
             ok: false,
             error: Some(e.into()),
             modems: vec![],
+            gateway: None,
         }
     }
 }
@@ -358,6 +366,14 @@ mod tests {
                 r#"{"cmd":"sim-remove","modem":0}"#,
             ),
             (Control::Status, r#"{"cmd":"status"}"#),
+            (
+                Control::Cmpp(IsmgControl::Drop),
+                r#"{"cmd":"cmpp","cmpp":"drop"}"#,
+            ),
+            (
+                Control::Cmpp(IsmgControl::FlowControl { rate: 0.5 }),
+                r#"{"cmd":"cmpp","cmpp":"flow-control","rate":0.5}"#,
+            ),
             (
                 Control::Quirk {
                     modem: 1,

@@ -30,6 +30,11 @@
 //! # Ok(()) }
 //! ```
 //!
+//! With [`SimConfig::cmpp`] the bank also runs a virtual carrier gateway ([`ismg`], CMPP
+//! 2.0/3.0 on TCP) beside the modems (or instead of them, with 0 modems); its `sim ctl`
+//! commands are [`Control::Cmpp`]`(`[`IsmgControl`]`)` and [`Bank::cmpp_addr`] says where it
+//! listens. It shares only the codec `crate::cmpp` with the client side.
+//!
 //! Invariants: after [`Bank::start`] returns, every DIR/modemN (and DIR/modemN-at2) link exists
 //! and answers; a modem's task is the only owner of its engine, so commands to one modem (from
 //! either of its ports) are serialised.
@@ -39,6 +44,7 @@ pub mod control;
 pub mod dialect;
 pub mod events;
 pub mod identity;
+pub mod ismg;
 pub mod modem;
 pub mod pty;
 pub mod sms;
@@ -49,6 +55,7 @@ use std::time::Duration;
 pub use bank::Bank;
 pub use control::{Control, ControlReply, ModemStatus, Quirk};
 pub use dialect::{Dialect, DialectChoice};
+pub use ismg::{Ismg, IsmgConfig, IsmgControl, IsmgStatus};
 pub use modem::FailMode;
 
 /// How to build a bank.
@@ -72,6 +79,8 @@ pub struct SimConfig {
     /// do (Quectel's ttyUSB2 and ttyUSB3): same SIM, storage and network, its own echo and
     /// command state; unsolicited lines go to the primary DIR/modemN only.
     pub second_port: Vec<usize>,
+    /// Also run the virtual CMPP gateway (ISMG).
+    pub cmpp: Option<IsmgConfig>,
 }
 
 impl SimConfig {
@@ -87,6 +96,7 @@ impl SimConfig {
             control_socket: true,
             chatter: Some(Duration::from_secs(5)),
             second_port: Vec::new(),
+            cmpp: None,
         }
     }
 }
