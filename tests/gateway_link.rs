@@ -526,3 +526,58 @@ async fn shutdown_waits_for_in_flight_answers_then_terminates() {
     let _ = SubmitClass::Permanent;
     bank.shutdown().await;
 }
+
+#[tokio::test]
+async fn shutdown_is_bounded_and_leaves_unanswered_parts_maybe_sent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bank = start(tmp.path(), |_| {}).await;
+    let (link, mut ev) = GatewayLink::spawn(config(bank.cmpp_addr().unwrap()));
+    wait_up(&mut ev).await;
+    ctl(&bank, IsmgControl::Silence { on: true }).await;
+    let l2 = link.clone();
+    let one = tokio::spawn(async move { l2.submit(&part("13800138000", "x", false)).await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let t = Instant::now();
+    link.shutdown(Duration::from_millis(300)).await;
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
+    let e = one.await.unwrap().unwrap_err();
+    assert_eq!(e.payload_fate(), PayloadFate::MaybeSent, "{e:?}");
+    assert_eq!(link.state(), LinkState::Stopped);
+    bank.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_late_submit_resp_is_reported_with_its_sequence_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bank = start(tmp.path(), |c| c.latency = Duration::from_millis(400)).await;
+    let mut cfg = config(bank.cmpp_addr().unwrap());
+    cfg.response_timeout = Duration::from_millis(150);
+    let (link, mut ev) = GatewayLink::spawn(cfg);
+    wait_up(&mut ev).await;
+    let e = link
+        .submit(&part("13800138000", "x", false))
+        .await
+        .unwrap_err();
+    let GatewayLinkError::Unconfirmed { sequence_id, .. } = e else {
+        panic!("{e:?}")
+    };
+    let GatewayEvent::LateResponse {
+        sequence_id: late,
+        msg_id,
+        result,
+    } = next_event(&mut ev).await
+    else {
+        panic!("expected LateResponse")
+    };
+    assert_eq!((late, result), (sequence_id, 0));
+    assert_eq!(
+        events(&bank, "cmpp_submit")[0]["msg_id"].as_u64(),
+        Some(msg_id)
+    );
+    link.shutdown(Duration::from_secs(2)).await;
+    bank.shutdown().await;
+}

@@ -720,22 +720,24 @@ impl Actor {
                 c.out.clear();
             }
             if let Some((deadline, reply)) = c.shutting.take() {
-                if c.in_flight.is_empty() || Instant::now() >= deadline {
-                    if c.terminate_sent.is_none() {
-                        let seq = self.next_seq();
-                        let bytes = Pdu::new(seq, Body::Terminate).emit(c.v).unwrap_or_default();
-                        if write_bounded(io, &bytes, self.cfg.write_timeout)
-                            .await
-                            .is_err()
-                        {
-                            return End::Shutdown(Some(reply));
-                        }
-                        let left = deadline.saturating_duration_since(Instant::now());
-                        c.terminate_sent = Some(
-                            Instant::now()
-                                + left.clamp(Duration::from_millis(100), Duration::from_secs(2)),
-                        );
+                if (c.in_flight.is_empty() || Instant::now() >= deadline)
+                    && c.terminate_sent.is_none()
+                {
+                    let seq = self.next_seq();
+                    let bytes = Pdu::new(seq, Body::Terminate).emit(c.v).unwrap_or_default();
+                    if write_bounded(io, &bytes, self.cfg.write_timeout)
+                        .await
+                        .is_err()
+                    {
+                        return End::Shutdown(Some(reply));
                     }
+                    // TERMINATE_RESP is waited for briefly: the in-flight answers are what
+                    // mattered, and the socket closes either way.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    c.terminate_sent = Some(
+                        Instant::now()
+                            + left.clamp(Duration::from_millis(100), Duration::from_secs(2)),
+                    );
                 }
                 c.shutting = Some((deadline, reply));
             }
@@ -814,6 +816,7 @@ impl Actor {
             return Ok(());
         }
         c.paused_until = None;
+        c.next_token = None;
         let mut written = 0u64;
         while c.in_flight.len() < self.cfg.window {
             if c.pending.is_empty() {
@@ -891,11 +894,16 @@ impl Actor {
             }
         };
         consider(c.in_flight.values().map(|f| f.deadline).min());
-        if !c.pending.is_empty() {
+        // Only what can change the picture: a pause or a token matters when something waits
+        // and the window has room; the shutdown deadline until TERMINATE is out. (A past
+        // instant here that nothing acts on would spin the loop.)
+        if !c.pending.is_empty() && c.in_flight.len() < self.cfg.window && c.shutting.is_none() {
             consider(c.paused_until);
             consider(c.next_token);
         }
-        consider(c.shutting.as_ref().map(|s| s.0));
+        if c.terminate_sent.is_none() {
+            consider(c.shutting.as_ref().map(|s| s.0));
+        }
         consider(c.terminate_sent);
         t.max(now)
     }
@@ -1007,9 +1015,9 @@ impl Actor {
         match pdu.body {
             Body::SubmitResp(r) => self.on_submit_resp(c, seq, r).await,
             Body::Deliver(d) => {
-                let Some(tx) = self.ctl_weak.upgrade() else {
-                    return None;
-                };
+                // No handle left: nobody can store it, so it stays unacknowledged and the
+                // gateway delivers it again later.
+                let tx = self.ctl_weak.upgrade()?;
                 let ack = DeliverAck {
                     tx,
                     epoch: self.epoch,
