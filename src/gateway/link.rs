@@ -1115,7 +1115,11 @@ impl Actor {
                 c.flow_streak = c.flow_streak.saturating_add(1);
                 let factor = 1u32 << (c.flow_streak - 1).min(4);
                 c.paused_until = Some(Instant::now() + self.cfg.flow_control_pause * factor);
-                if req.flow_attempts < self.cfg.flow_control_retries && c.shutting.is_none() {
+                if req.reply.is_closed() {
+                    // Its caller gave up while it was written (and was told MaybeSent): the
+                    // refusal settles nothing for anyone, and it must not go again.
+                } else if req.flow_attempts < self.cfg.flow_control_retries && c.shutting.is_none()
+                {
                     // Refused, so not sent: it may go again, and its caller may give up on
                     // it while it waits.
                     req.flow_attempts += 1;
