@@ -48,6 +48,7 @@ pub mod cmpp;
 pub mod config;
 pub mod daemon;
 pub mod diag;
+pub mod ids;
 pub mod modem;
 pub mod number;
 pub mod pdu;

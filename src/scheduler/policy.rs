@@ -5,7 +5,9 @@
 //! bounded number of attempts, so one bad message never blocks others forever; a SIM with
 //! `rest_after_errors` consecutive failures rests for `rest_for` before it is probed again.
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::ids::after;
 
 /// How a send failed, as classified by the driver (DOMAIN.md "+CMS ERROR" classes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -119,6 +121,76 @@ impl RetryPolicy {
     /// Whether a SIM with `consecutive_errors` failures in a row (after this one) should rest.
     pub fn rests(&self, kind: FailureKind, consecutive_errors: u32) -> bool {
         kind == FailureKind::SimProblem || consecutive_errors >= self.rest_after_errors
+    }
+}
+
+/// What is known of a failed send when its meaning is decided: read by the store inside the
+/// transaction that applies the decision, so facts and decision cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureFacts {
+    pub kind: FailureKind,
+    /// Attempts (claims) the part has had, this one included.
+    pub attempts: u32,
+    /// The SIM's consecutive failures counting this one, when the failure counted against a
+    /// SIM (see [`RetryPolicy::counts_against_sim`]); `None` otherwise.
+    pub sim_errors: Option<u32>,
+    /// The message was cancelled or expired while this part was in flight.
+    pub message_closed: bool,
+}
+
+/// What a failed send means: the scheduler's decision, which the store only applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureDecision {
+    /// Rest the SIM that failed until then (it is probed again afterwards).
+    pub rest_sim_until: Option<Timestamp>,
+    pub part: PartFate,
+}
+
+/// The fate of the part that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartFate {
+    /// Back in the queue, due at `at`, avoiding the SIM that failed it.
+    Requeue { at: Timestamp },
+    /// Failed for good with `why` as its error. With `fail_message`, its message and the
+    /// message's unsent parts fail too; without (the message was already closed), the
+    /// message's state is only recomputed.
+    Fail { why: String, fail_message: bool },
+}
+
+impl RetryPolicy {
+    /// Whether a failure of this kind counts against the SIM's health: a message's own fault
+    /// is not the SIM's.
+    pub fn counts_against_sim(&self, kind: FailureKind) -> bool {
+        kind != FailureKind::PermanentForMessage
+    }
+
+    /// Decides what a failed send means: retry later elsewhere, fail for good, rest the SIM.
+    /// Pure: a function of the facts, the error text and `now`.
+    pub fn on_failure(&self, facts: &FailureFacts, error: &str, now: Timestamp) -> FailureDecision {
+        let rest_sim_until = facts
+            .sim_errors
+            .filter(|&errors| self.rests(facts.kind, errors))
+            .map(|_| after(now, self.rest_for));
+        let own_fault = facts.kind == FailureKind::PermanentForMessage;
+        let part = if facts.message_closed || own_fault || self.gives_up(facts.attempts) {
+            let why = if own_fault || facts.message_closed {
+                error.to_owned()
+            } else {
+                format!("gave up after {} attempts: {error}", facts.attempts)
+            };
+            PartFate::Fail {
+                why,
+                fail_message: !facts.message_closed,
+            }
+        } else {
+            PartFate::Requeue {
+                at: after(now, self.backoff(facts.attempts)),
+            }
+        };
+        FailureDecision {
+            rest_sim_until,
+            part,
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use rusqlite::{params, Connection, OptionalExtension, Transaction};
 use super::state::{MessageState, PartState};
 use super::{ms, ts, ts_opt, MessageId, PartId, SimId, Store, StoreError};
 use crate::number::{self, Carrier};
-use crate::scheduler::{after, DuePart, FailureKind, RetryPolicy};
+use crate::scheduler::{DuePart, FailureFacts, FailureKind, PartFate, RetryPolicy};
 
 /// How long a sent part can still be matched by a status report (TP-MR wraps at 256).
 const REPORT_MATCH_WINDOW_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -1357,46 +1357,54 @@ pub(super) fn mark_failed_in(
             to: PartState::Failed,
         });
     }
-    // The SIM's health: a message's own fault is not the SIM's.
-    if let (Some(sim), true) = (sim, kind != FailureKind::PermanentForMessage) {
-        let errors: u32 = tx.query_row(
+    // The SIM's health, counted first: the decision reads the count after this failure.
+    let sim_errors = match (sim, policy.counts_against_sim(kind)) {
+        (Some(sim), true) => Some(tx.query_row(
             "UPDATE sims SET consecutive_errors = consecutive_errors + 1, last_error = ?2
              WHERE id = ?1 RETURNING consecutive_errors",
             params![sim, error],
-            |r| r.get(0),
-        )?;
-        if policy.rests(kind, errors) {
-            let until = after(now, policy.rest_for);
-            tx.execute(
-                "UPDATE sims SET rested_until = ?2 WHERE id = ?1",
-                params![sim, ms(until)],
-            )?;
-            tracing::warn!(sim, errors, until = %until, "SIM rested after errors");
-        }
-    }
+            |r| r.get::<_, u32>(0),
+        )?),
+        _ => None,
+    };
     // A message cancelled or expired while this part was in flight takes no retry.
-    let closed = !message_state(tx, message)?.is_sendable();
-    let permanent = closed || kind == FailureKind::PermanentForMessage || policy.gives_up(attempts);
-    if permanent {
-        let why = if kind == FailureKind::PermanentForMessage || closed {
-            error.to_owned()
-        } else {
-            format!("gave up after {attempts} attempts: {error}")
-        };
-        // The error first: the audit record the state change appends carries it.
+    let message_closed = !message_state(tx, message)?.is_sendable();
+    let facts = FailureFacts {
+        kind,
+        attempts,
+        sim_errors,
+        message_closed,
+    };
+    // The scheduler decides what the failure means; this transaction only applies it.
+    let decision = policy.on_failure(&facts, error, now);
+    if let (Some(sim), Some(until)) = (sim, decision.rest_sim_until) {
         tx.execute(
-            "UPDATE parts SET error = ?2, next_attempt_at = NULL WHERE id = ?1",
-            params![part.0, why],
+            "UPDATE sims SET rested_until = ?2 WHERE id = ?1",
+            params![sim, ms(until)],
         )?;
-        set_part_state(tx, part, PartState::Failed, now)?;
-        if closed {
-            recompute(tx, message, now, None)?;
-        } else {
-            fail_message(tx, message, seq, &why, now)?;
-        }
-        return Ok(FailOutcome::Failed);
+        let errors = sim_errors.unwrap_or_default();
+        tracing::warn!(sim, errors, until = %until, "SIM rested after errors");
     }
-    let at = after(now, policy.backoff(attempts));
+    let at = match decision.part {
+        PartFate::Fail {
+            why,
+            fail_message: whole_message,
+        } => {
+            // The error first: the audit record the state change appends carries it.
+            tx.execute(
+                "UPDATE parts SET error = ?2, next_attempt_at = NULL WHERE id = ?1",
+                params![part.0, why],
+            )?;
+            set_part_state(tx, part, PartState::Failed, now)?;
+            if whole_message {
+                fail_message(tx, message, seq, &why, now)?;
+            } else {
+                recompute(tx, message, now, None)?;
+            }
+            return Ok(FailOutcome::Failed);
+        }
+        PartFate::Requeue { at } => at,
+    };
     let mut avoid_list = parse_avoid(&avoid);
     if let Some(s) = sim.map(SimId) {
         if !avoid_list.contains(&s) {
