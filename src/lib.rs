@@ -18,8 +18,11 @@
 //! - [`number`]: Chinese numbering: recipient validation and canonical form, carrier hints from
 //!   prefixes and IMSIs, masking numbers for logs.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
+//! - [`ids`]: the row ids and saturating time arithmetic the store and the scheduler share; a
+//!   leaf, so neither depends on the other for them.
 //! - [`scheduler`]: pure decisions `(state, now) -> actions`: which due part goes to which SIM,
-//!   quotas and pacing, carrier affinity, retries with back-off, when to wake next.
+//!   quotas and pacing, carrier affinity, when to wake next, and what a failed send means (retry
+//!   at T avoiding the SIM, fail for good, rest the SIM), which the store only applies.
 //! - [`policy`]: the contract in code: accounts and credit lots, content rules and review,
 //!   blacklists, opt-outs, signatures and send windows; pure decisions over store data.
 //! - [`audit`]: the append-only, hash-chained send log: record encoding, verify, retention,
@@ -38,6 +41,35 @@
 //!
 //! The rule throughout: protocol code is sans-I/O, I/O lives at the edges, and every file opens
 //! with what it owns and what must always hold.
+//!
+//! ## Layering
+//! The list below is the source of the crate's layering: `tests/layering.rs` reads it from this
+//! file and fails when a module references (`crate::x`, or `super::` out of the module) one its
+//! line does not name, when a module of this file has no line, when a line names a module that
+//! is not on an earlier line, or when modules reference each other in a loop. Lowest first; a
+//! module may use only the modules on its line, all of which sit above it. A new module gets a
+//! line here when it is added; a new dependency is a change to this list, made on purpose.
+//!
+//! ```text
+//! # module: the modules it may use
+//! ids:
+//! number:
+//! pdu:
+//! cmpp:
+//! audit:
+//! bank:
+//! at: number
+//! modem: at number pdu
+//! policy: number
+//! scheduler: ids at number
+//! store: ids audit number policy scheduler
+//! config: bank modem policy
+//! api: config number
+//! diag: at bank modem number pdu
+//! sim: cmpp pdu
+//! daemon: ids api at audit bank config modem number pdu policy scheduler store
+//! cli: api at audit cmpp config daemon diag number pdu sim store
+//! ```
 
 pub mod api;
 pub mod at;
