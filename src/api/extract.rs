@@ -33,7 +33,8 @@ impl Connected<axum::serve::IncomingStream<'_, ApiListener>> for Peer {
     }
 }
 
-/// For serving [`router`](super::router) on a plain `UnixListener` (tests, tools); the daemon uses [`serve`](super::serve).
+/// For serving [`router`](super::router) on a plain `UnixListener` (tests, tools); the daemon
+/// uses [`serve`](super::serve).
 impl Connected<axum::serve::IncomingStream<'_, UnixListener>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
         Peer(stream.io().peer_cred().ok().map(|cred| PeerCredentials {
