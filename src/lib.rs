@@ -18,6 +18,9 @@
 //! - [`number`]: Chinese numbering: recipient validation and canonical form, carrier hints from
 //!   prefixes and IMSIs, masking numbers for logs.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
+//!   `store/messages/` by section (transitions, acceptance, claims and outcomes, status reports,
+//!   operator actions, queries); `store/contract/` by part (accounts, credit, blacklists,
+//!   opt-outs, review). The store applies the scheduler's decisions; it makes none.
 //! - [`ids`]: the row ids and saturating time arithmetic the store and the scheduler share; a
 //!   leaf, so neither depends on the other for them.
 //! - [`scheduler`]: pure decisions `(state, now) -> actions`: which due part goes to which SIM,
@@ -28,16 +31,22 @@
 //! - [`audit`]: the append-only, hash-chained send log: record encoding, verify, retention,
 //!   export for lawful requests (its SQL is in `store::audit`).
 //! - [`api`]: the HTTP/JSON API on the daemon's Unix socket: peer credentials -> account,
-//!   request shapes shared with the CLI clients, errors as JSON with their HTTP status.
+//!   request shapes shared with the CLI clients, errors as JSON with their HTTP status. The
+//!   message routes (`server.rs`) and the admin routes (`admin.rs`, a router the server merges)
+//!   share their extractors through `extract.rs`, never each other.
 //! - [`daemon`]: the running service: runner (scheduler decisions applied), modem supervision,
-//!   inbound and status reports into the store, the API backend, systemd notification.
-//! - [`config`]: the daemon's TOML configuration, every key with a default.
+//!   inbound and status reports into the store, the API backend (submission in `submit.rs`, one
+//!   function per admin operation in `admin.rs`), systemd notification.
+//! - [`config`]: the daemon's TOML configuration, every key with a default, and its own parsing
+//!   helpers (durations, group names); `api` reads `config`, never the reverse.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
 //! - [`diag`]: `smsgate diag`, the technician's probe of serial ports (baud, identity, SIM,
 //!   signal, registration, who holds a port, a test SMS) with a verdict and hint per port.
 //! - [`sim`]: the virtual modem bank on pseudo-terminals (the modem's side, sharing nothing with
 //!   `at`/`modem`): dialects, latency, faults, inbound SMS and status reports, an event log.
+//!   One modem's engine is `sim/modem/`: line plumbing, timers, command-line parsing, storage,
+//!   submit checking, and the AT commands in groups under `commands/`.
 //!
 //! The rule throughout: protocol code is sans-I/O, I/O lives at the edges, and every file opens
 //! with what it owns and what must always hold.
