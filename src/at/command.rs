@@ -3,6 +3,11 @@
 //! for its reply (the atat `AtatCmd` pattern). Also the URC values the digester produces.
 //! What must always hold: parsers never panic on any reply; a reply they cannot understand is
 //! `DeviceError::BadReply` naming the command and the line, never a guess.
+//!
+//! Why one file of ~1,000 lines: it is a catalogue, one short struct per command in sections
+//! (field helpers, simple commands, identity, SIM and network, messages) read one section at a
+//! time, and every parser leans on the field helpers at the top. When it grows again, split it
+//! into `at/command/` along those section lines (helpers in `mod.rs`), a pure move.
 
 use std::time::Duration;
 

@@ -4,6 +4,11 @@
 //! [`AckHandle`](super::AckHandle); every link failure either recovers (probe, reopen, reset,
 //! re-init, `Restarted`) or ends the actor with `Gone`/`Failed`; the actor never keeps itself
 //! alive (it holds only a weak sender to its own queue).
+//!
+//! Why one file of ~950 lines: it is one state machine (the actor's loop, its requests, URC
+//! handling, the health poll and the recovery ladder all read and change the same actor state
+//! in one order), and cutting it would split that order across files. The supervision of actors
+//! (restart with back-off, hot-plug) belongs in `bank/` and is not here (issue 10, later step).
 
 use std::time::Duration;
 
