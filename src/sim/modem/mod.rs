@@ -18,6 +18,12 @@
 //! with an SMSC after the prompt gets no answer); unsolicited lines never split a response
 //! (they wait while a command or a prompt is in progress); a held-back (`late`) answer is
 //! written before anything typed after it is answered; no input makes the engine panic.
+//!
+//! The files: this one holds the modem's state and the line plumbing (input, echo, prompts,
+//! final results, URCs held back while a command runs); `engine.rs` the outside world (timers,
+//! inbound, network, SIM, power); `parse.rs` command lines; `storage.rs` the memories and how a
+//! stored message is shown; `submit.rs` what follows a prompt; `commands/` the AT commands in
+//! groups, tried in order.
 
 use std::time::Duration;
 
