@@ -218,6 +218,81 @@ mod tests {
     }
 
     #[test]
+    fn a_failure_means_requeue_give_up_or_rest() {
+        let p = RetryPolicy::default();
+        let now = Timestamp::from_second(1_000_000).unwrap();
+        let facts = |kind, attempts, sim_errors, message_closed| FailureFacts {
+            kind,
+            attempts,
+            sim_errors,
+            message_closed,
+        };
+        // A hiccup early on: back in the queue after the back-off, the SIM not rested yet.
+        let d = p.on_failure(
+            &facts(FailureKind::TransientForModem, 2, Some(1), false),
+            "e",
+            now,
+        );
+        assert_eq!(
+            d.part,
+            PartFate::Requeue {
+                at: after(now, p.backoff(2))
+            }
+        );
+        assert_eq!(d.rest_sim_until, None);
+        // Too many attempts: failed for good, with the message, saying why.
+        let d = p.on_failure(
+            &facts(FailureKind::TransientForModem, 5, Some(1), false),
+            "e",
+            now,
+        );
+        assert_eq!(
+            d.part,
+            PartFate::Fail {
+                why: "gave up after 5 attempts: e".into(),
+                fail_message: true
+            }
+        );
+        // The message's own fault: failed as reported, the SIM untouched.
+        assert!(!p.counts_against_sim(FailureKind::PermanentForMessage));
+        let d = p.on_failure(
+            &facts(FailureKind::PermanentForMessage, 1, None, false),
+            "e",
+            now,
+        );
+        assert_eq!(
+            d.part,
+            PartFate::Fail {
+                why: "e".into(),
+                fail_message: true
+            }
+        );
+        assert_eq!(d.rest_sim_until, None);
+        // A SIM problem rests the SIM at once; too many errors in a row rest it too.
+        let d = p.on_failure(&facts(FailureKind::SimProblem, 1, Some(1), false), "e", now);
+        assert_eq!(d.rest_sim_until, Some(after(now, p.rest_for)));
+        let d = p.on_failure(
+            &facts(FailureKind::TransientForModem, 1, Some(3), false),
+            "e",
+            now,
+        );
+        assert_eq!(d.rest_sim_until, Some(after(now, p.rest_for)));
+        // A message closed while its part was in flight takes no retry and is only recomputed.
+        let d = p.on_failure(
+            &facts(FailureKind::TransientForModem, 1, Some(1), true),
+            "e",
+            now,
+        );
+        assert_eq!(
+            d.part,
+            PartFate::Fail {
+                why: "e".into(),
+                fail_message: false
+            }
+        );
+    }
+
+    #[test]
     fn cms_and_cme_classes() {
         assert_eq!(cms(21), FailureKind::PermanentForMessage);
         assert_eq!(cms(304), FailureKind::PermanentForMessage);
