@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use jiff::SignedDuration;
 use serde::{Deserialize, Serialize};
 
-use crate::api::types::{duration, duration_opt};
-
 pub mod check;
+pub mod durations;
+pub mod groups;
+
+use durations::{duration, duration_opt};
 
 /// The contract keeps send logs unmodified for at least 3 months (DOMAIN.md).
 pub const MIN_AUDIT_RETENTION_DAYS: u32 = 90;

@@ -14,30 +14,76 @@
 //! - [`at`]: sans-I/O AT layer (3GPP TS 27.005 / 27.007): the digester (bytes in, events out),
 //!   typed commands with reply parsers and timeouts, +CMS/+CME errors with their class.
 //! - [`modem`]: one actor per serial port (init, identity, health, send a part, inbound with
-//!   ack-then-delete, recovery), vendor dialects as data, and `AtSession` for `smsgate diag`.
+//!   ack-then-delete, recovery; `modem/actor/` by those seams), vendor dialects as data, and
+//!   `AtSession` for `smsgate diag`.
+//! - [`gateway`]: the carrier-gateway channel for 106 numbers: one CMPP client link actor per
+//!   connection (login, window, heartbeat, reconnect, rate limit), the payload's fate as for
+//!   modems, reports and MO handed over with ack-then-DELIVER_RESP. Not wired to the daemon yet.
 //! - [`number`]: Chinese numbering: recipient validation and canonical form, carrier hints from
 //!   prefixes and IMSIs, masking numbers for logs.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
+//!   `store/messages/` by section (transitions, acceptance, claims and outcomes, status reports,
+//!   operator actions, queries); `store/contract/` by part (accounts, credit, blacklists,
+//!   opt-outs, review). The store applies the scheduler's decisions; it makes none.
+//! - [`ids`]: the row ids and saturating time arithmetic the store and the scheduler share; a
+//!   leaf, so neither depends on the other for them.
 //! - [`scheduler`]: pure decisions `(state, now) -> actions`: which due part goes to which SIM,
-//!   quotas and pacing, carrier affinity, retries with back-off, when to wake next.
+//!   quotas and pacing, carrier affinity, when to wake next, and what a failed send means (retry
+//!   at T avoiding the SIM, fail for good, rest the SIM), which the store only applies.
 //! - [`policy`]: the contract in code: accounts and credit lots, content rules and review,
 //!   blacklists, opt-outs, signatures and send windows; pure decisions over store data.
 //! - [`audit`]: the append-only, hash-chained send log: record encoding, verify, retention,
 //!   export for lawful requests (its SQL is in `store::audit`).
 //! - [`api`]: the HTTP/JSON API on the daemon's Unix socket: peer credentials -> account,
-//!   request shapes shared with the CLI clients, errors as JSON with their HTTP status.
+//!   request shapes shared with the CLI clients, errors as JSON with their HTTP status. The
+//!   message routes (`server.rs`) and the admin routes (`admin.rs`, a router the server merges)
+//!   share their extractors through `extract.rs`, never each other.
 //! - [`daemon`]: the running service: runner (scheduler decisions applied), modem supervision,
-//!   inbound and status reports into the store, the API backend, systemd notification.
-//! - [`config`]: the daemon's TOML configuration, every key with a default.
+//!   inbound and status reports into the store, the API backend (submission in `submit.rs`, one
+//!   function per admin operation in `admin.rs`), systemd notification.
+//! - [`config`]: the daemon's TOML configuration, every key with a default, and its own parsing
+//!   helpers (durations, group names); `api` reads `config`, never the reverse.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
 //! - [`diag`]: `smsgate diag`, the technician's probe of serial ports (baud, identity, SIM,
 //!   signal, registration, who holds a port, a test SMS) with a verdict and hint per port.
 //! - [`sim`]: the virtual modem bank on pseudo-terminals (the modem's side, sharing nothing with
 //!   `at`/`modem`): dialects, latency, faults, inbound SMS and status reports, an event log.
+//!   One modem's engine is `sim/modem/`: line plumbing, timers, command-line parsing, storage,
+//!   submit checking, and the AT commands in groups under `commands/`.
 //!
 //! The rule throughout: protocol code is sans-I/O, I/O lives at the edges, and every file opens
 //! with what it owns and what must always hold.
+//!
+//! ## Layering
+//! The list below is the source of the crate's layering: `tests/layering.rs` reads it from this
+//! file and fails when a module references (`crate::x`, or `super::` out of the module) one its
+//! line does not name, when a module of this file has no line, when a line names a module that
+//! is not on an earlier line, or when modules reference each other in a loop. Lowest first; a
+//! module may use only the modules on its line, all of which sit above it. A new module gets a
+//! line here when it is added; a new dependency is a change to this list, made on purpose.
+//!
+//! ```text
+//! # module: the modules it may use
+//! ids:
+//! number:
+//! pdu:
+//! cmpp:
+//! audit:
+//! bank:
+//! at: number
+//! modem: at number pdu
+//! policy: number
+//! scheduler: ids at number
+//! store: ids audit number policy scheduler
+//! config: bank modem policy
+//! api: config number
+//! diag: at bank modem number pdu
+//! gateway: cmpp modem number pdu
+//! sim: cmpp pdu
+//! daemon: ids api at audit bank config modem number pdu policy scheduler store
+//! cli: api at audit cmpp config daemon diag number pdu sim store
+//! ```
 
 pub mod api;
 pub mod at;
@@ -49,6 +95,7 @@ pub mod config;
 pub mod daemon;
 pub mod diag;
 pub mod gateway;
+pub mod ids;
 pub mod modem;
 pub mod number;
 pub mod pdu;

@@ -9,6 +9,7 @@
 //! client sent: the `account` a request names is checked by [`act_for`].
 
 use super::{ApiError, Caller};
+use crate::config::groups;
 
 /// The credentials the kernel reports for the other end of a Unix socket.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,34 +63,13 @@ impl AccessMap {
     pub fn from_config(config: &crate::config::Config) -> Result<AccessMap, String> {
         let mut accounts = Vec::with_capacity(config.accounts.len());
         for account in &config.accounts {
-            let mut gids = Vec::with_capacity(account.groups.len());
-            for group in &account.groups {
-                let gid = lookup_group(group)?.ok_or_else(|| {
-                    format!(
-                        "accounts {:?}: group {group:?} does not exist",
-                        account.name
-                    )
-                })?;
-                gids.push(gid);
-            }
             accounts.push(AccountAccess {
                 name: account.name.clone(),
                 uids: account.uids.clone(),
-                gids,
+                gids: groups::account_gids(account)?,
             });
         }
-        let admin_gid = match config.admin_group.as_str() {
-            "" => None,
-            name => {
-                let gid = lookup_group(name)?;
-                if gid.is_none() {
-                    tracing::warn!(
-                        "admin_group {name:?} does not exist: only root is an admin of the API"
-                    );
-                }
-                gid
-            }
-        };
+        let admin_gid = groups::admin_gid(config)?;
         Ok(AccessMap {
             accounts,
             admin_gid,
@@ -142,15 +122,6 @@ pub fn act_for(caller: Caller, requested: Option<&str>) -> Result<Caller, ApiErr
 }
 
 /// A group name (or a plain number, taken as a gid) to its gid.
-fn lookup_group(name: &str) -> Result<Option<u32>, String> {
-    if let Ok(gid) = name.parse::<u32>() {
-        return Ok(Some(gid));
-    }
-    nix::unistd::Group::from_name(name)
-        .map(|g| g.map(|g| g.gid.as_raw()))
-        .map_err(|e| format!("looking up group {name:?}: {e}"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

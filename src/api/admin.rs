@@ -18,11 +18,12 @@ use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{ConnectInfo, Path as UrlPath, State};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::server::{caller, json_body, refuse_if_shutting_down, ApiState, Peer};
+use super::extract::{caller, json_body, refuse_if_shutting_down, ApiState, Peer};
 use super::{ApiError, Backend, Caller};
 
 /// A reviewer's decision as the API names it.
@@ -114,6 +115,27 @@ pub struct BlacklistRequest {
     pub account: Option<String>,
     pub number: Option<String>,
     pub reason: String,
+}
+
+/// The admin routes, merged by [`super::server::router`] (which adds the state, the body
+/// limit and the JSON fallbacks).
+pub(super) fn routes<B: Backend>() -> Router<ApiState<B>> {
+    Router::new()
+        .route(
+            "/v1/accounts",
+            get(accounts_get::<B>).post(accounts_post::<B>),
+        )
+        .route(
+            "/v1/accounts/{name}/credit",
+            get(credit_get::<B>).post(credit_post::<B>),
+        )
+        .route("/v1/reviews", get(reviews_get::<B>))
+        .route("/v1/reviews/{id}", post(review_post::<B>))
+        .route(
+            "/v1/blacklist",
+            get(blacklist_get::<B>).post(blacklist_add::<B>),
+        )
+        .route("/v1/blacklist/remove", post(blacklist_remove::<B>))
 }
 
 fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {

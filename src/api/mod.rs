@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 pub mod access;
 pub mod admin;
 pub mod client;
+mod extract;
 pub mod listener;
 pub mod server;
 pub mod types;

@@ -1,5 +1,6 @@
-//! The HTTP side of the API: routes, extraction of bodies and queries with JSON errors, the
-//! Unix socket and the serve loop (axum 0.8 on a tokio `UnixListener`).
+//! The HTTP side of the API: the message routes (merged with the admin routes of `admin.rs`),
+//! queries and ids with JSON errors, the Unix socket and the serve loop (axum 0.8 on a tokio
+//! `UnixListener`). The extractors both route files share are in `extract.rs`.
 //!
 //! What must always hold: every body is read under [`MAX_BODY_BYTES`]; every rejection (bad JSON,
 //! wrong type, oversize, unknown route, wrong method, bad id) is an [`ApiError`] rendered as JSON;
@@ -13,71 +14,27 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::connect_info::Connected;
 use axum::extract::rejection::{BytesRejection, PathRejection, QueryRejection};
 use axum::extract::{ConnectInfo, DefaultBodyLimit, Path as UrlPath, Query, State};
 use axum::http::{header, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use serde::de::DeserializeOwned;
 use tokio::net::UnixListener;
 
-use super::access::{act_for, AccessMap, PeerCredentials};
+use super::access::{act_for, AccessMap};
 use super::admin;
+use super::extract::{caller, json_body, refuse_if_shutting_down};
+pub use super::extract::{ApiState, Peer};
 use super::listener::{ApiListener, ConnectionLimits};
 use super::types::{
     InboxQuery, ListQuery, MessageId, SendRequest, SettleRequest, DEFAULT_PAGE, MAX_BODY_BYTES,
     MAX_PAGE, MAX_RECIPIENTS, MAX_TEXT_CHARS,
 };
-use super::{ApiError, Backend, Caller};
+use super::{ApiError, Backend};
 
 /// The longest validity the SMS relative validity period can express (63 weeks, TS 23.040).
 const MAX_VALIDITY_SECS: i64 = 63 * 7 * 24 * 3600;
-
-/// The peer credentials of one connection, read once when it is accepted.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub Option<PeerCredentials>);
-
-impl Connected<axum::serve::IncomingStream<'_, ApiListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, ApiListener>) -> Self {
-        Peer(stream.io().peer())
-    }
-}
-
-/// For serving [`router`] on a plain `UnixListener` (tests, tools); the daemon uses [`serve`].
-impl Connected<axum::serve::IncomingStream<'_, UnixListener>> for Peer {
-    fn connect_info(stream: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
-        Peer(stream.io().peer_cred().ok().map(|cred| PeerCredentials {
-            uid: cred.uid(),
-            gid: cred.gid(),
-            pid: cred.pid(),
-        }))
-    }
-}
-
-/// Shared by every handler.
-pub struct ApiState<B> {
-    backend: Arc<B>,
-    access: Arc<AccessMap>,
-    shutting_down: Arc<AtomicBool>,
-}
-
-impl<B> ApiState<B> {
-    pub(super) fn backend(&self) -> &B {
-        &self.backend
-    }
-}
-
-impl<B> Clone for ApiState<B> {
-    fn clone(&self) -> Self {
-        ApiState {
-            backend: Arc::clone(&self.backend),
-            access: Arc::clone(&self.access),
-            shutting_down: Arc::clone(&self.shutting_down),
-        }
-    }
-}
 
 /// The routes of the API over `backend`. `shutting_down`, once true, makes mutating requests
 /// answer 503. Serve it with connect info [`Peer`]
@@ -104,21 +61,7 @@ pub fn router<B: Backend>(
         .route("/v1/inbox", get(inbox::<B>))
         .route("/v1/health", get(health::<B>))
         .route("/metrics", get(metrics::<B>))
-        .route(
-            "/v1/accounts",
-            get(admin::accounts_get::<B>).post(admin::accounts_post::<B>),
-        )
-        .route(
-            "/v1/accounts/{name}/credit",
-            get(admin::credit_get::<B>).post(admin::credit_post::<B>),
-        )
-        .route("/v1/reviews", get(admin::reviews_get::<B>))
-        .route("/v1/reviews/{id}", post(admin::review_post::<B>))
-        .route(
-            "/v1/blacklist",
-            get(admin::blacklist_get::<B>).post(admin::blacklist_add::<B>),
-        )
-        .route("/v1/blacklist/remove", post(admin::blacklist_remove::<B>))
+        .merge(admin::routes::<B>())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
@@ -342,68 +285,6 @@ async fn read_body_within(
         axum::body::Body::from(bytes),
     ))
     .await
-}
-
-/// The caller of this request, from the connection's credentials.
-/// The configuration's map answers first; a peer it does not map to an account is looked up
-/// in the backend's accounts (added at run time with `smsgate account add`).
-pub(super) async fn caller<B: Backend>(
-    state: &ApiState<B>,
-    peer: Peer,
-) -> Result<Caller, ApiError> {
-    let Some(cred) = peer.0 else {
-        return Err(ApiError::Forbidden(
-            "cannot read the peer credentials of this connection".into(),
-        ));
-    };
-    let gids = tokio::task::spawn_blocking(move || cred.groups())
-        .await
-        .unwrap_or_else(|_| vec![cred.gid]);
-    let resolved = state.access.resolve(cred.uid, &gids);
-    if matches!(&resolved, Ok(c) if c.account.is_some()) {
-        return resolved;
-    }
-    match state.backend.account_for_peer(cred.uid, gids).await {
-        Some(name) => Ok(Caller {
-            uid: cred.uid,
-            account: Some(name),
-            admin: resolved.map(|c| c.admin).unwrap_or(false),
-        }),
-        None => resolved,
-    }
-}
-
-pub(super) fn refuse_if_shutting_down<B>(state: &ApiState<B>) -> Result<(), ApiError> {
-    if state.shutting_down.load(Ordering::SeqCst) {
-        Err(ApiError::ShuttingDown)
-    } else {
-        Ok(())
-    }
-}
-
-/// Parses a JSON body, telling malformed JSON (400 bad_json) from a well-formed body with a bad
-/// field (400 invalid_field), and an oversize body (413) from a broken connection.
-pub(super) fn json_body<T: DeserializeOwned>(
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, ApiError> {
-    let bytes = body.map_err(|rejection| {
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge(format!(
-                "request body is larger than the limit of {MAX_BODY_BYTES} bytes"
-            ))
-        } else {
-            ApiError::BadJson(format!("cannot read the request body: {rejection}"))
-        }
-    })?;
-    serde_json::from_slice(&bytes).map_err(|err| {
-        use serde_json::error::Category;
-        match err.classify() {
-            Category::Data => ApiError::InvalidField(format!("invalid request: {err}")),
-            Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::BadJson(format!("malformed JSON: {err}"))
-            }
-        }
-    })
 }
 
 fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {

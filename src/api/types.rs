@@ -22,58 +22,9 @@ pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
 pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 1_000;
 
-/// A duration as people write it: "30s", "6h", "2d", "1w", "1h 30m" or ISO 8601 "PT6H";
-/// a day is 24 hours. Years and months are refused (their length depends on the calendar).
-pub fn parse_duration(s: &str) -> Result<SignedDuration, String> {
-    if let Ok(d) = s.parse::<SignedDuration>() {
-        return Ok(d);
-    }
-    let span: jiff::Span = s
-        .parse()
-        .map_err(|e| format!("{s:?} is not a duration (e.g. \"30s\", \"6h\", \"2d\"): {e}"))?;
-    span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
-        .map_err(|e| format!("{s:?} is not a duration in days or smaller units: {e}"))
-}
-
-/// serde for [`SignedDuration`] fields written by people (see [`parse_duration`]); emitted in
-/// the same friendly format ("6h").
-pub mod duration {
-    use jiff::SignedDuration;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &SignedDuration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&format!("{d:#}"))
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<SignedDuration, D::Error> {
-        let text = String::deserialize(d)?;
-        super::parse_duration(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-/// [`duration`] for optional fields.
-pub mod duration_opt {
-    use jiff::SignedDuration;
-    use serde::{Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(d: &Option<SignedDuration>, s: S) -> Result<S::Ok, S::Error> {
-        match d {
-            Some(d) => super::duration::serialize(d, s),
-            None => s.serialize_none(),
-        }
-    }
-
-    pub fn deserialize<'de, D: Deserializer<'de>>(
-        d: D,
-    ) -> Result<Option<SignedDuration>, D::Error> {
-        match Option::<String>::deserialize(d)? {
-            Some(text) => super::parse_duration(&text)
-                .map(Some)
-                .map_err(serde::de::Error::custom),
-            None => Ok(None),
-        }
-    }
-}
+/// Durations as people write them: owned by the configuration, which reads them first; the
+/// request shapes use the same rules.
+pub use crate::config::durations::{duration, duration_opt, parse_duration};
 
 /// A message identifier, as the store assigns it (one per recipient).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

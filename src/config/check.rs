@@ -161,7 +161,7 @@ pub fn startup_errors(config: &Config) -> Vec<(Option<String>, String)> {
             }
         }
     }
-    if let Err(e) = crate::api::AccessMap::from_config(config) {
+    if let Err(e) = super::groups::check(config) {
         errors.push((None, e));
     }
     errors

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use jiff::Timestamp;
 
-use super::{contract, Shared};
+use super::{admin, contract, submit, Shared};
 use crate::api::types::{
     self as t, Health, HealthStatus, InboundView, InboxList, InboxQuery, ListQuery, MessageList,
     ModemCounters, ModemState, ModemView, Priority, QuotaLeft, Refusal, SendRequest, SendResponse,
@@ -256,7 +256,7 @@ impl Backend for DaemonBackend {
         } else {
             format!("account:{account_name}")
         };
-        let input = contract::SubmitInput {
+        let input = submit::SubmitInput {
             account: account_name,
             actor,
             recipients,
@@ -278,7 +278,7 @@ impl Backend for DaemonBackend {
                     encode_for(n, text, input.report, input.validity, reference)
                         .map_err(|e| ApiError::InvalidField(format!("text: {e}")))
                 };
-                contract::submit(s, &rules, &input, &encode, now)
+                submit::submit(s, &rules, &input, &encode, now)
             })
             .await
             .map_err(internal)??;
@@ -654,7 +654,7 @@ impl Backend for DaemonBackend {
         let v = self
             .shared
             .db
-            .call(move |s| contract::admin(s, op, &actor, Timestamp::now()))
+            .call(move |s| admin::admin(s, op, &actor, Timestamp::now()))
             .await
             .map_err(internal)??;
         if woke {

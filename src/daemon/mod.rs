@@ -8,10 +8,12 @@
 //! the scheduler asked for): there is no polling loop; on shutdown no new send starts, sends in
 //! flight finish (bounded), and the socket stops accepting.
 
+mod admin;
 mod backend;
 mod contract;
 mod modems;
 mod runner;
+mod submit;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -15,24 +15,10 @@ pub mod policy;
 
 use jiff::{SignedDuration, Timestamp};
 
+pub use crate::ids::{after, before};
+use crate::ids::{MessageId, PartId, SimId};
 use crate::number::Carrier;
-use crate::store::{MessageId, PartId, SimId};
-pub use policy::{FailureKind, Quota, RetryPolicy};
-
-/// `t + d`, saturating at the ends of time instead of panicking (times can come from a
-/// damaged database).
-pub fn after(t: Timestamp, d: SignedDuration) -> Timestamp {
-    t.saturating_add(d).unwrap_or(if d.is_negative() {
-        Timestamp::MIN
-    } else {
-        Timestamp::MAX
-    })
-}
-
-/// `t - d`, saturating.
-pub fn before(t: Timestamp, d: SignedDuration) -> Timestamp {
-    after(t, d.checked_neg().unwrap_or(SignedDuration::MAX))
-}
+pub use policy::{FailureDecision, FailureFacts, FailureKind, PartFate, Quota, RetryPolicy};
 
 /// One SIM as the scheduler sees it.
 #[derive(Debug, Clone, PartialEq)]

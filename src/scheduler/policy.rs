@@ -5,7 +5,9 @@
 //! bounded number of attempts, so one bad message never blocks others forever; a SIM with
 //! `rest_after_errors` consecutive failures rests for `rest_for` before it is probed again.
 
-use jiff::SignedDuration;
+use jiff::{SignedDuration, Timestamp};
+
+use crate::ids::after;
 
 /// How a send failed, as classified by the driver (DOMAIN.md "+CMS ERROR" classes).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -122,6 +124,76 @@ impl RetryPolicy {
     }
 }
 
+/// What is known of a failed send when its meaning is decided: read by the store inside the
+/// transaction that applies the decision, so facts and decision cannot drift apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureFacts {
+    pub kind: FailureKind,
+    /// Attempts (claims) the part has had, this one included.
+    pub attempts: u32,
+    /// The SIM's consecutive failures counting this one, when the failure counted against a
+    /// SIM (see [`RetryPolicy::counts_against_sim`]); `None` otherwise.
+    pub sim_errors: Option<u32>,
+    /// The message was cancelled or expired while this part was in flight.
+    pub message_closed: bool,
+}
+
+/// What a failed send means: the scheduler's decision, which the store only applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailureDecision {
+    /// Rest the SIM that failed until then (it is probed again afterwards).
+    pub rest_sim_until: Option<Timestamp>,
+    pub part: PartFate,
+}
+
+/// The fate of the part that failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartFate {
+    /// Back in the queue, due at `at`, avoiding the SIM that failed it.
+    Requeue { at: Timestamp },
+    /// Failed for good with `why` as its error. With `fail_message`, its message and the
+    /// message's unsent parts fail too; without (the message was already closed), the
+    /// message's state is only recomputed.
+    Fail { why: String, fail_message: bool },
+}
+
+impl RetryPolicy {
+    /// Whether a failure of this kind counts against the SIM's health: a message's own fault
+    /// is not the SIM's.
+    pub fn counts_against_sim(&self, kind: FailureKind) -> bool {
+        kind != FailureKind::PermanentForMessage
+    }
+
+    /// Decides what a failed send means: retry later elsewhere, fail for good, rest the SIM.
+    /// Pure: a function of the facts, the error text and `now`.
+    pub fn on_failure(&self, facts: &FailureFacts, error: &str, now: Timestamp) -> FailureDecision {
+        let rest_sim_until = facts
+            .sim_errors
+            .filter(|&errors| self.rests(facts.kind, errors))
+            .map(|_| after(now, self.rest_for));
+        let own_fault = facts.kind == FailureKind::PermanentForMessage;
+        let part = if facts.message_closed || own_fault || self.gives_up(facts.attempts) {
+            let why = if own_fault || facts.message_closed {
+                error.to_owned()
+            } else {
+                format!("gave up after {} attempts: {error}", facts.attempts)
+            };
+            PartFate::Fail {
+                why,
+                fail_message: !facts.message_closed,
+            }
+        } else {
+            PartFate::Requeue {
+                at: after(now, self.backoff(facts.attempts)),
+            }
+        };
+        FailureDecision {
+            rest_sim_until,
+            part,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -143,6 +215,81 @@ mod tests {
 
     fn cme(code: u16) -> FailureKind {
         crate::at::CmeError::from_code(code).class().into()
+    }
+
+    #[test]
+    fn a_failure_means_requeue_give_up_or_rest() {
+        let p = RetryPolicy::default();
+        let now = Timestamp::from_second(1_000_000).unwrap();
+        let facts = |kind, attempts, sim_errors, message_closed| FailureFacts {
+            kind,
+            attempts,
+            sim_errors,
+            message_closed,
+        };
+        // A hiccup early on: back in the queue after the back-off, the SIM not rested yet.
+        let d = p.on_failure(
+            &facts(FailureKind::TransientForModem, 2, Some(1), false),
+            "e",
+            now,
+        );
+        assert_eq!(
+            d.part,
+            PartFate::Requeue {
+                at: after(now, p.backoff(2))
+            }
+        );
+        assert_eq!(d.rest_sim_until, None);
+        // Too many attempts: failed for good, with the message, saying why.
+        let d = p.on_failure(
+            &facts(FailureKind::TransientForModem, 5, Some(1), false),
+            "e",
+            now,
+        );
+        assert_eq!(
+            d.part,
+            PartFate::Fail {
+                why: "gave up after 5 attempts: e".into(),
+                fail_message: true
+            }
+        );
+        // The message's own fault: failed as reported, the SIM untouched.
+        assert!(!p.counts_against_sim(FailureKind::PermanentForMessage));
+        let d = p.on_failure(
+            &facts(FailureKind::PermanentForMessage, 1, None, false),
+            "e",
+            now,
+        );
+        assert_eq!(
+            d.part,
+            PartFate::Fail {
+                why: "e".into(),
+                fail_message: true
+            }
+        );
+        assert_eq!(d.rest_sim_until, None);
+        // A SIM problem rests the SIM at once; too many errors in a row rest it too.
+        let d = p.on_failure(&facts(FailureKind::SimProblem, 1, Some(1), false), "e", now);
+        assert_eq!(d.rest_sim_until, Some(after(now, p.rest_for)));
+        let d = p.on_failure(
+            &facts(FailureKind::TransientForModem, 1, Some(3), false),
+            "e",
+            now,
+        );
+        assert_eq!(d.rest_sim_until, Some(after(now, p.rest_for)));
+        // A message closed while its part was in flight takes no retry and is only recomputed.
+        let d = p.on_failure(
+            &facts(FailureKind::TransientForModem, 1, Some(1), true),
+            "e",
+            now,
+        );
+        assert_eq!(
+            d.part,
+            PartFate::Fail {
+                why: "e".into(),
+                fail_message: false
+            }
+        );
     }
 
     #[test]

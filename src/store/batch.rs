@@ -20,7 +20,8 @@ use rusqlite::{params, Transaction, TransactionBehavior};
 
 use super::messages::{claim_in, mark_failed_in, mark_sent_in, mark_unknown_in};
 use super::{ms, ts, ClaimedPart, FailOutcome, PartId, SimId, Store, StoreError};
-use crate::scheduler::{before, DuePart, FailureKind, Quota, SimSlot};
+use crate::ids::before;
+use crate::scheduler::{DuePart, FailureKind, Quota, SimSlot};
 
 /// What became of one send, to be committed by [`Store::record_outcomes`].
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,8 +11,8 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::{params, Transaction};
 
 use super::{ms, ts, ts_opt, InboundId, SimId, Store, StoreError};
+use crate::ids::before;
 use crate::number;
-use crate::scheduler::before;
 
 /// How long a part can still join (or duplicate) an earlier one.
 pub const INBOUND_WINDOW: SignedDuration = SignedDuration::from_hours(24);

@@ -44,18 +44,8 @@ pub use sims::{SentCounts, SimHealth, SimIdentity, SimQuota, SimRecord};
 pub use state::{MessageState, PartState};
 pub use views::SimTotals;
 
-/// Row id of a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct MessageId(pub i64);
-/// Row id of a part.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct PartId(pub i64);
-/// Row id of a SIM: stable across ports and restarts (remembered by ICCID or IMSI).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct SimId(pub i64);
-/// Row id of an inbound message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct InboundId(pub i64);
+/// The row ids live in the leaf [`crate::ids`], which the scheduler shares.
+pub use crate::ids::{InboundId, MessageId, PartId, SimId};
 
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]

@@ -9,8 +9,9 @@ use jiff::{SignedDuration, Timestamp};
 use rusqlite::{params, OptionalExtension};
 
 use super::{ms, ts_opt, SimId, Store, StoreError};
+use crate::ids::before;
 use crate::number::{self, Carrier};
-use crate::scheduler::{before, Quota, SimSlot};
+use crate::scheduler::{Quota, SimSlot};
 
 /// How a SIM identifies itself; at least one of ICCID and IMSI is needed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,0 +1,374 @@
+//! The admin operations of the running daemon (accounts, credit, review, blacklists): [`admin`]
+//! dispatches an [`AdminOp`] to one function per operation, each running on the store.
+//!
+//! What must always hold: every write is one transaction with its audit record; a request that
+//! names an unknown account answers 404 and changes nothing; a blacklist change needs a reason;
+//! `actor` (from the peer credentials, e.g. `admin:uid 0`) is what the audit log records.
+
+use jiff::Timestamp;
+use serde_json::json;
+
+use super::contract::contract_err;
+use crate::api::admin::{AdminOp, ReviewVerdict};
+use crate::api::ApiError;
+use crate::audit::{AuditEntry, AuditEvent};
+use crate::policy;
+use crate::store::contract::{self as sc, ContractError, NewAccount, NewLot, NumberScope};
+use crate::store::{self, MessageId, Store, StoreError};
+
+/// What an admin operation answers: the JSON to return, or the API error to answer with;
+/// `Err` only when the store itself failed.
+type AdminResult = Result<Result<serde_json::Value, ApiError>, StoreError>;
+
+fn account_id(s: &Store, name: &str) -> Result<Result<i64, ApiError>, StoreError> {
+    Ok(
+        match sc::account_by_name(&s.conn, name).map_err(contract_err)? {
+            Some(a) => Ok(a.id),
+            None => Err(ApiError::NotFound(format!("no account {name:?}"))),
+        },
+    )
+}
+
+macro_rules! id_or_return {
+    ($e:expr) => {
+        match $e? {
+            Ok(v) => v,
+            Err(api) => return Ok(Err(api)),
+        }
+    };
+}
+
+fn account_json(a: &policy::Account) -> serde_json::Value {
+    serde_json::json!({
+        "name": a.name,
+        "uids": a.uids,
+        "gids": a.gids,
+        "signature_required": a.settings.signature_required,
+        "unsubscribe_suffix": a.settings.unsubscribe_suffix,
+        "send_window": a.settings.send_window.as_ref().map(|w| w.to_string()),
+        "blacklisted": a.blacklisted,
+    })
+}
+
+/// Runs one admin operation. `actor` goes to the audit log (e.g. `admin:uid 0`).
+pub(crate) fn admin(s: &mut Store, op: AdminOp, actor: &str, now: Timestamp) -> AdminResult {
+    match op {
+        AdminOp::AccountList => account_list(s),
+        AdminOp::AccountAdd {
+            name,
+            uids,
+            gids,
+            signature_required,
+            unsubscribe_suffix,
+            send_window,
+        } => account_add(
+            s,
+            name,
+            uids,
+            gids,
+            signature_required,
+            unsubscribe_suffix,
+            send_window,
+            actor,
+            now,
+        ),
+        AdminOp::CreditShow { account } => credit_show(s, account, now),
+        AdminOp::CreditAdd {
+            account,
+            messages,
+            price_fen,
+            expires,
+        } => credit_add(s, account, messages, price_fen, expires, actor, now),
+        AdminOp::ReviewList => review_list(s),
+        AdminOp::ReviewDecide { id, decision } => review_decide(s, id, decision, actor, now),
+        AdminOp::BlacklistList => blacklist_list(s),
+        AdminOp::BlacklistAdd {
+            account,
+            number,
+            reason,
+        }
+        | AdminOp::BlacklistRemove {
+            account,
+            number,
+            reason,
+        } if reason.trim().is_empty() => {
+            let _ = (account, number);
+            Ok(Err(ApiError::InvalidField(
+                "reason: a blacklist change needs a reason".into(),
+            )))
+        }
+        AdminOp::BlacklistAdd {
+            account,
+            number,
+            reason,
+        } => blacklist_add(s, account, number, reason, actor, now),
+        AdminOp::BlacklistRemove {
+            account,
+            number,
+            reason,
+        } => blacklist_remove(s, account, number, reason, actor, now),
+    }
+}
+
+/// Every account.
+fn account_list(s: &Store) -> AdminResult {
+    let list = sc::accounts(&s.conn).map_err(contract_err)?;
+    Ok(Ok(
+        json!({"accounts": list.iter().map(account_json).collect::<Vec<_>>()}),
+    ))
+}
+
+/// Adds an account (audited).
+#[allow(clippy::too_many_arguments)] // the fields of its `AdminOp`, one to one
+fn account_add(
+    s: &mut Store,
+    name: String,
+    uids: Vec<u32>,
+    gids: Vec<u32>,
+    signature_required: bool,
+    unsubscribe_suffix: Option<String>,
+    send_window: Option<String>,
+    actor: &str,
+    now: Timestamp,
+) -> AdminResult {
+    let send_window = match send_window.as_deref().map(policy::SendWindow::parse) {
+        None => None,
+        Some(Ok(w)) => Some(w),
+        Some(Err(e)) => return Ok(Err(ApiError::InvalidField(format!("send_window: {e}")))),
+    };
+    if name.trim().is_empty() {
+        return Ok(Err(ApiError::InvalidField(
+            "name: must not be empty".into(),
+        )));
+    }
+    if sc::account_by_name(&s.conn, &name)
+        .map_err(contract_err)?
+        .is_some()
+    {
+        return Ok(Err(ApiError::Conflict(format!(
+            "account {name:?} already exists"
+        ))));
+    }
+    let new = NewAccount {
+        name: name.clone(),
+        uids,
+        gids,
+        settings: policy::AccountSettings {
+            signature_required,
+            unsubscribe_suffix: unsubscribe_suffix.filter(|s| !s.is_empty()),
+            send_window,
+        },
+    };
+    s.transaction(|tx| {
+        let id = sc::create_account(tx, &new, now).map_err(contract_err)?;
+        let mut e = AuditEntry::new(AuditEvent::Other("account_added".into()), now, actor);
+        e.account_id = Some(id);
+        e.outcome = format!("account {name} added");
+        store::audit::append(tx, e).map_err(|e| StoreError::Contract(e.to_string()))
+    })?;
+    let a = sc::account_by_name(&s.conn, &name).map_err(contract_err)?;
+    Ok(Ok(json!({"account": a.as_ref().map(account_json)})))
+}
+
+/// An account's credit.
+fn credit_show(s: &Store, account: String, now: Timestamp) -> AdminResult {
+    let id = id_or_return!(account_id(s, &account));
+    let sum = sc::credit_summary(&s.conn, id, now).map_err(contract_err)?;
+    Ok(Ok(serde_json::to_value(sum).unwrap_or_default()))
+}
+
+/// Adds a credit lot to an account (audited).
+fn credit_add(
+    s: &mut Store,
+    account: String,
+    messages: u64,
+    price_fen: i64,
+    expires: Option<Timestamp>,
+    actor: &str,
+    now: Timestamp,
+) -> AdminResult {
+    if messages == 0 {
+        return Ok(Err(ApiError::InvalidField(
+            "messages: must be at least 1".into(),
+        )));
+    }
+    if expires.is_some_and(|e| e <= now) {
+        return Ok(Err(ApiError::InvalidField(
+            "expires: must be in the future".into(),
+        )));
+    }
+    let id = id_or_return!(account_id(s, &account));
+    let lot = NewLot {
+        quantity: messages,
+        price_fen,
+        purchased_at: now,
+        expires_at: expires,
+    };
+    let lot_id = s.transaction(|tx| {
+        let lot_id = sc::add_lot(tx, id, &lot).map_err(contract_err)?;
+        let mut e = AuditEntry::new(AuditEvent::Other("credit_added".into()), now, actor);
+        e.account_id = Some(id);
+        e.parts = i64::try_from(messages).ok();
+        e.outcome = format!("lot {lot_id}: {messages} messages, price {price_fen} fen");
+        store::audit::append(tx, e).map_err(|e| StoreError::Contract(e.to_string()))?;
+        Ok::<_, StoreError>(lot_id)
+    })?;
+    let sum = sc::credit_summary(&s.conn, id, now).map_err(contract_err)?;
+    Ok(Ok(json!({"lot": lot_id, "credit": sum})))
+}
+
+/// The messages waiting for review.
+fn review_list(s: &Store) -> AdminResult {
+    let items = sc::pending_reviews(&s.conn).map_err(contract_err)?;
+    let accounts = sc::accounts(&s.conn).map_err(contract_err)?;
+    let mut out = Vec::new();
+    for i in items {
+        let view = s.message(MessageId(i.message_id))?;
+        out.push(json!({
+            "id": i.message_id,
+            "account": accounts.iter().find(|a| a.id == i.account_id).map(|a| a.name.clone()),
+            "category": i.category,
+            "word": i.word,
+            "held_at": i.held_at,
+            "to": view.as_ref().map(|v| v.summary.recipient.clone()),
+            "text": view.as_ref().map(|v| v.text.clone()),
+        }));
+    }
+    Ok(Ok(json!({"reviews": out})))
+}
+
+/// Decides a held message: released, rejected, or rejected as a violation (charged).
+fn review_decide(
+    s: &mut Store,
+    id: i64,
+    decision: ReviewVerdict,
+    actor: &str,
+    now: Timestamp,
+) -> AdminResult {
+    let decision = match decision {
+        ReviewVerdict::Approve => sc::ReviewDecision::Approve,
+        ReviewVerdict::Reject => sc::ReviewDecision::Reject,
+        ReviewVerdict::RejectAsViolation => sc::ReviewDecision::RejectAsViolation,
+    };
+    let reviewer = actor.to_string();
+    let r = s.transaction(|tx| {
+        let r = match sc::decide_review(tx, id, decision, &reviewer, now) {
+            Ok(r) => r,
+            Err(ContractError::ReviewNotPending(id)) => {
+                return Ok(Err(ApiError::Conflict(format!(
+                    "message {id} is not waiting for review"
+                ))))
+            }
+            Err(e) => return Err(contract_err(e)),
+        };
+        match decision {
+            sc::ReviewDecision::Approve => store::release_from_review(tx, MessageId(id), now)?,
+            sc::ReviewDecision::Reject => {
+                store::reject(tx, MessageId(id), "rejected by a reviewer", now)?
+            }
+            sc::ReviewDecision::RejectAsViolation => store::reject(
+                tx,
+                MessageId(id),
+                "rejected by a reviewer as prohibited content",
+                now,
+            )?,
+        }
+        Ok::<_, StoreError>(Ok(r))
+    })?;
+    match r {
+        Ok(r) => Ok(Ok(serde_json::to_value(r).unwrap_or_default())),
+        Err(e) => Ok(Err(e)),
+    }
+}
+
+/// Both blacklists: accounts and numbers.
+fn blacklist_list(s: &Store) -> AdminResult {
+    let accounts = sc::accounts(&s.conn).map_err(contract_err)?;
+    let mut numbers = sc::number_blacklist(&s.conn, NumberScope::Global)
+        .map_err(contract_err)?
+        .into_iter()
+        .map(|b| {
+            json!({"account": null, "number": b.number, "reason": b.reason,
+                   "added_by": b.added_by, "added_at": b.added_at})
+        })
+        .collect::<Vec<_>>();
+    for a in &accounts {
+        for b in sc::number_blacklist(&s.conn, NumberScope::Account(a.id)).map_err(contract_err)? {
+            numbers.push(json!({"account": a.name, "number": b.number,
+                "reason": b.reason, "added_by": b.added_by, "added_at": b.added_at}));
+        }
+    }
+    let blacklisted: Vec<_> = accounts
+        .iter()
+        .filter_map(|a| {
+            a.blacklisted
+                .as_ref()
+                .map(|b| json!({"account": a.name, "reason": b.reason, "since": b.since}))
+        })
+        .collect();
+    Ok(Ok(json!({"accounts": blacklisted, "numbers": numbers})))
+}
+
+/// Blacklists a number (globally or for an account) or an account.
+fn blacklist_add(
+    s: &mut Store,
+    account: Option<String>,
+    number: Option<String>,
+    reason: String,
+    actor: &str,
+    now: Timestamp,
+) -> AdminResult {
+    if number.is_none() && account.is_none() {
+        return Ok(Err(ApiError::InvalidField(
+            "name a number, an account, or both".into(),
+        )));
+    }
+    let id = match &account {
+        Some(a) => Some(id_or_return!(account_id(s, a))),
+        None => None,
+    };
+    let changed = s.transaction(|tx| {
+        match (&number, id) {
+            (Some(n), id) => {
+                let scope = id.map_or(NumberScope::Global, NumberScope::Account);
+                sc::add_number_blacklist(tx, scope, n, &reason, actor, now)
+            }
+            (None, Some(id)) => sc::blacklist_account(tx, id, &reason, actor, now),
+            (None, None) => Ok(false),
+        }
+        .map_err(contract_err)
+    })?;
+    Ok(Ok(json!({"changed": changed})))
+}
+
+/// Lifts a blacklisting of a number or an account.
+fn blacklist_remove(
+    s: &mut Store,
+    account: Option<String>,
+    number: Option<String>,
+    reason: String,
+    actor: &str,
+    now: Timestamp,
+) -> AdminResult {
+    let id = match &account {
+        Some(a) => Some(id_or_return!(account_id(s, a))),
+        None => None,
+    };
+    if number.is_none() && account.is_none() {
+        return Ok(Err(ApiError::InvalidField(
+            "name a number, an account, or both".into(),
+        )));
+    }
+    let changed = s.transaction(|tx| {
+        match (&number, id) {
+            (Some(n), id) => {
+                let scope = id.map_or(NumberScope::Global, NumberScope::Account);
+                sc::remove_number_blacklist(tx, scope, n, &reason, actor, now)
+            }
+            (None, Some(id)) => sc::lift_account_blacklist(tx, id, &reason, actor, now),
+            (None, None) => Ok(false),
+        }
+        .map_err(contract_err)
+    })?;
+    Ok(Ok(json!({"changed": changed})))
+}
