@@ -146,7 +146,7 @@ async fn plan_round(
         }
     }
     if shared.outcomes_pending() {
-        // A known outcome is not durable yet: no new claim until it is (RELIABILITY.md).
+        // A known outcome could not be written yet: no new claim until it is (RELIABILITY.md).
         return Ok(wake_at);
     }
     // Take each assigned modem, then claim all their parts in one transaction (committed
@@ -393,7 +393,9 @@ async fn commit_durably(
     id: crate::store::PartId,
 ) {
     let mut attempt = 0usize;
-    let _pending = shared.outcome_pending();
+    // Counted as "not durable" (which stops every new claim) only once a write failed: an
+    // outcome in its ordinary group commit holds back only its own SIM, which stays busy.
+    let mut pending = None;
     loop {
         match outcomes.commit(outcome.clone(), now).await {
             Ok(()) => {
@@ -410,6 +412,7 @@ async fn commit_durably(
                 return;
             }
             Err(CommitError::NotWritten(e)) => {
+                pending.get_or_insert_with(|| shared.outcome_pending());
                 shared.store_fault(Some(format!("send outcome not written: {e}")));
                 if shared.is_stopping() && attempt >= OUTCOME_RETRY.len() {
                     tracing::error!(
