@@ -65,6 +65,21 @@ impl Number {
     pub fn masked(&self) -> String {
         mask(&self.canonical)
     }
+
+    /// The form a Chinese national dialler takes (a PHS module's `^HCMGS`, a carrier gateway's
+    /// Dest_terminal_Id): a mobile without `+86`, a fixed/PHS line or a 106 number as it is
+    /// (already national), another country with the `00` international prefix.
+    pub fn national_dialling(&self) -> String {
+        match self.kind {
+            NumberKind::Mobile => self
+                .canonical
+                .strip_prefix("+86")
+                .unwrap_or(&self.canonical)
+                .to_string(),
+            NumberKind::International => format!("00{}", self.canonical.trim_start_matches('+')),
+            NumberKind::FixedLine | NumberKind::Service106 => self.canonical.clone(),
+        }
+    }
 }
 
 impl fmt::Display for Number {

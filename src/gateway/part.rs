@@ -60,16 +60,8 @@ pub enum PartError {
 /// The Dest_terminal_Id for a TP-DA (see the module doc). Numbers are read by
 /// `crate::number`; one it cannot read is kept as its digits for the gateway to refuse.
 pub fn dest_terminal_id(destination: &str) -> String {
-    use crate::number::NumberKind;
     match crate::number::parse(destination) {
-        Ok(n) => {
-            let c = n.canonical();
-            match n.kind() {
-                NumberKind::Mobile => c.strip_prefix("+86").unwrap_or(c).to_string(),
-                NumberKind::International => format!("00{}", c.trim_start_matches('+')),
-                NumberKind::FixedLine | NumberKind::Service106 => c.to_string(),
-            }
-        }
+        Ok(n) => n.national_dialling(),
         Err(_) => destination.trim_start_matches('+').to_string(),
     }
 }

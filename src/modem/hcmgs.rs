@@ -51,16 +51,8 @@ pub fn submit_to_text(pdu_hex: &str) -> Result<TextPart, String> {
 /// read by `crate::number` (the one reader of numbers); one it cannot read is kept as given,
 /// for the module to refuse rather than for the driver to guess.
 pub fn national_destination(destination: &str) -> String {
-    use crate::number::NumberKind;
     match crate::number::parse(destination) {
-        Ok(n) => {
-            let c = n.canonical();
-            match n.kind() {
-                NumberKind::Mobile => c.strip_prefix("+86").unwrap_or(c).to_string(),
-                NumberKind::International => format!("00{}", c.trim_start_matches('+')),
-                NumberKind::FixedLine | NumberKind::Service106 => c.to_string(),
-            }
-        }
+        Ok(n) => n.national_dialling(),
         Err(_) => destination.to_string(),
     }
 }
