@@ -127,15 +127,16 @@ async fn library_and_binary_report_the_sims_identities() {
         assert!(r.trace.is_empty());
     }
 
-    // The real binary, --json: one object per port, the same facts, exit status 0.
+    // The real binary, --json: one object per port, the same facts, exit status 0. A patient
+    // probe, as for the library above: a loaded CI box once let a 600 ms probe miss a port.
     let args: Vec<String> = ports(&bank)
         .iter()
         .map(|p| p.display().to_string())
-        .chain(["--json".to_string()])
+        .chain(["--json", "--probe-timeout", "2s"].map(String::from))
         .collect();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, stdout, stderr) = run_binary(&args).await;
-    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(code, Some(0), "{stderr}\n{stdout}");
     let v: Vec<Value> = serde_json::from_str(&stdout).unwrap();
     assert_eq!(v.len(), 7);
     for (o, s) in v.iter().zip(&expected) {
