@@ -233,6 +233,20 @@ const MODEM_SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 /// How long the store may stay unwritable before the watchdog pings stop (systemd then
 /// restarts the daemon, which opens the database afresh).
 const STORE_FAULT_GRACE: Duration = Duration::from_secs(60);
+/// Back-off between attempts to write what is known but not yet durable (a send's outcome, an
+/// inbound SMS, a status report) while the store cannot write; the last delay repeats.
+pub(crate) const WRITE_RETRY: [Duration; 4] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+    Duration::from_secs(15),
+];
+
+/// The delay before write attempt `attempt + 1` (see [`WRITE_RETRY`]).
+pub(crate) fn write_retry_delay(attempt: usize) -> Duration {
+    WRITE_RETRY[attempt.min(WRITE_RETRY.len() - 1)]
+}
+
 /// The watchdog is pinged only while the runner beat within this.
 const HEARTBEAT_STALE: Duration = Duration::from_secs(20);
 

@@ -673,14 +673,6 @@ async fn take_report(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
     }
 }
 
-/// Back-off between attempts to store what a modem handed over while the store cannot write.
-const WRITE_RETRY: [Duration; 4] = [
-    Duration::from_millis(200),
-    Duration::from_secs(1),
-    Duration::from_secs(5),
-    Duration::from_secs(15),
-];
-
 /// Stores what a modem handed over (an inbound SMS, a status report), retrying with back-off
 /// while the store cannot write (disk full, I/O error): a PDU routed directly (+CMT, +CDS)
 /// exists nowhere else, so giving up would lose it. The modem's events wait meanwhile (its
@@ -706,10 +698,10 @@ where
             Err(e) if !is_write_failure(&e) => return Err(e),
             Err(e) => {
                 shared.store_fault(Some(format!("{what} not written: {e}")));
-                if shared.is_stopping() && attempt >= WRITE_RETRY.len() {
+                if shared.is_stopping() && attempt >= super::WRITE_RETRY.len() {
                     return Err(e);
                 }
-                let delay = WRITE_RETRY[attempt.min(WRITE_RETRY.len() - 1)];
+                let delay = super::write_retry_delay(attempt);
                 tracing::error!(what, ?delay, "not written, retrying: {e}");
                 attempt += 1;
                 tokio::time::sleep(delay).await;

@@ -34,13 +34,6 @@ const SHORT_WINDOW_MIN: u32 = 64;
 /// The runner's heartbeat period: it wakes at least this often, and the watchdog is pinged only
 /// while its beats come.
 pub(crate) const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
-/// Back-off between attempts to make a send's outcome durable (disk full, I/O error).
-const OUTCOME_RETRY: [std::time::Duration; 4] = [
-    std::time::Duration::from_millis(200),
-    std::time::Duration::from_secs(1),
-    std::time::Duration::from_secs(5),
-    std::time::Duration::from_secs(15),
-];
 
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let outcomes = start_outcome_writer(shared.db.clone());
@@ -414,14 +407,14 @@ async fn commit_durably(
             Err(CommitError::NotWritten(e)) => {
                 pending.get_or_insert_with(|| shared.outcome_pending());
                 shared.store_fault(Some(format!("send outcome not written: {e}")));
-                if shared.is_stopping() && attempt >= OUTCOME_RETRY.len() {
+                if shared.is_stopping() && attempt >= super::WRITE_RETRY.len() {
                     tracing::error!(
                         part = id.0,
                         "send outcome still not written at shutdown: the part will show as unknown: {e}"
                     );
                     return;
                 }
-                let delay = OUTCOME_RETRY[attempt.min(OUTCOME_RETRY.len() - 1)];
+                let delay = super::write_retry_delay(attempt);
                 tracing::error!(
                     part = id.0,
                     ?delay,
