@@ -780,3 +780,75 @@ fn sqlite(db: &Path, sql: &str) {
     let o = Command::new("sqlite3").arg(db).arg(sql).output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// Issue 14: acceptance commits concurrent requests together (group commit). Requests that share
+/// a transaction must still see each other's reservations: 24 clients at once against credit
+/// for 10 parts get exactly 10 acceptances and 14 refusals (402), and every accepted message
+/// is durable and visible with its credit reserved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_never_spend_the_same_credit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    // No modem: nothing is sent, so the reservations stay as acceptance left them.
+    let config = write_config(dir, 180);
+    let socket = dir.join("api.sock");
+    let _daemon = Proc(
+        Command::new(BIN)
+            .args(["daemon", "--config"])
+            .arg(&config)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let c = ApiClient::new(&socket);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.health().await.is_err() {
+        assert!(Instant::now() < deadline, "the daemon never answered");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    ok_json(
+        &[
+            "credit",
+            "add",
+            "--account",
+            "acme",
+            "--messages",
+            "10",
+            "--valid-for",
+            "1y",
+            "--json",
+        ],
+        &socket,
+    );
+    let mut tasks = Vec::new();
+    for i in 0..24 {
+        let c = ApiClient::new(&socket);
+        tasks.push(tokio::spawn(async move {
+            send(&c, &format!("139{:08}", 10_000 + i), "【ACME】并发测试").await
+        }));
+    }
+    let mut accepted = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(r) => {
+                assert_eq!(r.parts, 1);
+                accepted.extend(r.ids);
+            }
+            Err(e) => {
+                let (status, code, _) = api_err(Err(e));
+                assert_eq!(status, 402, "{code}");
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!(accepted.len(), 10, "credit for 10 parts, 10 acceptances");
+    assert_eq!(refused, 14);
+    for id in &accepted {
+        let m = c.status(*id, None).await.unwrap();
+        assert_eq!(m.state, MessageState::Queued, "#{}", id.0);
+    }
+    let after = credit(&socket, "acme");
+    assert_eq!(after["available"], 0);
+    assert_eq!(after["reserved"], 10);
+}

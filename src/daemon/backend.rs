@@ -62,7 +62,7 @@ fn admin_actor(uid: u32) -> String {
     }
 }
 
-fn internal(e: StoreError) -> ApiError {
+pub(super) fn internal(e: StoreError) -> ApiError {
     if e.is_storage_full() {
         return ApiError::InsufficientStorage(format!(
             "the gateway's disk is full; nothing was accepted, try again later ({e})"
@@ -269,19 +269,20 @@ impl Backend for DaemonBackend {
             validity: Some(vp),
         };
         let rules = self.shared.contract().rules;
+        // Committed together with the requests that arrive meanwhile (group commit); the answer
+        // comes after that commit.
         let outcome = self
             .shared
-            .db
-            .call(move |s| {
+            .accept
+            .submit(Box::new(move |tx| {
                 let encode = |n: &number::Number, text: &str| {
                     let reference: u16 = rand::random();
                     encode_for(n, text, input.report, input.validity, reference)
                         .map_err(|e| ApiError::InvalidField(format!("text: {e}")))
                 };
-                submit::submit(s, &rules, &input, &encode, now)
-            })
-            .await
-            .map_err(internal)??;
+                submit::submit(tx, &rules, &input, &encode, now)
+            }))
+            .await?;
         refused.extend(outcome.refused);
         let ids = outcome.ids;
         let parts = outcome.parts;

@@ -224,7 +224,7 @@ mod tests {
                 }],
             ))
         };
-        submit(s, &rules, input, &encode, now)
+        s.transaction(|tx| submit(tx, &rules, input, &encode, now))
             .unwrap()
             .map(|o| o.ids[0])
     }

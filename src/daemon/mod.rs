@@ -125,6 +125,8 @@ pub(crate) fn quota_of(l: crate::config::QuotaLimits) -> Quota {
 /// State shared by the runner, the bank and the API backend.
 pub(crate) struct Shared {
     pub db: Db,
+    /// Acceptance's group commit (see [`submit::AcceptWriter`]).
+    pub accept: submit::AcceptWriter,
     /// Wakes the runner: a new message, a send finished, a modem changed.
     pub wake: Notify,
     pub modems: modems::Registry,
@@ -343,8 +345,10 @@ pub async fn run(
         })?),
     };
 
+    let db = Db::new(store);
     let shared = Arc::new(Shared {
-        db: Db::new(store),
+        accept: submit::AcceptWriter::start(db.clone()),
+        db,
         wake: Notify::new(),
         modems: modems::Registry::default(),
         tunables: RwLock::new(Tunables::from_config(&config)),
@@ -512,6 +516,7 @@ mod tests {
         let config = Config::default();
         Shared {
             db: Db::new(Store::open_in_memory().unwrap()),
+            accept: submit::AcceptWriter::unstarted(),
             wake: Notify::new(),
             modems: modems::Registry::default(),
             tunables: RwLock::new(Tunables::from_config(&config)),

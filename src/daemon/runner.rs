@@ -3,6 +3,13 @@
 //! until woken or until the time the plan asked for. Each send's outcome is committed (outcomes
 //! that finish together share one transaction: group commit) before its SIM is released.
 //!
+//! At the modem's pace: while a SIM's send is in flight, a round also chooses that SIM's next
+//! part (its *look-ahead*, held back from every other SIM), and when the modem answers with a
+//! TP-MR the outcome and the next part's claim commit in one transaction and the send task goes
+//! straight on with it: one commit between two sends, no planning round in between. Anything
+//! but a clean `+CMGS` answer (a failure, an unknown, link trouble, a stop) ends the chain and
+//! releases the SIM as before.
+//!
 //! What must always hold: no AT+CMGS without a committed claim; a part whose PDU may have left
 //! the modem (the link's [`PayloadFate::MaybeSent`], or an ambiguous modem error) becomes
 //! `unknown` and is never resent automatically (unless `modems.on_ambiguous = "retry"` and the
@@ -11,10 +18,14 @@
 //! is retried until it is durable, its SIM gets nothing meanwhile, and no part is claimed
 //! while the store cannot write; the runner beats a heartbeat at least every
 //! [`HEARTBEAT_EVERY`] that the systemd watchdog follows;
-//! the runner is the only claimer, so its [`SendLog`] (every committed claim recorded) sees the
-//! same sends as `send_attempts` and the quotas count exactly what they counted before.
+//! the runner and its outcome writer are the only claimers, and both record every committed
+//! claim in the one [`SendLog`] under the same store call, so it sees the same sends as
+//! `send_attempts` and the quotas count exactly what they counted before; a look-ahead part is
+//! claimed only through the store's ordinary claim (its checks decide, so a part cancelled or
+//! claimed meanwhile is simply not chained).
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -23,7 +34,7 @@ use super::Shared;
 use crate::config::OnAmbiguous;
 use crate::modem::{ModemHandle, PayloadFate};
 use crate::scheduler::{self, FailureKind};
-use crate::store::{ClaimedPart, SendLog, SendOutcome};
+use crate::store::{ClaimedPart, NextPart, PartId, SendLog, SendOutcome, SimId};
 
 /// How many due parts one planning round looks at (the rest wait for the next round). Only
 /// parts due now are read, so parts waiting for later never fill it.
@@ -31,24 +42,54 @@ const DUE_WINDOW: u32 = 2048;
 /// The short window: this many due parts per free SIM, at least [`SHORT_WINDOW_MIN`].
 const SHORT_WINDOW_PER_SIM: u32 = 8;
 const SHORT_WINDOW_MIN: u32 = 64;
+/// How long a look-ahead part waits for its SIM's send to end: a modem that hangs until its
+/// timeout must not keep the part from a SIM that is free (the round then plans it afresh).
+const LOOK_AHEAD_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
 /// The runner's heartbeat period: it wakes at least this often, and the watchdog is pinged only
 /// while its beats come.
 pub(crate) const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// The runner's memory shared with its send tasks and outcome writer: the SIMs' recent send
+/// times and the look-ahead parts chosen for SIMs whose send is in flight.
+#[derive(Clone, Default)]
+struct Loop {
+    log: Arc<Mutex<SendLog>>,
+    /// SIM -> the part it sends next if its current send ends with a TP-MR, and when that was
+    /// chosen.
+    ahead: Arc<Mutex<BTreeMap<SimId, (NextPart, std::time::Instant)>>>,
+    /// SIMs whose part in flight has a following part in its message: that part goes next.
+    following: Arc<Mutex<BTreeSet<SimId>>>,
+}
+
+impl Loop {
+    fn log(&self) -> MutexGuard<'_, SendLog> {
+        // Poisoned only by a panic elsewhere; a send log is rebuilt from the store if wrong.
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn ahead(&self) -> MutexGuard<'_, BTreeMap<SimId, (NextPart, std::time::Instant)>> {
+        self.ahead.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn following(&self) -> MutexGuard<'_, BTreeSet<SimId>> {
+        self.following.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
-    let outcomes = start_outcome_writer(shared.db.clone());
-    let mut log = SendLog::default();
+    let state = Loop::default();
+    let outcomes = start_outcome_writer(shared.db.clone(), state.clone());
     loop {
         shared.beat();
         if *stop.borrow() || shared.is_stopping() {
             return;
         }
-        let wake_at = match plan_round(&shared, &mut log, &outcomes).await {
+        let wake_at = match plan_round(&shared, &state, &outcomes).await {
             Ok(w) => w,
             Err(e) => {
                 tracing::error!("scheduler round failed: {e}");
                 // Reload the send log from the store: a failed round may have lost it.
-                log.clear();
+                state.log().clear();
                 Some(Timestamp::now() + jiff::SignedDuration::from_secs(1))
             }
         };
@@ -78,11 +119,11 @@ pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// One planning round; returns when to plan again if nothing wakes the runner sooner. `log`
-/// holds the SIMs' recent send times between rounds (see [`SendLog`]).
+/// One planning round; returns when to plan again if nothing wakes the runner sooner. `state`
+/// holds the SIMs' recent send times between rounds (see [`SendLog`]) and the look-aheads.
 async fn plan_round(
     shared: &Arc<Shared>,
-    log: &mut SendLog,
+    state: &Loop,
     outcomes: &OutcomeWriter,
 ) -> Result<Option<Timestamp>, crate::store::StoreError> {
     let now = Timestamp::now();
@@ -96,33 +137,50 @@ async fn plan_round(
     // A round can assign at most one part per free SIM: read a short window of due parts
     // first, and the full window only when the short one was full yet left a free SIM idle.
     let window = (free as u32 * SHORT_WINDOW_PER_SIM).clamp(SHORT_WINDOW_MIN, DUE_WINDOW);
-    let mut moved = std::mem::take(log);
-    let (mut slots, mut due, next_due, next_retry, moved) = shared
+    let st = state.clone();
+    let (mut slots, mut due, next_due, next_retry) = shared
         .db
         .call(move |s| {
-            let slots = s.sim_slots_from(&mut moved, now, defaults)?;
+            let slots = s.sim_slots_from(&mut st.log(), now, defaults)?;
             let due = s.due_parts_indexed(window, now)?;
             let next_due = s.next_wake_at(now)?;
-            Ok((slots, due, next_due, s.next_unknown_retry()?, moved))
+            Ok((slots, due, next_due, s.next_unknown_retry()?))
         })
         .await?;
-    *log = moved;
     for slot in &mut slots {
         let (ready, busy) = live.get(&slot.id).copied().unwrap_or((false, false));
         slot.ready = ready;
         slot.busy = busy;
     }
+    // A part set aside as some SIM's look-ahead is that SIM's alone, for a while.
+    state
+        .ahead()
+        .retain(|_, (_, chosen)| chosen.elapsed() < LOOK_AHEAD_HOLD);
+    let held = |due: &mut Vec<scheduler::DuePart>| {
+        let ahead = state.ahead();
+        due.retain(|d| !ahead.values().any(|(p, _)| *p == NextPart::Part(d.part)));
+    };
+    held(&mut due);
     let mut plan = scheduler::plan(&slots, &due, now);
     if window < DUE_WINDOW && due.len() as u32 >= window && plan.assignments.len() < free {
         due = shared
             .db
             .call(move |s| s.due_parts_indexed(DUE_WINDOW, now))
             .await?;
+        held(&mut due);
         plan = scheduler::plan(&slots, &due, now);
     }
+    look_ahead(shared, state, &slots, &due, &plan, now);
     // The due parts leave out those waiting for later: the store says when the first of them
     // becomes due, and when the first ambiguous `unknown` part may be retried.
-    let wake_at = [plan.wake_at, next_due, next_retry]
+    // A look-ahead whose SIM is still busy when its hold ends goes back to every SIM then.
+    let ahead_ends = state
+        .ahead()
+        .values()
+        .map(|(_, chosen)| *chosen + LOOK_AHEAD_HOLD)
+        .min()
+        .map(|at| now + (at.saturating_duration_since(std::time::Instant::now())));
+    let wake_at = [plan.wake_at, next_due, next_retry, ahead_ends]
         .into_iter()
         .flatten()
         .min();
@@ -170,13 +228,24 @@ async fn plan_round(
             return Err(e);
         }
     };
+    {
+        let mut log = state.log();
+        for ((a, _, _), result) in taken.iter().zip(&results) {
+            if result.is_ok() {
+                log.record(a.sim, now);
+            }
+        }
+    }
     for ((a, port, handle), result) in taken.into_iter().zip(results) {
         match result {
             Ok(claimed) => {
-                log.record(a.sim, now);
                 let shared = Arc::clone(shared);
                 let outcomes = outcomes.clone();
-                tokio::spawn(async move { send(shared, outcomes, port, handle, claimed).await });
+                let state = state.clone();
+                let sim = a.sim;
+                tokio::spawn(async move {
+                    send_loop(shared, state, outcomes, port, handle, sim, claimed).await
+                });
             }
             Err(e) => {
                 tracing::warn!(part = a.part.0, "claim refused: {e}");
@@ -185,6 +254,75 @@ async fn plan_round(
         }
     }
     Ok(wake_at)
+}
+
+/// Chooses the next part of each SIM whose send is in flight and that has none yet: the
+/// scheduler's own choice for that SIM (quota, rest, carrier, priority, the SIMs a part failed
+/// on), as if the SIM were free now, among the due parts this round did not assign. Only a
+/// ready SIM of ours in flight gets one; the choice is dropped if the send does not end with a
+/// TP-MR (see [`send_loop`]).
+fn look_ahead(
+    shared: &Shared,
+    state: &Loop,
+    slots: &[scheduler::SimSlot],
+    due: &[scheduler::DuePart],
+    plan: &scheduler::Plan,
+    now: Timestamp,
+) {
+    if shared.is_stopping() || shared.outcomes_pending() {
+        return;
+    }
+    let mut ahead = state.ahead();
+    let following = state.following();
+    let in_flight = |s: &scheduler::SimSlot| s.ready && s.busy && !ahead.contains_key(&s.id);
+    let offered: Vec<SimId> = slots
+        .iter()
+        .filter(|s| in_flight(s))
+        .map(|s| s.id)
+        .collect();
+    if offered.is_empty() {
+        return;
+    }
+    let as_free: Vec<_> = slots
+        .iter()
+        .map(|s| {
+            let mut s = s.clone();
+            // Only the SIMs in flight are offered; the free ones were just planned.
+            let offer = offered.contains(&s.id);
+            s.ready = offer;
+            s.busy = !offer;
+            s
+        })
+        .collect();
+    let chosen = std::time::Instant::now();
+    // A message's parts go in order on one SIM: a SIM sending a part that has a following one
+    // sends that one next, if its quota and rest allow one more send now.
+    for s in as_free.iter().filter(|s| following.contains(&s.id)) {
+        if s.available(now) {
+            ahead.insert(s.id, (NextPart::Following, chosen));
+        }
+    }
+    let assigned: Vec<PartId> = plan.assignments.iter().map(|a| a.part).collect();
+    let rest: Vec<_> = due
+        .iter()
+        .filter(|d| !assigned.contains(&d.part))
+        .cloned()
+        .collect();
+    if rest.is_empty() {
+        return;
+    }
+    let others: Vec<_> = as_free
+        .into_iter()
+        .map(|mut s| {
+            if following.contains(&s.id) {
+                s.ready = false;
+            }
+            s
+        })
+        .collect();
+    for a in scheduler::plan(&others, &rest, now).assignments {
+        ahead.insert(a.sim, (NextPart::Part(a.part), chosen));
+    }
 }
 
 /// Why an outcome was not committed.
@@ -219,11 +357,16 @@ impl From<crate::store::StoreError> for CommitError {
     }
 }
 
-/// One outcome waiting for the group commit, and who waits for it.
+/// What the group commit tells a send task: its outcome is durable, and the next part for its
+/// SIM is claimed (`Some`) or not (`None`: no look-ahead, or its claim was refused).
+type Committed = Result<Option<ClaimedPart>, CommitError>;
+
+/// One outcome waiting for the group commit, the part to claim after it, and who waits.
 type PendingOutcome = (
     SendOutcome,
     Timestamp,
-    oneshot::Sender<Result<(), CommitError>>,
+    Option<(NextPart, SimId)>,
+    oneshot::Sender<Committed>,
 );
 
 /// Where send tasks hand their outcomes; [`OutcomeWriter::commit`] returns once committed.
@@ -231,18 +374,26 @@ type PendingOutcome = (
 struct OutcomeWriter(mpsc::UnboundedSender<PendingOutcome>);
 
 impl OutcomeWriter {
-    async fn commit(&self, outcome: SendOutcome, now: Timestamp) -> Result<(), CommitError> {
+    async fn commit(
+        &self,
+        outcome: SendOutcome,
+        now: Timestamp,
+        next: Option<(NextPart, SimId)>,
+    ) -> Committed {
         let stopped = || CommitError::NotWritten("outcome writer stopped".into());
         let (tx, rx) = oneshot::channel();
-        self.0.send((outcome, now, tx)).map_err(|_| stopped())?;
+        self.0
+            .send((outcome, now, next, tx))
+            .map_err(|_| stopped())?;
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
 /// Group commit: outcomes that arrive while a commit is in progress go together into the
-/// next transaction (one fsync for all of them). Each sender hears back only after the
-/// transaction holding its outcome committed. The task ends when every sender is gone.
-fn start_outcome_writer(db: super::Db) -> OutcomeWriter {
+/// next transaction (one fsync for all of them), each with its SIM's next claim when it has
+/// one. Each sender hears back only after the transaction holding its outcome committed. The
+/// task ends when every sender is gone.
+fn start_outcome_writer(db: super::Db, state: Loop) -> OutcomeWriter {
     const MAX_BATCH: usize = 256;
     let (tx, mut rx) = mpsc::unbounded_channel::<PendingOutcome>();
     tokio::spawn(async move {
@@ -256,14 +407,25 @@ fn start_outcome_writer(db: super::Db) -> OutcomeWriter {
             }
             let mut items = Vec::with_capacity(batch.len());
             let mut replies = Vec::with_capacity(batch.len());
-            for (o, t, reply) in batch {
-                items.push((o, t));
+            for (o, t, next, reply) in batch {
+                items.push((o, t, next));
                 replies.push(reply);
             }
-            match db.call(move |s| s.record_outcomes(&items)).await {
+            let st = state.clone();
+            let written = db
+                .call(move |s| s.record_outcomes_then_claim(&items, &mut st.log()))
+                .await;
+            match written {
                 Ok(results) => {
-                    for (reply, r) in replies.into_iter().zip(results) {
-                        let _ = reply.send(r.map(|_| ()).map_err(CommitError::from));
+                    for (reply, (recorded, claim)) in replies.into_iter().zip(results) {
+                        let claimed = claim.and_then(|c| match c {
+                            Ok(part) => Some(part),
+                            Err(e) => {
+                                tracing::debug!("look-ahead part not claimed: {e}");
+                                None
+                            }
+                        });
+                        let _ = reply.send(recorded.map(|_| claimed).map_err(CommitError::from));
                     }
                 }
                 Err(e) => {
@@ -279,21 +441,77 @@ fn start_outcome_writer(db: super::Db) -> OutcomeWriter {
     OutcomeWriter(tx)
 }
 
-async fn send(
+/// Sends `part` on the SIM's modem and, while each send ends with a TP-MR and the SIM has a
+/// look-ahead part that the outcome's commit could claim, the next one, without releasing the
+/// SIM in between. The SIM is released after the last outcome is committed.
+async fn send_loop(
     shared: Arc<Shared>,
+    state: Loop,
     outcomes: OutcomeWriter,
     port: String,
     handle: ModemHandle,
-    part: ClaimedPart,
+    sim: SimId,
+    mut part: ClaimedPart,
 ) {
+    loop {
+        // A round may now choose this SIM's next part while this one is in flight.
+        let has_following = part.seq < part.total;
+        if has_following {
+            state.following().insert(sim);
+        }
+        shared.wake.notify_one();
+        let (outcome, error) = send(&shared, &port, &handle, &part).await;
+        let id = part.part;
+        state.following().remove(&sim);
+        let chosen = state.ahead().remove(&sim);
+        let next = match (&outcome, chosen) {
+            (SendOutcome::Sent { .. }, Some((kind, _))) if !shared.is_stopping() => {
+                // Any choice made for this SIM means its quota had room; the message's own
+                // next part comes before any other.
+                match (has_following, kind) {
+                    (true, _) => Some((NextPart::Following, sim)),
+                    (false, NextPart::Part(p)) => Some((NextPart::Part(p), sim)),
+                    (false, NextPart::Following) => None,
+                }
+            }
+            _ => None,
+        };
+        // Durable before the SIM is offered another part: a known outcome (a TP-MR in hand) is
+        // kept in memory and retried with back-off while the store cannot write (disk full, I/O
+        // error); the SIM stays busy and the runner claims nothing meanwhile.
+        let chained = commit_durably(&shared, &outcomes, outcome, Timestamp::now(), id, next).await;
+        match &error {
+            None => tracing::debug!(part = id.0, port = %port, "part sent"),
+            Some(e) => tracing::info!(part = id.0, port = %port, "part not sent: {e}"),
+        }
+        match chained {
+            // A committed claim is a promise to send: even when the stop began meanwhile, this
+            // part goes out (the drain waits for it) and the chain ends after it.
+            Some(claimed) => part = claimed,
+            None => {
+                shared.modems.release(&port, error);
+                shared.wake.notify_one();
+                return;
+            }
+        }
+    }
+}
+
+/// One send on the modem: the outcome to commit, and the error to show on the modem if any.
+async fn send(
+    shared: &Arc<Shared>,
+    port: &str,
+    handle: &ModemHandle,
+    part: &ClaimedPart,
+) -> (SendOutcome, Option<String>) {
     let more_follow = part.seq < part.total;
     let length = u16::try_from(part.cmgs_length).unwrap_or(u16::MAX);
     let result = handle.send_part(&part.pdu_hex, length, more_follow).await;
     if result.is_err() {
         // The actor recovers the modem before it reads its next request: no part for it until
         // it answers again (a Health request queues behind the recovery).
-        shared.modems.link_trouble(&port);
-        let (shared, port, handle) = (Arc::clone(&shared), port.clone(), handle.clone());
+        shared.modems.link_trouble(port);
+        let (shared, port, handle) = (Arc::clone(shared), port.to_string(), handle.clone());
         tokio::spawn(async move {
             if handle.health().await.is_ok() {
                 shared.modems.link_back(&port);
@@ -363,46 +581,40 @@ async fn send(
             }
         }
     };
-    // Durable before the SIM is offered another part: a known outcome (a TP-MR in hand) is
-    // kept in memory and retried with back-off while the store cannot write (disk full, I/O
-    // error); the SIM stays busy and the runner claims nothing meanwhile.
-    commit_durably(&shared, &outcomes, outcome, now, id).await;
-    match &error {
-        None => tracing::debug!(part = id.0, port = %port, "part sent"),
-        Some(e) => tracing::info!(part = id.0, port = %port, "part not sent: {e}"),
-    }
-    shared.modems.release(&port, error);
-    shared.wake.notify_one();
+    (outcome, error)
 }
 
-/// Commits one send's outcome, retrying with back-off until it is durable. Gives up only when
-/// the daemon stops with the store still unwritable: the part then stays `sending` and becomes
-/// `unknown` at the next start (never resent by itself).
+/// Commits one send's outcome, retrying with back-off until it is durable, and with it the
+/// claim of `next` (only on the first try: after a failed write the SIM is released instead).
+/// Returns the claimed next part. Gives up only when the daemon stops with the store still
+/// unwritable: the part then stays `sending` and becomes `unknown` at the next start (never
+/// resent by itself).
 async fn commit_durably(
     shared: &Arc<Shared>,
     outcomes: &OutcomeWriter,
     outcome: SendOutcome,
     now: Timestamp,
-    id: crate::store::PartId,
-) {
+    id: PartId,
+    mut next: Option<(NextPart, SimId)>,
+) -> Option<ClaimedPart> {
     let mut attempt = 0usize;
     // Counted as "not durable" (which stops every new claim) only once a write failed: an
     // outcome in its ordinary group commit holds back only its own SIM, which stays busy.
     let mut pending = None;
     loop {
-        match outcomes.commit(outcome.clone(), now).await {
-            Ok(()) => {
+        match outcomes.commit(outcome.clone(), now, next.take()).await {
+            Ok(claimed) => {
                 if attempt > 0 {
                     tracing::info!(part = id.0, attempt, "send outcome recorded after retrying");
                     shared.store_fault(None);
                 }
-                return;
+                return claimed;
             }
             Err(CommitError::Refused(e)) => {
                 // The store refused this outcome itself (a state change no longer allowed):
                 // retrying cannot help; the store stays as it is.
                 tracing::error!(part = id.0, "send outcome refused by the store: {e}");
-                return;
+                return None;
             }
             Err(CommitError::NotWritten(e)) => {
                 pending.get_or_insert_with(|| shared.outcome_pending());
@@ -412,7 +624,7 @@ async fn commit_durably(
                         part = id.0,
                         "send outcome still not written at shutdown: the part will show as unknown: {e}"
                     );
-                    return;
+                    return None;
                 }
                 let delay = super::write_retry_delay(attempt);
                 tracing::error!(

@@ -1,9 +1,12 @@
 //! Submission in the running daemon: a send request decided by the contract and, when accepted,
-//! inserted with its credit reservation and audit entries in one store call.
+//! inserted with its credit reservation and audit entries in one store call. Requests that
+//! arrive together share one transaction and one fsync ([`AcceptWriter`], group commit), each in
+//! its own SAVEPOINT.
 //!
 //! What must always hold: a request is decided by [`crate::policy::decide`] on facts read in the
-//! same store call that applies it (the store is behind one mutex, so two requests cannot spend
-//! the same credit); a refusal that must leave a trace (the violation's charge and blacklisting,
+//! transaction that applies it, after the requests before it in that transaction wrote theirs
+//! (the store is behind one mutex, so two requests cannot spend the same credit); no request is
+//! answered before the transaction holding it committed; a refusal that must leave a trace (the violation's charge and blacklisting,
 //! the audit of a rejected request) is committed before the error is returned; a message's
 //! deadline is its validity counted from the earliest time it may be sent (not from now), and a
 //! request whose explicit validity ends before its own `not_before` is refused before anything
@@ -19,7 +22,9 @@ use crate::policy::{
     self, Acceptance, Decision, RecipientDecision, Refusal as PolicyRefusal, RuleSet,
 };
 use crate::store::contract::{self as sc};
-use crate::store::{self, InitialState, MessageId, NewMessage, NewPart, Store, StoreError};
+use crate::store::{self, InitialState, MessageId, NewMessage, NewPart, StoreError};
+use rusqlite::Transaction;
+use tokio::sync::{mpsc, oneshot};
 
 /// The contract's settings that SIGHUP reloads.
 use super::contract::contract_err;
@@ -66,6 +71,84 @@ impl SubmitInput {
                 self.validity_span
             ))
         })
+    }
+}
+
+/// One request's acceptance, run inside the group commit's transaction.
+pub(crate) type AcceptJob =
+    Box<dyn FnOnce(&Transaction<'_>) -> Result<Result<SubmitOutcome, ApiError>, StoreError> + Send>;
+
+/// Group commit of acceptance: requests that arrive while a commit is in progress are decided
+/// and written together in the next transaction, each in its own SAVEPOINT
+/// ([`store::Store::each_in_one_commit`]), so many requests share one fsync. Each caller hears back
+/// only after the transaction holding its request committed; if that commit fails, every
+/// request of the batch gets the error and none of them was written.
+#[derive(Clone)]
+pub(crate) struct AcceptWriter(mpsc::UnboundedSender<(AcceptJob, oneshot::Sender<Accepted>)>);
+
+type Accepted = Result<SubmitOutcome, ApiError>;
+
+impl AcceptWriter {
+    /// How many requests one transaction takes at most (a 10,000-recipient request is one).
+    const MAX_BATCH: usize = 64;
+
+    /// Starts the writer task; it ends when every handle is gone.
+    pub(crate) fn start(db: super::Db) -> AcceptWriter {
+        let (tx, mut rx) = mpsc::unbounded_channel::<(AcceptJob, oneshot::Sender<Accepted>)>();
+        tokio::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut jobs = vec![first.0];
+                let mut replies = vec![first.1];
+                while jobs.len() < Self::MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok((job, reply)) => {
+                            jobs.push(job);
+                            replies.push(reply);
+                        }
+                        Err(_) => break,
+                    }
+                }
+                match db.call(move |s| s.each_in_one_commit(jobs)).await {
+                    Ok(results) => {
+                        for (reply, r) in replies.into_iter().zip(results) {
+                            let _ = reply.send(r.map_err(super::backend::internal).and_then(|r| r));
+                        }
+                    }
+                    Err(e) => {
+                        // The whole transaction is lost: nothing of the batch was written.
+                        let full = e.is_storage_full();
+                        let text = e.to_string();
+                        for reply in replies {
+                            let e = if full {
+                                ApiError::InsufficientStorage(format!(
+                                    "the gateway's disk is full; nothing was accepted, try \
+                                     again later ({text})"
+                                ))
+                            } else {
+                                ApiError::Internal(format!("store: {text}"))
+                            };
+                            let _ = reply.send(Err(e));
+                        }
+                    }
+                }
+            }
+        });
+        AcceptWriter(tx)
+    }
+
+    /// A writer with no task behind it (unit tests without a runtime): every submit is
+    /// refused as if the daemon were stopping.
+    #[cfg(test)]
+    pub(crate) fn unstarted() -> AcceptWriter {
+        AcceptWriter(mpsc::unbounded_channel().0)
+    }
+
+    /// Decides and writes one request in the next group commit; returns once it is durable.
+    pub(crate) async fn submit(&self, job: AcceptJob) -> Accepted {
+        let stopped = || ApiError::ShuttingDown;
+        let (tx, rx) = oneshot::channel();
+        self.0.send((job, tx)).map_err(|_| stopped())?;
+        rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 }
 
@@ -123,7 +206,7 @@ fn recipient_refusal(number: &str, d: RecipientDecision) -> Option<Refusal> {
 /// Decides and applies a send request in one store call. `Err(ApiError)` for a refusal of the
 /// whole request (after committing what the refusal itself must record).
 pub(crate) fn submit(
-    s: &mut Store,
+    tx: &Transaction<'_>,
     rules: &RuleSet,
     input: &SubmitInput,
     encode: Encoder<'_>,
@@ -132,7 +215,7 @@ pub(crate) fn submit(
     if let Some(e) = input.contradiction(now) {
         return Ok(Err(e));
     }
-    let Some(account) = sc::account_by_name(&s.conn, &input.account).map_err(contract_err)? else {
+    let Some(account) = sc::account_by_name(tx, &input.account).map_err(contract_err)? else {
         return Ok(Err(ApiError::Forbidden(format!(
             "account {:?} does not exist (see `smsgate account add`)",
             input.account
@@ -143,9 +226,8 @@ pub(crate) fn submit(
         .iter()
         .map(|n| crate::number::key(n.canonical()))
         .collect();
-    let mut facts =
-        sc::acceptance_facts(&s.conn, account.id, &numbers, now).map_err(contract_err)?;
-    let unmetered = sc::is_unmetered(&s.conn, account.id).map_err(contract_err)?;
+    let mut facts = sc::acceptance_facts(tx, account.id, &numbers, now).map_err(contract_err)?;
+    let unmetered = sc::is_unmetered(tx, account.id).map_err(contract_err)?;
     if unmetered {
         facts.available_credit = u64::MAX;
     }
@@ -169,7 +251,7 @@ pub(crate) fn submit(
     let acc: Acceptance = match decision {
         Decision::Accepted(a) => a,
         Decision::Refused(refusal) => {
-            return refuse(s, &account, input, &numbers, refusal, encode, now);
+            return refuse(tx, &account, input, &numbers, refusal, encode, now);
         }
     };
     // Refused recipients (opted out, blacklisted) are reported, audited, never charged.
@@ -217,7 +299,7 @@ pub(crate) fn submit(
         .iter()
         .map(|r| (r.to.clone(), r.code.clone()))
         .collect();
-    let ids = s.transaction(|tx| -> Result<Vec<MessageId>, StoreError> {
+    let ids = {
         let ids = store::insert_messages(tx, &batch, now)?;
         for (id, m) in ids.iter().zip(&batch) {
             // `decide` saw enough credit under the store's mutex, so this cannot fall short; if
@@ -258,8 +340,8 @@ pub(crate) fn submit(
                 now,
             )?;
         }
-        Ok(ids)
-    })?;
+        ids
+    };
     Ok(Ok(SubmitOutcome {
         ids,
         parts: if parts == 0 { acc.parts } else { parts },
@@ -271,7 +353,7 @@ pub(crate) fn submit(
 /// Applies a refusal of the whole request: audit (and, for blocked content, the charge and the
 /// blacklisting), committed; then the error for the caller.
 fn refuse(
-    s: &mut Store,
+    tx: &Transaction<'_>,
     account: &policy::Account,
     input: &SubmitInput,
     numbers: &[String],
@@ -328,20 +410,17 @@ fn refuse(
                 .iter()
                 .map(|r| (r.to.clone(), r.code.clone()))
                 .collect();
-            s.transaction(|tx| {
-                for (n, code) in &codes {
-                    audit_rejected(
-                        tx,
-                        account.id,
-                        input,
-                        std::slice::from_ref(n),
-                        parts,
-                        &format!("recipient refused: {code}"),
-                        now,
-                    )?;
-                }
-                Ok::<_, StoreError>(())
-            })?;
+            for (n, code) in &codes {
+                audit_rejected(
+                    tx,
+                    account.id,
+                    input,
+                    std::slice::from_ref(n),
+                    parts,
+                    &format!("recipient refused: {code}"),
+                    now,
+                )?;
+            }
             return Ok(Ok(SubmitOutcome {
                 ids: Vec::new(),
                 parts,
@@ -351,7 +430,7 @@ fn refuse(
         }
         PolicyRefusal::BlockedContent { category, .. } => {
             let category = category.clone();
-            let charged = blocked(s, account, input, numbers, &category, parts, now)?;
+            let charged = blocked(tx, account, input, numbers, &category, parts, now)?;
             return Ok(Err(ApiError::Policy {
                 code: "content_prohibited".into(),
                 message: format!(
@@ -373,7 +452,7 @@ fn refuse(
             )),
         ),
     };
-    s.transaction(|tx| audit_rejected(tx, account.id, input, numbers, parts, &why, now))?;
+    audit_rejected(tx, account.id, input, numbers, parts, &why, now)?;
     Ok(Err(err))
 }
 
@@ -381,7 +460,7 @@ fn refuse(
 /// credit goes), the account blacklisted; all audited, in one transaction. Returns the parts
 /// charged.
 fn blocked(
-    s: &mut Store,
+    tx: &Transaction<'_>,
     account: &policy::Account,
     input: &SubmitInput,
     numbers: &[String],
@@ -390,7 +469,7 @@ fn blocked(
     now: Timestamp,
 ) -> Result<u64, StoreError> {
     // Only recipients that would have been sent to are charged (not opted-out/blacklisted).
-    let facts = sc::acceptance_facts(&s.conn, account.id, numbers, now).map_err(contract_err)?;
+    let facts = sc::acceptance_facts(tx, account.id, numbers, now).map_err(contract_err)?;
     let batch: Vec<NewMessage> = input
         .recipients
         .iter()
@@ -418,7 +497,7 @@ fn blocked(
         })
         .collect();
     let actor = input.actor.clone();
-    s.transaction(|tx| {
+    {
         let ids = store::insert_messages(tx, &batch, now)?;
         let raw: Vec<i64> = ids.iter().map(|i| i.0).collect();
         let charge =
@@ -445,5 +524,5 @@ fn blocked(
             sc::blacklist_account(tx, account.id, &reason, &actor, now).map_err(contract_err)?;
         }
         Ok(charge.charged)
-    })
+    }
 }

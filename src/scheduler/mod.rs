@@ -71,7 +71,8 @@ impl SimSlot {
         at
     }
 
-    fn available(&self, now: Timestamp) -> bool {
+    /// Free and allowed to send now (ready, not busy, not resting, within its quota).
+    pub fn available(&self, now: Timestamp) -> bool {
         self.ready
             && !self.busy
             && self.rested_until.is_none_or(|r| r <= now)

@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
-use rusqlite::{params, Transaction, TransactionBehavior};
+use rusqlite::{params, OptionalExtension, Transaction, TransactionBehavior};
 
 use super::messages::{claim_in, mark_failed_in, mark_sent_in, mark_unknown_in};
 use super::{ms, ts, ClaimedPart, FailOutcome, PartId, SimId, Store, StoreError};
@@ -42,6 +42,28 @@ pub enum SendOutcome {
         error: String,
         retry_at: Option<Timestamp>,
     },
+}
+
+impl SendOutcome {
+    /// The part this outcome is for.
+    pub fn part(&self) -> PartId {
+        match self {
+            SendOutcome::Sent { part, .. }
+            | SendOutcome::Failed { part, .. }
+            | SendOutcome::Unknown { part, .. } => *part,
+        }
+    }
+}
+
+/// Which part a SIM sends next, claimed with the outcome of its last send
+/// ([`Store::record_outcomes_then_claim`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextPart {
+    /// This part.
+    Part(PartId),
+    /// The part after the one the outcome is for, of the same message (a message's parts go
+    /// in order on one SIM); nothing when that was its last part.
+    Following,
 }
 
 /// The quota-relevant send times of each SIM, kept by the one process that claims (the
@@ -131,12 +153,42 @@ impl Store {
         &mut self,
         outcomes: &[(SendOutcome, Timestamp)],
     ) -> Result<Vec<Result<Option<FailOutcome>, StoreError>>, StoreError> {
+        let items: Vec<_> = outcomes
+            .iter()
+            .map(|(o, t)| (o.clone(), *t, None))
+            .collect();
+        Ok(self
+            .record_outcomes_then_claim(&items, &mut SendLog::default())?
+            .into_iter()
+            .map(|(outcome, _)| outcome)
+            .collect())
+    }
+
+    /// [`Store::record_outcomes`], and for each item that names a next part for its SIM and
+    /// whose outcome was recorded, that part's claim ([`Store::claim`], its own SAVEPOINT, at
+    /// the outcome's time) in the same transaction: the send loop's SIM waits for one commit
+    /// between two sends, not two. A refused claim (the part was cancelled or claimed
+    /// meanwhile) leaves the outcome recorded. Every claim made is added to `log`, under the
+    /// same store call, so the runner's [`SendLog`] still sees every claim.
+    #[allow(clippy::type_complexity)]
+    pub fn record_outcomes_then_claim(
+        &mut self,
+        items: &[(SendOutcome, Timestamp, Option<(NextPart, SimId)>)],
+        log: &mut SendLog,
+    ) -> Result<
+        Vec<(
+            Result<Option<FailOutcome>, StoreError>,
+            Option<Result<ClaimedPart, StoreError>>,
+        )>,
+        StoreError,
+    > {
         let policy = self.retry_policy;
-        self.batch(|tx| {
-            let mut out = Vec::with_capacity(outcomes.len());
-            for (o, now) in outcomes {
+        let mut claims = Vec::new();
+        let out = self.batch(|tx| {
+            let mut out = Vec::with_capacity(items.len());
+            for (o, now, next) in items {
                 let now = *now;
-                out.push(in_savepoint(tx, |tx| match o {
+                let recorded = in_savepoint(tx, |tx| match o {
                     SendOutcome::Sent { part, tp_mr } => {
                         mark_sent_in(tx, *part, *tp_mr, now).map(|()| None)
                     }
@@ -157,7 +209,57 @@ impl Store {
                         }
                         Ok(None)
                     }
-                })?);
+                })?;
+                let next = match (next, &recorded) {
+                    (Some((NextPart::Part(part), sim)), Ok(_)) => Some((*part, *sim)),
+                    (Some((NextPart::Following, sim)), Ok(_)) => tx
+                        .prepare_cached(
+                            "SELECT q.id FROM parts p JOIN parts q
+                                 ON q.message_id = p.message_id AND q.seq = p.seq + 1
+                             WHERE p.id = ?1",
+                        )?
+                        .query_row([o.part().0], |r| r.get(0))
+                        .optional()?
+                        .map(|id| (PartId(id), *sim)),
+                    _ => None,
+                };
+                let claim = match next {
+                    Some((part, sim)) => {
+                        let c = in_savepoint(tx, |tx| claim_in(tx, part, sim, now))?;
+                        if c.is_ok() {
+                            claims.push((sim, now));
+                        }
+                        Some(c)
+                    }
+                    None => None,
+                };
+                out.push((recorded, claim));
+            }
+            Ok(out)
+        })?;
+        // Committed: only now are the claims real.
+        for (sim, at) in claims {
+            log.record(sim, at);
+        }
+        Ok(out)
+    }
+
+    /// Group commit for independent requests (the daemon's acceptance): each job runs in its
+    /// own SAVEPOINT of one IMMEDIATE transaction, in order, so each sees what the jobs before
+    /// it wrote (two requests still cannot spend the same credit), and a job that fails is
+    /// undone alone; then one commit, one fsync, for all of them. Nothing is returned before
+    /// that commit. `Err` when the transaction itself failed: then no job's writes are kept.
+    pub fn each_in_one_commit<T, J>(
+        &mut self,
+        jobs: Vec<J>,
+    ) -> Result<Vec<Result<T, StoreError>>, StoreError>
+    where
+        J: FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    {
+        self.batch(|tx| {
+            let mut out = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                out.push(in_savepoint(tx, job)?);
             }
             Ok(out)
         })
@@ -329,7 +431,9 @@ const PREVIOUS_SENT: &str = "(p.seq = 1 OR EXISTS (SELECT 1 FROM parts q
 mod tests {
     use super::*;
     use crate::number::Carrier;
-    use crate::store::{InitialState, MessageId, NewMessage, NewPart, SimIdentity};
+    use crate::store::{
+        insert_messages, InitialState, MessageId, NewMessage, NewPart, SimIdentity,
+    };
 
     const PDU: &str = "0011000D91683119325476F80008AA0C4F60597D4E16754C0021";
 
@@ -588,6 +692,160 @@ mod tests {
             view(due[2].message.0).parts[0].state,
             crate::store::PartState::Unknown
         );
+    }
+
+    #[test]
+    fn an_outcome_and_the_next_claim_commit_together() {
+        let mut store = Store::open_in_memory().unwrap();
+        let s1 = sim(&mut store, 1);
+        let s2 = sim(&mut store, 2);
+        store
+            .accept(&[msg(1, 1, 0), msg(2, 1, 0), msg(3, 1, 0)], t(0))
+            .unwrap();
+        let due = store.due_parts(10, t(1)).unwrap();
+        let (a, b, c) = (due[0].part, due[1].part, due[2].part);
+        for r in store.claim_many(&[(a, s1), (b, s2)], t(1)).unwrap() {
+            r.unwrap();
+        }
+        // The runner's log, loaded (as at its first round) after those claims.
+        let mut log = SendLog::default();
+        store
+            .sim_slots_from(&mut log, t(1), Quota::default())
+            .unwrap();
+        let out = store
+            .record_outcomes_then_claim(
+                &[
+                    // Sent, and the SIM's next part claimed with it.
+                    (
+                        SendOutcome::Sent { part: a, tp_mr: 1 },
+                        t(2),
+                        Some((NextPart::Part(c), s1)),
+                    ),
+                    // Sent, but the next part named is taken already: the outcome stands.
+                    (
+                        SendOutcome::Sent { part: b, tp_mr: 2 },
+                        t(2),
+                        Some((NextPart::Part(c), s2)),
+                    ),
+                ],
+                &mut log,
+            )
+            .unwrap();
+        assert_eq!(out[0].0.as_ref().unwrap(), &None);
+        assert_eq!(out[0].1.as_ref().unwrap().as_ref().unwrap().part, c);
+        assert_eq!(out[1].0.as_ref().unwrap(), &None);
+        assert!(matches!(
+            out[1].1,
+            Some(Err(StoreError::NotClaimable { .. }))
+        ));
+        let part = |m: MessageId| store.message(m).unwrap().unwrap().parts[0].clone();
+        assert_eq!(part(due[1].message).state, crate::store::PartState::Sent);
+        let next = part(due[2].message);
+        assert_eq!(next.state, crate::store::PartState::Sending);
+        assert_eq!(next.sim, Some(s1));
+        // The chained claim is in send_attempts and in the runner's log alike.
+        let slots = store
+            .sim_slots_from(&mut log, t(3), Quota::default())
+            .unwrap();
+        let sends = |id| slots.iter().find(|s| s.id == id).unwrap().sends.clone();
+        assert_eq!(sends(s1), store.sends_since(s1, t(-1)).unwrap());
+        assert_eq!(sends(s1), vec![t(1), t(2)]);
+        assert_eq!(sends(s2), vec![t(1)]);
+        // A refused outcome claims nothing.
+        let out = store
+            .record_outcomes_then_claim(
+                &[(
+                    SendOutcome::Sent { part: a, tp_mr: 3 },
+                    t(4),
+                    Some((NextPart::Part(c), s1)),
+                )],
+                &mut log,
+            )
+            .unwrap();
+        assert!(out[0].0.is_err());
+        assert!(out[0].1.is_none());
+    }
+
+    #[test]
+    fn the_following_part_of_a_message_is_claimed_with_its_predecessor() {
+        let mut store = Store::open_in_memory().unwrap();
+        let s1 = sim(&mut store, 1);
+        let ids = store.accept(&[msg(1, 2, 0)], t(0)).unwrap();
+        let parts = store.message(ids[0]).unwrap().unwrap().parts;
+        let (first, second) = (parts[0].id, parts[1].id);
+        store.claim_many(&[(first, s1)], t(1)).unwrap()[0]
+            .as_ref()
+            .unwrap();
+        let mut log = SendLog::default();
+        let out = store
+            .record_outcomes_then_claim(
+                &[(
+                    SendOutcome::Sent {
+                        part: first,
+                        tp_mr: 1,
+                    },
+                    t(2),
+                    Some((NextPart::Following, s1)),
+                )],
+                &mut log,
+            )
+            .unwrap();
+        let claimed = out[0].1.as_ref().unwrap().as_ref().unwrap();
+        assert_eq!((claimed.part, claimed.seq, claimed.sim), (second, 2, s1));
+        // The last part has none to follow: the outcome is recorded, nothing is claimed.
+        let out = store
+            .record_outcomes_then_claim(
+                &[(
+                    SendOutcome::Sent {
+                        part: second,
+                        tp_mr: 2,
+                    },
+                    t(3),
+                    Some((NextPart::Following, s1)),
+                )],
+                &mut log,
+            )
+            .unwrap();
+        assert_eq!(out[0].0.as_ref().unwrap(), &None);
+        assert!(out[0].1.is_none());
+        assert_eq!(
+            store.message(ids[0]).unwrap().unwrap().summary.state,
+            crate::store::MessageState::Sent
+        );
+    }
+
+    #[test]
+    fn jobs_in_one_commit_see_each_other_and_fail_alone() {
+        let mut store = Store::open_in_memory().unwrap();
+        let count = |tx: &Transaction<'_>| -> Result<i64, StoreError> {
+            Ok(tx.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?)
+        };
+        type Job = Box<dyn FnOnce(&Transaction<'_>) -> Result<i64, StoreError>>;
+        let jobs: Vec<Job> = vec![
+            Box::new(move |tx| {
+                insert_messages(tx, &[msg(1, 1, 0)], t(0))?;
+                count(tx)
+            }),
+            // Writes, then fails: its row must not survive, nor disturb the others.
+            Box::new(move |tx| {
+                insert_messages(tx, &[msg(2, 1, 0)], t(0))?;
+                Err(StoreError::Invalid("refused".into()))
+            }),
+            // Sees the first job's row, not the second's.
+            Box::new(move |tx| {
+                insert_messages(tx, &[msg(3, 1, 0)], t(0))?;
+                count(tx)
+            }),
+        ];
+        let out = store.each_in_one_commit(jobs).unwrap();
+        assert_eq!(out[0].as_ref().unwrap(), &1);
+        assert!(matches!(out[1], Err(StoreError::Invalid(_))));
+        assert_eq!(out[2].as_ref().unwrap(), &2);
+        let kept: i64 = store
+            .conn
+            .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(kept, 2);
     }
 
     #[test]

@@ -30,7 +30,7 @@ use rusqlite_migration::{Migrations, M};
 
 use crate::scheduler::RetryPolicy;
 
-pub use batch::{SendLog, SendOutcome};
+pub use batch::{NextPart, SendLog, SendOutcome};
 pub use inbound::{
     Concat, InboundMessage, InboundOutcome, InboundPart, InboxQuery, INBOUND_WINDOW,
 };
