@@ -365,6 +365,7 @@ pub async fn run(
     let bank = tokio::spawn(crate::bank::supervise::run(
         Arc::new(modems::BankHost(Arc::clone(&shared))),
         patterns,
+        crate::bank::BankOptions::default(),
         bank_stop_rx,
     ));
     let notifier = tokio::spawn(notify_systemd(Arc::clone(&shared), stop_rx.clone()));
