@@ -132,7 +132,7 @@ pub(crate) fn submit(
     if let Some(e) = input.contradiction(now) {
         return Ok(Err(e));
     }
-    let Some(account) = sc::account_by_name(&s.conn, &input.account).map_err(contract_err)? else {
+    let Some(account) = s.account_by_name(&input.account)? else {
         return Ok(Err(ApiError::Forbidden(format!(
             "account {:?} does not exist (see `smsgate account add`)",
             input.account
@@ -143,9 +143,8 @@ pub(crate) fn submit(
         .iter()
         .map(|n| crate::number::key(n.canonical()))
         .collect();
-    let mut facts =
-        sc::acceptance_facts(&s.conn, account.id, &numbers, now).map_err(contract_err)?;
-    let unmetered = sc::is_unmetered(&s.conn, account.id).map_err(contract_err)?;
+    let mut facts = s.acceptance_facts(account.id, &numbers, now)?;
+    let unmetered = s.is_unmetered(account.id)?;
     if unmetered {
         facts.available_credit = u64::MAX;
     }
@@ -390,7 +389,7 @@ fn blocked(
     now: Timestamp,
 ) -> Result<u64, StoreError> {
     // Only recipients that would have been sent to are charged (not opted-out/blacklisted).
-    let facts = sc::acceptance_facts(&s.conn, account.id, numbers, now).map_err(contract_err)?;
+    let facts = s.acceptance_facts(account.id, numbers, now)?;
     let batch: Vec<NewMessage> = input
         .recipients
         .iter()
