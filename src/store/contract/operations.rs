@@ -270,3 +270,104 @@ impl Store {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> Timestamp {
+        Timestamp::from_second(1_770_000_000 + s).unwrap()
+    }
+
+    fn outcomes(s: &Store) -> Vec<String> {
+        crate::store::audit::all_records(&s.conn)
+            .unwrap()
+            .into_iter()
+            .map(|r| r.entry.outcome)
+            .collect()
+    }
+
+    #[test]
+    fn configured_accounts_are_created_then_updated_in_place() {
+        let mut s = Store::open_in_memory().unwrap();
+        let acme = |uids: Vec<u32>, configured| AccountUpsert {
+            name: "acme".into(),
+            uids,
+            gids: vec![],
+            configured,
+        };
+        s.upsert_accounts(&[acme(vec![1000], None)], t(0)).unwrap();
+        let a = s.account_by_name("acme").unwrap().unwrap();
+        assert_eq!(a.uids, vec![1000]);
+        assert!(!s.is_unmetered(a.id).unwrap());
+        let settings = AccountSettings {
+            signature_required: true,
+            ..AccountSettings::default()
+        };
+        s.upsert_accounts(&[acme(vec![1001], Some((true, settings)))], t(1))
+            .unwrap();
+        let b = s.account_by_name("acme").unwrap().unwrap();
+        assert_eq!(b.id, a.id, "updated, not created again");
+        assert_eq!(b.uids, vec![1001]);
+        assert!(b.settings.signature_required);
+        assert!(s.is_unmetered(a.id).unwrap());
+        assert_eq!(
+            s.account_for_peer(1001, &[]).unwrap().map(|a| a.id),
+            Some(a.id)
+        );
+        assert_eq!(s.accounts().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn admin_changes_commit_with_their_audit_records() {
+        let mut s = Store::open_in_memory().unwrap();
+        let new = NewAccount {
+            name: "beta".into(),
+            ..NewAccount::default()
+        };
+        let id = s.add_account(&new, "admin:uid 0", t(0)).unwrap();
+        let lot = NewLot {
+            quantity: 5,
+            price_fen: 100,
+            purchased_at: t(0),
+            expires_at: None,
+        };
+        let lot_id = s.add_credit(id, &lot, "admin:uid 0", t(0)).unwrap();
+        assert_eq!(s.credit_summary(id, t(1)).unwrap().available, 5);
+        assert!(s
+            .blacklist(Some("13910199192"), None, "spam", "admin", t(2))
+            .unwrap());
+        assert!(!s
+            .blacklist(Some("13910199192"), None, "spam", "admin", t(2))
+            .unwrap());
+        assert_eq!(s.number_blacklist(NumberScope::Global).unwrap().len(), 1);
+        assert!(s
+            .lift_blacklist(Some("13910199192"), None, "ok", "admin", t(3))
+            .unwrap());
+        assert!(s.number_blacklist(NumberScope::Global).unwrap().is_empty());
+        assert!(s.blacklist(None, Some(id), "abuse", "admin", t(4)).unwrap());
+        assert!(s
+            .account_by_name("beta")
+            .unwrap()
+            .unwrap()
+            .blacklisted
+            .is_some());
+        assert!(!s
+            .blacklist(None, None, "nothing named", "admin", t(4))
+            .unwrap());
+        // Not held for review: nothing to decide, nothing changed.
+        assert!(s
+            .decide_review(42, ReviewDecision::Approve, "rev", t(5))
+            .unwrap()
+            .is_none());
+        assert!(s.pending_reviews().unwrap().is_empty());
+        let log = outcomes(&s);
+        assert_eq!(log[0], "account beta added");
+        assert_eq!(log[1], format!("lot {lot_id}: 5 messages, price 100 fen"));
+        assert_eq!(log.len(), 5, "{log:?}");
+        assert_eq!(
+            crate::store::audit::verify(&s.conn).unwrap(),
+            crate::audit::VerifyReport::Intact { records: 5 }
+        );
+    }
+}
