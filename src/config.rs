@@ -102,7 +102,8 @@ pub struct ModemsConfig {
     /// Globs of serial ports; hot-plugged ports matching them join the bank.
     pub ports: Vec<String>,
     pub baud: u32,
-    /// "auto" (probe), or a dialect name: generic, huawei, zte, quectel, simcom, wavecom, phs.
+    /// "auto" (the udev rules' `SMSGATE_DIALECT` hint for the port, else probe), or a dialect
+    /// name: generic, huawei, zte, quectel, simcom, wavecom, phs.
     pub dialect: String,
     /// SIM PIN, entered when a SIM asks for one.
     pub pin: Option<String>,

@@ -10,7 +10,9 @@
 //!   No input makes it panic.
 //! - [`cmpp`]: sans-I/O codec of CMPP 2.0/3.0 (the carrier gateway protocol of 106 numbers):
 //!   typed PDUs of both versions, framing, the MD5 login, Msg_Id packing, SUBMIT_RESP classes.
-//! - [`bank`]: port discovery (globs, inotify hot-plug) and supervision of one modem actor per port.
+//! - [`bank`]: port discovery (globs, inotify hot-plug) and supervision of one modem actor per
+//!   port (open, restart with back-off); a running modem is handed to the daemon through
+//!   `bank::Host`, so the bank knows nothing of the store.
 //! - [`at`]: sans-I/O AT layer (3GPP TS 27.005 / 27.007): the digester (bytes in, events out),
 //!   typed commands with reply parsers and timeouts, +CMS/+CME errors with their class.
 //! - [`modem`]: one actor per serial port (init, identity, health, send a part, inbound with
@@ -38,9 +40,10 @@
 //!   request shapes shared with the CLI clients, errors as JSON with their HTTP status. The
 //!   message routes (`server.rs`) and the admin routes (`admin.rs`, a router the server merges)
 //!   share their extractors through `extract.rs`, never each other.
-//! - [`daemon`]: the running service: runner (scheduler decisions applied), modem supervision,
-//!   inbound and status reports into the store, the API backend (submission in `submit.rs`, one
-//!   function per admin operation in `admin.rs`), systemd notification.
+//! - [`daemon`]: the running service: runner (scheduler decisions applied), the bank's host
+//!   (which SIM each port carries, what its modem's events mean), inbound and status reports
+//!   into the store, the API backend (submission in `submit.rs`, one function per admin
+//!   operation in `admin.rs`), systemd notification.
 //! - [`config`]: the daemon's TOML configuration, every key with a default, and its own parsing
 //!   helpers (durations, group names); `api` reads `config`, never the reverse.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
@@ -70,9 +73,9 @@
 //! pdu:
 //! cmpp:
 //! audit:
-//! bank:
 //! at: number
 //! modem: at number pdu
+//! bank: modem
 //! policy: number
 //! scheduler: ids at number
 //! store: ids audit number policy scheduler

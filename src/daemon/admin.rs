@@ -1,32 +1,29 @@
 //! The admin operations of the running daemon (accounts, credit, review, blacklists): [`admin`]
 //! dispatches an [`AdminOp`] to one function per operation, each running on the store.
 //!
-//! What must always hold: every write is one transaction with its audit record; a request that
+//! What must always hold: every write is one transaction with its audit record (one `Store`
+//! method; the transaction bodies are in `store::contract`); a request that
 //! names an unknown account answers 404 and changes nothing; a blacklist change needs a reason;
 //! `actor` (from the peer credentials, e.g. `admin:uid 0`) is what the audit log records.
 
 use jiff::Timestamp;
 use serde_json::json;
 
-use super::contract::contract_err;
 use crate::api::admin::{AdminOp, ReviewVerdict};
 use crate::api::ApiError;
-use crate::audit::{AuditEntry, AuditEvent};
 use crate::policy;
-use crate::store::contract::{self as sc, ContractError, NewAccount, NewLot, NumberScope};
-use crate::store::{self, MessageId, Store, StoreError};
+use crate::store::contract::{self as sc, NewAccount, NewLot, NumberScope};
+use crate::store::{MessageId, Store, StoreError};
 
 /// What an admin operation answers: the JSON to return, or the API error to answer with;
 /// `Err` only when the store itself failed.
 type AdminResult = Result<Result<serde_json::Value, ApiError>, StoreError>;
 
 fn account_id(s: &Store, name: &str) -> Result<Result<i64, ApiError>, StoreError> {
-    Ok(
-        match sc::account_by_name(&s.conn, name).map_err(contract_err)? {
-            Some(a) => Ok(a.id),
-            None => Err(ApiError::NotFound(format!("no account {name:?}"))),
-        },
-    )
+    Ok(match s.account_by_name(name)? {
+        Some(a) => Ok(a.id),
+        None => Err(ApiError::NotFound(format!("no account {name:?}"))),
+    })
 }
 
 macro_rules! id_or_return {
@@ -112,7 +109,7 @@ pub(crate) fn admin(s: &mut Store, op: AdminOp, actor: &str, now: Timestamp) -> 
 
 /// Every account.
 fn account_list(s: &Store) -> AdminResult {
-    let list = sc::accounts(&s.conn).map_err(contract_err)?;
+    let list = s.accounts()?;
     Ok(Ok(
         json!({"accounts": list.iter().map(account_json).collect::<Vec<_>>()}),
     ))
@@ -141,10 +138,7 @@ fn account_add(
             "name: must not be empty".into(),
         )));
     }
-    if sc::account_by_name(&s.conn, &name)
-        .map_err(contract_err)?
-        .is_some()
-    {
+    if s.account_by_name(&name)?.is_some() {
         return Ok(Err(ApiError::Conflict(format!(
             "account {name:?} already exists"
         ))));
@@ -159,21 +153,15 @@ fn account_add(
             send_window,
         },
     };
-    s.transaction(|tx| {
-        let id = sc::create_account(tx, &new, now).map_err(contract_err)?;
-        let mut e = AuditEntry::new(AuditEvent::Other("account_added".into()), now, actor);
-        e.account_id = Some(id);
-        e.outcome = format!("account {name} added");
-        store::audit::append(tx, e).map_err(|e| StoreError::Contract(e.to_string()))
-    })?;
-    let a = sc::account_by_name(&s.conn, &name).map_err(contract_err)?;
+    s.add_account(&new, actor, now)?;
+    let a = s.account_by_name(&name)?;
     Ok(Ok(json!({"account": a.as_ref().map(account_json)})))
 }
 
 /// An account's credit.
 fn credit_show(s: &Store, account: String, now: Timestamp) -> AdminResult {
     let id = id_or_return!(account_id(s, &account));
-    let sum = sc::credit_summary(&s.conn, id, now).map_err(contract_err)?;
+    let sum = s.credit_summary(id, now)?;
     Ok(Ok(serde_json::to_value(sum).unwrap_or_default()))
 }
 
@@ -204,23 +192,15 @@ fn credit_add(
         purchased_at: now,
         expires_at: expires,
     };
-    let lot_id = s.transaction(|tx| {
-        let lot_id = sc::add_lot(tx, id, &lot).map_err(contract_err)?;
-        let mut e = AuditEntry::new(AuditEvent::Other("credit_added".into()), now, actor);
-        e.account_id = Some(id);
-        e.parts = i64::try_from(messages).ok();
-        e.outcome = format!("lot {lot_id}: {messages} messages, price {price_fen} fen");
-        store::audit::append(tx, e).map_err(|e| StoreError::Contract(e.to_string()))?;
-        Ok::<_, StoreError>(lot_id)
-    })?;
-    let sum = sc::credit_summary(&s.conn, id, now).map_err(contract_err)?;
+    let lot_id = s.add_credit(id, &lot, actor, now)?;
+    let sum = s.credit_summary(id, now)?;
     Ok(Ok(json!({"lot": lot_id, "credit": sum})))
 }
 
 /// The messages waiting for review.
 fn review_list(s: &Store) -> AdminResult {
-    let items = sc::pending_reviews(&s.conn).map_err(contract_err)?;
-    let accounts = sc::accounts(&s.conn).map_err(contract_err)?;
+    let items = s.pending_reviews()?;
+    let accounts = s.accounts()?;
     let mut out = Vec::new();
     for i in items {
         let view = s.message(MessageId(i.message_id))?;
@@ -250,42 +230,19 @@ fn review_decide(
         ReviewVerdict::Reject => sc::ReviewDecision::Reject,
         ReviewVerdict::RejectAsViolation => sc::ReviewDecision::RejectAsViolation,
     };
-    let reviewer = actor.to_string();
-    let r = s.transaction(|tx| {
-        let r = match sc::decide_review(tx, id, decision, &reviewer, now) {
-            Ok(r) => r,
-            Err(ContractError::ReviewNotPending(id)) => {
-                return Ok(Err(ApiError::Conflict(format!(
-                    "message {id} is not waiting for review"
-                ))))
-            }
-            Err(e) => return Err(contract_err(e)),
-        };
-        match decision {
-            sc::ReviewDecision::Approve => store::release_from_review(tx, MessageId(id), now)?,
-            sc::ReviewDecision::Reject => {
-                store::reject(tx, MessageId(id), "rejected by a reviewer", now)?
-            }
-            sc::ReviewDecision::RejectAsViolation => store::reject(
-                tx,
-                MessageId(id),
-                "rejected by a reviewer as prohibited content",
-                now,
-            )?,
-        }
-        Ok::<_, StoreError>(Ok(r))
-    })?;
-    match r {
-        Ok(r) => Ok(Ok(serde_json::to_value(r).unwrap_or_default())),
-        Err(e) => Ok(Err(e)),
+    match s.decide_review(id, decision, actor, now)? {
+        Some(r) => Ok(Ok(serde_json::to_value(r).unwrap_or_default())),
+        None => Ok(Err(ApiError::Conflict(format!(
+            "message {id} is not waiting for review"
+        )))),
     }
 }
 
 /// Both blacklists: accounts and numbers.
 fn blacklist_list(s: &Store) -> AdminResult {
-    let accounts = sc::accounts(&s.conn).map_err(contract_err)?;
-    let mut numbers = sc::number_blacklist(&s.conn, NumberScope::Global)
-        .map_err(contract_err)?
+    let accounts = s.accounts()?;
+    let mut numbers = s
+        .number_blacklist(NumberScope::Global)?
         .into_iter()
         .map(|b| {
             json!({"account": null, "number": b.number, "reason": b.reason,
@@ -293,7 +250,7 @@ fn blacklist_list(s: &Store) -> AdminResult {
         })
         .collect::<Vec<_>>();
     for a in &accounts {
-        for b in sc::number_blacklist(&s.conn, NumberScope::Account(a.id)).map_err(contract_err)? {
+        for b in s.number_blacklist(NumberScope::Account(a.id))? {
             numbers.push(json!({"account": a.name, "number": b.number,
                 "reason": b.reason, "added_by": b.added_by, "added_at": b.added_at}));
         }
@@ -327,17 +284,7 @@ fn blacklist_add(
         Some(a) => Some(id_or_return!(account_id(s, a))),
         None => None,
     };
-    let changed = s.transaction(|tx| {
-        match (&number, id) {
-            (Some(n), id) => {
-                let scope = id.map_or(NumberScope::Global, NumberScope::Account);
-                sc::add_number_blacklist(tx, scope, n, &reason, actor, now)
-            }
-            (None, Some(id)) => sc::blacklist_account(tx, id, &reason, actor, now),
-            (None, None) => Ok(false),
-        }
-        .map_err(contract_err)
-    })?;
+    let changed = s.blacklist(number.as_deref(), id, &reason, actor, now)?;
     Ok(Ok(json!({"changed": changed})))
 }
 
@@ -359,16 +306,6 @@ fn blacklist_remove(
             "name a number, an account, or both".into(),
         )));
     }
-    let changed = s.transaction(|tx| {
-        match (&number, id) {
-            (Some(n), id) => {
-                let scope = id.map_or(NumberScope::Global, NumberScope::Account);
-                sc::remove_number_blacklist(tx, scope, n, &reason, actor, now)
-            }
-            (None, Some(id)) => sc::lift_account_blacklist(tx, id, &reason, actor, now),
-            (None, None) => Ok(false),
-        }
-        .map_err(contract_err)
-    })?;
+    let changed = s.lift_blacklist(number.as_deref(), id, &reason, actor, now)?;
     Ok(Ok(json!({"changed": changed})))
 }

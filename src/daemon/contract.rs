@@ -1,7 +1,8 @@
 //! The contract in the running daemon: its settings (rules, opt-out words, retention) from the
 //! configuration, the accounts upserted from it at start, the inbound opt-out, the daily audit
 //! purge, and the account a peer acts for. Submission is in `submit.rs` and the admin operations
-//! in `admin.rs`. Each operation runs on the store inside one transaction.
+//! in `admin.rs`. Each operation is one `Store` method, one transaction (the bodies are in
+//! `store::contract`); this file turns configuration into the store's terms.
 //!
 //! What must always hold: the database is the one source of truth for accounts: the
 //! configuration's `[[accounts]]` are upserted into it at start and `smsgate account add` adds
@@ -17,8 +18,8 @@ use crate::audit::Retention;
 use crate::config::Config;
 use crate::policy::content::RulesFile;
 use crate::policy::{self, OptOutConfig, RuleSet};
-use crate::store::contract::{self as sc, ContractError, NewAccount};
-use crate::store::{self, Store, StoreError};
+use crate::store::contract::{AccountUpsert, ContractError};
+use crate::store::{Store, StoreError};
 
 /// The contract's settings that SIGHUP reloads.
 #[derive(Debug, Clone)]
@@ -67,41 +68,32 @@ pub(crate) fn upsert_accounts(
     access: &AccessMap,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    store.transaction(|tx| {
-        for a in &access.accounts {
-            let id = match sc::account_by_name(tx, &a.name).map_err(contract_err)? {
-                Some(existing) => {
-                    sc::set_peers(tx, existing.id, &a.uids, &a.gids).map_err(contract_err)?;
-                    existing.id
-                }
-                None => {
-                    let new = NewAccount {
-                        name: a.name.clone(),
-                        uids: a.uids.clone(),
-                        gids: a.gids.clone(),
-                        ..NewAccount::default()
-                    };
-                    sc::create_account(tx, &new, now).map_err(contract_err)?
-                }
-            };
-            let Some(c) = config.accounts.iter().find(|c| c.name == a.name) else {
-                continue;
-            };
-            sc::set_unmetered(tx, id, c.unmetered).map_err(contract_err)?;
-            let settings = policy::AccountSettings {
-                signature_required: c.signature_required,
-                unsubscribe_suffix: c.unsubscribe_suffix.clone().filter(|s| !s.is_empty()),
-                send_window: c
-                    .send_window
-                    .as_deref()
-                    .map(policy::SendWindow::parse)
-                    .transpose()
-                    .map_err(|e| StoreError::Invalid(format!("accounts {:?}: {e}", c.name)))?,
-            };
-            sc::update_settings(tx, id, &settings).map_err(contract_err)?;
-        }
-        Ok(())
-    })
+    let mut list = Vec::with_capacity(access.accounts.len());
+    for a in &access.accounts {
+        let configured = match config.accounts.iter().find(|c| c.name == a.name) {
+            None => None,
+            Some(c) => Some((
+                c.unmetered,
+                policy::AccountSettings {
+                    signature_required: c.signature_required,
+                    unsubscribe_suffix: c.unsubscribe_suffix.clone().filter(|s| !s.is_empty()),
+                    send_window: c
+                        .send_window
+                        .as_deref()
+                        .map(policy::SendWindow::parse)
+                        .transpose()
+                        .map_err(|e| StoreError::Invalid(format!("accounts {:?}: {e}", c.name)))?,
+                },
+            )),
+        };
+        list.push(AccountUpsert {
+            name: a.name.clone(),
+            uids: a.uids.clone(),
+            gids: a.gids.clone(),
+            configured,
+        });
+    }
+    store.upsert_accounts(&list, now)
 }
 
 /// An inbound SMS: an unsubscribe word opts its sender out (audited in the same transaction).
@@ -115,7 +107,7 @@ pub(crate) fn inbound_opt_out(
     if sender.is_empty() || !cfg.is_unsubscribe(text) {
         return Ok(None);
     }
-    s.transaction(|tx| sc::apply_inbound_opt_out(tx, sender, text, cfg, now).map_err(contract_err))
+    s.apply_inbound_opt_out(sender, text, cfg, now)
 }
 
 /// The daily purge: audit records past retention, and sends older than the opt-out look-back.
@@ -125,14 +117,7 @@ pub(crate) fn purge(
     lookback_days: u32,
     now: Timestamp,
 ) -> Result<u64, StoreError> {
-    s.transaction(|tx| {
-        let out = store::audit::purge(tx, retention, now, "daemon")
-            .map_err(|e| StoreError::Contract(e.to_string()))?;
-        let keep = jiff::SignedDuration::from_hours(24 * i64::from(lookback_days.max(1)));
-        let before = now.checked_sub(keep).unwrap_or(Timestamp::MIN);
-        sc::prune_recent_sends(tx, before).map_err(contract_err)?;
-        Ok(out.removed)
-    })
+    s.purge_contract(retention, lookback_days, now)
 }
 
 /// The account a peer acts for, from the database (accounts added at run time).
@@ -141,9 +126,7 @@ pub(crate) fn account_for_peer(
     uid: u32,
     gids: &[u32],
 ) -> Result<Option<String>, StoreError> {
-    Ok(sc::account_for_peer(&s.conn, uid, gids)
-        .map_err(contract_err)?
-        .map(|a| a.name))
+    Ok(s.account_for_peer(uid, gids)?.map(|a| a.name))
 }
 
 #[cfg(test)]
@@ -152,8 +135,8 @@ mod tests {
     use crate::api::ApiError;
     use crate::daemon::submit::{submit, SubmitInput};
     use crate::number::Number;
-    use crate::store::contract::NewLot;
-    use crate::store::{MessageId, NewPart};
+    use crate::store::contract::{NewAccount, NewLot};
+    use crate::store::{self, MessageId, NewPart};
 
     #[test]
     fn rules_load_from_the_example_or_are_empty() {
@@ -171,26 +154,22 @@ mod tests {
 
     fn store_with_account(window: Option<&str>, now: Timestamp) -> Store {
         let mut s = Store::open_in_memory().unwrap();
-        s.transaction(|tx| {
-            let new = NewAccount {
-                name: "acme".into(),
-                settings: policy::AccountSettings {
-                    send_window: window.map(|w| policy::SendWindow::parse(w).unwrap()),
-                    ..Default::default()
-                },
-                ..NewAccount::default()
-            };
-            let id = sc::create_account(tx, &new, now).map_err(contract_err)?;
-            let lot = NewLot {
-                quantity: 10,
-                price_fen: 0,
-                purchased_at: now,
-                expires_at: None,
-            };
-            sc::add_lot(tx, id, &lot).map_err(contract_err)?;
-            Ok::<_, StoreError>(())
-        })
-        .unwrap();
+        let new = NewAccount {
+            name: "acme".into(),
+            settings: policy::AccountSettings {
+                send_window: window.map(|w| policy::SendWindow::parse(w).unwrap()),
+                ..Default::default()
+            },
+            ..NewAccount::default()
+        };
+        let id = s.add_account(&new, "test", now).unwrap();
+        let lot = NewLot {
+            quantity: 10,
+            price_fen: 0,
+            purchased_at: now,
+            expires_at: None,
+        };
+        s.add_credit(id, &lot, "test", now).unwrap();
         s
     }
 
@@ -230,8 +209,8 @@ mod tests {
     }
 
     fn available(s: &Store, now: Timestamp) -> u64 {
-        let a = sc::account_by_name(&s.conn, "acme").unwrap().unwrap();
-        sc::credit_summary(&s.conn, a.id, now).unwrap().available
+        let a = s.account_by_name("acme").unwrap().unwrap();
+        s.credit_summary(a.id, now).unwrap().available
     }
 
     #[test]

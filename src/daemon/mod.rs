@@ -366,9 +366,10 @@ pub async fn run(
     // The modems stop only after the drain: a supervisor that saw the stop first would drop
     // its modem (and the send in flight), leaving the part `sending` (found by the e2e tests).
     let (bank_stop_tx, bank_stop_rx) = watch::channel(false);
-    let bank = tokio::spawn(modems::run_bank(
-        Arc::clone(&shared),
+    let bank = tokio::spawn(crate::bank::supervise::run(
+        Arc::new(modems::BankHost(Arc::clone(&shared))),
         patterns,
+        crate::bank::BankOptions::default(),
         bank_stop_rx,
     ));
     let notifier = tokio::spawn(notify_systemd(Arc::clone(&shared), stop_rx.clone()));

@@ -1,13 +1,13 @@
 //! The daemon's side of the modem bank: which modem actors run on which ports, which SIM each
-//! carries, whether it is free; one supervisor task per port (open, pump events, restart with
-//! back-off); inbound SMS and status reports taken from the modems into the store.
+//! carries, whether it is free; what a running modem's events mean (the [`BankHost`] the bank's
+//! supervisors hand each modem to; opening, restarting with back-off and hot-plug are
+//! `bank::supervise`'s); inbound SMS and status reports taken from the modems into the store.
 //!
 //! What must always hold: an inbound PDU is acknowledged to its modem (which then deletes it from
 //! the SIM) only after the store committed it; a SIM is `busy` from its claim until its send's
 //! outcome is committed; a port that vanished has no slot, so the scheduler cannot pick it.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,8 +16,7 @@ use tokio::sync::{mpsc, watch, Notify};
 
 use super::Shared;
 use crate::api::types::ModemState;
-use crate::bank::{PortEvent, PortPatterns};
-use crate::modem::{Health, Identity, InboundPdu, Modem, ModemEvent, ModemHandle};
+use crate::modem::{Health, Identity, InboundPdu, ModemConfig, ModemEvent, ModemHandle};
 use crate::pdu::{Body, Sms, Tpdu};
 use crate::store::{
     Concat, InboundPart, SimHealth, SimId, SimIdentity, StatusReportIn, StoreError,
@@ -266,112 +265,46 @@ impl Registry {
     }
 }
 
-/// Back-off between restarts of a port's modem actor.
-const RESTART_BACKOFF: [Duration; 5] = [
-    Duration::from_secs(1),
-    Duration::from_secs(2),
-    Duration::from_secs(5),
-    Duration::from_secs(15),
-    Duration::from_secs(60),
-];
+/// The daemon's side of the bank's supervision (`bank::supervise`): each running modem gets a
+/// slot, its events are pumped into the store, and when it ends its SIM is detached (or handed
+/// to a duplicate port of the same SIM).
+pub(crate) struct BankHost(pub Arc<Shared>);
 
-/// Follows the ports and keeps one supervisor per present port.
-pub(crate) async fn run_bank(
-    shared: Arc<Shared>,
-    patterns: PortPatterns,
-    stop: watch::Receiver<bool>,
-) {
-    let (tx, mut rx) = mpsc::channel(64);
-    let watcher = tokio::spawn(crate::bank::discover::watch(patterns, tx));
-    let supervised: Arc<Mutex<BTreeSet<PathBuf>>> = Arc::default();
-    while let Some(event) = rx.recv().await {
-        match event {
-            PortEvent::Added(path) => {
-                let fresh = supervised
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .insert(path.clone());
-                if fresh {
-                    tracing::info!(port = %path.display(), "modem port appeared");
-                    let shared = Arc::clone(&shared);
-                    let supervised = Arc::clone(&supervised);
-                    let stop = stop.clone();
-                    tokio::spawn(async move {
-                        supervise(&shared, &path, stop).await;
-                        supervised
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .remove(&path);
+impl crate::bank::Host for BankHost {
+    fn modem_config(&self, _port: &str) -> ModemConfig {
+        self.0.modem_config.clone()
+    }
+
+    async fn run_modem(
+        &self,
+        port: &str,
+        handle: ModemHandle,
+        events: mpsc::Receiver<ModemEvent>,
+        stop: &mut watch::Receiver<bool>,
+    ) -> String {
+        let shared = &self.0;
+        shared.modems.insert(port, handle);
+        let reason = pump(shared, port, events, stop).await;
+        if let Some(slot) = shared.modems.remove(port) {
+            if slot.sim.is_some() && slot.state != ModemState::Duplicate {
+                let p = port.to_string();
+                let _ = shared.db.call(move |s| s.detach_port(&p)).await;
+                if let Some((other, identity)) = shared.modems.promote_duplicate(&slot) {
+                    tracing::info!(port = %other, "second port of the SIM takes over");
+                    let sim = register_sim(shared, &other, &identity).await;
+                    shared.modems.update(&other, |s| {
+                        s.sim = sim;
+                        s.state = if sim.is_some() {
+                            ModemState::Ready
+                        } else {
+                            ModemState::Failed
+                        };
                     });
                 }
             }
-            PortEvent::Removed(path) => {
-                // The actor sees the port vanish itself (EIO / EOF) and its supervisor ends.
-                tracing::info!(port = %path.display(), "modem port vanished");
-            }
         }
-    }
-    match watcher.await {
-        Ok(Err(e)) => tracing::error!("port watcher stopped: {e}"),
-        Err(e) => tracing::error!("port watcher failed: {e}"),
-        Ok(Ok(())) => {}
-    }
-}
-
-/// Runs the modem on `path` until the port is gone for good or the daemon stops.
-async fn supervise(shared: &Arc<Shared>, path: &std::path::Path, mut stop: watch::Receiver<bool>) {
-    let port = path.to_string_lossy().into_owned();
-    let mut attempt = 0usize;
-    loop {
-        if *stop.borrow() || !path.exists() {
-            return;
-        }
-        let mut config = shared.modem_config.clone();
-        config.name = port.clone();
-        let started = std::time::Instant::now();
-        match Modem::open(path, &config) {
-            Ok((handle, events)) => {
-                shared.modems.insert(&port, handle);
-                let reason = pump(shared, &port, events, &mut stop).await;
-                if let Some(slot) = shared.modems.remove(&port) {
-                    if slot.sim.is_some() && slot.state != ModemState::Duplicate {
-                        let p = port.clone();
-                        let _ = shared.db.call(move |s| s.detach_port(&p)).await;
-                        if let Some((other, identity)) = shared.modems.promote_duplicate(&slot) {
-                            tracing::info!(port = %other, "second port of the SIM takes over");
-                            let sim = register_sim(shared, &other, &identity).await;
-                            shared.modems.update(&other, |s| {
-                                s.sim = sim;
-                                s.state = if sim.is_some() {
-                                    ModemState::Ready
-                                } else {
-                                    ModemState::Failed
-                                };
-                            });
-                        }
-                    }
-                }
-                shared.wake.notify_one();
-                if *stop.borrow() {
-                    tracing::info!(port = %port, "modem stopped: {reason}");
-                } else {
-                    tracing::warn!(port = %port, "modem stopped: {reason}");
-                }
-            }
-            Err(e) => tracing::warn!(port = %port, "cannot open modem port: {e}"),
-        }
-        if *stop.borrow() {
-            return;
-        }
-        if started.elapsed() > Duration::from_secs(300) {
-            attempt = 0; // it ran fine for a while: start the back-off over
-        }
-        let delay = RESTART_BACKOFF[attempt.min(RESTART_BACKOFF.len() - 1)];
-        attempt += 1;
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.changed() => return,
-        }
+        shared.wake.notify_one();
+        reason
     }
 }
 

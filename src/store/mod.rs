@@ -165,7 +165,7 @@ pub fn latest_schema_version() -> i64 {
 
 /// A handle on the database. One per thread of the daemon; SQLite serialises writers.
 pub struct Store {
-    pub(crate) conn: Connection,
+    conn: Connection,
     retry_policy: RetryPolicy,
     settle_window: jiff::SignedDuration,
 }

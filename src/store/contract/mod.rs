@@ -16,7 +16,8 @@
 //!   record in the same transaction.
 //!
 //! One file per part of the contract: `accounts.rs`, `credit.rs`, `blacklist.rs`, `opt_out.rs`,
-//! `review.rs`; the error type and the time helpers they share are here.
+//! `review.rs`; the error type and the time helpers they share are here. `operations.rs` puts
+//! them together as `Store` methods, one transaction each, for the daemon.
 
 use std::collections::HashSet;
 
@@ -35,12 +36,14 @@ use crate::store::audit::append;
 mod accounts;
 mod blacklist;
 mod credit;
+mod operations;
 mod opt_out;
 mod review;
 
 pub use accounts::*;
 pub use blacklist::*;
 pub use credit::*;
+pub use operations::AccountUpsert;
 pub use opt_out::*;
 pub use review::*;
 
