@@ -25,6 +25,8 @@
 //!   `store/messages/` by section (transitions, acceptance, claims and outcomes, status reports,
 //!   operator actions, queries); `store/contract/` by part (accounts, credit, blacklists,
 //!   opt-outs, review). The store applies the scheduler's decisions; it makes none.
+//!   Times are Unix milliseconds in every table (the audit log's hashed `time` alone keeps
+//!   whole seconds).
 //! - [`ids`]: the row ids and saturating time arithmetic the store and the scheduler share; a
 //!   leaf, so neither depends on the other for them.
 //! - [`scheduler`]: pure decisions `(state, now) -> actions`: which due part goes to which SIM,
