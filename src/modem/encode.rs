@@ -17,10 +17,10 @@
 //! What must always hold: everything but those dialect fields is carried over unchanged (user
 //! data and its concat reference, part number, DCS, TP-MR, report request, validity), so a part
 //! retried on another SIM or another dialect is the same part; when the dialect changes none of
-//! its fields a part is sent byte for byte as stored, with its stored AT+CMGS length; otherwise
-//! the length is the encoded TPDU's; a stored PDU the codec cannot
-//! read as a SUBMIT is sent as stored in PDU mode (only the SMSC rule applies), and refused
-//! in the text flow, never guessed at; no input panics.
+//! its fields a part is sent byte for byte as stored, with its stored AT+CMGS length, otherwise
+//! with the encoded TPDU's length; a stored PDU the codec cannot read as a SUBMIT is sent as
+//! stored in PDU mode (only the SMSC rule applies) and refused in the text flow, never guessed
+//! at; no input panics.
 
 use super::dialect::Dialect;
 use super::hcmgs::{national_destination, submit_text, TextPart};
@@ -31,7 +31,7 @@ use crate::pdu::{Address, NumberingPlan, Sms, Submit, Tpdu, TypeOfNumber};
 /// What goes on the wire for one part.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wire {
-    /// `AT+CMGS=<length>`, then this PDU (SMSC part + TPDU, upper-case hex).
+    /// `AT+CMGS=<length>`, then this PDU (SMSC part + TPDU, in hex).
     Pdu { pdu_hex: String, length: u16 },
     /// `AT^HCMGS="<destination>"`, then the UCS2 text.
     Text(TextPart),
