@@ -16,8 +16,9 @@
 //! - [`at`]: sans-I/O AT layer (3GPP TS 27.005 / 27.007): the digester (bytes in, events out),
 //!   typed commands with reply parsers and timeouts, +CMS/+CME errors with their class.
 //! - [`modem`]: one actor per serial port (init, identity, health, send a part, inbound with
-//!   ack-then-delete, recovery; `modem/actor/` by those seams), vendor dialects as data, and
-//!   `AtSession` for `smsgate diag`.
+//!   ack-then-delete, recovery; `modem/actor/` by those seams), vendor dialects as data, a
+//!   part encoded for the dialect at send time (`modem/encode.rs`: destination form, SMSC,
+//!   PDU or text flow), and `AtSession` for `smsgate diag`.
 //! - [`gateway`]: the carrier-gateway channel for 106 numbers: one CMPP client link actor per
 //!   connection (login, window, heartbeat, reconnect, rate limit), the payload's fate as for
 //!   modems, reports and MO handed over with ack-then-DELIVER_RESP. Not wired to the daemon yet.
@@ -27,6 +28,9 @@
 //!   `store/messages/` by section (transitions, acceptance, claims and outcomes, status reports,
 //!   operator actions, queries); `store/contract/` by part (accounts, credit, blacklists,
 //!   opt-outs, review). The store applies the scheduler's decisions; it makes none.
+//!   Times are Unix milliseconds in every table (the audit log's hashed `time` alone keeps
+//!   whole seconds); a part is kept as the codec's neutral SMS-SUBMIT, which the modem
+//!   encodes for its dialect when it sends it.
 //! - [`ids`]: the row ids and saturating time arithmetic the store and the scheduler share; a
 //!   leaf, so neither depends on the other for them.
 //! - [`scheduler`]: pure decisions `(state, now) -> actions`: which due part goes to which SIM,

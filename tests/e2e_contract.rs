@@ -274,7 +274,7 @@ async fn contract_in_the_running_daemon() {
     // Time passes for this lot: its expiry is moved into the past.
     sqlite(
         &db,
-        "UPDATE credit_lots SET expires_at = strftime('%s','now') - 60 \
+        "UPDATE credit_lots SET expires_at = (strftime('%s','now') - 60) * 1000 \
          WHERE account_id = (SELECT id FROM accounts WHERE name = 'old');",
     );
     let e = api_err(c.send(&request("13912340002", "hello", Some("old"))).await);

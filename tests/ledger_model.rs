@@ -1003,7 +1003,8 @@ fn check(rig: &Rig, model: &mut Model) -> Result<(), TestCaseError> {
             l.quantity,
             l.reserved,
             l.used,
-            l.expires,
+            // The model counts seconds; the store keeps milliseconds (migration 0008).
+            l.expires * 1000,
             l.refund_of.and_then(|o| model.lots[o].store_id),
         );
         let got = (

@@ -473,6 +473,38 @@ async fn smsc_is_stripped_for_modems_that_choke_on_it() {
     assert!(peer.saw("PDU:000011"));
 }
 
+/// Issue 10: a part is encoded for the dialect that sends it, when it sends it. The part as
+/// acceptance stored it (and as the previous release stored it: SMSC "00", destination
+/// +8613912345678 international, TP-MR 0, "hellohello") goes out in national form, type
+/// 0x81, on a PDU-mode dialect whose data says `national_address`, with its AT+CMGS length
+/// one octet shorter; before, only the ^HCMGS text flow read that field and this PDU went out
+/// as stored.
+#[tokio::test(start_paused = true)]
+async fn a_pdu_mode_dialect_with_national_addresses_gets_the_national_form() {
+    static NATIONAL: std::sync::OnceLock<dialect::Dialect> = std::sync::OnceLock::new();
+    let d = NATIONAL.get_or_init(|| {
+        let mut d = dialect::generic::GENERIC;
+        d.faults.national_address = true;
+        d
+    });
+    let mut cfg = config();
+    cfg.dialect = Some(d);
+    let (h, _ev, peer) = start(Arc::new(standard), cfg).await;
+    assert_eq!(h.identity().await.unwrap().destination_toa, 0x81);
+    let stored = "0011000D91683119325476F80000AA0AE8329BFD4697D9EC37";
+    assert_eq!(h.send_part(stored, 24, false).await, Ok(Ok(42)));
+    assert!(peer.saw("AT+CMGS=23"), "{:?}", peer.log());
+    assert!(
+        peer.saw("PDU:0011000B813119325476F80000AA0AE8329BFD4697D9EC37"),
+        "{:?}",
+        peer.log()
+    );
+    // The same stored part on a modem without the fault goes out byte for byte.
+    let (h, _ev, peer) = start(Arc::new(standard), config()).await;
+    assert_eq!(h.send_part(stored, 24, false).await, Ok(Ok(42)));
+    assert!(peer.saw("AT+CMGS=24") && peer.saw(&format!("PDU:{stored}")));
+}
+
 #[tokio::test(start_paused = true)]
 async fn forced_dialect_and_registration_events() {
     let mut cfg = config();

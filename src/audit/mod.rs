@@ -146,6 +146,8 @@ impl AuditEvent {
 /// The content of a record, before it is chained.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct AuditEntry {
+    /// Unix seconds. Part of the hashed content, so it stays in seconds in the database too,
+    /// the one time column that is not in milliseconds (store migration 0008 says why).
     pub time: i64,
     pub event: String,
     pub account_id: Option<i64>,

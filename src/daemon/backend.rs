@@ -183,7 +183,9 @@ fn priority(p: Priority) -> i32 {
     }
 }
 
-/// Encodes `text` for one recipient: the parts' PDUs and AT+CMGS lengths.
+/// Encodes `text` for one recipient: each part as the neutral SMS-SUBMIT the store keeps (split
+/// and counted by the codec's one rule; the modem encodes it for its dialect when it sends it,
+/// `modem::encode`) and its AT+CMGS length.
 fn encode_for(
     recipient: &number::Number,
     text: &str,

@@ -20,10 +20,11 @@ use super::{DiagOptions, PortReport, SendTestOutcome, SimState};
 use crate::at::{
     after_prefix, split_fields, unquote, AtCommand, Cgmi, Cgmm, Cgmr, Cgsn, Cimi, CmeError, Cmee,
     Cmgf, Cmgs, CmsError, CopsQuery, CpinQuery, CscaQuery, Csq, DeviceError, Digester,
-    IccidCommand, PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegStatus, SendCommand,
+    IccidCommand, PinStatus, Raw, ReadIccid, RegKind, RegQuery, RegStatus,
 };
 use crate::bank::PortPatterns;
-use crate::modem::{dialect, open_port, strip_smsc, AtSession, Dialect, LinkError};
+use crate::modem::encode::{encode_part_for, Wire};
+use crate::modem::{dialect, open_port, AtSession, Dialect, LinkError};
 use crate::number::carrier_of_imsi;
 use crate::pdu::{encode_submit, Address, SubmitOptions};
 
@@ -433,24 +434,17 @@ async fn send_test_inner<P: AsyncRead + AsyncWrite + Unpin>(
     {
         return Ok(Err(e));
     }
-    match d.send {
-        SendCommand::Cmgs => {
-            let hex = part.hex();
-            let pdu_hex = if d.faults.drops_reply_with_smsc {
-                strip_smsc(&hex).unwrap_or(hex)
-            } else {
-                hex
-            };
-            let Ok(length) = u16::try_from(part.cmgs_length) else {
-                return Ok(Err(DeviceError::Unsupported("PDU too long".into())));
-            };
+    let Ok(length) = u16::try_from(part.cmgs_length) else {
+        return Ok(Err(DeviceError::Unsupported("PDU too long".into())));
+    };
+    // Encoded for the dialect exactly as the daemon's send path does.
+    match encode_part_for(d, &part.hex(), length) {
+        Err(e) => Ok(Err(DeviceError::Unsupported(e))),
+        Ok(Wire::Pdu { pdu_hex, length }) => {
             s.send_with_timeout(&Cmgs { length, pdu_hex }, opts.send_timeout)
                 .await
         }
-        SendCommand::Hcmgs => {
-            s.send_hcmgs(&part.hex(), opts.send_timeout, d.faults.national_address)
-                .await
-        }
+        Ok(Wire::Text(part)) => s.send_hcmgs(part, opts.send_timeout).await,
     }
 }
 

@@ -1,6 +1,7 @@
 //! The text flow of CDMA/PHS modules (`^HCMGS` to send, `^HCMT`/`^HCMGR` to receive), built on
-//! the crate's codec (`crate::pdu`): [`submit_to_text`] turns the SMS-SUBMIT PDU the daemon
-//! hands every modem into the destination and UCS2 text `^HCMGS` takes, and
+//! the crate's codec (`crate::pdu`): [`submit_text`] turns the SMS-SUBMIT of a part (encoded for
+//! the dialect by [`super::encode`], destination in national form) into the destination and
+//! UCS2 text `^HCMGS` takes, and
 //! [`text_to_deliver`] turns a received text message into the SMS-DELIVER PDU every other
 //! modem gives, so the daemon's inbound path (inbox, de-duplication, opt-out) stays one.
 //! What must always hold: no input panics; anything the text flow cannot carry (alphanumeric
@@ -9,7 +10,9 @@
 //! dropped and each part arrives as its own SMS, which is logged.
 
 use crate::at::TextSms;
-use crate::pdu::{Address, Body, Dcs, Deliver, Encoding, Scts, Sms, Tpdu, TypeOfNumber, UserData};
+use crate::pdu::{
+    Address, Body, Dcs, Deliver, Encoding, Scts, Sms, Submit, Tpdu, TypeOfNumber, UserData,
+};
 
 /// What `^HCMGS` needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,12 +23,19 @@ pub struct TextPart {
     pub dropped_udh: bool,
 }
 
-/// Reads destination and text out of `SMSC part + SMS-SUBMIT` in hex.
+/// Reads destination and text out of `SMSC part + SMS-SUBMIT` in hex, as stored (the
+/// destination as given: the dialect's form is [`super::encode::encode_part_for`]'s job).
 pub fn submit_to_text(pdu_hex: &str) -> Result<TextPart, String> {
     let sms = Sms::parse_hex(pdu_hex).map_err(|e| format!("unreadable PDU: {e}"))?;
     let Tpdu::Submit(s) = sms.tpdu else {
         return Err(format!("not an SMS-SUBMIT but {}", sms.tpdu.kind()));
     };
+    submit_text(&s)
+}
+
+/// The destination and UCS2 text `^HCMGS` takes for an SMS-SUBMIT (its destination already in
+/// the form the module dials).
+pub fn submit_text(s: &Submit) -> Result<TextPart, String> {
     let to = &s.recipient;
     if to.ton == TypeOfNumber::Alphanumeric {
         return Err("alphanumeric destination".into());

@@ -11,8 +11,9 @@
 //! - [`Modem::spawn`]`(io, &ModemConfig)`: the same over any `AsyncRead + AsyncWrite` (tests).
 //! - [`ModemHandle`] (cloneable): [`identity`](ModemHandle::identity) (waits for init),
 //!   [`health`](ModemHandle::health) (last polled), [`send_part`](ModemHandle::send_part)
-//!   `(pdu_hex, cmgs_length, more_follow) -> Result<Result<u8 /*TP-MR*/, DeviceError>, LinkError>`,
-//!   [`shutdown`](ModemHandle::shutdown).
+//!   `(pdu_hex, cmgs_length, more_follow) -> Result<Result<u8 /*TP-MR*/, DeviceError>, LinkError>`
+//!   (the part as accepted; the actor encodes it for its dialect with
+//!   [`encode::encode_part_for`] each time it sends it), [`shutdown`](ModemHandle::shutdown).
 //! - [`ModemEvent`]: `Ready`, `Inbound`/`StatusReport` (raw PDU hex + [`AckHandle`]: call
 //!   [`AckHandle::ack`] once the store has it; only then is the SIM copy deleted),
 //!   `HealthChanged`, `RegistrationLost`/`RegistrationRegained`, `Restarted`, `Gone`, `Failed`.
@@ -25,8 +26,10 @@
 //! means the part is `unknown` and is never resent automatically; [`PayloadFate::NotSent`]
 //! means it provably never left and may be tried elsewhere. A late `+CMGS` answer arrives as
 //! [`ModemEvent::LateReference`]. Every request is bounded in time.
-//! [`Identity::destination_toa`] tells the codec which type of address destinations need
-//! (0x81 on PHS). On `^HCMGS` modules a part's UDH cannot travel: each part arrives alone; their
+//! A part is encoded for the dialect when it is sent, never frozen at acceptance: destination
+//! type of address and national form, SMSC part, PDU or text flow ([`encode`]);
+//! [`Identity::destination_toa`] shows the type of address the modem's destinations get (0x81
+//! on PHS). On `^HCMGS` modules a part's UDH cannot travel: each part arrives alone; their
 //! received texts (`^HCMT`, `^HCMGR`) arrive as `Inbound` with the SMS-DELIVER each stands for
 //! ([`hcmgs::text_to_deliver`]), so the consumer has one inbound path.
 //! Drain the event receiver (the actor waits when it is full). An inbound PDU may be
@@ -36,6 +39,7 @@
 
 mod actor;
 pub mod dialect;
+pub mod encode;
 pub mod hcmgs;
 pub mod session;
 
@@ -308,8 +312,10 @@ impl ModemHandle {
         self.ask_plain(actor::Request::Health).await
     }
 
-    /// Sends one part: `pdu_hex` is SMSC part + TPDU, `cmgs_length` the TPDU octets.
-    /// `more_follow` keeps the relay link open (+CMMS=2) for the next part.
+    /// Sends one part: `pdu_hex` is the part as accepted (SMSC part + SMS-SUBMIT, in the
+    /// codec's neutral form), `cmgs_length` its TPDU octets; the actor encodes it for the
+    /// modem's dialect ([`encode::encode_part_for`]) before it writes it. `more_follow` keeps
+    /// the relay link open (+CMMS=2) for the next part.
     pub async fn send_part(
         &self,
         pdu_hex: &str,

@@ -19,7 +19,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
 
-use super::hcmgs::{national_destination, submit_to_text};
+use super::hcmgs::TextPart;
 use crate::at::{parse_hcmgs_outcome, AtCommand, DeviceError, Digester, Event, Hcmgs, Urc};
 
 /// The link failed: the modem said nothing useful, or the port is broken. Different from a
@@ -350,25 +350,16 @@ impl<P: AsyncRead + AsyncWrite + Unpin> AtSession<P> {
         std::mem::take(&mut self.reset_seen)
     }
 
-    /// The text flow of CDMA/PHS modules (`^HCMGS`): the SUBMIT PDU is read for its
-    /// destination and text, `^HCMGS` takes them, and the outcome URC (`^HCMGSS`/`^HCMGSF`)
-    /// settles the part. `timeout` bounds the whole flow. Once the text went out every link
-    /// failure is [`LinkError::Unconfirmed`], the URC wait included (the module took the text).
-    /// With `national` (the dialect's `national_address` fault) the destination is dialled in
-    /// national form ([`national_destination`]): such modules refuse a `+`.
+    /// The text flow of CDMA/PHS modules (`^HCMGS`): `part` is a part encoded for the dialect
+    /// ([`super::encode::encode_part_for`]: destination in the form the module dials, UCS2
+    /// text), `^HCMGS` takes it, and the outcome URC (`^HCMGSS`/`^HCMGSF`) settles the part.
+    /// `timeout` bounds the whole flow. Once the text went out every link failure is
+    /// [`LinkError::Unconfirmed`], the URC wait included (the module took the text).
     pub async fn send_hcmgs(
         &mut self,
-        pdu_hex: &str,
+        part: TextPart,
         timeout: Duration,
-        national: bool,
     ) -> Result<Result<u8, DeviceError>, LinkError> {
-        let mut part = match submit_to_text(pdu_hex) {
-            Ok(p) => p,
-            Err(e) => return Ok(Err(DeviceError::Unsupported(e))),
-        };
-        if national {
-            part.destination = national_destination(&part.destination);
-        }
         if part.dropped_udh {
             tracing::warn!("^HCMGS cannot carry a UDH: this part arrives as its own SMS");
         }

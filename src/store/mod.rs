@@ -6,7 +6,10 @@
 //! committed together; `synchronous = FULL` so a commit survives power loss, not just kill -9.
 //! A part is claimed (`sending`, committed) before the driver writes AT+CMGS, and a `sending`
 //! part found at start-up becomes `unknown`, never queued again by itself: no SMS is sent twice.
-//! Times are stored as Unix milliseconds (UTC). Migrations run forward only: an existing database
+//! Times are stored as Unix milliseconds (UTC) in every table (migration 0008 converted the
+//! contract tables, which held seconds before), except the audit log's `time`, which stays in
+//! whole seconds because it is part of each record's hash (see that migration). Migrations run
+//! forward only: an existing database
 //! is copied aside (checked) before any is applied, and one with a newer schema than this
 //! smsgate knows is refused before anything writes to it.
 
@@ -155,6 +158,7 @@ fn migration_list() -> Vec<M<'static>> {
         ),
         M::up(include_str!("migrations/0006_contract_edges.sql")),
         M::up(include_str!("migrations/0007_due_indexes.sql")),
+        M::up(include_str!("migrations/0008_time_in_milliseconds.sql")),
     ]
 }
 
@@ -281,7 +285,7 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 7);
+        assert_eq!(store.schema_version().unwrap(), 8);
     }
 
     /// The files beside `db` whose names start with `db`'s name and `infix`.
@@ -366,6 +370,174 @@ mod tests {
         // Opening it again migrates nothing and copies nothing.
         Store::open(&db).unwrap();
         assert_eq!(siblings(&db, ".pre-v").len(), 1);
+    }
+
+    /// Issue 10 (one unit of time): a database at version 7 whose contract tables hold Unix
+    /// seconds is brought to milliseconds by migration 0008, every time column of every
+    /// contract table; the contract layer reads back the same instants; the audit chain, whose
+    /// records keep whole seconds, still verifies and grows; and a value already in
+    /// milliseconds is not multiplied again when the migration runs over it a second time.
+    #[test]
+    fn contract_times_in_seconds_become_milliseconds() {
+        const OLD: usize = 7;
+        const T: i64 = 1_700_000_000;
+        let at = |s: i64| jiff::Timestamp::from_second(s).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("smsgate.db");
+        {
+            let mut conn = Connection::open(&db).unwrap();
+            migrations().to_version(&mut conn, OLD).unwrap();
+            conn.execute_batch(&format!(
+                "INSERT INTO accounts (id, name, created_at, blacklist_reason, blacklisted_at)
+                     VALUES (1, 'shop', {T}, 'spam', {b});
+                 INSERT INTO credit_lots (id, account_id, quantity, price_fen, purchased_at,
+                     expires_at, reserved, used) VALUES (1, 1, 100, 4500, {T}, {e}, 1, 1);
+                 INSERT INTO messages (id, account, recipient, text, encoding, part_count, state,
+                     created_at) VALUES (1, 'shop', '+8613800138000', 'hello', 'gsm7', 2,
+                     'queued', {T}000);
+                 INSERT INTO credit_reservations (message_id, part_seq, round, account_id,
+                     lot_id, state, reserved_at, settled_at) VALUES
+                     (1, 1, 1, 1, 1, 'committed', {T}, {s}),
+                     (1, 2, 1, 1, 1, 'reserved', {T}, NULL);
+                 INSERT INTO review_queue (message_id, account_id, category, word, held_at,
+                     decision, decided_at) VALUES (1, 1, 'c', 'w', {T}, NULL, NULL),
+                     (2, 1, 'c', 'w', {T}, 'approve', {s});
+                 INSERT INTO number_blacklist VALUES (0, '+8613900000000', 'r', 'admin', {T});
+                 INSERT INTO opt_outs VALUES (1, '+8613900000001', {T}, 'inbound');
+                 INSERT INTO recent_sends VALUES (1, '+8613900000001', {T});",
+                b = T + 1,
+                e = T + 365 * 86_400,
+                s = T + 2,
+            ))
+            .unwrap();
+            let tx = conn.transaction().unwrap();
+            audit::append(
+                &tx,
+                crate::audit::AuditEntry::new(
+                    crate::audit::AuditEvent::Accepted,
+                    at(T),
+                    "account:shop",
+                ),
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let mut store = Store::open(&db).unwrap();
+        assert_eq!(store.schema_version().unwrap(), latest_schema_version());
+        fn ms_of(conn: &Connection, sql: &str) -> Vec<Option<i64>> {
+            let mut st = conn.prepare(sql).unwrap();
+            let v = st
+                .query_map([], |r| r.get::<_, Option<i64>>(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            v
+        }
+        let ms = |s: i64| Some(s * 1000);
+        for (sql, want) in [
+            ("SELECT created_at FROM accounts", vec![ms(T)]),
+            ("SELECT blacklisted_at FROM accounts", vec![ms(T + 1)]),
+            ("SELECT purchased_at FROM credit_lots", vec![ms(T)]),
+            (
+                "SELECT expires_at FROM credit_lots",
+                vec![ms(T + 365 * 86_400)],
+            ),
+            (
+                "SELECT reserved_at FROM credit_reservations ORDER BY part_seq",
+                vec![ms(T), ms(T)],
+            ),
+            (
+                "SELECT settled_at FROM credit_reservations ORDER BY part_seq",
+                vec![ms(T + 2), None],
+            ),
+            (
+                "SELECT held_at FROM review_queue ORDER BY message_id",
+                vec![ms(T), ms(T)],
+            ),
+            (
+                "SELECT decided_at FROM review_queue ORDER BY message_id",
+                vec![None, ms(T + 2)],
+            ),
+            ("SELECT added_at FROM number_blacklist", vec![ms(T)]),
+            ("SELECT opted_out_at FROM opt_outs", vec![ms(T)]),
+            ("SELECT sent_at FROM recent_sends", vec![ms(T)]),
+            // The message tables were in milliseconds already.
+            ("SELECT created_at FROM messages", vec![ms(T)]),
+            // The audit log keeps its hashed whole seconds.
+            ("SELECT time FROM audit_log", vec![Some(T)]),
+        ] {
+            assert_eq!(ms_of(&store.conn, sql), want, "{sql}");
+        }
+        // The contract layer reads the same instants it wrote in seconds.
+        let lots = contract::lots(&store.conn, 1).unwrap();
+        assert_eq!(lots[0].purchased_at, at(T));
+        assert_eq!(lots[0].expires_at, at(T + 365 * 86_400));
+        let acc = &contract::accounts(&store.conn).unwrap()[0];
+        assert_eq!(acc.blacklisted.as_ref().map(|b| b.since), Some(at(T + 1)));
+        assert_eq!(
+            contract::pending_reviews(&store.conn).unwrap()[0].held_at,
+            at(T)
+        );
+        assert_eq!(contract::opt_outs(&store.conn, 1).unwrap()[0].at, at(T));
+        assert_eq!(
+            contract::number_blacklist(&store.conn, contract::NumberScope::Global).unwrap()[0]
+                .added_at,
+            at(T)
+        );
+        // Recent sends are found in the window they were recorded in.
+        assert_eq!(
+            contract::accounts_that_messaged(&store.conn, "+8613900000001", at(T - 1)).unwrap(),
+            vec![1]
+        );
+        // The chain verifies, and a record appended after the migration chains onto it.
+        store
+            .transaction(|tx| {
+                audit::append(
+                    tx,
+                    crate::audit::AuditEntry::new(
+                        crate::audit::AuditEvent::Sent,
+                        at(T + 10),
+                        "daemon",
+                    ),
+                )
+                .map_err(|e| StoreError::Contract(e.to_string()))
+            })
+            .unwrap();
+        assert!(matches!(
+            audit::verify(&store.conn).unwrap(),
+            crate::audit::VerifyReport::Intact { records: 2 }
+        ));
+        // New writes are in milliseconds, to the millisecond.
+        let t_ms = jiff::Timestamp::from_millisecond(T * 1000 + 1234).unwrap();
+        store
+            .transaction(|tx| {
+                contract::record_send(tx, 1, "+8613900000002", t_ms)
+                    .map_err(|e| StoreError::Contract(e.to_string()))
+            })
+            .unwrap();
+        assert_eq!(
+            ms_of(
+                &store.conn,
+                "SELECT sent_at FROM recent_sends WHERE recipient = '+8613900000002'"
+            ),
+            vec![Some(T * 1000 + 1234)]
+        );
+        // Replayed over milliseconds (version set back by hand), nothing is multiplied again.
+        store
+            .conn
+            .execute_batch(include_str!("migrations/0008_time_in_milliseconds.sql"))
+            .unwrap();
+        assert_eq!(
+            ms_of(&store.conn, "SELECT created_at FROM accounts"),
+            vec![ms(T)]
+        );
+        assert_eq!(
+            ms_of(
+                &store.conn,
+                "SELECT sent_at FROM recent_sends ORDER BY sent_at"
+            ),
+            vec![ms(T), Some(T * 1000 + 1234)]
+        );
     }
 
     #[test]

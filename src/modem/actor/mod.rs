@@ -16,16 +16,16 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::{interval_at, Instant, MissedTickBehavior};
 
 use super::dialect::{self, Dialect};
+use super::encode::{encode_part_for, Wire};
 use super::session::{AtSession, LinkError};
 use super::{
-    strip_smsc, AckHandle, Health, Identity, InboundOrigin, InboundPdu, ModemConfig, ModemEvent,
-    ModemHandle, Opener, Port,
+    AckHandle, Health, Identity, InboundOrigin, InboundPdu, ModemConfig, ModemEvent, ModemHandle,
+    Opener, Port,
 };
 use crate::at::{
     Cgmi, Cgmm, Cgmr, Cgsn, Cimi, Cmee, Cmgd, Cmgf, Cmgl, Cmgr, Cmgs, Cmms, Cnma, Cnmi, CnmiQuery,
     Cnum, CopsQuery, CpinEnter, CpinQuery, Cpms, Csms, Csq, DeviceError, Digester, EchoOff, Hcmgr,
-    IccidCommand, PinStatus, Raw, ReadCommand, ReadIccid, RegKind, RegQuery, RegSet, SendCommand,
-    TextSms, Urc,
+    IccidCommand, PinStatus, Raw, ReadCommand, ReadIccid, RegKind, RegQuery, RegSet, TextSms, Urc,
 };
 
 type Reply<T> = oneshot::Sender<Result<Result<T, DeviceError>, LinkError>>;
@@ -258,10 +258,13 @@ impl Actor {
         more_follow: bool,
     ) -> Result<Result<u8, DeviceError>, LinkError> {
         let d = self.dialect;
-        let pdu_hex = if d.faults.drops_reply_with_smsc {
-            strip_smsc(&pdu_hex).unwrap_or(pdu_hex)
-        } else {
-            pdu_hex
+        // The stored part is encoded here, for this modem's dialect, each time it is sent.
+        let wire = match encode_part_for(d, &pdu_hex, length) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::info!(modem = %self.cfg.name, "part refused before sending: {e}");
+                return Ok(Err(DeviceError::Unsupported(e)));
+            }
         };
         if more_follow && !self.cmms_open && !d.faults.no_cmms {
             match self.session.send(&Cmms { mode: 2 }).await? {
@@ -269,8 +272,8 @@ impl Actor {
                 Err(e) => tracing::debug!(modem = %self.cfg.name, "AT+CMMS=2 refused: {e}"),
             }
         }
-        let r = match d.send {
-            SendCommand::Cmgs => {
+        let r = match wire {
+            Wire::Pdu { pdu_hex, length } => {
                 let cmgs = Cmgs { length, pdu_hex };
                 match self
                     .session
@@ -287,11 +290,7 @@ impl Actor {
                     other => other,
                 }
             }
-            SendCommand::Hcmgs => {
-                self.session
-                    .send_hcmgs(&pdu_hex, self.cfg.send_timeout, d.faults.national_address)
-                    .await
-            }
+            Wire::Text(part) => self.session.send_hcmgs(part, self.cfg.send_timeout).await,
         };
         if !more_follow {
             // Mode 2 closes the link by itself a few seconds after the last message.

@@ -120,7 +120,7 @@ pub fn create_account(tx: &Transaction<'_>, a: &NewAccount, now: Timestamp) -> R
             a.settings.signature_required,
             a.settings.unsubscribe_suffix,
             a.settings.send_window.as_ref().map(|w| w.to_string()),
-            now.as_second()
+            now.as_millisecond()
         ],
     )?;
     Ok(tx.last_insert_rowid())

@@ -20,7 +20,7 @@ pub fn blacklist_account(
     }
     tx.execute(
         "UPDATE accounts SET blacklist_reason = ?2, blacklisted_at = ?3 WHERE id = ?1",
-        params![account_id, reason, now.as_second()],
+        params![account_id, reason, now.as_millisecond()],
     )?;
     let mut e = AuditEntry::new(AuditEvent::AccountBlacklisted, now, actor);
     e.account_id = Some(account_id);
@@ -112,7 +112,7 @@ pub fn add_number_blacklist(
     let n = tx.execute(
         "INSERT OR IGNORE INTO number_blacklist (account_id, number, reason, added_by, added_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![scope.key(), number, reason, actor, now.as_second()],
+        params![scope.key(), number, reason, actor, now.as_millisecond()],
     )?;
     if n > 0 {
         number_audit(

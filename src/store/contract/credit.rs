@@ -31,8 +31,8 @@ pub fn add_lot(tx: &Transaction<'_>, account_id: i64, lot: &NewLot) -> Result<i6
             account_id,
             i64::try_from(lot.quantity).unwrap_or(i64::MAX),
             lot.price_fen,
-            lot.purchased_at.as_second(),
-            expires.as_second()
+            lot.purchased_at.as_millisecond(),
+            expires.as_millisecond()
         ],
     )?;
     Ok(tx.last_insert_rowid())
@@ -156,7 +156,7 @@ pub(super) fn record_parts(
                 account_id,
                 lot_id,
                 state,
-                now.as_second()
+                now.as_millisecond()
             ],
         )?;
         tx.execute(
@@ -236,7 +236,7 @@ pub fn commit_part(
     tx.execute(
         "UPDATE credit_reservations SET state = 'committed', settled_at = ?3
          WHERE message_id = ?1 AND part_seq = ?2 AND round = ?4",
-        params![message_id, part_seq, now.as_second(), round],
+        params![message_id, part_seq, now.as_millisecond(), round],
     )?;
     tx.execute(
         "UPDATE credit_lots SET reserved = reserved - 1, used = used + 1 WHERE id = ?1",
@@ -280,7 +280,7 @@ pub fn refund_part(
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     let mut refund_lot_id = None;
-    if expires_at <= now.as_second() {
+    if expires_at <= now.as_millisecond() {
         // The lot is void: move the part out of it into a refund lot the customer can use.
         tx.execute(
             "UPDATE credit_lots SET reserved = reserved - 1, quantity = quantity - 1 WHERE id = ?1",
@@ -290,7 +290,7 @@ pub fn refund_part(
             .query_row(
                 "SELECT id FROM credit_lots WHERE refund_of = ?1 AND expires_at > ?2
                  ORDER BY expires_at DESC LIMIT 1",
-                params![lot_id, now.as_second()],
+                params![lot_id, now.as_millisecond()],
                 |r| r.get(0),
             )
             .optional()?;
@@ -310,7 +310,12 @@ pub fn refund_part(
                     "INSERT INTO credit_lots (account_id, quantity, price_fen, purchased_at,
                                               expires_at, refund_of)
                      VALUES (?1, 1, 0, ?2, ?3, ?4)",
-                    params![account_id, now.as_second(), until.as_second(), lot_id],
+                    params![
+                        account_id,
+                        now.as_millisecond(),
+                        until.as_millisecond(),
+                        lot_id
+                    ],
                 )?;
                 tx.last_insert_rowid()
             }
@@ -328,7 +333,7 @@ pub fn refund_part(
         params![
             message_id,
             part_seq,
-            now.as_second(),
+            now.as_millisecond(),
             refund_lot_id.unwrap_or(lot_id),
             round
         ],
@@ -384,7 +389,7 @@ pub fn rereserve_part(
             round + 1,
             account_id,
             lot,
-            now.as_second()
+            now.as_millisecond()
         ],
     )?;
     tx.execute(

@@ -15,6 +15,9 @@
 //! - every blacklist change, opt-out, review decision and violation charge appends an audit
 //!   record in the same transaction.
 //!
+//! Times are stored as Unix milliseconds like everywhere in the database (migration 0008
+//! converted the seconds these tables held before); the functions take and give `Timestamp`s.
+//!
 //! One file per part of the contract: `accounts.rs`, `credit.rs`, `blacklist.rs`, `opt_out.rs`,
 //! `review.rs`; the error type and the time helpers they share are here. `operations.rs` puts
 //! them together as `Store` methods, one transaction each, for the daemon.
@@ -85,8 +88,10 @@ pub enum ContractError {
 
 type Result<T> = std::result::Result<T, ContractError>;
 
-fn ts(s: i64) -> Result<Timestamp> {
-    Timestamp::from_second(s).map_err(|e| ContractError::Corrupt(format!("time {s}: {e}")))
+/// A stored time (Unix milliseconds, like every time in the database) back as a timestamp;
+/// a value out of range is a corrupt row, not a panic.
+fn ts(ms: i64) -> Result<Timestamp> {
+    Timestamp::from_millisecond(ms).map_err(|e| ContractError::Corrupt(format!("time {ms}: {e}")))
 }
 
 fn count(v: i64) -> u64 {

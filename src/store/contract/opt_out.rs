@@ -15,7 +15,7 @@ pub fn record_send(
 ) -> Result<()> {
     tx.execute(
         "INSERT INTO recent_sends (account_id, recipient, sent_at) VALUES (?1, ?2, ?3)",
-        params![account_id, key(recipient), now.as_second()],
+        params![account_id, key(recipient), now.as_millisecond()],
     )?;
     Ok(())
 }
@@ -24,7 +24,7 @@ pub fn record_send(
 pub fn prune_recent_sends(tx: &Transaction<'_>, before: Timestamp) -> Result<u64> {
     Ok(tx.execute(
         "DELETE FROM recent_sends WHERE sent_at < ?1",
-        [before.as_second()],
+        [before.as_millisecond()],
     )? as u64)
 }
 
@@ -38,7 +38,9 @@ pub fn accounts_that_messaged(
         "SELECT DISTINCT account_id FROM recent_sends WHERE recipient = ?1 AND sent_at >= ?2
          ORDER BY account_id",
     )?;
-    let rows = st.query_map(params![key(recipient), since.as_second()], |r| r.get(0))?;
+    let rows = st.query_map(params![key(recipient), since.as_millisecond()], |r| {
+        r.get(0)
+    })?;
     Ok(rows.collect::<rusqlite::Result<Vec<i64>>>()?)
 }
 
@@ -54,7 +56,7 @@ pub fn add_opt_out(
     let n = tx.execute(
         "INSERT OR IGNORE INTO opt_outs (account_id, number, opted_out_at, source)
          VALUES (?1, ?2, ?3, ?4)",
-        params![account_id, number, now.as_second(), source],
+        params![account_id, number, now.as_millisecond(), source],
     )?;
     if n > 0 {
         let mut e = AuditEntry::new(AuditEvent::OptOut, now, "inbound");

@@ -60,7 +60,7 @@ pub fn hold_for_review(
     tx.execute(
         "INSERT INTO review_queue (message_id, account_id, category, word, held_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![message_id, account_id, category, word, now.as_second()],
+        params![message_id, account_id, category, word, now.as_millisecond()],
     )?;
     let mut e = AuditEntry::new(AuditEvent::Held, now, "daemon");
     e.account_id = Some(account_id);
@@ -112,7 +112,7 @@ pub fn close_review(
         .query_row(
             "UPDATE review_queue SET decision = 'cancelled', reviewer = ?2, decided_at = ?3
              WHERE message_id = ?1 AND decision IS NULL RETURNING account_id",
-            params![message_id, actor, now.as_second()],
+            params![message_id, actor, now.as_millisecond()],
             |r| r.get(0),
         )
         .optional()?;
@@ -148,7 +148,12 @@ pub fn decide_review(
     tx.execute(
         "UPDATE review_queue SET decision = ?2, reviewer = ?3, decided_at = ?4
          WHERE message_id = ?1",
-        params![message_id, decision.as_str(), reviewer, now.as_second()],
+        params![
+            message_id,
+            decision.as_str(),
+            reviewer,
+            now.as_millisecond()
+        ],
     )?;
     let actor = format!("reviewer:{reviewer}");
     let (mut refunded, mut charged) = (0, 0);

@@ -48,7 +48,10 @@ pub enum InitialState {
 /// One encoded part, computed by the caller with the codec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewPart {
-    /// The full PDU as sent to the modem (SMSC octets included), upper- or lower-case hex.
+    /// The part as accepted (SMSC octets included), upper- or lower-case hex: the daemon stores
+    /// the codec's neutral SMS-SUBMIT (segment, UDH with the concat reference, DCS, report
+    /// request, validity, canonical destination), which the modem encodes for its dialect each
+    /// time the part is sent (`modem::encode`). Kept as is across retries.
     pub pdu_hex: String,
     /// The AT+CMGS length: TPDU octets, excluding the SMSC part.
     pub cmgs_length: u32,
