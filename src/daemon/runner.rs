@@ -4,9 +4,11 @@
 //! that finish together share one transaction: group commit) before its SIM is released.
 //!
 //! At the modem's pace: while a SIM's send is in flight, a round also chooses that SIM's next
-//! part (its *look-ahead*, held back from every other SIM), and when the modem answers with a
-//! TP-MR the outcome and the next part's claim commit in one transaction and the send task goes
-//! straight on with it: one commit between two sends, no planning round in between. Anything
+//! part (its *look-ahead*: the following part of the message in flight when there is one, as
+//! a message's parts go in order on one SIM; otherwise the scheduler's own choice for that SIM,
+//! held back from every other SIM for at most [`LOOK_AHEAD_HOLD`]), and when the modem answers
+//! with a TP-MR the outcome and the next part's claim commit in one transaction and the send
+//! task goes straight on with it: one commit between two sends, no planning round in between. Anything
 //! but a clean `+CMGS` answer (a failure, an unknown, link trouble, a stop) ends the chain and
 //! releases the SIM as before.
 //!
