@@ -26,7 +26,8 @@
 //! claimed only through the store's ordinary claim (its checks decide, so a part cancelled or
 //! claimed meanwhile is simply not chained).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use jiff::Timestamp;
@@ -56,12 +57,17 @@ pub(crate) const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::fro
 #[derive(Clone, Default)]
 struct Loop {
     log: Arc<Mutex<SendLog>>,
-    /// SIM -> the part it sends next if its current send ends with a TP-MR, and when that was
-    /// chosen.
-    ahead: Arc<Mutex<BTreeMap<SimId, (NextPart, std::time::Instant)>>>,
-    /// SIMs whose part in flight has a following part in its message: that part goes next.
-    following: Arc<Mutex<BTreeSet<SimId>>>,
+    /// SIM -> the part it sends next if its current send ends with a TP-MR: what, when it was
+    /// chosen, and for which send (a choice made for an earlier send of the SIM is stale).
+    ahead: Arc<Mutex<BTreeMap<SimId, Ahead>>>,
+    /// The sends in flight: SIM -> (send number, whether its part has a following part).
+    flights: Arc<Mutex<BTreeMap<SimId, (u64, bool)>>>,
+    /// Numbers the sends, so a look-ahead names the send it was chosen during.
+    sends: Arc<AtomicU64>,
 }
+
+/// One look-ahead: the part, when it was chosen, and the send (number) it follows.
+type Ahead = (NextPart, std::time::Instant, u64);
 
 impl Loop {
     fn log(&self) -> MutexGuard<'_, SendLog> {
@@ -69,12 +75,12 @@ impl Loop {
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn ahead(&self) -> MutexGuard<'_, BTreeMap<SimId, (NextPart, std::time::Instant)>> {
+    fn ahead(&self) -> MutexGuard<'_, BTreeMap<SimId, Ahead>> {
         self.ahead.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn following(&self) -> MutexGuard<'_, BTreeSet<SimId>> {
-        self.following.lock().unwrap_or_else(|p| p.into_inner())
+    fn flights(&self) -> MutexGuard<'_, BTreeMap<SimId, (u64, bool)>> {
+        self.flights.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
@@ -139,6 +145,8 @@ async fn plan_round(
     // A round can assign at most one part per free SIM: read a short window of due parts
     // first, and the full window only when the short one was full yet left a free SIM idle.
     let window = (free as u32 * SHORT_WINDOW_PER_SIM).clamp(SHORT_WINDOW_MIN, DUE_WINDOW);
+    // The sends in flight now: their claims are in the send log read below.
+    let flights = state.flights().clone();
     let st = state.clone();
     let (mut slots, mut due, next_due, next_retry) = shared
         .db
@@ -157,10 +165,10 @@ async fn plan_round(
     // A part set aside as some SIM's look-ahead is that SIM's alone, for a while.
     state
         .ahead()
-        .retain(|_, (_, chosen)| chosen.elapsed() < LOOK_AHEAD_HOLD);
+        .retain(|_, (_, chosen, _)| chosen.elapsed() < LOOK_AHEAD_HOLD);
     let held = |due: &mut Vec<scheduler::DuePart>| {
         let ahead = state.ahead();
-        due.retain(|d| !ahead.values().any(|(p, _)| *p == NextPart::Part(d.part)));
+        due.retain(|d| !ahead.values().any(|(p, _, _)| *p == NextPart::Part(d.part)));
     };
     held(&mut due);
     let mut plan = scheduler::plan(&slots, &due, now);
@@ -172,14 +180,14 @@ async fn plan_round(
         held(&mut due);
         plan = scheduler::plan(&slots, &due, now);
     }
-    look_ahead(shared, state, &slots, &due, &plan, now);
+    look_ahead(shared, state, &flights, &slots, &due, &plan, now);
     // The due parts leave out those waiting for later: the store says when the first of them
     // becomes due, and when the first ambiguous `unknown` part may be retried.
     // A look-ahead whose SIM is still busy when its hold ends goes back to every SIM then.
     let ahead_ends = state
         .ahead()
         .values()
-        .map(|(_, chosen)| *chosen + LOOK_AHEAD_HOLD)
+        .map(|(_, chosen, _)| *chosen + LOOK_AHEAD_HOLD)
         .min()
         .map(|at| now + (at.saturating_duration_since(std::time::Instant::now())));
     let wake_at = [plan.wake_at, next_due, next_retry, ahead_ends]
@@ -266,6 +274,7 @@ async fn plan_round(
 fn look_ahead(
     shared: &Shared,
     state: &Loop,
+    flights: &BTreeMap<SimId, (u64, bool)>,
     slots: &[scheduler::SimSlot],
     due: &[scheduler::DuePart],
     plan: &scheduler::Plan,
@@ -275,8 +284,12 @@ fn look_ahead(
         return;
     }
     let mut ahead = state.ahead();
-    let following = state.following();
-    let in_flight = |s: &scheduler::SimSlot| s.ready && s.busy && !ahead.contains_key(&s.id);
+    // Only sends seen in flight before the round read the send log are offered: their claims
+    // are in the quota counts the choice is made with.
+    let following = |id: &SimId| flights.get(id).is_some_and(|(_, f)| *f);
+    let in_flight = |s: &scheduler::SimSlot| {
+        s.ready && s.busy && flights.contains_key(&s.id) && !ahead.contains_key(&s.id)
+    };
     let offered: Vec<SimId> = slots
         .iter()
         .filter(|s| in_flight(s))
@@ -299,9 +312,9 @@ fn look_ahead(
     let chosen = std::time::Instant::now();
     // A message's parts go in order on one SIM: a SIM sending a part that has a following one
     // sends that one next, if its quota and rest allow one more send now.
-    for s in as_free.iter().filter(|s| following.contains(&s.id)) {
+    for s in as_free.iter().filter(|s| following(&s.id)) {
         if s.available(now) {
-            ahead.insert(s.id, (NextPart::Following, chosen));
+            ahead.insert(s.id, (NextPart::Following, chosen, flights[&s.id].0));
         }
     }
     let assigned: Vec<PartId> = plan.assignments.iter().map(|a| a.part).collect();
@@ -316,14 +329,14 @@ fn look_ahead(
     let others: Vec<_> = as_free
         .into_iter()
         .map(|mut s| {
-            if following.contains(&s.id) {
+            if following(&s.id) {
                 s.ready = false;
             }
             s
         })
         .collect();
     for a in scheduler::plan(&others, &rest, now).assignments {
-        ahead.insert(a.sim, (NextPart::Part(a.part), chosen));
+        ahead.insert(a.sim, (NextPart::Part(a.part), chosen, flights[&a.sim].0));
     }
 }
 
@@ -458,16 +471,19 @@ async fn send_loop(
     loop {
         // A round may now choose this SIM's next part while this one is in flight.
         let has_following = part.seq < part.total;
-        if has_following {
-            state.following().insert(sim);
-        }
+        let number = state.sends.fetch_add(1, Ordering::Relaxed);
+        state.flights().insert(sim, (number, has_following));
         shared.wake.notify_one();
         let (outcome, error) = send(&shared, &port, &handle, &part).await;
         let id = part.part;
-        state.following().remove(&sim);
-        let chosen = state.ahead().remove(&sim);
+        state.flights().remove(&sim);
+        // Only a choice made during this very send counts.
+        let chosen = state
+            .ahead()
+            .remove(&sim)
+            .filter(|(_, _, during)| *during == number);
         let next = match (&outcome, chosen) {
-            (SendOutcome::Sent { .. }, Some((kind, _))) if !shared.is_stopping() => {
+            (SendOutcome::Sent { .. }, Some((kind, _, _))) if !shared.is_stopping() => {
                 // Any choice made for this SIM means its quota had room; the message's own
                 // next part comes before any other.
                 match (has_following, kind) {
