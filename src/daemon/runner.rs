@@ -163,9 +163,9 @@ async fn plan_round(
         slot.busy = busy;
     }
     // A part set aside as some SIM's look-ahead is that SIM's alone, for a while.
-    state
-        .ahead()
-        .retain(|_, (_, chosen, _)| chosen.elapsed() < LOOK_AHEAD_HOLD);
+    state.ahead().retain(|sim, (_, chosen, during)| {
+        chosen.elapsed() < LOOK_AHEAD_HOLD && flights.get(sim).is_some_and(|f| f.0 == *during)
+    });
     let held = |due: &mut Vec<scheduler::DuePart>| {
         let ahead = state.ahead();
         due.retain(|d| !ahead.values().any(|(p, _, _)| *p == NextPart::Part(d.part)));
@@ -312,7 +312,15 @@ fn look_ahead(
     let chosen = std::time::Instant::now();
     // A message's parts go in order on one SIM: a SIM sending a part that has a following one
     // sends that one next, if its quota and rest allow one more send now.
-    for s in as_free.iter().filter(|s| following(&s.id)) {
+    // Kept only for a send still in flight now (checked under the look-ahead lock, which the
+    // send takes to collect its look-ahead when it ends): a choice for a send that ended
+    // meanwhile would otherwise sit there, holding its part from the other SIMs.
+    let live = state.flights().clone();
+    let current = |id: &SimId| live.get(id).map(|f| f.0) == flights.get(id).map(|f| f.0);
+    for s in as_free
+        .iter()
+        .filter(|s| following(&s.id) && current(&s.id))
+    {
         if s.available(now) {
             ahead.insert(s.id, (NextPart::Following, chosen, flights[&s.id].0));
         }
@@ -336,7 +344,9 @@ fn look_ahead(
         })
         .collect();
     for a in scheduler::plan(&others, &rest, now).assignments {
-        ahead.insert(a.sim, (NextPart::Part(a.part), chosen, flights[&a.sim].0));
+        if current(&a.sim) {
+            ahead.insert(a.sim, (NextPart::Part(a.part), chosen, flights[&a.sim].0));
+        }
     }
 }
 
