@@ -66,16 +66,7 @@ fn main() {
         report("latency", runtime.block_on(latency(200)));
     }
     if run("throughput") {
-        report(
-            "throughput",
-            runtime.block_on(throughput(
-                32,
-                std::env::var("TP_PARTS")
-                    .ok()
-                    .and_then(|v| v.parse().ok())
-                    .unwrap_or(10_000),
-            )),
-        );
+        report("throughput", runtime.block_on(throughput(32, 10_000)));
     }
     if run("accept") {
         report("accept", runtime.block_on(accept(10_000, 5)));
