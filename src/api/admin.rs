@@ -13,6 +13,10 @@
 //! - `GET /v1/reviews`, `POST /v1/reviews/{id}` `{"decision": "approve"|"reject"|"reject_as_violation"}`
 //! - `GET /v1/blacklist`, `POST /v1/blacklist` and `POST /v1/blacklist/remove`
 //!   `{"account", "number", "reason"}`
+//! - `GET /v1/keys[?account=A]`, `POST /v1/keys` `{"account", "name", "allow_ips"}` (the key is
+//!   in the answer, once), `DELETE /v1/keys/{id}`: API keys of the network API (admins)
+//! - `POST /v1/keys/verify` `{"key", "ip"}`: the key's account, or 401 (unknown or revoked) or
+//!   403 (outside its IP allow-list); for front ends (`frontends`) and admins only
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -23,7 +27,7 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{caller, json_body, refuse_if_shutting_down, ApiState, Peer};
+use super::extract::{caller, is_frontend, json_body, refuse_if_shutting_down, ApiState, Peer};
 use super::{ApiError, Backend, Caller};
 
 /// A reviewer's decision as the API names it.
@@ -76,6 +80,66 @@ pub enum AdminOp {
         number: Option<String>,
         reason: String,
     },
+    /// A new API key for `account`; the answer carries the key itself, the only time it is
+    /// ever shown (the store keeps its SHA-256).
+    KeyAdd {
+        account: String,
+        name: String,
+        /// CIDRs ("203.0.113.0/24") or single addresses; empty: any address.
+        allow_ips: Vec<String>,
+    },
+    KeyList {
+        account: Option<String>,
+    },
+    KeyRevoke {
+        id: i64,
+    },
+    /// Which account a presented key acts for, from client address `ip` (front ends).
+    KeyVerify {
+        key: String,
+        ip: String,
+    },
+}
+
+/// `POST /v1/keys`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewKeyRequest {
+    pub account: String,
+    pub name: String,
+    pub allow_ips: Vec<String>,
+}
+
+/// `POST /v1/keys/verify`
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyKeyRequest {
+    pub key: String,
+    pub ip: String,
+}
+
+/// Never prints the key.
+impl std::fmt::Debug for VerifyKeyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyKeyRequest")
+            .field("key", &"<redacted>")
+            .field("ip", &self.ip)
+            .finish()
+    }
+}
+
+/// The answer of `POST /v1/keys/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedKey {
+    pub account: String,
+    pub key_id: i64,
+}
+
+/// `?account=` of `GET /v1/keys`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyListQuery {
+    pub account: Option<String>,
 }
 
 /// `POST /v1/accounts`
@@ -136,6 +200,9 @@ pub(super) fn routes<B: Backend>() -> Router<ApiState<B>> {
             get(blacklist_get::<B>).post(blacklist_add::<B>),
         )
         .route("/v1/blacklist/remove", post(blacklist_remove::<B>))
+        .route("/v1/keys", get(keys_get::<B>).post(keys_post::<B>))
+        .route("/v1/keys/verify", post(keys_verify::<B>))
+        .route("/v1/keys/{id}", axum::routing::delete(keys_delete::<B>))
 }
 
 fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
@@ -306,4 +373,77 @@ pub(super) async fn blacklist_remove<B: Backend>(
         reason: r.reason,
     };
     run(&state, c, op).await
+}
+
+pub(super) async fn keys_get<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    q: Result<axum::extract::Query<KeyListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    admin_only(&c, "listing API keys")?;
+    let axum::extract::Query(q) = q.map_err(|r| {
+        ApiError::InvalidField(format!("bad query string: {}", r.body_text()))
+    })?;
+    run(&state, c, AdminOp::KeyList { account: q.account }).await
+}
+
+pub(super) async fn keys_post<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    admin_only(&c, "creating API keys")?;
+    let r: NewKeyRequest = json_body(body)?;
+    let op = AdminOp::KeyAdd {
+        account: r.account,
+        name: r.name,
+        allow_ips: r.allow_ips,
+    };
+    run(&state, c, op).await
+}
+
+pub(super) async fn keys_delete<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    admin_only(&c, "revoking API keys")?;
+    let id = name_of(id)?
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::NotFound("no API key with such an id".into()))?;
+    run(&state, c, AdminOp::KeyRevoke { id }).await
+}
+
+/// For front ends and admins: a front end has no account of its own, so it is checked by uid
+/// before (instead of) the usual caller resolution.
+pub(super) async fn keys_verify<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = if is_frontend(&state, &peer) && peer.1.is_none() {
+        let uid = peer.0.map(|p| p.uid).unwrap_or(u32::MAX);
+        Caller {
+            uid,
+            account: None,
+            admin: false,
+        }
+    } else {
+        let c = caller(&state, peer).await?;
+        admin_only(&c, "verifying API keys (front ends and admins)")?;
+        c
+    };
+    let r: VerifyKeyRequest = json_body(body)?;
+    let v = state
+        .backend()
+        .admin(c, AdminOp::KeyVerify { key: r.key, ip: r.ip })
+        .await?;
+    Ok(Json(v).into_response())
 }

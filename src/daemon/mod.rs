@@ -11,6 +11,7 @@
 mod admin;
 mod backend;
 mod contract;
+pub mod keys;
 mod modems;
 mod runner;
 mod submit;

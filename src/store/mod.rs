@@ -19,6 +19,7 @@ mod batch;
 pub mod contract;
 mod hooks;
 mod inbound;
+pub mod keys;
 mod messages;
 mod settle;
 mod sims;
@@ -159,6 +160,7 @@ fn migration_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0006_contract_edges.sql")),
         M::up(include_str!("migrations/0007_due_indexes.sql")),
         M::up(include_str!("migrations/0008_time_in_milliseconds.sql")),
+        M::up(include_str!("migrations/0010_api_keys.sql")),
     ]
 }
 

@@ -337,6 +337,7 @@ pub fn access() -> AccessMap {
             },
         ],
         admin_gid: Some(4200),
+        frontends: vec![],
     }
 }
 
