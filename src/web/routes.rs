@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, RawPathParams, Request, State};
-use axum::http::{header, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter};
@@ -67,8 +67,9 @@ pub fn router(web: Arc<Web>) -> Router {
                             params: RawPathParams,
                             method: Method,
                             uri: Uri,
+                            headers: HeaderMap,
                             body: Body| {
-            forward(state, account, params, method, uri, body, upstream)
+            forward(state, account, params, (method, uri, headers), body, upstream)
         };
         let entry = by_path.remove(path).unwrap_or_default();
         by_path.insert(path, entry.on(filter, handler));
@@ -208,12 +209,27 @@ async fn forward(
     State(web): State<Arc<Web>>,
     Extension(Account(account)): Extension<Account>,
     params: RawPathParams,
-    method: Method,
-    uri: Uri,
+    (method, uri, headers): (Method, Uri, HeaderMap),
     body: Body,
     upstream: &'static str,
 ) -> Response {
     use http_body_util::BodyExt;
+    // A declared length over the limit is refused before any of the body is read, so the
+    // client, still sending, reads the answer instead of a reset connection.
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        let mut response = ApiError::TooLarge(format!(
+            "request body is larger than the limit of {MAX_BODY_BYTES} bytes"
+        ))
+        .into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return response;
+    }
     let limited = http_body_util::Limited::new(body, MAX_BODY_BYTES);
     let bytes = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
         Ok(Ok(collected)) => collected.to_bytes(),
