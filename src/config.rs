@@ -639,10 +639,12 @@ mod tests {
         assert_eq!(c.web.rate_per_second, 5);
         let err = load("[web]\nlisten = \"0.0.0.0:8443\"\n").unwrap_err();
         let text = err.to_string();
-        assert!(text.contains(":2: web.listen") && text.contains("TLS"), "{text}");
+        assert!(
+            text.contains(":2: web.listen") && text.contains("TLS"),
+            "{text}"
+        );
         load("[web]\nlisten = \"0.0.0.0:8080\"\ninsecure_http = true\n").unwrap();
-        load("[web]\nlisten = \"[::]:443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n")
-            .unwrap();
+        load("[web]\nlisten = \"[::]:443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n").unwrap();
         let err = load("[web]\ntls_cert = \"c.pem\"\n").unwrap_err();
         assert!(err.to_string().contains("web.tls_key"), "{err}");
         let err = load("[web]\nlisten = \"localhost\"\n").unwrap_err();

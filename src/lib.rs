@@ -92,7 +92,8 @@
 //! gateway: cmpp modem number pdu
 //! sim: cmpp pdu
 //! daemon: ids api at audit bank config modem number pdu policy scheduler store
-//! cli: api at audit cmpp config daemon diag number pdu sim store
+//! web: api config
+//! cli: api at audit cmpp config daemon diag number pdu sim store web
 //! ```
 
 pub mod api;

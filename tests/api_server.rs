@@ -110,7 +110,10 @@ async fn call_as(
         .raw(method, uri, body.to_vec())
         .await
         .unwrap();
-    (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -132,8 +135,9 @@ async fn a_front_end_acts_for_the_account_it_names_and_no_more() {
     let (_, caller) = server.backend.last_call().unwrap();
     assert_eq!(caller.account.as_deref(), Some("clinic"));
     assert!(!caller.admin);
-    let named = serde_json::to_vec(&json!({"to": ["13912345678"], "text": "hi", "account": "shop"}))
-        .unwrap();
+    let named =
+        serde_json::to_vec(&json!({"to": ["13912345678"], "text": "hi", "account": "shop"}))
+            .unwrap();
     let got = call_as(&server, "clinic", Method::POST, "/v1/messages", &named).await;
     assert_error(&got, 403, "forbidden");
     let got = call_as(&server, "clinic", Method::POST, "/v1/messages/1/retry", b"").await;

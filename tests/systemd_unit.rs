@@ -261,7 +261,10 @@ fn web_unit_has_network_but_no_devices_and_no_database() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "verify failed: {stderr}");
-    let ours: Vec<&str> = stderr.lines().filter(|l| l.contains("smsgate-web")).collect();
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("smsgate-web"))
+        .collect();
     assert!(ours.is_empty(), "verify warnings: {ours:?}");
     let out = Command::new("systemd-analyze")
         .args(["security", "--offline=true", "--no-pager"])

@@ -155,7 +155,13 @@ where
     }
 }
 
-async fn plain(addr: SocketAddr, method: Method, path: &str, key: Option<&str>, body: Vec<u8>) -> Answer {
+async fn plain(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    key: Option<&str>,
+    body: Vec<u8>,
+) -> Answer {
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
     request_on(tcp, method, path, key, body).await
 }
@@ -171,7 +177,13 @@ async fn call(addr: SocketAddr, method: Method, path: &str, key: &str, body: Val
     call_raw(addr, method, path, key, bytes).await
 }
 
-async fn call_raw(addr: SocketAddr, method: Method, path: &str, key: &str, bytes: Vec<u8>) -> Answer {
+async fn call_raw(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    key: &str,
+    bytes: Vec<u8>,
+) -> Answer {
     for _ in 0..50 {
         let a = plain(addr, method.clone(), path, Some(key), bytes.clone()).await;
         if a.status != StatusCode::TOO_MANY_REQUESTS {
@@ -207,7 +219,15 @@ async fn oversize(addr: SocketAddr, key: &str) -> String {
 
 /// `smsgate key add ... --json` against the daemon; the key and its id.
 fn key_add(daemon: &Daemon, account: &str, allow: &[&str]) -> (String, i64) {
-    let mut args = vec!["key", "add", "--account", account, "--name", "test", "--json"];
+    let mut args = vec![
+        "key",
+        "add",
+        "--account",
+        account,
+        "--name",
+        "test",
+        "--json",
+    ];
     for a in allow {
         args.extend(["--allow-ip", a]);
     }
@@ -269,7 +289,11 @@ async fn keys_allow_lists_rate_limit_and_a_send_to_the_modem_bank() {
     assert_eq!((wrong.status.as_u16(), wrong.code()), (401, "unauthorized"));
     // A good key outside its allow-list: 403.
     let far = plain(addr, Method::GET, "/api/v1/inbox", Some(&far_key), vec![]).await;
-    assert_eq!((far.status.as_u16(), far.code()), (403, "forbidden"), "{far:?}");
+    assert_eq!(
+        (far.status.as_u16(), far.code()),
+        (403, "forbidden"),
+        "{far:?}"
+    );
 
     // A send through the network API reaches the bank and is followed to delivered.
     let to = support::recipient(3);
@@ -313,18 +337,39 @@ async fn keys_allow_lists_rate_limit_and_a_send_to_the_modem_bank() {
 
     // Malformed, oversize, unknown route, wrong method, a parameter that tries to leave its
     // segment: the socket API's JSON errors.
-    let bad = call_raw(addr, Method::POST, "/api/v1/messages", &key, b"{\"to\":".to_vec()).await;
-    assert_eq!((bad.status.as_u16(), bad.code()), (400, "bad_json"), "{bad:?}");
+    let bad = call_raw(
+        addr,
+        Method::POST,
+        "/api/v1/messages",
+        &key,
+        b"{\"to\":".to_vec(),
+    )
+    .await;
+    assert_eq!(
+        (bad.status.as_u16(), bad.code()),
+        (400, "bad_json"),
+        "{bad:?}"
+    );
     let huge = oversize(addr, &key).await;
     assert!(
         huge.starts_with("HTTP/1.1 413") && huge.contains("\"too_large\""),
         "{huge}"
     );
     let nowhere = call(addr, Method::GET, "/api/v1/modems", &key, Value::Null).await;
-    assert_eq!((nowhere.status.as_u16(), nowhere.code()), (404, "not_found"));
+    assert_eq!(
+        (nowhere.status.as_u16(), nowhere.code()),
+        (404, "not_found")
+    );
     let put = call(addr, Method::PUT, "/api/v1/messages", &key, Value::Null).await;
     assert_eq!(put.status, 405);
-    let sneaky = call(addr, Method::GET, &format!("/api/v1/messages/{id}%2Fretry"), &key, Value::Null).await;
+    let sneaky = call(
+        addr,
+        Method::GET,
+        &format!("/api/v1/messages/{id}%2Fretry"),
+        &key,
+        Value::Null,
+    )
+    .await;
     assert_eq!(sneaky.status, 404, "{sneaky:?}");
 
     // Every documented path and method is a real route (not the 404/405 of no route).
@@ -372,12 +417,22 @@ async fn keys_allow_lists_rate_limit_and_a_send_to_the_modem_bank() {
 
     // Revoked: 401 at once.
     let out = daemon.cli(&["key", "revoke", &key_id.to_string()]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let revoked = plain(addr, Method::GET, "/api/v1/inbox", Some(&key), vec![]).await;
-    assert_eq!((revoked.status.as_u16(), revoked.code()), (401, "unauthorized"));
+    assert_eq!(
+        (revoked.status.as_u16(), revoked.code()),
+        (401, "unauthorized")
+    );
     let listed = daemon.cli(&["key", "list", "--json"]);
     let listed = String::from_utf8_lossy(&listed.stdout).to_string();
-    assert!(listed.contains("revoked_at") && !listed.contains(&key), "{listed}");
+    assert!(
+        listed.contains("revoked_at") && !listed.contains(&key),
+        "{listed}"
+    );
 
     // Key changes are audited, without the key.
     let conn = rusqlite::Connection::open(&daemon.database).unwrap();
@@ -392,7 +447,12 @@ async fn keys_allow_lists_rate_limit_and_a_send_to_the_modem_bank() {
     let events: Vec<&str> = rows.iter().map(|(e, _)| e.as_str()).collect();
     assert_eq!(
         events,
-        ["api_key_added", "api_key_added", "api_key_added", "api_key_revoked"]
+        [
+            "api_key_added",
+            "api_key_added",
+            "api_key_added",
+            "api_key_revoked"
+        ]
     );
     for (_, outcome) in &rows {
         for k in [&key, &far_key, &other_key] {
@@ -401,13 +461,20 @@ async fn keys_allow_lists_rate_limit_and_a_send_to_the_modem_bank() {
     }
 
     // Neither log shows a key or the full number.
-    for text in [web.log_text(), std::fs::read_to_string(&daemon.log).unwrap()] {
+    for text in [
+        web.log_text(),
+        std::fs::read_to_string(&daemon.log).unwrap(),
+    ] {
         for k in [&key, &far_key, &other_key] {
             assert!(!text.contains(k.as_str()), "a key in the log:\n{text}");
         }
         assert!(!text.contains(&to), "a full number in the log:\n{text}");
     }
-    assert!(web.log_text().contains("web: POST /api/v1/messages"), "{}", web.log_text());
+    assert!(
+        web.log_text().contains("web: POST /api/v1/messages"),
+        "{}",
+        web.log_text()
+    );
 }
 
 /// A self-signed certificate for localhost/127.0.0.1 made with the openssl CLI.
@@ -466,9 +533,16 @@ async fn tls_with_a_test_certificate_and_no_clear_text_off_loopback() {
     // Off loopback without TLS: a configuration error naming the key, before listening.
     let bad = dir.path().join("bad.toml");
     std::fs::write(&bad, "[web]\nlisten = \"0.0.0.0:1\"\n").unwrap();
-    let out = Command::new(BIN).args(["web", "--config"]).arg(&bad).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["web", "--config"])
+        .arg(&bad)
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("web.listen") && err.contains("TLS"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("web.listen") && err.contains("TLS"),
+        "{err}"
+    );
 
     // TLS on loopback; no daemon behind it.
     let port = free_port();
@@ -508,7 +582,11 @@ async fn tls_with_a_test_certificate_and_no_clear_text_off_loopback() {
     // The daemon is not there: 503 in JSON, over TLS.
     let stream = tls("127.0.0.1").await.expect("TLS handshake by IP");
     let down = request_on(stream, Method::GET, "/api/v1/inbox", Some("sgk_x"), vec![]).await;
-    assert_eq!((down.status.as_u16(), down.code()), (503, "unavailable"), "{down:?}");
+    assert_eq!(
+        (down.status.as_u16(), down.code()),
+        (503, "unavailable"),
+        "{down:?}"
+    );
     // A name the certificate does not cover is refused by the client.
     assert!(tls("example.com").await.is_err());
     // Clear text on the TLS port gets no HTTP answer.

@@ -382,9 +382,8 @@ pub(super) async fn keys_get<B: Backend>(
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
     admin_only(&c, "listing API keys")?;
-    let axum::extract::Query(q) = q.map_err(|r| {
-        ApiError::InvalidField(format!("bad query string: {}", r.body_text()))
-    })?;
+    let axum::extract::Query(q) =
+        q.map_err(|r| ApiError::InvalidField(format!("bad query string: {}", r.body_text())))?;
     run(&state, c, AdminOp::KeyList { account: q.account }).await
 }
 
@@ -443,7 +442,13 @@ pub(super) async fn keys_verify<B: Backend>(
     let r: VerifyKeyRequest = json_body(body)?;
     let v = state
         .backend()
-        .admin(c, AdminOp::KeyVerify { key: r.key, ip: r.ip })
+        .admin(
+            c,
+            AdminOp::KeyVerify {
+                key: r.key,
+                ip: r.ip,
+            },
+        )
         .await?;
     Ok(Json(v).into_response())
 }

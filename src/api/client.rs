@@ -95,7 +95,8 @@ impl ApiClient {
             key: key.to_owned(),
             ip: ip.to_string(),
         };
-        self.call(Method::POST, "/v1/keys/verify", Some(&body)).await
+        self.call(Method::POST, "/v1/keys/verify", Some(&body))
+            .await
     }
 
     pub fn socket(&self) -> &Path {
@@ -204,10 +205,7 @@ impl ApiClient {
         let conn = tokio::spawn(conn);
         let mut request = Request::builder();
         if let Some(account) = &self.acting_for {
-            request = request.header(
-                super::FRONTEND_ACCOUNT_HEADER,
-                percent_encode(account),
-            );
+            request = request.header(super::FRONTEND_ACCOUNT_HEADER, percent_encode(account));
         }
         let request = request
             .method(method)

@@ -43,11 +43,14 @@ impl Connected<axum::serve::IncomingStream<'_, ApiListener>> for Peer {
 /// uses [`serve`](super::serve).
 impl Connected<axum::serve::IncomingStream<'_, UnixListener>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
-        Peer(stream.io().peer_cred().ok().map(|cred| PeerCredentials {
-            uid: cred.uid(),
-            gid: cred.gid(),
-            pid: cred.pid(),
-        }), None)
+        Peer(
+            stream.io().peer_cred().ok().map(|cred| PeerCredentials {
+                uid: cred.uid(),
+                gid: cred.gid(),
+                pid: cred.pid(),
+            }),
+            None,
+        )
     }
 }
 
@@ -143,9 +146,9 @@ pub(super) async fn frontend_account(
             ))
             .into_response();
         };
-        if let Some(axum::extract::ConnectInfo(peer)) = req
-            .extensions_mut()
-            .get_mut::<axum::extract::ConnectInfo<Peer>>()
+        if let Some(axum::extract::ConnectInfo(peer)) =
+            req.extensions_mut()
+                .get_mut::<axum::extract::ConnectInfo<Peer>>()
         {
             peer.1 = Some(account);
         }

@@ -139,7 +139,9 @@ pub(super) fn list(s: &Store, account_id: Option<i64>) -> KeyResult {
 pub(super) fn revoke(s: &mut Store, id: i64, actor: &str, now: Timestamp) -> KeyResult {
     Ok(match s.revoke_api_key(id, actor, now)? {
         None => Err(ApiError::NotFound(format!("no API key {id}"))),
-        Some(false) => Err(ApiError::Conflict(format!("API key {id} is already revoked"))),
+        Some(false) => Err(ApiError::Conflict(format!(
+            "API key {id} is already revoked"
+        ))),
         Some(true) => {
             tracing::info!(id, "api key revoked");
             Ok(json!({"id": id, "revoked": true}))
@@ -174,7 +176,9 @@ pub(super) fn verify(s: &Store, key: &str, ip: &str) -> KeyResult {
         account: row.account,
         key_id: row.id,
     };
-    Ok(Ok(serde_json::to_value(v).map_err(|e| StoreError::Invalid(e.to_string()))?))
+    Ok(Ok(
+        serde_json::to_value(v).map_err(|e| StoreError::Invalid(e.to_string()))?
+    ))
 }
 
 #[cfg(test)]

@@ -183,7 +183,10 @@ mod tests {
         assert_eq!((found.id, found.account.as_str()), (id, "shop"));
         assert_eq!(found.allow_ips, vec!["10.0.0.0/8"]);
         assert!(s.api_key_by_hash(&[8; 32]).unwrap().is_none());
-        assert_eq!(s.revoke_api_key(id, "admin:uid 0", now).unwrap(), Some(true));
+        assert_eq!(
+            s.revoke_api_key(id, "admin:uid 0", now).unwrap(),
+            Some(true)
+        );
         assert_eq!(
             s.revoke_api_key(id, "admin:uid 0", now).unwrap(),
             Some(false)
@@ -200,7 +203,9 @@ mod tests {
             .collect();
         assert!(
             events.iter().any(|e| e.starts_with("api_key_added key 1"))
-                && events.iter().any(|e| e.starts_with("api_key_revoked key 1")),
+                && events
+                    .iter()
+                    .any(|e| e.starts_with("api_key_revoked key 1")),
             "{events:?}"
         );
     }

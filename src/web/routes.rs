@@ -69,7 +69,14 @@ pub fn router(web: Arc<Web>) -> Router {
                             uri: Uri,
                             headers: HeaderMap,
                             body: Body| {
-            forward(state, account, params, (method, uri, headers), body, upstream)
+            forward(
+                state,
+                account,
+                params,
+                (method, uri, headers),
+                body,
+                upstream,
+            )
         };
         let entry = by_path.remove(path).unwrap_or_default();
         by_path.insert(path, entry.on(filter, handler));
@@ -130,8 +137,9 @@ fn client_error(e: ClientError) -> Response {
             ApiError::Unavailable("smsgate is not reachable at the moment; try again later".into())
                 .into_response()
         }
-        ClientError::Protocol(m) => ApiError::Internal(format!("smsgate answered oddly: {m}"))
-            .into_response(),
+        ClientError::Protocol(m) => {
+            ApiError::Internal(format!("smsgate answered oddly: {m}")).into_response()
+        }
     }
 }
 

@@ -30,13 +30,7 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
         .map_err(|e| format!("TLS: {e}"))?
         .with_no_client_auth()
         .with_single_cert(certs, private)
-        .map_err(|e| {
-            format!(
-                "{} and {}: {e}",
-                cert.display(),
-                key.display()
-            )
-        })?;
+        .map_err(|e| format!("{} and {}: {e}", cert.display(), key.display()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
