@@ -603,3 +603,185 @@ async fn tls_with_a_test_certificate_and_no_clear_text_off_loopback() {
     assert!(sender.send_request(req).await.is_err());
     conn.abort();
 }
+
+/// What the test receiver got: (event id, timestamp, signature, body, the status it answered).
+type Received = Arc<std::sync::Mutex<Vec<(String, String, String, String, u16)>>>;
+
+/// A webhook receiver on loopback: answers 503 to its first `fail_first` requests, then 200.
+async fn receiver(fail_first: usize) -> (SocketAddr, Received) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let got: Received = Arc::default();
+    let seen = Arc::clone(&got);
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let seen = Arc::clone(&seen);
+            tokio::spawn(async move {
+                let service =
+                    hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                        let seen = Arc::clone(&seen);
+                        async move {
+                            let header = |n: &str| {
+                                req.headers()
+                                    .get(n)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or("")
+                                    .to_owned()
+                            };
+                            let (id, ts, sig) = (
+                                header("x-smsgate-event"),
+                                header("x-smsgate-timestamp"),
+                                header("x-smsgate-signature"),
+                            );
+                            let body = req.into_body().collect().await.unwrap().to_bytes();
+                            let mut seen = seen.lock().unwrap();
+                            let status = if seen.len() < fail_first { 503 } else { 200 };
+                            let body = String::from_utf8_lossy(&body).into_owned();
+                            seen.push((id, ts, sig, body, status));
+                            Ok::<_, std::convert::Infallible>(
+                                hyper::Response::builder()
+                                    .status(status)
+                                    .body(Full::new(Bytes::new()))
+                                    .unwrap(),
+                            )
+                        }
+                    });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(tcp), service)
+                    .await;
+            });
+        }
+    });
+    (addr, got)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn webhooks_are_signed_retried_and_not_repeated_after_a_restart() {
+    use hmac::Mac;
+    let dir = tempfile::tempdir().unwrap();
+    let sim = Sim::start(&dir.path().join("bank"), 1);
+    let port = free_port();
+    let config = configure(dir.path(), &sim, &format!("listen = \"127.0.0.1:{port}\""));
+    let mut daemon = Daemon::start(dir.path(), &sim);
+    daemon.wait_ready(1).await;
+    let addr: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let mut web = Web::start(&config, addr, &dir.path().join("web.log"));
+    web.wait_listening().await;
+
+    // The receiver is "down" (503) for the first attempt.
+    let (hook, received) = receiver(1).await;
+    let url = format!("http://{hook}/smsgate");
+    let out = daemon.cli(&[
+        "webhook",
+        "set",
+        "--account",
+        "e2e",
+        "--url",
+        &url,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let set: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let secret = set["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+
+    let to = support::recipient(5);
+    let sent = daemon
+        .client()
+        .send(&support::request(vec![to.clone()], "webhook test"))
+        .await
+        .unwrap();
+    let id = sent.ids[0].0;
+    let delivered = wait_for(
+        "the delivery report POSTed and answered 200",
+        Duration::from_secs(30),
+        || {
+            let received = Arc::clone(&received);
+            async move {
+                let got = received.lock().unwrap().clone();
+                got.into_iter().find(|r| {
+                    r.4 == 200
+                        && serde_json::from_str::<Value>(&r.3)
+                            .is_ok_and(|b| b["message_id"] == id && b["state"] == "delivered")
+                })
+            }
+        },
+    )
+    .await;
+    let (event, ts, sig, body, _) = delivered;
+    // Signed: HMAC-SHA256 with the account's secret over "timestamp.body".
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{ts}.{body}").as_bytes());
+    assert_eq!(
+        sig,
+        format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    );
+    let age = jiff::Timestamp::now().as_second() - ts.parse::<i64>().unwrap();
+    assert!((0..60).contains(&age), "timestamp {ts}");
+    // The first attempt met the 503 and the same event was sent again.
+    let attempts: Vec<u16> = received
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|r| r.0 == event)
+        .map(|r| r.4)
+        .collect();
+    assert_eq!(attempts, [503, 200], "attempts of event {event}");
+
+    // A reply from the recipient is pushed too.
+    sim.ctl(&[
+        "inject",
+        "--modem",
+        "0",
+        "--from",
+        &format!("+86{to}"),
+        "--text",
+        "收到，谢谢",
+    ]);
+    wait_for("the reply POSTed", Duration::from_secs(30), || {
+        let received = Arc::clone(&received);
+        async move {
+            let got = received.lock().unwrap().clone();
+            got.iter()
+                .any(|r| {
+                    serde_json::from_str::<Value>(&r.3)
+                        .is_ok_and(|b| b["event"] == "inbound" && b["text"] == "收到，谢谢")
+                })
+                .then_some(())
+        }
+    })
+    .await;
+
+    // Both processes restart: nothing acknowledged is sent again.
+    let before = received.lock().unwrap().len();
+    drop(web);
+    daemon
+        .stop(nix::sys::signal::Signal::SIGTERM, Duration::from_secs(60))
+        .await;
+    let daemon = Daemon::start(dir.path(), &sim);
+    daemon.wait_ready(1).await;
+    let mut web = Web::start(&config, addr, &dir.path().join("web2.log"));
+    web.wait_listening().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = received.lock().unwrap().clone();
+    assert_eq!(
+        after.len(),
+        before,
+        "sent again after a restart: {:?}",
+        &after[before..]
+    );
+    // The web log has neither the secret nor the number.
+    for text in [
+        web.log_text(),
+        std::fs::read_to_string(dir.path().join("web.log")).unwrap(),
+    ] {
+        assert!(!text.contains(&secret) && !text.contains(&to), "{text}");
+    }
+}

@@ -17,6 +17,10 @@
 //!   in the answer, once), `DELETE /v1/keys/{id}`: API keys of the network API (admins)
 //! - `POST /v1/keys/verify` `{"key", "ip"}`: the key's account, or 401 (unknown or revoked) or
 //!   403 (outside its IP allow-list); for front ends (`frontends`) and admins only
+//! - `GET /v1/webhooks`, `POST /v1/webhooks` `{"account", "url"}` (a new secret in the answer;
+//!   `url` null removes the webhook): the accounts' webhooks (admins)
+//! - `GET /v1/webhooks/due?limit=N`, `POST /v1/webhooks/due/{id}/ack` `{"error"}` (null:
+//!   delivered): the outbox of pushed reports (front ends and admins)
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -99,6 +103,72 @@ pub enum AdminOp {
         key: String,
         ip: String,
     },
+    /// Sets an account's webhook URL with a new secret (in the answer), or removes it (None).
+    WebhookSet {
+        account: String,
+        url: Option<String>,
+    },
+    WebhookList,
+    /// Events due for delivery (front ends).
+    WebhookDue {
+        limit: u32,
+    },
+    /// One delivery attempt's outcome: `error` None when the customer answered 2xx.
+    WebhookAck {
+        id: i64,
+        error: Option<String>,
+    },
+}
+
+/// `POST /v1/webhooks`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookRequest {
+    pub account: String,
+    pub url: Option<String>,
+}
+
+/// `GET /v1/webhooks/due`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DueQuery {
+    pub limit: Option<u32>,
+}
+
+/// One event of `GET /v1/webhooks/due`: POST `body` to `url`, signed with `secret`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueEvent {
+    pub id: i64,
+    pub account: String,
+    pub url: String,
+    pub secret: String,
+    pub body: String,
+    pub attempts: u32,
+}
+
+/// Never prints the secret.
+impl std::fmt::Debug for DueEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueEvent")
+            .field("id", &self.id)
+            .field("account", &self.account)
+            .field("url", &self.url)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer of `GET /v1/webhooks/due`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueEvents {
+    pub events: Vec<DueEvent>,
+}
+
+/// `POST /v1/webhooks/due/{id}/ack`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AckRequest {
+    pub error: Option<String>,
 }
 
 /// `POST /v1/keys`
@@ -203,6 +273,12 @@ pub(super) fn routes<B: Backend>() -> Router<ApiState<B>> {
         .route("/v1/keys", get(keys_get::<B>).post(keys_post::<B>))
         .route("/v1/keys/verify", post(keys_verify::<B>))
         .route("/v1/keys/{id}", axum::routing::delete(keys_delete::<B>))
+        .route(
+            "/v1/webhooks",
+            get(webhooks_get::<B>).post(webhooks_post::<B>),
+        )
+        .route("/v1/webhooks/due", get(webhooks_due::<B>))
+        .route("/v1/webhooks/due/{id}/ack", post(webhooks_ack::<B>))
 }
 
 fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
@@ -427,18 +503,7 @@ pub(super) async fn keys_verify<B: Backend>(
     ConnectInfo(peer): ConnectInfo<Peer>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let c = if is_frontend(&state, &peer) && peer.1.is_none() {
-        let uid = peer.0.map(|p| p.uid).unwrap_or(u32::MAX);
-        Caller {
-            uid,
-            account: None,
-            admin: false,
-        }
-    } else {
-        let c = caller(&state, peer).await?;
-        admin_only(&c, "verifying API keys (front ends and admins)")?;
-        c
-    };
+    let c = frontend_or_admin(&state, peer, "verifying API keys").await?;
     let r: VerifyKeyRequest = json_body(body)?;
     let v = state
         .backend()
@@ -449,6 +514,86 @@ pub(super) async fn keys_verify<B: Backend>(
                 ip: r.ip,
             },
         )
+        .await?;
+    Ok(Json(v).into_response())
+}
+
+/// A front end (not naming an account: it acts for none here) or an admin.
+async fn frontend_or_admin<B: Backend>(
+    state: &ApiState<B>,
+    peer: Peer,
+    what: &str,
+) -> Result<Caller, ApiError> {
+    if is_frontend(state, &peer) && peer.1.is_none() {
+        let uid = peer.0.map(|p| p.uid).unwrap_or(u32::MAX);
+        return Ok(Caller {
+            uid,
+            account: None,
+            admin: false,
+        });
+    }
+    let c = caller(state, peer).await?;
+    admin_only(&c, &format!("{what} (front ends and admins)"))?;
+    Ok(c)
+}
+
+pub(super) async fn webhooks_get<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    admin_only(&c, "listing webhooks")?;
+    run(&state, c, AdminOp::WebhookList).await
+}
+
+pub(super) async fn webhooks_post<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    admin_only(&c, "setting webhooks")?;
+    let r: WebhookRequest = json_body(body)?;
+    let op = AdminOp::WebhookSet {
+        account: r.account,
+        url: r.url,
+    };
+    run(&state, c, op).await
+}
+
+pub(super) async fn webhooks_due<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    q: Result<axum::extract::Query<DueQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let c = frontend_or_admin(&state, peer, "taking webhook events").await?;
+    let axum::extract::Query(q) =
+        q.map_err(|r| ApiError::InvalidField(format!("bad query string: {}", r.body_text())))?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let v = state
+        .backend()
+        .admin(c, AdminOp::WebhookDue { limit })
+        .await?;
+    Ok(Json(v).into_response())
+}
+
+pub(super) async fn webhooks_ack<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    id: Result<UrlPath<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = frontend_or_admin(&state, peer, "acknowledging webhook events").await?;
+    let id = name_of(id)?
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::NotFound("no webhook event with such an id".into()))?;
+    let r: AckRequest = json_body(body)?;
+    let v = state
+        .backend()
+        .admin(c, AdminOp::WebhookAck { id, error: r.error })
         .await?;
     Ok(Json(v).into_response())
 }

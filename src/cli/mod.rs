@@ -18,6 +18,7 @@ pub mod key;
 pub mod pdu;
 pub mod sim;
 pub mod web;
+pub mod webhook;
 
 /// smsgate: business SMS through banks of GSM/PHS modems.
 #[derive(Debug, Parser)]
@@ -69,6 +70,8 @@ pub enum Command {
     Blacklist(admin::BlacklistArgs),
     /// API keys of the network API (admins): add (printed once), list, revoke.
     Key(key::KeyArgs),
+    /// Webhooks of accounts (admins): set (prints the signing secret once), remove, list.
+    Webhook(webhook::WebhookArgs),
     /// The audit log, read from the database file: export, verify.
     Log(admin::LogArgs),
     /// The configuration: `config check` prints it with defaults, errors and warnings.
@@ -125,6 +128,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Review(args) => admin::review(args),
         Command::Blacklist(args) => admin::blacklist(args),
         Command::Key(args) => key::run(args),
+        Command::Webhook(args) => webhook::run(args),
         Command::Log(args) => admin::log(args),
         Command::Config(args) => config::run(args),
         Command::Backup(args) => backup::backup(args),

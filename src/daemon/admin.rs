@@ -121,6 +121,13 @@ pub(crate) fn admin(s: &mut Store, op: AdminOp, actor: &str, now: Timestamp) -> 
         }
         AdminOp::KeyRevoke { id } => super::keys::revoke(s, id, actor, now),
         AdminOp::KeyVerify { key, ip } => super::keys::verify(s, &key, &ip),
+        AdminOp::WebhookSet { account, url } => {
+            let account_id = id_or_return!(account_id(s, &account));
+            super::webhooks::set(s, account_id, &account, url, actor, now)
+        }
+        AdminOp::WebhookList => super::webhooks::list(s),
+        AdminOp::WebhookDue { limit } => super::webhooks::due(s, limit, now),
+        AdminOp::WebhookAck { id, error } => super::webhooks::ack(s, id, error, now),
     }
 }
 

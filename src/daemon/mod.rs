@@ -15,6 +15,7 @@ pub mod keys;
 mod modems;
 mod runner;
 mod submit;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -25,6 +25,7 @@ mod settle;
 mod sims;
 pub mod state;
 mod views;
+pub mod webhooks;
 
 use std::path::Path;
 
@@ -160,7 +161,7 @@ fn migration_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0006_contract_edges.sql")),
         M::up(include_str!("migrations/0007_due_indexes.sql")),
         M::up(include_str!("migrations/0008_time_in_milliseconds.sql")),
-        M::up(include_str!("migrations/0010_api_keys.sql")),
+        M::up(include_str!("migrations/0010_web.sql")),
     ]
 }
 

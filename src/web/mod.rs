@@ -5,7 +5,8 @@
 //! (`POST /v1/keys/verify`) and then acts for that key's account only.
 //!
 //! Files: `routes.rs` (the forwarded routes, key check, OpenAPI document), `limit.rs` (the
-//! per-account rate), `tls.rs` (certificate and key).
+//! per-account rate), `tls.rs` (certificate and key), `push.rs` (webhooks: the daemon's outbox
+//! POSTed, signed, to the accounts' URLs).
 //!
 //! What must always hold: a non-loopback listener speaks TLS unless `web.insecure_http` says a
 //! proxy does (the configuration refuses otherwise); no key, password or full phone number is
@@ -30,6 +31,7 @@ use crate::api::client::ApiClient;
 use crate::config::Config;
 
 pub mod limit;
+pub mod push;
 pub mod routes;
 pub mod tls;
 
@@ -108,7 +110,14 @@ pub async fn run(
         ApiClient::new(&config.socket),
         config.web.rate_per_second,
     ));
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    let pusher = tokio::spawn(push::run(ApiClient::new(&config.socket), stopping));
+    let shutdown = async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    };
     serve(listener, acceptor, web, shutdown).await?;
+    pusher.abort();
     Ok(())
 }
 
