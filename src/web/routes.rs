@@ -75,7 +75,7 @@ pub fn router(web: Arc<Web>) -> Router {
                 params,
                 (method, uri, headers),
                 body,
-                upstream,
+                (path, upstream),
             )
         };
         let entry = by_path.remove(path).unwrap_or_default();
@@ -219,7 +219,7 @@ async fn forward(
     params: RawPathParams,
     (method, uri, headers): (Method, Uri, HeaderMap),
     body: Body,
-    upstream: &'static str,
+    (route, upstream): (&'static str, &'static str),
 ) -> Response {
     use http_body_util::BodyExt;
     // A declared length over the limit is refused before any of the body is read, so the
@@ -276,12 +276,8 @@ async fn forward(
     };
     match answer {
         Ok((status, body)) => {
-            tracing::info!(
-                account,
-                status = status.as_u16(),
-                "web: {method} {}",
-                uri.path()
-            );
+            // The route, not the path: a client may put anything (a number) in the path.
+            tracing::info!(account, status = status.as_u16(), "web: {method} {route}");
             (status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
         }
         Err(e) => client_error(e),

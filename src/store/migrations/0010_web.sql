@@ -4,8 +4,9 @@
 -- lets an operator tell keys apart in `smsgate key list`. `allow_ips`: JSON array of CIDRs; empty
 -- means any address. A revoked key keeps its row (and its audit trail), with `revoked_at` set.
 -- Named 0010: 0009 is reserved for the gateway helper's migration (issue 12); the merge orders
--- them.
-CREATE TABLE api_keys (
+-- them. Every statement is IF NOT EXISTS, so a database whose version was set back by hand
+-- (tests/contract_numbers.rs does) migrates again without error.
+CREATE TABLE IF NOT EXISTS api_keys (
     id INTEGER PRIMARY KEY,
     account_id INTEGER NOT NULL REFERENCES accounts(id),
     name TEXT NOT NULL,
@@ -16,7 +17,7 @@ CREATE TABLE api_keys (
     revoked_at INTEGER             -- Unix ms
 ) STRICT;
 
-CREATE INDEX api_keys_account ON api_keys(account_id);
+CREATE INDEX IF NOT EXISTS api_keys_account ON api_keys(account_id);
 
 -- Webhooks (pushed reports): one URL and HMAC secret per account (the secret is kept in clear:
 -- the front end signs with it), and the durable outbox of events for it. An event is written in
@@ -26,14 +27,14 @@ CREATE INDEX api_keys_account ON api_keys(account_id);
 -- inbound transaction). The front end takes due events over the socket and acknowledges each
 -- after the customer's 2xx; a failure sets the next attempt (back-off); after 24 h an event is
 -- given up (kept, with its last error).
-CREATE TABLE webhooks (
+CREATE TABLE IF NOT EXISTS webhooks (
     account_id INTEGER PRIMARY KEY REFERENCES accounts(id),
     url TEXT NOT NULL,
     secret TEXT NOT NULL,
     created_at INTEGER NOT NULL    -- Unix ms
 ) STRICT;
 
-CREATE TABLE webhook_outbox (
+CREATE TABLE IF NOT EXISTS webhook_outbox (
     id INTEGER PRIMARY KEY,
     account_id INTEGER NOT NULL REFERENCES accounts(id),
     kind TEXT NOT NULL,            -- 'message_state' | 'inbound'
@@ -47,11 +48,11 @@ CREATE TABLE webhook_outbox (
     last_error TEXT
 ) STRICT;
 
-CREATE INDEX webhook_outbox_due ON webhook_outbox(next_attempt_at)
+CREATE INDEX IF NOT EXISTS webhook_outbox_due ON webhook_outbox(next_attempt_at)
     WHERE delivered_at IS NULL AND given_up_at IS NULL;
-CREATE INDEX webhook_outbox_message ON webhook_outbox(message_id) WHERE message_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS webhook_outbox_message ON webhook_outbox(message_id) WHERE message_id IS NOT NULL;
 
-CREATE TRIGGER webhook_message_state AFTER UPDATE OF state ON messages
+CREATE TRIGGER IF NOT EXISTS webhook_message_state AFTER UPDATE OF state ON messages
 WHEN NEW.state <> OLD.state AND NEW.state IN ('delivered', 'failed', 'expired')
 BEGIN
     INSERT INTO webhook_outbox (account_id, kind, message_id, body, created_at, next_attempt_at)
