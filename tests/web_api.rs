@@ -427,6 +427,25 @@ async fn keys_allow_lists_rate_limit_and_a_send_to_the_modem_bank() {
         (revoked.status.as_u16(), revoked.code()),
         (401, "unauthorized")
     );
+    // Refused keys from one address: past 5 per second, 429 without asking the daemon.
+    let mut limited = None;
+    for _ in 0..12 {
+        let a = plain(
+            addr,
+            Method::GET,
+            "/api/v1/inbox",
+            Some("sgk_guess"),
+            vec![],
+        )
+        .await;
+        if a.status == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(a);
+            break;
+        }
+        assert_eq!(a.status, 401, "{a:?}");
+    }
+    let limited = limited.expect("12 wrong keys at once were never limited");
+    assert!(limited.retry_after.is_some(), "{limited:?}");
     let listed = daemon.cli(&["key", "list", "--json"]);
     let listed = String::from_utf8_lossy(&listed.stdout).to_string();
     assert!(

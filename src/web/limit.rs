@@ -2,6 +2,8 @@
 //! most one second's worth of requests (`web.rate_per_second`) and refilled continuously. Pure
 //! over the times it is given, so it is tested without sleeping.
 //!
+//! The same buckets, keyed by client address, limit failed key checks (see `routes.rs`).
+//!
 //! What must always hold: an account never gets more than `rate` requests in any second after
 //! its burst; a refused request is told how long to wait (whole seconds, at least 1, for
 //! `Retry-After`); one account's traffic never takes another's tokens.
@@ -56,6 +58,18 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// Whether `key`'s bucket is empty at `now` (then `Some(seconds to wait)`), without taking
+    /// from it: the failed-key limit is checked before a request and charged only on failure.
+    pub fn exhausted(&self, key: &str, now: Instant) -> Option<u64> {
+        let buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        let bucket = buckets.get(key)?;
+        let elapsed = now.saturating_duration_since(bucket.last).as_secs_f64();
+        let tokens = (bucket.tokens + elapsed * self.rate).min(self.rate);
+        (tokens < 1.0).then(|| (((1.0 - tokens) / self.rate).ceil() as u64).max(1))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -80,6 +94,20 @@ mod tests {
             assert_eq!(limiter.take("shop", t2), Ok(()));
         }
         assert!(limiter.take("shop", t2).is_err());
+    }
+
+    #[test]
+    fn exhausted_peeks_without_taking() {
+        let limiter = RateLimiter::new(2);
+        let t0 = Instant::now();
+        assert_eq!(limiter.exhausted("10.0.0.1", t0), None);
+        assert_eq!(limiter.take("10.0.0.1", t0), Ok(()));
+        assert_eq!(limiter.exhausted("10.0.0.1", t0), None);
+        assert_eq!(limiter.take("10.0.0.1", t0), Ok(()));
+        assert_eq!(limiter.exhausted("10.0.0.1", t0), Some(1));
+        assert_eq!(limiter.exhausted("10.0.0.2", t0), None);
+        let t1 = t0 + Duration::from_millis(600);
+        assert_eq!(limiter.exhausted("10.0.0.1", t1), None);
     }
 
     #[test]

@@ -38,6 +38,10 @@ pub mod tls;
 /// Calls to the daemon in flight at once (its cap is 64 connections per uid).
 pub const DAEMON_CALLS: usize = 32;
 
+/// Refused keys (401/403) a client address may present per second; beyond, its requests get
+/// 429 without reaching the daemon, so a flood of guesses costs the daemon nothing.
+pub const FAILED_KEYS_PER_SECOND: u32 = 5;
+
 /// Open client connections at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 1024;
 
@@ -66,6 +70,8 @@ pub struct Web {
     pub(crate) client: ApiClient,
     pub(crate) limiter: limit::RateLimiter,
     pub(crate) rate: u32,
+    /// Refused keys per client address ([`FAILED_KEYS_PER_SECOND`]).
+    pub(crate) failures: limit::RateLimiter,
     calls: tokio::sync::Semaphore,
 }
 
@@ -76,6 +82,7 @@ impl Web {
             client,
             limiter: limit::RateLimiter::new(rate_per_second),
             rate: rate_per_second.max(1),
+            failures: limit::RateLimiter::new(FAILED_KEYS_PER_SECOND),
             calls: tokio::sync::Semaphore::new(DAEMON_CALLS),
         }
     }

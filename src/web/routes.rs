@@ -166,6 +166,14 @@ async fn authenticate(
         )
         .into_response();
     };
+    let client_ip = peer.ip().to_canonical().to_string();
+    if let Some(retry_after_secs) = web.failures.exhausted(&client_ip, Instant::now()) {
+        return ApiError::RateLimited {
+            per_second: super::FAILED_KEYS_PER_SECOND,
+            retry_after_secs,
+        }
+        .into_response();
+    }
     let verified = {
         let _permit = web.permit().await;
         web.client.key_verify(key, peer.ip()).await
@@ -175,6 +183,9 @@ async fn authenticate(
         Err(e) => {
             if let ClientError::Api { status, .. } = &e {
                 tracing::info!(client = %peer.ip(), status, "web: key refused");
+                if matches!(status, 401 | 403) {
+                    let _ = web.failures.take(&client_ip, Instant::now());
+                }
             }
             return client_error(e);
         }
