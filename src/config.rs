@@ -75,6 +75,12 @@ pub struct Config {
     pub policy: PolicyConfig,
     pub audit: AuditConfig,
     pub backup: BackupConfig,
+    /// Uids of front ends (`smsgate web`): such a peer may act for the account it names in the
+    /// `x-smsgate-account` header (an account it has authenticated, e.g. by API key) and may
+    /// verify API keys; it is not an admin.
+    pub frontends: Vec<u32>,
+    /// `[web]`: the settings of `smsgate web` (the network API); the daemon ignores them.
+    pub web: WebConfig,
 }
 
 impl Default for Config {
@@ -91,6 +97,8 @@ impl Default for Config {
             policy: PolicyConfig::default(),
             audit: AuditConfig::default(),
             backup: BackupConfig::default(),
+            frontends: Vec::new(),
+            web: WebConfig::default(),
         }
     }
 }
@@ -315,6 +323,86 @@ impl Default for BackupConfig {
     }
 }
 
+/// `[web]`: the listener of `smsgate web`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebConfig {
+    /// Address and port, e.g. "127.0.0.1:8080" or "[::]:443".
+    pub listen: String,
+    /// PEM certificate chain; with `tls_key`, the listener speaks TLS (rustls).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub tls_key: Option<PathBuf>,
+    /// Plain HTTP on a non-loopback address (behind a TLS-terminating proxy). Default false:
+    /// keys must not cross a network in clear.
+    pub insecure_http: bool,
+    /// Network API requests per second per account (a token bucket holding one second's
+    /// worth); more get 429 with Retry-After.
+    pub rate_per_second: u32,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig {
+            listen: "127.0.0.1:8080".into(),
+            tls_cert: None,
+            tls_key: None,
+            insecure_http: false,
+            rate_per_second: 10,
+        }
+    }
+}
+
+impl WebConfig {
+    /// The parsed `listen` address.
+    pub fn listen_addr(&self) -> Result<std::net::SocketAddr, String> {
+        self.listen.parse().map_err(|_| {
+            format!(
+                "{:?} is not an address and port such as \"127.0.0.1:8080\" or \"[::]:443\"",
+                self.listen
+            )
+        })
+    }
+
+    /// Whether the listener speaks TLS.
+    pub fn tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    fn validate(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, msg: String| Err((key.to_owned(), msg));
+        let addr = match self.listen_addr() {
+            Ok(a) => a,
+            Err(e) => return bad("web.listen", e),
+        };
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            let missing = if self.tls_cert.is_none() {
+                "web.tls_cert"
+            } else {
+                "web.tls_key"
+            };
+            return bad(
+                missing,
+                "tls_cert and tls_key go together: give both or neither".into(),
+            );
+        }
+        if !addr.ip().is_loopback() && !self.tls() && !self.insecure_http {
+            return bad(
+                "web.listen",
+                format!(
+                    "{addr} is reachable from the network but no TLS is configured: set \
+                     web.tls_cert and web.tls_key, or web.insecure_http = true behind a \
+                     TLS-terminating proxy"
+                ),
+            );
+        }
+        if self.rate_per_second == 0 {
+            return bad("web.rate_per_second", "must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+
 impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
@@ -443,6 +531,7 @@ impl Config {
         {
             return bad("policy.unsubscribe_words", "words must not be empty".into());
         }
+        self.web.validate()?;
         Ok(())
     }
 }
@@ -540,6 +629,28 @@ mod tests {
         assert_eq!(c.quota.min_interval, SignedDuration::from_secs(3));
         assert_eq!(c.audit.retention_days, 180);
         assert_eq!(c.policy.optout_lookback_days, 30);
+    }
+
+    #[test]
+    fn web_listen_off_loopback_needs_tls_or_insecure_http() {
+        let c = load("frontends = [998]\n[web]\nrate_per_second = 5\n").unwrap();
+        assert_eq!(c.frontends, vec![998]);
+        assert_eq!(c.web.listen, "127.0.0.1:8080");
+        assert_eq!(c.web.rate_per_second, 5);
+        let err = load("[web]\nlisten = \"0.0.0.0:8443\"\n").unwrap_err();
+        let text = err.to_string();
+        assert!(
+            text.contains(":2: web.listen") && text.contains("TLS"),
+            "{text}"
+        );
+        load("[web]\nlisten = \"0.0.0.0:8080\"\ninsecure_http = true\n").unwrap();
+        load("[web]\nlisten = \"[::]:443\"\ntls_cert = \"c.pem\"\ntls_key = \"k.pem\"\n").unwrap();
+        let err = load("[web]\ntls_cert = \"c.pem\"\n").unwrap_err();
+        assert!(err.to_string().contains("web.tls_key"), "{err}");
+        let err = load("[web]\nlisten = \"localhost\"\n").unwrap_err();
+        assert!(err.to_string().contains("web.listen"), "{err}");
+        let err = load("[web]\nrate_per_second = 0\n").unwrap_err();
+        assert!(err.to_string().contains("web.rate_per_second"), "{err}");
     }
 
     #[test]

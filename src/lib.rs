@@ -50,6 +50,9 @@
 //!   operation in `admin.rs`), systemd notification.
 //! - [`config`]: the daemon's TOML configuration, every key with a default, and its own parsing
 //!   helpers (durations, group names); `api` reads `config`, never the reverse.
+//! - [`web`]: `smsgate web`, the network front end in its own process: the network API under
+//!   `/api/v1/` (API keys checked by the daemon, per-account rate, OpenAPI document) over TLS,
+//!   forwarding to the daemon's socket API as a front end (`frontends`); no store, no devices.
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
 //! - [`diag`]: `smsgate diag`, the technician's probe of serial ports (baud, identity, SIM,
@@ -89,7 +92,8 @@
 //! gateway: cmpp modem number pdu
 //! sim: cmpp pdu
 //! daemon: ids api at audit bank config modem number pdu policy scheduler store
-//! cli: api at audit cmpp config daemon diag number pdu sim store
+//! web: api config
+//! cli: api at audit cmpp config daemon diag number pdu sim store web
 //! ```
 
 pub mod api;
@@ -110,3 +114,4 @@ pub mod policy;
 pub mod scheduler;
 pub mod sim;
 pub mod store;
+pub mod web;

@@ -96,6 +96,84 @@ async fn admin_acts_for_another_account() {
     assert_eq!(v["to"], "13912345678");
 }
 
+/// A request naming the account it acts for in `x-smsgate-account` (as `smsgate web` does).
+async fn call_as(
+    server: &TestServer,
+    account: &str,
+    method: Method,
+    uri: &str,
+    body: &[u8],
+) -> (StatusCode, Value) {
+    let (status, bytes) = server
+        .client()
+        .acting_for(account)
+        .raw(method, uri, body.to_vec())
+        .await
+        .unwrap();
+    (
+        status,
+        serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+    )
+}
+
+#[tokio::test]
+async fn a_front_end_acts_for_the_account_it_names_and_no_more() {
+    // Not listed in `frontends` (even root, an admin): the header is refused.
+    let server = TestServer::start(MemBackend::new());
+    let body = send_body(&["13912345678"], "hi");
+    let got = call_as(&server, "clinic", Method::POST, "/v1/messages", &body).await;
+    assert_error(&got, 403, "forbidden");
+    assert!(got.1.to_string().contains("not a front end"), "{}", got.1);
+    drop(server);
+
+    // Listed: it acts as the named account, with that account's rights only.
+    let mut access = api_support::access();
+    access.frontends = vec![nix::unistd::getuid().as_raw()];
+    let server = TestServer::start_with(MemBackend::new(), access);
+    let (status, v) = call_as(&server, "clinic", Method::POST, "/v1/messages", &body).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{v}");
+    let (_, caller) = server.backend.last_call().unwrap();
+    assert_eq!(caller.account.as_deref(), Some("clinic"));
+    assert!(!caller.admin);
+    let named =
+        serde_json::to_vec(&json!({"to": ["13912345678"], "text": "hi", "account": "shop"}))
+            .unwrap();
+    let got = call_as(&server, "clinic", Method::POST, "/v1/messages", &named).await;
+    assert_error(&got, 403, "forbidden");
+    let got = call_as(&server, "clinic", Method::POST, "/v1/messages/1/retry", b"").await;
+    assert_error(&got, 403, "forbidden");
+    let got = call_as(&server, "clinic", Method::GET, "/v1/accounts", b"").await;
+    assert_error(&got, 403, "forbidden");
+    let got = call_as(&server, "", Method::GET, "/v1/inbox", b"").await;
+    assert_error(&got, 400, "invalid_field");
+    // Chinese account names travel percent-encoded.
+    call_as(&server, "商户", Method::GET, "/v1/inbox", b"").await;
+    let (_, caller) = server.backend.last_call().unwrap();
+    assert_eq!(caller.account.as_deref(), Some("商户"));
+    // Key checks are for front ends (and admins): this one passes the rights check and meets
+    // the test backend, which has no admin operations (404).
+    let verify = serde_json::to_vec(&json!({"key": "sgk_x", "ip": "127.0.0.1"})).unwrap();
+    let got = call(&server, Method::POST, "/v1/keys/verify", &verify).await;
+    assert_error(&got, 404, "not_found");
+}
+
+#[tokio::test]
+async fn key_routes_reach_the_backend_and_refuse_malformed_bodies() {
+    let server = TestServer::start(MemBackend::new());
+    // Root is an admin: the routes exist and reach the backend (whose lack of admin operations
+    // answers 404), and a body without its fields is 400 before it gets there.
+    let verify = serde_json::to_vec(&json!({"key": "sgk_x", "ip": "127.0.0.1"})).unwrap();
+    let got = call(&server, Method::POST, "/v1/keys/verify", &verify).await;
+    assert_error(&got, 404, "not_found");
+    let got = call(&server, Method::GET, "/v1/keys", b"").await;
+    assert_error(&got, 404, "not_found");
+    let got = call(&server, Method::DELETE, "/v1/keys/abc", b"").await;
+    assert_error(&got, 404, "not_found");
+    let bad = serde_json::to_vec(&json!({"key": "sgk_x"})).unwrap();
+    let got = call(&server, Method::POST, "/v1/keys/verify", &bad).await;
+    assert_error(&got, 400, "invalid_field");
+}
+
 #[tokio::test]
 async fn message_view_list_cancel_and_retry() {
     let server = TestServer::start(MemBackend::new());

@@ -3,7 +3,9 @@
 //! `systemd-analyze verify` accepts it and `systemd-analyze security --offline=true` rates its
 //! exposure at most 2.0 (README records the figure) when systemd-analyze exists; skipped, saying
 //! so, otherwise. The sysusers.d snippet is well-formed; the daily backup service and timer
-//! (issue 11) verify too.
+//! (issue 11) verify too; the network front end's unit (issue 13, smsgate-web.service) has its
+//! own user, the network but no devices and no access to the database, verifies, and rates at
+//! most 2.0.
 
 use std::process::Command;
 
@@ -196,4 +198,90 @@ fn backup_service_and_timer_verify() {
         .filter(|l| l.contains("smsgate-backup"))
         .collect();
     assert!(ours.is_empty(), "verify warnings: {ours:?}");
+}
+
+const WEB_UNIT: &str = include_str!("../systemd/smsgate-web.service");
+
+/// The `[Service]` values of `key` in `unit`.
+fn service_values(unit: &str, key: &str) -> Vec<String> {
+    let mut section = "";
+    let mut out = Vec::new();
+    for line in unit.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        if let Some(s) = line.strip_prefix('[') {
+            section = s.trim_end_matches(']');
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            if section == "Service" && k.trim() == key {
+                out.push(v.trim().to_owned());
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn web_unit_has_network_but_no_devices_and_no_database() {
+    let one = |key: &str| {
+        let v = service_values(WEB_UNIT, key);
+        assert_eq!(v.len(), 1, "{key}: {v:?}");
+        v[0].clone()
+    };
+    assert!(one("ExecStart").contains("smsgate web --config /etc/smsgate/smsgate.toml"));
+    assert_eq!(one("User"), "smsgate-web");
+    assert_eq!(one("RestrictAddressFamilies"), "AF_UNIX AF_INET AF_INET6");
+    assert_eq!(one("PrivateDevices"), "yes");
+    assert_eq!(one("DevicePolicy"), "closed");
+    assert!(service_values(WEB_UNIT, "DeviceAllow").is_empty());
+    assert!(service_values(WEB_UNIT, "IPAddressDeny").is_empty());
+    assert_eq!(one("InaccessiblePaths"), "-/var/lib/smsgate");
+    assert_eq!(one("ProtectSystem"), "strict");
+    assert_eq!(one("NoNewPrivileges"), "yes");
+    assert_eq!(one("CapabilityBoundingSet"), "");
+    // The daemon keeps its network closed.
+    assert_eq!(values("IPAddressDeny"), ["any"]);
+    assert!(SYSUSERS.contains("\nu smsgate-web ") && SYSUSERS.contains("\nm smsgate-web smsgate"));
+    if !systemd_analyze() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("smsgate-web.service");
+    std::fs::write(
+        &path,
+        WEB_UNIT.replace("/usr/bin/smsgate", env!("CARGO_BIN_EXE_smsgate")),
+    )
+    .unwrap();
+    let out = Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "verify failed: {stderr}");
+    let ours: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("smsgate-web"))
+        .collect();
+    assert!(ours.is_empty(), "verify warnings: {ours:?}");
+    let out = Command::new("systemd-analyze")
+        .args(["security", "--offline=true", "--no-pager"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let line = stdout
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure line: {stdout}"));
+    let score: f64 = line
+        .split(':')
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("cannot read the score in {line:?}"));
+    eprintln!("smsgate-web.service: {line}");
+    assert!(score <= 2.0, "exposure {score}: {line}");
 }

@@ -53,6 +53,9 @@ pub struct AccountAccess {
 pub struct AccessMap {
     pub accounts: Vec<AccountAccess>,
     pub admin_gid: Option<u32>,
+    /// Uids of front ends (`frontends`): they may act for an account they name, as that
+    /// account, and verify API keys (see `extract::caller`).
+    pub frontends: Vec<u32>,
 }
 
 impl AccessMap {
@@ -73,6 +76,7 @@ impl AccessMap {
         Ok(AccessMap {
             accounts,
             admin_gid,
+            frontends: config.frontends.clone(),
         })
     }
 
@@ -141,6 +145,7 @@ mod tests {
                 },
             ],
             admin_gid: Some(3000),
+            frontends: vec![],
         }
     }
 

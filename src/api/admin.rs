@@ -13,6 +13,14 @@
 //! - `GET /v1/reviews`, `POST /v1/reviews/{id}` `{"decision": "approve"|"reject"|"reject_as_violation"}`
 //! - `GET /v1/blacklist`, `POST /v1/blacklist` and `POST /v1/blacklist/remove`
 //!   `{"account", "number", "reason"}`
+//! - `GET /v1/keys[?account=A]`, `POST /v1/keys` `{"account", "name", "allow_ips"}` (the key is
+//!   in the answer, once), `DELETE /v1/keys/{id}`: API keys of the network API (admins)
+//! - `POST /v1/keys/verify` `{"key", "ip"}`: the key's account, or 401 (unknown or revoked) or
+//!   403 (outside its IP allow-list); for front ends (`frontends`) and admins only
+//! - `GET /v1/webhooks`, `POST /v1/webhooks` `{"account", "url"}` (a new secret in the answer;
+//!   `url` null removes the webhook): the accounts' webhooks (admins)
+//! - `GET /v1/webhooks/due?limit=N`, `POST /v1/webhooks/due/{id}/ack` `{"error"}` (null:
+//!   delivered): the outbox of pushed reports (front ends and admins)
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
@@ -23,7 +31,7 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{caller, json_body, refuse_if_shutting_down, ApiState, Peer};
+use super::extract::{caller, is_frontend, json_body, refuse_if_shutting_down, ApiState, Peer};
 use super::{ApiError, Backend, Caller};
 
 /// A reviewer's decision as the API names it.
@@ -76,6 +84,132 @@ pub enum AdminOp {
         number: Option<String>,
         reason: String,
     },
+    /// A new API key for `account`; the answer carries the key itself, the only time it is
+    /// ever shown (the store keeps its SHA-256).
+    KeyAdd {
+        account: String,
+        name: String,
+        /// CIDRs ("203.0.113.0/24") or single addresses; empty: any address.
+        allow_ips: Vec<String>,
+    },
+    KeyList {
+        account: Option<String>,
+    },
+    KeyRevoke {
+        id: i64,
+    },
+    /// Which account a presented key acts for, from client address `ip` (front ends).
+    KeyVerify {
+        key: String,
+        ip: String,
+    },
+    /// Sets an account's webhook URL with a new secret (in the answer), or removes it (None).
+    WebhookSet {
+        account: String,
+        url: Option<String>,
+    },
+    WebhookList,
+    /// Events due for delivery (front ends).
+    WebhookDue {
+        limit: u32,
+    },
+    /// One delivery attempt's outcome: `error` None when the customer answered 2xx.
+    WebhookAck {
+        id: i64,
+        error: Option<String>,
+    },
+}
+
+/// `POST /v1/webhooks`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WebhookRequest {
+    pub account: String,
+    pub url: Option<String>,
+}
+
+/// `GET /v1/webhooks/due`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DueQuery {
+    pub limit: Option<u32>,
+}
+
+/// One event of `GET /v1/webhooks/due`: POST `body` to `url`, signed with `secret`.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueEvent {
+    pub id: i64,
+    pub account: String,
+    pub url: String,
+    pub secret: String,
+    pub body: String,
+    pub attempts: u32,
+}
+
+/// Never prints the secret.
+impl std::fmt::Debug for DueEvent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DueEvent")
+            .field("id", &self.id)
+            .field("account", &self.account)
+            .field("url", &self.url)
+            .field("attempts", &self.attempts)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The answer of `GET /v1/webhooks/due`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueEvents {
+    pub events: Vec<DueEvent>,
+}
+
+/// `POST /v1/webhooks/due/{id}/ack`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AckRequest {
+    pub error: Option<String>,
+}
+
+/// `POST /v1/keys`
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NewKeyRequest {
+    pub account: String,
+    pub name: String,
+    pub allow_ips: Vec<String>,
+}
+
+/// `POST /v1/keys/verify`
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyKeyRequest {
+    pub key: String,
+    pub ip: String,
+}
+
+/// Never prints the key.
+impl std::fmt::Debug for VerifyKeyRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyKeyRequest")
+            .field("key", &"<redacted>")
+            .field("ip", &self.ip)
+            .finish()
+    }
+}
+
+/// The answer of `POST /v1/keys/verify`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifiedKey {
+    pub account: String,
+    pub key_id: i64,
+}
+
+/// `?account=` of `GET /v1/keys`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeyListQuery {
+    pub account: Option<String>,
 }
 
 /// `POST /v1/accounts`
@@ -136,6 +270,15 @@ pub(super) fn routes<B: Backend>() -> Router<ApiState<B>> {
             get(blacklist_get::<B>).post(blacklist_add::<B>),
         )
         .route("/v1/blacklist/remove", post(blacklist_remove::<B>))
+        .route("/v1/keys", get(keys_get::<B>).post(keys_post::<B>))
+        .route("/v1/keys/verify", post(keys_verify::<B>))
+        .route("/v1/keys/{id}", axum::routing::delete(keys_delete::<B>))
+        .route(
+            "/v1/webhooks",
+            get(webhooks_get::<B>).post(webhooks_post::<B>),
+        )
+        .route("/v1/webhooks/due", get(webhooks_due::<B>))
+        .route("/v1/webhooks/due/{id}/ack", post(webhooks_ack::<B>))
 }
 
 fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
@@ -306,4 +449,151 @@ pub(super) async fn blacklist_remove<B: Backend>(
         reason: r.reason,
     };
     run(&state, c, op).await
+}
+
+pub(super) async fn keys_get<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    q: Result<axum::extract::Query<KeyListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    admin_only(&c, "listing API keys")?;
+    let axum::extract::Query(q) =
+        q.map_err(|r| ApiError::InvalidField(format!("bad query string: {}", r.body_text())))?;
+    run(&state, c, AdminOp::KeyList { account: q.account }).await
+}
+
+pub(super) async fn keys_post<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    admin_only(&c, "creating API keys")?;
+    let r: NewKeyRequest = json_body(body)?;
+    let op = AdminOp::KeyAdd {
+        account: r.account,
+        name: r.name,
+        allow_ips: r.allow_ips,
+    };
+    run(&state, c, op).await
+}
+
+pub(super) async fn keys_delete<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    id: Result<UrlPath<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    admin_only(&c, "revoking API keys")?;
+    let id = name_of(id)?
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::NotFound("no API key with such an id".into()))?;
+    run(&state, c, AdminOp::KeyRevoke { id }).await
+}
+
+/// For front ends and admins: a front end has no account of its own, so it is checked by uid
+/// before (instead of) the usual caller resolution.
+pub(super) async fn keys_verify<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = frontend_or_admin(&state, peer, "verifying API keys").await?;
+    let r: VerifyKeyRequest = json_body(body)?;
+    let v = state
+        .backend()
+        .admin(
+            c,
+            AdminOp::KeyVerify {
+                key: r.key,
+                ip: r.ip,
+            },
+        )
+        .await?;
+    Ok(Json(v).into_response())
+}
+
+/// A front end (not naming an account: it acts for none here) or an admin.
+async fn frontend_or_admin<B: Backend>(
+    state: &ApiState<B>,
+    peer: Peer,
+    what: &str,
+) -> Result<Caller, ApiError> {
+    if is_frontend(state, &peer) && peer.1.is_none() {
+        let uid = peer.0.map(|p| p.uid).unwrap_or(u32::MAX);
+        return Ok(Caller {
+            uid,
+            account: None,
+            admin: false,
+        });
+    }
+    let c = caller(state, peer).await?;
+    admin_only(&c, &format!("{what} (front ends and admins)"))?;
+    Ok(c)
+}
+
+pub(super) async fn webhooks_get<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    admin_only(&c, "listing webhooks")?;
+    run(&state, c, AdminOp::WebhookList).await
+}
+
+pub(super) async fn webhooks_post<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = caller(&state, peer).await?;
+    refuse_if_shutting_down(&state)?;
+    admin_only(&c, "setting webhooks")?;
+    let r: WebhookRequest = json_body(body)?;
+    let op = AdminOp::WebhookSet {
+        account: r.account,
+        url: r.url,
+    };
+    run(&state, c, op).await
+}
+
+pub(super) async fn webhooks_due<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    q: Result<axum::extract::Query<DueQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let c = frontend_or_admin(&state, peer, "taking webhook events").await?;
+    let axum::extract::Query(q) =
+        q.map_err(|r| ApiError::InvalidField(format!("bad query string: {}", r.body_text())))?;
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let v = state
+        .backend()
+        .admin(c, AdminOp::WebhookDue { limit })
+        .await?;
+    Ok(Json(v).into_response())
+}
+
+pub(super) async fn webhooks_ack<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+    id: Result<UrlPath<String>, PathRejection>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, ApiError> {
+    let c = frontend_or_admin(&state, peer, "acknowledging webhook events").await?;
+    let id = name_of(id)?
+        .parse::<i64>()
+        .ok()
+        .filter(|i| *i > 0)
+        .ok_or_else(|| ApiError::NotFound("no webhook event with such an id".into()))?;
+    let r: AckRequest = json_body(body)?;
+    let v = state
+        .backend()
+        .admin(c, AdminOp::WebhookAck { id, error: r.error })
+        .await?;
+    Ok(Json(v).into_response())
 }

@@ -44,13 +44,59 @@ pub enum ClientError {
 #[derive(Debug, Clone)]
 pub struct ApiClient {
     socket: PathBuf,
+    /// A front end's account for every request (the `x-smsgate-account` header).
+    acting_for: Option<String>,
 }
 
 impl ApiClient {
     pub fn new(socket: impl Into<PathBuf>) -> ApiClient {
         ApiClient {
             socket: socket.into(),
+            acting_for: None,
         }
+    }
+
+    /// This client as a front end acting for `account` (the daemon honours it only for the
+    /// uids in its `frontends`).
+    pub fn acting_for(&self, account: &str) -> ApiClient {
+        ApiClient {
+            socket: self.socket.clone(),
+            acting_for: Some(account.to_owned()),
+        }
+    }
+
+    /// Admins: a new API key (the answer holds the key, shown this once).
+    pub async fn key_add(
+        &self,
+        request: &crate::api::admin::NewKeyRequest,
+    ) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::POST, "/v1/keys", Some(request)).await
+    }
+
+    /// Admins: the API keys (of one account), without the keys themselves.
+    pub async fn key_list(&self, account: Option<&str>) -> Result<serde_json::Value, ClientError> {
+        let uri = format!("/v1/keys{}", account_query(account));
+        self.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    /// Admins: revokes key `id`.
+    pub async fn key_revoke(&self, id: i64) -> Result<serde_json::Value, ClientError> {
+        let uri = format!("/v1/keys/{id}");
+        self.call(Method::DELETE, &uri, None::<&()>).await
+    }
+
+    /// Front ends: the account of a presented key used from `ip`.
+    pub async fn key_verify(
+        &self,
+        key: &str,
+        ip: std::net::IpAddr,
+    ) -> Result<crate::api::admin::VerifiedKey, ClientError> {
+        let body = crate::api::admin::VerifyKeyRequest {
+            key: key.to_owned(),
+            ip: ip.to_string(),
+        };
+        self.call(Method::POST, "/v1/keys/verify", Some(&body))
+            .await
     }
 
     pub fn socket(&self) -> &Path {
@@ -157,7 +203,11 @@ impl ApiClient {
             .await
             .map_err(|e| ClientError::Protocol(format!("HTTP handshake: {e}")))?;
         let conn = tokio::spawn(conn);
-        let request = Request::builder()
+        let mut request = Request::builder();
+        if let Some(account) = &self.acting_for {
+            request = request.header(super::FRONTEND_ACCOUNT_HEADER, percent_encode(account));
+        }
+        let request = request
             .method(method)
             .uri(uri)
             .header(hyper::header::HOST, "smsgate")

@@ -23,13 +23,19 @@ use super::listener::ApiListener;
 use super::types::MAX_BODY_BYTES;
 use super::{ApiError, Backend, Caller};
 
-/// The peer credentials of one connection, read once when it is accepted.
-#[derive(Debug, Clone, Copy)]
-pub struct Peer(pub Option<PeerCredentials>);
+/// The peer credentials of one connection, read once when it is accepted, and the account a
+/// front end names for this request in [`FRONTEND_ACCOUNT_HEADER`] (set per request by
+/// [`frontend_account`]; honoured only for the uids of the configuration's `frontends`).
+#[derive(Debug, Clone)]
+pub struct Peer(pub Option<PeerCredentials>, pub Option<String>);
+
+/// The header in which a front end (`smsgate web`) names the account it acts for, percent-encoded
+/// UTF-8 (account names may be Chinese).
+pub const FRONTEND_ACCOUNT_HEADER: &str = "x-smsgate-account";
 
 impl Connected<axum::serve::IncomingStream<'_, ApiListener>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, ApiListener>) -> Self {
-        Peer(stream.io().peer())
+        Peer(stream.io().peer(), None)
     }
 }
 
@@ -37,11 +43,14 @@ impl Connected<axum::serve::IncomingStream<'_, ApiListener>> for Peer {
 /// uses [`serve`](super::serve).
 impl Connected<axum::serve::IncomingStream<'_, UnixListener>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, UnixListener>) -> Self {
-        Peer(stream.io().peer_cred().ok().map(|cred| PeerCredentials {
-            uid: cred.uid(),
-            gid: cred.gid(),
-            pid: cred.pid(),
-        }))
+        Peer(
+            stream.io().peer_cred().ok().map(|cred| PeerCredentials {
+                uid: cred.uid(),
+                gid: cred.gid(),
+                pid: cred.pid(),
+            }),
+            None,
+        )
     }
 }
 
@@ -80,6 +89,26 @@ pub(super) async fn caller<B: Backend>(
             "cannot read the peer credentials of this connection".into(),
         ));
     };
+    if let Some(account) = peer.1 {
+        // A front end acting for the account it authenticated: that account's rights, no more.
+        if !state.access.frontends.contains(&cred.uid) {
+            return Err(ApiError::Forbidden(format!(
+                "uid {} is not a front end: only the uids in `frontends` of the smsgate \
+                 configuration may name an account in {FRONTEND_ACCOUNT_HEADER}",
+                cred.uid
+            )));
+        }
+        if account.trim().is_empty() {
+            return Err(ApiError::InvalidField(format!(
+                "{FRONTEND_ACCOUNT_HEADER}: must not be empty"
+            )));
+        }
+        return Ok(Caller {
+            uid: cred.uid,
+            account: Some(account),
+            admin: false,
+        });
+    }
     let gids = tokio::task::spawn_blocking(move || cred.groups())
         .await
         .unwrap_or_else(|_| vec![cred.gid]);
@@ -95,6 +124,54 @@ pub(super) async fn caller<B: Backend>(
         }),
         None => resolved,
     }
+}
+
+/// Whether this connection's peer is a front end of the configuration (`frontends`).
+pub(super) fn is_frontend<B>(state: &ApiState<B>, peer: &Peer) -> bool {
+    peer.0
+        .is_some_and(|cred| state.access.frontends.contains(&cred.uid))
+}
+
+/// Middleware: moves the front end's [`FRONTEND_ACCOUNT_HEADER`] into the request's [`Peer`],
+/// where [`caller`] judges it. A value that is not percent-encoded UTF-8 is refused (400).
+pub(super) async fn frontend_account(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if let Some(value) = req.headers().get(FRONTEND_ACCOUNT_HEADER) {
+        let Some(account) = value.to_str().ok().and_then(percent_decode) else {
+            return ApiError::InvalidField(format!(
+                "{FRONTEND_ACCOUNT_HEADER}: not percent-encoded UTF-8"
+            ))
+            .into_response();
+        };
+        if let Some(axum::extract::ConnectInfo(peer)) =
+            req.extensions_mut()
+                .get_mut::<axum::extract::ConnectInfo<Peer>>()
+        {
+            peer.1 = Some(account);
+        }
+    }
+    next.run(req).await
+}
+
+/// `%XX` escapes to bytes, then UTF-8; `None` for a bad escape or invalid UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 pub(super) fn refuse_if_shutting_down<B>(state: &ApiState<B>) -> Result<(), ApiError> {
@@ -128,4 +205,22 @@ pub(super) fn json_body<T: DeserializeOwned>(
             }
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("shop").as_deref(), Some("shop"));
+        assert_eq!(
+            percent_decode("%E5%95%86%E6%88%B7").as_deref(),
+            Some("商户")
+        );
+        assert_eq!(percent_decode("%E5%95"), None);
+        assert_eq!(percent_decode("%G1"), None);
+        assert_eq!(percent_decode("ab%4"), None);
+        assert_eq!(percent_decode("%"), None);
+    }
 }

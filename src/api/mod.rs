@@ -26,6 +26,7 @@ pub mod server;
 pub mod types;
 
 pub use access::{AccessMap, AccountAccess, PeerCredentials};
+pub use extract::FRONTEND_ACCOUNT_HEADER;
 pub use listener::ConnectionLimits;
 pub use server::{bind_socket, router, serve, serve_with};
 use types::{
@@ -52,6 +53,9 @@ pub enum ApiError {
     /// Well-formed JSON, but a field is missing, of the wrong type, or out of range.
     #[error("{0}")]
     InvalidField(String),
+    /// No credentials, or credentials that are not valid (an unknown or revoked API key).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
@@ -73,8 +77,17 @@ pub enum ApiError {
     /// the rule, e.g. "content_prohibited".
     #[error("{message}")]
     Policy { code: String, message: String },
+    /// Over the account's request rate (network API); answered with `Retry-After`.
+    #[error("too many requests: at most {per_second} per second for this account; retry after {retry_after_secs} s")]
+    RateLimited {
+        per_second: u32,
+        retry_after_secs: u64,
+    },
     #[error("smsgate is shutting down; try again when it is back")]
     ShuttingDown,
+    /// A front end cannot reach the daemon (`smsgate web` without its socket).
+    #[error("{0}")]
+    Unavailable(String),
     /// The database cannot take the write (disk full): nothing of the request was kept.
     #[error("{0}")]
     InsufficientStorage(String),
@@ -87,6 +100,7 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadJson(_) | ApiError::InvalidField(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
@@ -95,7 +109,8 @@ impl ApiError {
             ApiError::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
             ApiError::InsufficientCredit(_) => StatusCode::PAYMENT_REQUIRED,
             ApiError::Policy { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::ShuttingDown | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -105,6 +120,7 @@ impl ApiError {
         match self {
             ApiError::BadJson(_) => "bad_json",
             ApiError::InvalidField(_) => "invalid_field",
+            ApiError::Unauthorized(_) => "unauthorized",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
@@ -113,7 +129,9 @@ impl ApiError {
             ApiError::Timeout(_) => "timeout",
             ApiError::InsufficientCredit(_) => "insufficient_credit",
             ApiError::Policy { code, .. } => code,
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::ShuttingDown => "shutting_down",
+            ApiError::Unavailable(_) => "unavailable",
             ApiError::InsufficientStorage(_) => "insufficient_storage",
             ApiError::Internal(_) => "internal",
         }
@@ -134,7 +152,23 @@ impl IntoResponse for ApiError {
         if self.status().is_server_error() {
             tracing::error!(code = self.code(), "api: {self}");
         }
-        (self.status(), axum::Json(self.body())).into_response()
+        let mut response = (self.status(), axum::Json(self.body())).into_response();
+        if let ApiError::RateLimited {
+            retry_after_secs, ..
+        } = self
+        {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(retry_after_secs),
+            );
+        }
+        if matches!(self, ApiError::Unauthorized(_)) {
+            response.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer"),
+            );
+        }
+        response
     }
 }
 
@@ -256,5 +290,13 @@ mod tests {
         assert_eq!(policy.status(), 422);
         assert_eq!(policy.code(), "content_prohibited");
         assert_eq!(ApiError::ShuttingDown.status(), 503);
+        assert_eq!(ApiError::Unauthorized("x".into()).status(), 401);
+        let limited = ApiError::RateLimited {
+            per_second: 2,
+            retry_after_secs: 1,
+        };
+        assert_eq!(limited.status(), 429);
+        let response = limited.into_response();
+        assert_eq!(response.headers()[axum::http::header::RETRY_AFTER], "1");
     }
 }

@@ -24,7 +24,7 @@ use tokio::net::UnixListener;
 
 use super::access::{act_for, AccessMap};
 use super::admin;
-use super::extract::{caller, json_body, refuse_if_shutting_down};
+use super::extract::{caller, frontend_account, json_body, refuse_if_shutting_down};
 pub use super::extract::{ApiState, Peer};
 use super::listener::{ApiListener, ConnectionLimits};
 use super::types::{
@@ -64,6 +64,7 @@ pub fn router<B: Backend>(
         .merge(admin::routes::<B>())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
+        .layer(axum::middleware::from_fn(frontend_account))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -169,7 +170,7 @@ async fn serve_connection(
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     use hyper::service::Service as _;
-    let peer = Peer(conn.peer());
+    let peer = Peer(conn.peer(), None);
     let inner = hyper_util::service::TowerToHyperService::new(app);
     // Requests of this connection between their headers and their response.
     let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -177,7 +178,7 @@ async fn serve_connection(
     // What `into_make_service_with_connect_info::<Peer>()` would do: handlers read the caller
     // from the request's `ConnectInfo<Peer>`.
     let service = hyper::service::service_fn(move |mut req: axum::http::Request<_>| {
-        req.extensions_mut().insert(ConnectInfo(peer));
+        req.extensions_mut().insert(ConnectInfo(peer.clone()));
         let answer = inner.call(req);
         let busy = Busy::new(&counted);
         async move {

@@ -14,8 +14,11 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod diag;
+pub mod key;
 pub mod pdu;
 pub mod sim;
+pub mod web;
+pub mod webhook;
 
 /// smsgate: business SMS through banks of GSM/PHS modems.
 #[derive(Debug, Parser)]
@@ -29,6 +32,9 @@ pub struct Cli {
 pub enum Command {
     /// Run the gateway daemon (what systemd starts).
     Daemon(daemon::DaemonArgs),
+    /// Run the network front end: the network API with API keys on `web.listen` (TLS), talking
+    /// to the daemon through its socket (smsgate-web.service).
+    Web(web::WebArgs),
     /// Try smsgate with no hardware: the daemon and a virtual modem bank in a temporary
     /// directory, a few messages sent and followed to delivery.
     Demo(demo::DemoArgs),
@@ -62,6 +68,10 @@ pub enum Command {
     Review(admin::ReviewArgs),
     /// Account and number blacklists (admins): list, add, remove.
     Blacklist(admin::BlacklistArgs),
+    /// API keys of the network API (admins): add (printed once), list, revoke.
+    Key(key::KeyArgs),
+    /// Webhooks of accounts (admins): set (prints the signing secret once), remove, list.
+    Webhook(webhook::WebhookArgs),
     /// The audit log, read from the database file: export, verify.
     Log(admin::LogArgs),
     /// The configuration: `config check` prints it with defaults, errors and warnings.
@@ -81,7 +91,7 @@ pub struct BadInput(pub String);
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     // The daemon sets up logging itself, at the level its configuration names.
-    if !matches!(cli.command, Command::Daemon(_)) {
+    if !matches!(cli.command, Command::Daemon(_) | Command::Web(_)) {
         init_tracing("warn");
     }
     match run(cli) {
@@ -101,6 +111,7 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Daemon(args) => daemon::run(args),
+        Command::Web(args) => web::run(args),
         Command::Demo(args) => demo::run(args),
         Command::Pdu(args) => pdu::run(args),
         Command::Send(args) => client::send(args),
@@ -116,6 +127,8 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Credit(args) => admin::credit(args),
         Command::Review(args) => admin::review(args),
         Command::Blacklist(args) => admin::blacklist(args),
+        Command::Key(args) => key::run(args),
+        Command::Webhook(args) => webhook::run(args),
         Command::Log(args) => admin::log(args),
         Command::Config(args) => config::run(args),
         Command::Backup(args) => backup::backup(args),

@@ -104,6 +104,30 @@ pub(crate) fn admin(s: &mut Store, op: AdminOp, actor: &str, now: Timestamp) -> 
             number,
             reason,
         } => blacklist_remove(s, account, number, reason, actor, now),
+        AdminOp::KeyAdd {
+            account,
+            name,
+            allow_ips,
+        } => {
+            let account_id = id_or_return!(account_id(s, &account));
+            super::keys::add(s, account_id, &account, name, allow_ips, actor, now)
+        }
+        AdminOp::KeyList { account } => {
+            let id = match &account {
+                Some(a) => Some(id_or_return!(account_id(s, a))),
+                None => None,
+            };
+            super::keys::list(s, id)
+        }
+        AdminOp::KeyRevoke { id } => super::keys::revoke(s, id, actor, now),
+        AdminOp::KeyVerify { key, ip } => super::keys::verify(s, &key, &ip),
+        AdminOp::WebhookSet { account, url } => {
+            let account_id = id_or_return!(account_id(s, &account));
+            super::webhooks::set(s, account_id, &account, url, actor, now)
+        }
+        AdminOp::WebhookList => super::webhooks::list(s),
+        AdminOp::WebhookDue { limit } => super::webhooks::due(s, limit, now),
+        AdminOp::WebhookAck { id, error } => super::webhooks::ack(s, id, error, now),
     }
 }
 

@@ -11,9 +11,11 @@
 mod admin;
 mod backend;
 mod contract;
+pub mod keys;
 mod modems;
 mod runner;
 mod submit;
+pub mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -5,7 +5,8 @@
 //! or the same message read again from SIM storage) is stored once: same sender, SIM, concat
 //! reference, total and sequence number (or, unconcatenated, the same raw PDU) within the
 //! window; a message is `complete` exactly when all its parts are present, and its text is then
-//! the parts' texts in sequence order.
+//! the parts' texts in sequence order. A message that becomes complete is queued, in the same
+//! transaction, for the webhooks of the accounts that messaged its sender (`store::webhooks`).
 
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::{params, Transaction};
@@ -163,6 +164,7 @@ fn store_inbound_in(
         let id = new_message(tx, part, None, 1, now)?;
         add_part(tx, id, 1, part, now)?;
         complete_if_whole(tx, id, 1, now)?;
+        super::webhooks::enqueue_inbound(tx, id, &part.sender, now)?;
         log_received(part, id, true);
         return Ok(InboundOutcome::Complete(InboundId(id)));
     };
@@ -202,6 +204,9 @@ fn store_inbound_in(
     };
     add_part(tx, id, c.seq, part, now)?;
     let whole = complete_if_whole(tx, id, c.total, now)?;
+    if whole {
+        super::webhooks::enqueue_inbound(tx, id, &part.sender, now)?;
+    }
     log_received(part, id, whole);
     Ok(if whole {
         InboundOutcome::Complete(InboundId(id))

@@ -19,11 +19,13 @@ mod batch;
 pub mod contract;
 mod hooks;
 mod inbound;
+pub mod keys;
 mod messages;
 mod settle;
 mod sims;
 pub mod state;
 mod views;
+pub mod webhooks;
 
 use std::path::Path;
 
@@ -159,6 +161,7 @@ fn migration_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0006_contract_edges.sql")),
         M::up(include_str!("migrations/0007_due_indexes.sql")),
         M::up(include_str!("migrations/0008_time_in_milliseconds.sql")),
+        M::up(include_str!("migrations/0010_web.sql")),
     ]
 }
 
@@ -285,7 +288,7 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 8);
+        assert_eq!(store.schema_version().unwrap(), 9);
     }
 
     /// The files beside `db` whose names start with `db`'s name and `infix`.

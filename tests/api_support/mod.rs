@@ -337,6 +337,7 @@ pub fn access() -> AccessMap {
             },
         ],
         admin_gid: Some(4200),
+        frontends: vec![],
     }
 }
 
@@ -352,6 +353,11 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the real server (bind_socket + serve) on the current tokio runtime.
     pub fn start(backend: Arc<MemBackend>) -> TestServer {
+        TestServer::start_with(backend, access())
+    }
+
+    /// [`TestServer::start`] with another access map (e.g. with `frontends`).
+    pub fn start_with(backend: Arc<MemBackend>, access: AccessMap) -> TestServer {
         let dir = tempfile::tempdir().unwrap();
         // Other uids (the CLI tests run the binary as uid 4001...) must reach the socket.
         use std::os::unix::fs::PermissionsExt;
@@ -362,7 +368,7 @@ impl TestServer {
         let done = tokio::spawn(smsgate::api::serve(
             listener,
             Arc::clone(&backend),
-            access(),
+            access,
             async move {
                 let _ = stopped.await;
             },
