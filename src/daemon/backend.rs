@@ -515,9 +515,14 @@ impl Backend for DaemonBackend {
                     if before.is_some_and(|b| m.id.0.max(0) as u64 >= b) {
                         continue;
                     }
-                    // An account sees replies from the numbers it has messaged.
+                    // An account sees replies from the numbers it has messaged; a reply through
+                    // a gateway names its account (the extension it was sent to).
                     if let Some(a) = &account {
-                        if !s.account_messaged(a, &m.sender)? {
+                        let seen = match &m.account {
+                            Some(named) => named == a,
+                            None => s.account_messaged(a, &m.sender)?,
+                        };
+                        if !seen {
                             continue;
                         }
                     }

@@ -38,7 +38,9 @@ pub use inbound::{
     Concat, InboundMessage, InboundOutcome, InboundPart, InboxQuery, INBOUND_WINDOW,
 };
 pub use messages::{
-    insert_messages, reject, release_from_review, CancelOutcome, ClaimedPart, FailOutcome,
+    insert_messages, reject, release_from_review, set_message_channel, CancelOutcome,
+    GatewayClaim, GatewayDue, GatewayMoOutcome, GatewayOutcome, GatewayReportIn,
+    GatewayReportOutcome, MessageChannel, ClaimedPart, FailOutcome,
     InitialState, MessageQuery, MessageSummary, MessageView, NewMessage, NewPart, PartView,
     ReportOutcome, Settlement, StatusReportIn,
 };
@@ -159,6 +161,7 @@ fn migration_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0006_contract_edges.sql")),
         M::up(include_str!("migrations/0007_due_indexes.sql")),
         M::up(include_str!("migrations/0008_time_in_milliseconds.sql")),
+        M::up(include_str!("migrations/0009_gateway_channel.sql")),
     ]
 }
 
@@ -285,7 +288,7 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 8);
+        assert_eq!(store.schema_version().unwrap(), 9);
     }
 
     /// The files beside `db` whose names start with `db`'s name and `infix`.

@@ -18,6 +18,7 @@ use crate::store::state::{MessageState, PartState};
 
 /// How long a sent part can still be matched by a status report (TP-MR wraps at 256).
 mod accept;
+mod gateway;
 mod operator;
 mod outcomes;
 mod queries;
@@ -25,6 +26,10 @@ mod reports;
 mod transitions;
 
 pub use accept::{insert_messages, reject, release_from_review};
+pub use gateway::{
+    set_message_channel, GatewayClaim, GatewayDue, GatewayMoOutcome, GatewayOutcome,
+    GatewayReportIn, GatewayReportOutcome, MessageChannel,
+};
 pub(super) use operator::same_recipient;
 use operator::*;
 use outcomes::*;

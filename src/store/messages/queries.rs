@@ -24,6 +24,7 @@ impl Store {
                         AND q.seq = p.seq - 1 AND q.state IN ('sent', 'delivered')))
              FROM parts p JOIN messages m ON m.id = p.message_id
              WHERE p.state = 'queued' AND m.state IN ('queued', 'scheduled', 'sending')
+               AND (m.gateway IS NULL OR m.deadline <= ?2)
                AND (m.deadline <= ?2
                     OR ((m.not_before IS NULL OR m.not_before <= ?2)
                         AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?2)
