@@ -534,6 +534,7 @@ mod tests {
             not_before: None,
             priority: Default::default(),
             account: None,
+            sender: None,
         }
     }
 

@@ -83,6 +83,10 @@ pub struct SendRequest {
     /// Admins only: act for this account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// The kind of sender number: "mobile", "phs" or "106" (issue 12); the account's default
+    /// when absent. A kind the account may not use is refused (403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<crate::config::SenderKind>,
 }
 
 fn default_true() -> bool {

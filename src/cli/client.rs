@@ -60,6 +60,13 @@ pub struct SendArgs {
     /// Admins: send for this account.
     #[arg(long)]
     pub account: Option<String>,
+    /// The kind of sender number: mobile, phs or 106 (default: the account's).
+    #[arg(long, value_parser = parse_sender)]
+    pub sender: Option<crate::config::SenderKind>,
+}
+
+fn parse_sender(s: &str) -> Result<crate::config::SenderKind, String> {
+    crate::config::SenderKind::parse(s).ok_or_else(|| format!("{s:?} is not mobile, phs or 106"))
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +264,7 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
                 not_before: args.not_before,
                 priority: args.priority,
                 account: args.account.clone(),
+                sender: args.sender,
             })
         })
         .collect();

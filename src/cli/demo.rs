@@ -216,6 +216,7 @@ async fn drive(
                 not_before: None,
                 priority: Default::default(),
                 account: None,
+                sender: None,
             })
             .await
             .with_context(|| format!("sending to {to}"))?;

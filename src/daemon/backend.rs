@@ -258,7 +258,9 @@ impl Backend for DaemonBackend {
         } else {
             format!("account:{account_name}")
         };
+        let channel = self.shared.channels().resolve(&account_name, req.sender)?;
         let input = submit::SubmitInput {
+            channel,
             account: account_name,
             actor,
             recipients,

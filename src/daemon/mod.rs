@@ -10,6 +10,7 @@
 
 mod admin;
 mod backend;
+mod channels;
 mod contract;
 mod modems;
 mod runner;
@@ -143,6 +144,8 @@ pub(crate) struct Shared {
     pub outcomes_unwritten: std::sync::atomic::AtomicUsize,
     /// Why the store cannot write, since when (None while it writes).
     pub store_fault: Mutex<Option<(String, std::time::Instant)>>,
+    /// The accounts' sender kinds and gateways (issue 12; reloaded on SIGHUP).
+    pub channels: RwLock<channels::Channels>,
 }
 
 /// Held while one send's outcome waits to be durable.
@@ -164,6 +167,13 @@ impl Shared {
 
     pub fn contract(&self) -> contract::ContractSettings {
         self.contract
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    pub fn channels(&self) -> channels::Channels {
+        self.channels
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
@@ -359,6 +369,7 @@ pub async fn run(
         heartbeat: Mutex::new(std::time::Instant::now()),
         outcomes_unwritten: std::sync::atomic::AtomicUsize::new(0),
         store_fault: Mutex::new(None),
+        channels: RwLock::new(channels::Channels::from_config(&config)),
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -426,6 +437,9 @@ fn reload_config(shared: &Shared, path: &Path) {
         Ok(config) => {
             *shared.tunables.write().unwrap_or_else(|p| p.into_inner()) =
                 Tunables::from_config(&config);
+            // Accounts' sender kinds and extensions; the gateways' links need a restart.
+            *shared.channels.write().unwrap_or_else(|p| p.into_inner()) =
+                channels::Channels::from_config(&config);
             match contract::ContractSettings::from_config(&config) {
                 Ok(c) => {
                     *shared.contract.write().unwrap_or_else(|p| p.into_inner()) = c;
@@ -528,6 +542,7 @@ mod tests {
             heartbeat: Mutex::new(std::time::Instant::now()),
             outcomes_unwritten: std::sync::atomic::AtomicUsize::new(0),
             store_fault: Mutex::new(None),
+            channels: RwLock::new(channels::Channels::from_config(&config)),
         }
     }
 

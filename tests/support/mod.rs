@@ -408,6 +408,7 @@ pub fn request(to: Vec<String>, text: &str) -> SendRequest {
         not_before: None,
         priority: Default::default(),
         account: None,
+        sender: None,
     }
 }
 
