@@ -88,7 +88,7 @@
 //! diag: at bank modem number pdu
 //! gateway: cmpp modem number pdu
 //! sim: cmpp pdu
-//! daemon: ids api at audit bank config modem number pdu policy scheduler store
+//! daemon: ids api at audit bank config gateway modem number pdu policy scheduler store
 //! cli: api at audit cmpp config daemon diag number pdu sim store
 //! ```
 

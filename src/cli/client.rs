@@ -466,6 +466,56 @@ fn print_message(opts: &ClientOpts, m: &MessageView) -> anyhow::Result<()> {
     Ok(())
 }
 
+pub fn gateways(args: ModemsArgs) -> anyhow::Result<()> {
+    let client = ApiClient::new(&args.opts.socket);
+    let list = runtime()?.block_on(client.gateways())?;
+    if args.opts.json {
+        return print_json(&list);
+    }
+    let mut out = std::io::stdout().lock();
+    if list.is_empty() {
+        writeln!(out, "no gateways")?;
+        return Ok(());
+    }
+    for g in &list {
+        let results: Vec<String> = g.results.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        writeln!(
+            out,
+            "{} {} (Src_Id {}): {} of {} links up, window {}/{}, {} submits, results {}, {} reports, {} MO{}",
+            g.name,
+            g.address,
+            g.src_id,
+            g.links_up,
+            g.links.len(),
+            g.window_in_use,
+            g.window as usize * g.links.len(),
+            g.submits,
+            if results.is_empty() { "-".to_string() } else { results.join(" ") },
+            g.reports,
+            g.mo,
+            g.last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        )?;
+        for l in &g.links {
+            writeln!(
+                out,
+                "  link {:<3} {:<10} {:<5} in flight {:>4}  written {:>8}  unconfirmed {:>4}  logins {:>3}  {}",
+                l.link,
+                l.state,
+                l.version.as_deref().unwrap_or("-"),
+                l.in_flight,
+                l.written,
+                l.unconfirmed,
+                l.logins,
+                l.last_error.as_deref().unwrap_or("")
+            )?;
+        }
+    }
+    Ok(())
+}
+
 pub fn modems(args: ModemsArgs) -> anyhow::Result<()> {
     let client = ApiClient::new(&args.opts.socket);
     let list = runtime()?.block_on(client.modems())?;

@@ -298,7 +298,7 @@ impl Backend for DaemonBackend {
                 account = account.as_deref().unwrap_or("-"),
                 "messages accepted"
             );
-            self.shared.wake.notify_one();
+            self.shared.wake_all();
         }
         Ok(SendResponse {
             ids: ids
@@ -396,7 +396,7 @@ impl Backend for DaemonBackend {
             .call(move |s| s.operator_retry(sid, &actor, Timestamp::now()))
             .await
             .map_err(conflict_or_internal)?;
-        self.shared.wake.notify_one();
+        self.shared.wake_all();
         let v = self.visible(&caller, id).await?;
         self.view(v).await
     }
@@ -429,6 +429,19 @@ impl Backend for DaemonBackend {
         );
         let v = self.visible(&caller, id).await?;
         self.view(v).await
+    }
+
+    async fn gateways(
+        &self,
+        _caller: Caller,
+    ) -> Result<Vec<crate::api::types::GatewayView>, ApiError> {
+        Ok(self
+            .shared
+            .gateways
+            .gateways
+            .iter()
+            .map(|g| g.view())
+            .collect())
     }
 
     async fn modems(&self, _caller: Caller) -> Result<Vec<ModemView>, ApiError> {
@@ -669,7 +682,7 @@ impl Backend for DaemonBackend {
             .map_err(internal)??;
         if woke {
             // An approved message is due: the runner must look.
-            self.shared.wake.notify_one();
+            self.shared.wake_all();
         }
         Ok(v)
     }

@@ -12,6 +12,7 @@ mod admin;
 mod backend;
 mod channels;
 mod contract;
+mod gateways;
 mod modems;
 mod runner;
 mod submit;
@@ -146,6 +147,8 @@ pub(crate) struct Shared {
     pub store_fault: Mutex<Option<(String, std::time::Instant)>>,
     /// The accounts' sender kinds and gateways (issue 12; reloaded on SIGHUP).
     pub channels: RwLock<channels::Channels>,
+    /// The carrier gateways' links (issue 12).
+    pub gateways: gateways::GatewaySet,
 }
 
 /// Held while one send's outcome waits to be durable.
@@ -177,6 +180,12 @@ impl Shared {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// Wakes the modems' runner and every gateway's sending task (new work may be due).
+    pub fn wake_all(&self) {
+        self.wake.notify_one();
+        self.gateways.wake();
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -355,6 +364,8 @@ pub async fn run(
         })?),
     };
 
+    // One link per configured connection of each gateway; they log in on their own.
+    let (gateway_set, link_events) = gateways::start_links(&config)?;
     let db = Db::new(store);
     let shared = Arc::new(Shared {
         accept: submit::AcceptWriter::start(db.clone()),
@@ -370,10 +381,12 @@ pub async fn run(
         outcomes_unwritten: std::sync::atomic::AtomicUsize::new(0),
         store_fault: Mutex::new(None),
         channels: RwLock::new(channels::Channels::from_config(&config)),
+        gateways: gateway_set,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let runner = tokio::spawn(runner::run(Arc::clone(&shared), stop_rx.clone()));
+    let gateway_tasks = gateways::spawn(&shared, link_events, stop_rx.clone());
     // The modems stop only after the drain: a supervisor that saw the stop first would drop
     // its modem (and the send in flight), leaving the part `sending` (found by the e2e tests).
     let (bank_stop_tx, bank_stop_rx) = watch::channel(false);
@@ -413,12 +426,18 @@ pub async fn run(
     let _ = stop_tx.send(true);
     shared.wake.notify_one();
     let _ = runner.await;
+    for t in gateway_tasks {
+        let _ = t.await;
+    }
+    let drained = std::time::Instant::now();
     if tokio::time::timeout(DRAIN_LIMIT, shared.modems.wait_idle())
         .await
         .is_err()
     {
         tracing::warn!("sends still in flight after {DRAIN_LIMIT:?}: they will show as unknown");
     }
+    // The gateways' SUBMITs in flight are answered within the same limit, then TERMINATE.
+    gateways::drain(&shared, DRAIN_LIMIT.saturating_sub(drained.elapsed())).await;
     let _ = bank_stop_tx.send(true);
     shared.modems.shutdown_all(MODEM_SHUTDOWN_LIMIT).await;
     bank.abort();
@@ -507,6 +526,10 @@ fn systemd_status(shared: &Shared) -> (String, bool) {
         "{} of {} modems ready, {} sending",
         summary.ready, summary.total, summary.busy
     );
+    let (up, links) = shared.gateways.link_summary();
+    if links > 0 {
+        status.push_str(&format!("; {up} of {links} gateway links up"));
+    }
     let mut alive = true;
     if let Some((why, for_)) = shared.store_trouble() {
         status.push_str(&format!(
@@ -543,6 +566,7 @@ mod tests {
             outcomes_unwritten: std::sync::atomic::AtomicUsize::new(0),
             store_fault: Mutex::new(None),
             channels: RwLock::new(channels::Channels::from_config(&config)),
+            gateways: gateways::GatewaySet::default(),
         }
     }
 
