@@ -1,0 +1,323 @@
+//! End-to-end tests of the carrier-gateway channel (issue 12) with the real binary: `smsgate sim
+//! --cmpp` (the virtual modem bank and a virtual ISMG on real TCP) and `smsgate daemon` with a
+//! `[[gateways]]` entry of two links and accounts whose default sender is "106". What the
+//! gateway received is read from the sim's events.jsonl (`cmpp_submit`, one per accepted
+//! SUBMIT), what the modems sent from its `cmgs` events.
+//!
+//! What must hold: each part goes out exactly once, on the channel its message asked for; a
+//! link drop mid-batch loses nothing and sends nothing twice; an MO "TD" opts its sender out of
+//! the account whose extension it was sent to, and only that one.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use serde_json::Value;
+use smsgate::api::types::{MessageState, SendRequest};
+use smsgate::config::SenderKind;
+use support::*;
+
+/// The virtual bank with `modems` modems and a virtual ISMG on a free port; returns the guard
+/// and the ISMG's address.
+fn start_sim(dir: &Path, modems: usize, extra: &[&str]) -> (Sim, String) {
+    let mut child = Command::new(BIN)
+        .arg("sim")
+        .args(["--modems", &modems.to_string(), "--dir"])
+        .arg(dir)
+        .args(["--latency", "50ms", "--report-delay", "100ms", "--seed", "7"])
+        .args(["--cmpp", "127.0.0.1:0"])
+        .args(extra)
+        .env_remove("SMSGATE_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn smsgate sim");
+    let out = child.stdout.take().expect("sim stdout");
+    let mut addr = None;
+    for line in BufReader::new(out).lines() {
+        let line = line.expect("sim stdout line");
+        if let Some(a) = line.strip_prefix("cmpp ") {
+            addr = Some(a.trim().to_string());
+        }
+        if line == "ready" {
+            break;
+        }
+    }
+    let addr = addr.expect("sim printed no cmpp address");
+    (
+        Sim::from_child(child, dir, modems),
+        addr,
+    )
+}
+
+/// Config: the bank's ports, gateway "cmcc" (2 links) at `addr`, account "shop" (the test's
+/// uid, default sender 106, may also use mobile, extension 42) and account "bank" (extension
+/// 43, 106 only).
+fn write_gateway_config(dir: &Path, sim: &Sim, addr: &str) {
+    let secret = dir.join("cmcc.secret");
+    std::fs::write(&secret, "secret\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let uid = nix::unistd::getuid().as_raw();
+    let accounts = format!(
+        r#"[[accounts]]
+name = "shop"
+uids = [{uid}]
+unmetered = true
+sender = "106"
+senders = ["106", "mobile"]
+gateway = "cmcc"
+extension = "42"
+
+[[accounts]]
+name = "bank"
+unmetered = true
+sender = "106"
+gateway = "cmcc"
+extension = "43"
+
+[[gateways]]
+name = "cmcc"
+protocol = "cmpp3"
+address = "{addr}"
+sp_id = "901234"
+secret_file = "{secret}"
+src_id = "1069012345"
+service_id = "MXX0000001"
+connections = 2
+window = 16
+"#,
+        secret = secret.display()
+    );
+    write_config_with(dir, &sim.ports_glob(), "", &accounts);
+}
+
+/// The `cmpp_submit` events: (dest, content hex) -> how many times, and the links used.
+fn cmpp_submits(sim: &Sim) -> (BTreeMap<(String, String), usize>, Vec<Value>) {
+    let events: Vec<Value> = sim
+        .events()
+        .into_iter()
+        .filter(|e| e["event"] == "cmpp_submit")
+        .collect();
+    let mut keys = BTreeMap::new();
+    for e in &events {
+        let key = (
+            e["dest"].as_str().unwrap_or_default().to_string(),
+            e["content"].as_str().unwrap_or_default().to_string(),
+        );
+        *keys.entry(key).or_insert(0) += 1;
+    }
+    (keys, events)
+}
+
+fn mobile(i: usize) -> String {
+    format!("139{:08}", 20_000_000 + i)
+}
+
+async fn wait_gateway_up(d: &Daemon, links: u32) {
+    let client = d.client();
+    let what = format!("{links} gateway links up (log:\n{})", d.log_tail());
+    wait_for(&what, Duration::from_secs(30), || {
+        let client = client.clone();
+        async move {
+            let g = client.gateways().await.ok()?;
+            (g.first()?.links_up >= links).then_some(())
+        }
+    })
+    .await;
+}
+
+fn with_sender(mut r: SendRequest, sender: SenderKind) -> SendRequest {
+    r.sender = Some(sender);
+    r
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_goes_over_the_gateway_and_the_modems_each_part_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, addr) = start_sim(dir.path(), 2, &[]);
+    write_gateway_config(dir.path(), &sim, &addr);
+    let d = Daemon::start(dir.path(), &sim);
+    d.wait_ready(2).await;
+    wait_gateway_up(&d, 2).await;
+    let client = d.client();
+
+    // A kind the account may not use is refused, naming the kinds it may.
+    let err = client
+        .send(&with_sender(request(vec![mobile(0)], "x"), SenderKind::Phs))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("may not send from a phs number"), "{err}");
+
+    let mut gateway_ids = Vec::new();
+    let mut modem_ids = Vec::new();
+    for i in 0..30 {
+        let text = if i % 3 == 0 {
+            long_text(i)
+        } else {
+            format!("【测试】您的验证码是 {i:06}，5分钟内有效。")
+        };
+        // The account's default sender (106), and every fourth message from a mobile number.
+        let mut req = request(vec![mobile(i)], &text);
+        if i % 4 == 3 {
+            req = with_sender(req, SenderKind::Mobile);
+        }
+        let resp = client.send(&req).await.expect("send");
+        assert_eq!(resp.ids.len(), 1, "{resp:?}");
+        if i % 4 == 3 {
+            modem_ids.extend(resp.ids);
+        } else {
+            gateway_ids.extend(resp.ids);
+        }
+    }
+    let all: Vec<_> = gateway_ids.iter().chain(&modem_ids).copied().collect();
+    let views = wait_messages(
+        &client,
+        &all,
+        Duration::from_secs(60),
+        "every message delivered",
+        |m| m.state == MessageState::Delivered,
+    )
+    .await;
+    let gateway_parts: usize = views
+        .iter()
+        .filter(|v| gateway_ids.contains(&v.id))
+        .map(|v| v.parts.len())
+        .sum();
+    let modem_parts: usize = views
+        .iter()
+        .filter(|v| modem_ids.contains(&v.id))
+        .map(|v| v.parts.len())
+        .sum();
+
+    let (keys, events) = cmpp_submits(&sim);
+    assert_eq!(events.len(), gateway_parts, "one SUBMIT per gateway part");
+    assert!(keys.values().all(|n| *n == 1), "a part submitted twice: {keys:?}");
+    assert!(events.iter().all(|e| e["src_id"] == "106901234542"));
+    let links: std::collections::BTreeSet<_> =
+        events.iter().map(|e| e["link"].to_string()).collect();
+    assert!(links.len() >= 2, "the batch used one link only: {links:?}");
+    // The modems sent exactly the others, none of them to the gateway's recipients twice.
+    let cmgs = sim.submits();
+    assert_eq!(cmgs.len(), modem_parts, "one AT+CMGS per modem part");
+    assert!(duplicates(&cmgs).is_empty());
+
+    let g = &client.gateways().await.unwrap()[0];
+    assert_eq!(g.submits as usize, gateway_parts, "{g:?}");
+    assert_eq!(g.results.get("0").copied().unwrap_or(0) as usize, gateway_parts);
+    assert!(g.reports as usize >= gateway_parts, "{g:?}");
+    let shown = d.cli(&["gateways"]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(text.contains("cmcc") && text.contains("2 of 2 links up"), "{text}");
+    assert!(!text.contains("secret"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_drop_mid_batch_loses_nothing_and_sends_nothing_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    // A slow gateway: SUBMITs are in flight when the links drop.
+    let (sim, addr) = start_sim(dir.path(), 0, &["--cmpp-latency", "100ms"]);
+    write_gateway_config(dir.path(), &sim, &addr);
+    let d = Daemon::start(dir.path(), &sim);
+    wait_gateway_up(&d, 2).await;
+    let client = d.client();
+    let mut ids = Vec::new();
+    for chunk in 0..6 {
+        let to: Vec<String> = (chunk * 10..chunk * 10 + 10).map(mobile).collect();
+        let resp = client
+            .send(&request(to, "【测试】您的验证码是 123456，5分钟内有效。"))
+            .await
+            .expect("send");
+        ids.extend(resp.ids);
+    }
+    wait_for("some SUBMITs accepted", Duration::from_secs(20), || {
+        let n = cmpp_submits(&sim).1.len();
+        async move { (n >= 5).then_some(()) }
+    })
+    .await;
+    sim.ctl(&["cmpp-drop"]);
+    // Every message ends delivered or with its part `unknown` (written, never answered: not
+    // resent); none is lost in the queue or failed.
+    let views = wait_messages(
+        &client,
+        &ids,
+        Duration::from_secs(60),
+        "every message delivered or unknown",
+        |m| {
+            m.state == MessageState::Delivered
+                || m.parts.iter().any(|p| p.state == MessageState::Unknown)
+        },
+    )
+    .await;
+    let (keys, events) = cmpp_submits(&sim);
+    assert!(keys.values().all(|n| *n == 1), "a part submitted twice: {keys:?}");
+    let delivered = views
+        .iter()
+        .filter(|v| v.state == MessageState::Delivered)
+        .count();
+    assert!(delivered <= events.len());
+    // Every message the gateway never got was sent after the drop, on a new link.
+    assert_eq!(keys.len(), events.len());
+    let unknown = views.len() - delivered;
+    assert!(
+        events.len() + unknown >= views.len(),
+        "{} submits, {unknown} unknown, {} messages",
+        events.len(),
+        views.len()
+    );
+    let logins = sim
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "cmpp_login")
+        .count();
+    assert!(logins >= 3, "the links did not log in again: {logins}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_mo_td_opts_its_sender_out_of_the_account_of_its_extension() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, addr) = start_sim(dir.path(), 0, &[]);
+    write_gateway_config(dir.path(), &sim, &addr);
+    let d = Daemon::start(dir.path(), &sim);
+    wait_gateway_up(&d, 1).await;
+    let client = d.client();
+    let who = mobile(7);
+    // The reply goes to shop's extension (42), with a sub-extension after it.
+    sim.ctl(&[
+        "cmpp-mo",
+        "--from",
+        &who,
+        "--to",
+        "10690123454201",
+        "--text",
+        "TD",
+    ]);
+    let what = format!("the MO in the inbox (log:\n{})", d.log_tail());
+    wait_for(&what, Duration::from_secs(20), || {
+        let client = client.clone();
+        async move {
+            let inbox = client.inbox(&Default::default()).await.ok()?;
+            inbox
+                .messages
+                .iter()
+                .any(|m| m.text == "TD")
+                .then_some(())
+        }
+    })
+    .await;
+    let shop = client
+        .send(&request(vec![who.clone()], "【测试】hello"))
+        .await
+        .expect("send");
+    assert!(shop.ids.is_empty(), "{shop:?}");
+    assert_eq!(shop.refused[0].code, "opted_out", "{shop:?}");
+    let mut to_bank = request(vec![who.clone()], "【测试】hello");
+    to_bank.account = Some("bank".into());
+    let bank = client.send(&to_bank).await.expect("send as bank");
+    assert_eq!(bank.ids.len(), 1, "bank was opted out too: {bank:?}");
+}
