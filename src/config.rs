@@ -617,14 +617,20 @@ impl Config {
                     format!("{who}: {:?} is not \"cmpp3\" or \"cmpp2\"", g.protocol),
                 );
             }
-            if g.address.rsplit_once(':').is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err()) {
+            if g.address
+                .rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            {
                 return bad(
                     "gateways.address",
                     format!("{who}: {:?} is not host:port", g.address),
                 );
             }
             if g.sp_id.is_empty() || g.sp_id.len() > 6 || !g.sp_id.is_ascii() {
-                return bad("gateways.sp_id", format!("{who}: the SP id is 1 to 6 characters"));
+                return bad(
+                    "gateways.sp_id",
+                    format!("{who}: the SP id is 1 to 6 characters"),
+                );
             }
             if g.secret_file.as_os_str().is_empty() {
                 return bad("gateways.secret_file", format!("{who}: required"));
@@ -661,7 +667,8 @@ impl Config {
         for a in &self.accounts {
             let who = format!("account {:?}", a.name);
             if let Some(g) = &a.gateway {
-                if let Some(other) = extensions.insert((g.as_str(), a.extension.as_str()), &a.name) {
+                if let Some(other) = extensions.insert((g.as_str(), a.extension.as_str()), &a.name)
+                {
                     return bad(
                         "accounts.extension",
                         format!(
@@ -676,21 +683,25 @@ impl Config {
             if !allowed.contains(&a.sender) {
                 return bad(
                     "accounts.senders",
-                    format!("{who}: its default sender {:?} is not in senders", a.sender.as_str()),
+                    format!(
+                        "{who}: its default sender {:?} is not in senders",
+                        a.sender.as_str()
+                    ),
                 );
             }
-            let gateway = match &a.gateway {
-                Some(name) => match self.gateways.iter().find(|g| &g.name == name) {
-                    Some(g) => Some(g),
-                    None => {
-                        return bad(
+            let gateway =
+                match &a.gateway {
+                    Some(name) => match self.gateways.iter().find(|g| &g.name == name) {
+                        Some(g) => Some(g),
+                        None => return bad(
                             "accounts.gateway",
-                            format!("{who}: unknown gateway {name:?} (no [[gateways]] has that name)"),
-                        )
-                    }
-                },
-                None => None,
-            };
+                            format!(
+                                "{who}: unknown gateway {name:?} (no [[gateways]] has that name)"
+                            ),
+                        ),
+                    },
+                    None => None,
+                };
             if allowed.contains(&SenderKind::Service106) && gateway.is_none() {
                 return bad(
                     "accounts.gateway",
@@ -832,20 +843,32 @@ extension = \"42\"
         ))
         .unwrap();
         let g = &c.gateways[0];
-        assert_eq!((g.protocol.as_str(), g.connections, g.window), ("cmpp3", 2, 16));
+        assert_eq!(
+            (g.protocol.as_str(), g.connections, g.window),
+            ("cmpp3", 2, 16)
+        );
         assert_eq!(g.max_per_second, None);
         let a = &c.accounts[0];
         assert_eq!(a.sender, SenderKind::Service106);
-        assert_eq!(a.allowed_senders(), vec![SenderKind::Service106, SenderKind::Mobile]);
+        assert_eq!(
+            a.allowed_senders(),
+            vec![SenderKind::Service106, SenderKind::Mobile]
+        );
         assert!(!a.fallback);
-        assert_eq!(AccountConfig::default().allowed_senders(), vec![SenderKind::Mobile]);
+        assert_eq!(
+            AccountConfig::default().allowed_senders(),
+            vec![SenderKind::Mobile]
+        );
     }
 
     #[test]
     fn bad_gateway_channels_are_named() {
         let cases = [
             ("sender = \"106\"", "needs a gateway"),
-            ("sender = \"106\"\ngateway = \"cmpp\"", "unknown gateway \"cmpp\""),
+            (
+                "sender = \"106\"\ngateway = \"cmpp\"",
+                "unknown gateway \"cmpp\"",
+            ),
             (
                 "sender = \"106\"\ngateway = \"cmcc\"\nextension = \"4a\"",
                 "must be digits",
@@ -854,16 +877,27 @@ extension = \"42\"
                 "sender = \"106\"\ngateway = \"cmcc\"\nextension = \"123456789012\"",
                 "more than the 21",
             ),
-            ("senders = [\"106\"]\ngateway = \"cmcc\"", "default sender \"mobile\""),
+            (
+                "senders = [\"106\"]\ngateway = \"cmcc\"",
+                "default sender \"mobile\"",
+            ),
         ];
         for (keys, want) in cases {
             let text = format!("{GATEWAY}\n[[accounts]]\nname = \"shop\"\n{keys}\n");
             let err = load(&text).unwrap_err().to_string();
             assert!(err.contains(want), "{keys}: {err}");
         }
-        let err = load(&GATEWAY.replace("cmpp3", "smpp").replace("name = \"cmcc\"", "name = \"cmcc\"\nprotocol = \"smpp\"")).unwrap_err().to_string();
+        let err = load(
+            &GATEWAY
+                .replace("cmpp3", "smpp")
+                .replace("name = \"cmcc\"", "name = \"cmcc\"\nprotocol = \"smpp\""),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("gateways.protocol"), "{err}");
-        let err = load("[[accounts]]\nname = \"x\"\nsender = \"fax\"\n").unwrap_err().to_string();
+        let err = load("[[accounts]]\nname = \"x\"\nsender = \"fax\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("sender"), "{err}");
     }
 

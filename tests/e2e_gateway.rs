@@ -28,7 +28,14 @@ fn start_sim(dir: &Path, modems: usize, extra: &[&str]) -> (Sim, String) {
         .arg("sim")
         .args(["--modems", &modems.to_string(), "--dir"])
         .arg(dir)
-        .args(["--latency", "50ms", "--report-delay", "100ms", "--seed", "7"])
+        .args([
+            "--latency",
+            "50ms",
+            "--report-delay",
+            "100ms",
+            "--seed",
+            "7",
+        ])
         .args(["--cmpp", "127.0.0.1:0"])
         .args(extra)
         .env_remove("SMSGATE_LOG")
@@ -48,10 +55,7 @@ fn start_sim(dir: &Path, modems: usize, extra: &[&str]) -> (Sim, String) {
         }
     }
     let addr = addr.expect("sim printed no cmpp address");
-    (
-        Sim::from_child(child, dir, modems),
-        addr,
-    )
+    (Sim::from_child(child, dir, modems), addr)
 }
 
 /// Config: the bank's ports, gateway "cmcc" (2 links) at `addr`, account "shop" (the test's
@@ -197,7 +201,10 @@ async fn a_batch_goes_over_the_gateway_and_the_modems_each_part_once() {
 
     let (keys, events) = cmpp_submits(&sim);
     assert_eq!(events.len(), gateway_parts, "one SUBMIT per gateway part");
-    assert!(keys.values().all(|n| *n == 1), "a part submitted twice: {keys:?}");
+    assert!(
+        keys.values().all(|n| *n == 1),
+        "a part submitted twice: {keys:?}"
+    );
     assert!(events.iter().all(|e| e["src_id"] == "106901234542"));
     let links: std::collections::BTreeSet<_> =
         events.iter().map(|e| e["link"].to_string()).collect();
@@ -209,11 +216,17 @@ async fn a_batch_goes_over_the_gateway_and_the_modems_each_part_once() {
 
     let g = &client.gateways().await.unwrap()[0];
     assert_eq!(g.submits as usize, gateway_parts, "{g:?}");
-    assert_eq!(g.results.get("0").copied().unwrap_or(0) as usize, gateway_parts);
+    assert_eq!(
+        g.results.get("0").copied().unwrap_or(0) as usize,
+        gateway_parts
+    );
     assert!(g.reports as usize >= gateway_parts, "{g:?}");
     let shown = d.cli(&["gateways"]);
     let text = String::from_utf8_lossy(&shown.stdout);
-    assert!(text.contains("cmcc") && text.contains("2 of 2 links up"), "{text}");
+    assert!(
+        text.contains("cmcc") && text.contains("2 of 2 links up"),
+        "{text}"
+    );
     assert!(!text.contains("secret"), "{text}");
 }
 
@@ -255,7 +268,10 @@ async fn a_link_drop_mid_batch_loses_nothing_and_sends_nothing_twice() {
     )
     .await;
     let (keys, events) = cmpp_submits(&sim);
-    assert!(keys.values().all(|n| *n == 1), "a part submitted twice: {keys:?}");
+    assert!(
+        keys.values().all(|n| *n == 1),
+        "a part submitted twice: {keys:?}"
+    );
     let delivered = views
         .iter()
         .filter(|v| v.state == MessageState::Delivered)
@@ -302,11 +318,7 @@ async fn an_mo_td_opts_its_sender_out_of_the_account_of_its_extension() {
         let client = client.clone();
         async move {
             let inbox = client.inbox(&Default::default()).await.ok()?;
-            inbox
-                .messages
-                .iter()
-                .any(|m| m.text == "TD")
-                .then_some(())
+            inbox.messages.iter().any(|m| m.text == "TD").then_some(())
         }
     })
     .await;

@@ -96,9 +96,7 @@ impl ApiClient {
         self.call(Method::POST, &uri, Some(&body)).await
     }
 
-    pub async fn gateways(
-        &self,
-    ) -> Result<Vec<crate::api::types::GatewayView>, ClientError> {
+    pub async fn gateways(&self) -> Result<Vec<crate::api::types::GatewayView>, ClientError> {
         self.call(Method::GET, "/v1/gateways", None::<&()>).await
     }
 

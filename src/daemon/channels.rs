@@ -131,9 +131,7 @@ name = "plain"
         assert_eq!(shop.src_id.as_deref(), Some("106901234542"));
         assert!(!shop.fallback);
         assert_eq!(
-            c.resolve("shop", Some(SenderKind::Mobile))
-                .unwrap()
-                .gateway,
+            c.resolve("shop", Some(SenderKind::Mobile)).unwrap().gateway,
             None
         );
         assert!(c.resolve("bank", None).unwrap().fallback);
@@ -149,9 +147,18 @@ name = "plain"
     #[test]
     fn an_mo_finds_the_account_of_the_longest_extension() {
         let c = channels();
-        assert_eq!(c.account_for_extension("cmcc", Some("42")).as_deref(), Some("shop"));
-        assert_eq!(c.account_for_extension("cmcc", Some("4217")).as_deref(), Some("shop"));
-        assert_eq!(c.account_for_extension("cmcc", Some("43")).as_deref(), Some("bank"));
+        assert_eq!(
+            c.account_for_extension("cmcc", Some("42")).as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            c.account_for_extension("cmcc", Some("4217")).as_deref(),
+            Some("shop")
+        );
+        assert_eq!(
+            c.account_for_extension("cmcc", Some("43")).as_deref(),
+            Some("bank")
+        );
         assert_eq!(c.account_for_extension("cmcc", Some("9")), None);
         assert_eq!(c.account_for_extension("other", Some("42")), None);
         assert_eq!(c.account_for_extension("cmcc", None), None);

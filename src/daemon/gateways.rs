@@ -102,7 +102,9 @@ impl Gateway {
             let (state, version) = match l.state() {
                 LinkState::Up { version } => ("up".to_string(), Some(format!("{version:?}"))),
                 LinkState::Connecting => ("connecting".into(), None),
-                LinkState::Down { permanent: true, .. } => ("refused".into(), None),
+                LinkState::Down {
+                    permanent: true, ..
+                } => ("refused".into(), None),
                 LinkState::Down { .. } => ("down".into(), None),
                 LinkState::Stopped => ("stopped".into(), None),
             };
@@ -190,7 +192,10 @@ pub(crate) fn start_links(config: &Config) -> Result<(GatewaySet, LinkEvents), D
     let mut events = Vec::new();
     for entry in &config.gateways {
         let secret = entry.read_secret().map_err(|e| {
-            DaemonError::Config(format!("gateways.secret_file: gateway {:?}: {e}", entry.name))
+            DaemonError::Config(format!(
+                "gateways.secret_file: gateway {:?}: {e}",
+                entry.name
+            ))
         })?;
         let cfg = link_config(entry, secret);
         let limiter = RateLimiter::new(cfg.max_per_second);
@@ -332,7 +337,8 @@ async fn commit_durably(
         let (tx, rx) = oneshot::channel();
         let sent = outcomes.send((outcome.clone(), now, tx)).is_ok();
         let result = if sent {
-            rx.await.unwrap_or_else(|_| Err("outcome writer stopped".into()))
+            rx.await
+                .unwrap_or_else(|_| Err("outcome writer stopped".into()))
         } else {
             Err("outcome writer stopped".into())
         };
@@ -351,7 +357,10 @@ async fn commit_durably(
                 pending.get_or_insert_with(|| shared.outcome_pending());
                 shared.store_fault(Some(format!("gateway outcome not written: {e}")));
                 if shared.is_stopping() && attempt >= super::WRITE_RETRY.len() {
-                    tracing::error!(part = part.0, "gateway outcome not written at shutdown: {e}");
+                    tracing::error!(
+                        part = part.0,
+                        "gateway outcome not written at shutdown: {e}"
+                    );
                     return;
                 }
                 let delay = super::write_retry_delay(attempt);
@@ -390,8 +399,8 @@ async fn send_loop(
                 }
             }
         } else if !shared.outcomes_pending() {
-            let capacity = (up.len() * g.cfg.window)
-                .saturating_sub(g.in_flight.load(Ordering::SeqCst));
+            let capacity =
+                (up.len() * g.cfg.window).saturating_sub(g.in_flight.load(Ordering::SeqCst));
             if capacity > 0 {
                 match claim_due(&shared, &g, capacity as u32).await {
                     Ok((claims, next)) => {
@@ -418,9 +427,7 @@ async fn send_loop(
             }
         }
         let sleep = wake_at
-            .map(|at| {
-                Duration::from_millis((at - Timestamp::now()).as_millis().max(0) as u64)
-            })
+            .map(|at| Duration::from_millis((at - Timestamp::now()).as_millis().max(0) as u64))
             .unwrap_or(HEARTBEAT)
             .min(HEARTBEAT);
         tokio::select! {
@@ -514,7 +521,9 @@ async fn submit_one(
             kind: FailureKind::PermanentForMessage,
         },
         Some(ext) => {
-            let result = g.links[link].submit(&GatewayPart::new(c.pdu_hex, ext)).await;
+            let result = g.links[link]
+                .submit(&GatewayPart::new(c.pdu_hex, ext))
+                .await;
             classify(g, link, part, result)
         }
     };
@@ -655,14 +664,19 @@ async fn take_events(
                 }
             }
             GatewayEvent::Mo(m) => {
-                let concat = m.udh.as_ref().and_then(|u| u.concat_info()).map(|c| Concat {
-                    reference: c.reference,
-                    total: c.total,
-                    seq: c.seq,
-                });
-                let text = m.text.clone().unwrap_or_else(|| {
-                    format!("[binary {}]", crate::pdu::encode_hex(&m.content))
-                });
+                let concat = m
+                    .udh
+                    .as_ref()
+                    .and_then(|u| u.concat_info())
+                    .map(|c| Concat {
+                        reference: c.reference,
+                        total: c.total,
+                        seq: c.seq,
+                    });
+                let text = m
+                    .text
+                    .clone()
+                    .unwrap_or_else(|| format!("[binary {}]", crate::pdu::encode_hex(&m.content)));
                 let part = InboundPart {
                     sim: None,
                     sender: m.src_terminal_id.clone(),
@@ -725,7 +739,9 @@ async fn take_events(
                         tracing::info!(gateway = %g.name, part = part.0, "unknown part settled as sent by a late SUBMIT_RESP")
                     }
                     Ok(false) => {}
-                    Err(e) => tracing::error!(gateway = %g.name, "late SUBMIT_RESP not recorded: {e}"),
+                    Err(e) => {
+                        tracing::error!(gateway = %g.name, "late SUBMIT_RESP not recorded: {e}")
+                    }
                 }
             }
         }

@@ -38,11 +38,10 @@ pub use inbound::{
     Concat, InboundMessage, InboundOutcome, InboundPart, InboxQuery, INBOUND_WINDOW,
 };
 pub use messages::{
-    insert_messages, reject, release_from_review, set_message_channel, CancelOutcome,
-    GatewayClaim, GatewayDue, GatewayMoOutcome, GatewayOutcome, GatewayReportIn,
-    GatewayReportOutcome, MessageChannel, ClaimedPart, FailOutcome,
-    InitialState, MessageQuery, MessageSummary, MessageView, NewMessage, NewPart, PartView,
-    ReportOutcome, Settlement, StatusReportIn,
+    insert_messages, reject, release_from_review, set_message_channel, CancelOutcome, ClaimedPart,
+    FailOutcome, GatewayClaim, GatewayDue, GatewayMoOutcome, GatewayOutcome, GatewayReportIn,
+    GatewayReportOutcome, InitialState, MessageChannel, MessageQuery, MessageSummary, MessageView,
+    NewMessage, NewPart, PartView, ReportOutcome, Settlement, StatusReportIn,
 };
 pub use settle::DEFAULT_SETTLE_WINDOW;
 pub use sims::{SentCounts, SimHealth, SimIdentity, SimQuota, SimRecord};

@@ -38,7 +38,13 @@ pub fn set_message_channel(
         "UPDATE messages SET sender_kind = ?2, gateway = ?3, src_id = ?4, fallback = ?5
          WHERE id = ?1",
     )?
-    .execute(params![id.0, c.sender_kind, c.gateway, c.src_id, c.fallback])?;
+    .execute(params![
+        id.0,
+        c.sender_kind,
+        c.gateway,
+        c.src_id,
+        c.fallback
+    ])?;
     Ok(())
 }
 
@@ -116,8 +122,14 @@ pub enum GatewayReportOutcome {
     Duplicate,
     /// No part has this Msg_Id yet (it may come with a later SUBMIT_RESP): kept.
     Unmatched,
-    Delivered { part: PartId, message: MessageId },
-    Failed { part: PartId, message: MessageId },
+    Delivered {
+        part: PartId,
+        message: MessageId,
+    },
+    Failed {
+        part: PartId,
+        message: MessageId,
+    },
 }
 
 /// What storing an MO did.
@@ -171,15 +183,17 @@ impl Store {
         gateway: &str,
         now: Timestamp,
     ) -> Result<Option<Timestamp>, StoreError> {
-        let t: Option<i64> = self.conn.prepare_cached(
-            "SELECT MIN(MAX(COALESCE(m.not_before, 0), COALESCE(p.next_attempt_at, 0)))
+        let t: Option<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT MIN(MAX(COALESCE(m.not_before, 0), COALESCE(p.next_attempt_at, 0)))
              FROM messages m INDEXED BY messages_gateway_state
                   JOIN parts p ON p.message_id = m.id
              WHERE m.gateway = ?1 AND m.state IN ('queued', 'scheduled', 'sending')
                AND p.state = 'queued'
                AND MAX(COALESCE(m.not_before, 0), COALESCE(p.next_attempt_at, 0)) > ?2",
-        )?
-        .query_row(params![gateway, ms(now)], |r| r.get(0))?;
+            )?
+            .query_row(params![gateway, ms(now)], |r| r.get(0))?;
         Ok(t.map(ts))
     }
 
@@ -349,10 +363,8 @@ impl Store {
                 };
                 opted_out = match known {
                     Some(a) => {
-                        let source = format!(
-                            "inbound reply {:?} via gateway {gateway}",
-                            part.text.trim()
-                        );
+                        let source =
+                            format!("inbound reply {:?} via gateway {gateway}", part.text.trim());
                         crate::store::contract::add_opt_out(tx, a.id, &part.sender, &source, now)
                             .map_err(|e| StoreError::Contract(e.to_string()))?;
                         tracing::info!(
@@ -388,7 +400,7 @@ impl Store {
 
     /// `gateway` is down: its messages whose account allows it (`fallback`) and none of whose
     /// parts has left go to the modem bank instead. Returns them.
-    pub fn fall_back_to_modems(&mut self, gateway: &str)  -> Result<Vec<MessageId>, StoreError> {
+    pub fn fall_back_to_modems(&mut self, gateway: &str) -> Result<Vec<MessageId>, StoreError> {
         self.transaction(|tx| {
             let ids: Vec<i64> = tx
                 .prepare_cached(
@@ -574,7 +586,10 @@ fn apply_waiting_report(
         "UPDATE gateway_reports SET part_id = ?2 WHERE id = ?1",
         params![report, part.0],
     )?;
-    tracing::info!(part = part.0, "a gateway report that came before its SUBMIT_RESP applied");
+    tracing::info!(
+        part = part.0,
+        "a gateway report that came before its SUBMIT_RESP applied"
+    );
     apply_stat(tx, part, message, &stat, stat == "DELIVRD", now)?;
     Ok(())
 }
@@ -764,7 +779,10 @@ mod tests {
             .claim_gateway_many(&[gw_due[0].part], "cmcc", t(11))
             .unwrap();
         let c = c[0].as_ref().unwrap();
-        assert_eq!((c.src_id.as_str(), c.attempt, c.total), ("106901234542", 1, 1));
+        assert_eq!(
+            (c.src_id.as_str(), c.attempt, c.total),
+            ("106901234542", 1, 1)
+        );
         assert!(s.gateway_due_parts("cmcc", 100, t(12)).unwrap().is_empty());
     }
 
@@ -786,7 +804,8 @@ mod tests {
         };
         let big = u64::MAX - 5; // top bit set: stored as text, not as i64
         assert_eq!(
-            s.apply_gateway_report(&report(big, "DELIVRD"), t(12)).unwrap(),
+            s.apply_gateway_report(&report(big, "DELIVRD"), t(12))
+                .unwrap(),
             GatewayReportOutcome::Unmatched
         );
         sent(&mut s, p1, big, t(13));
@@ -794,14 +813,16 @@ mod tests {
         assert_eq!(v.parts[0].state, PartState::Delivered, "{v:?}");
         // A repeated report changes nothing.
         assert_eq!(
-            s.apply_gateway_report(&report(big, "UNDELIV"), t(14)).unwrap(),
+            s.apply_gateway_report(&report(big, "UNDELIV"), t(14))
+                .unwrap(),
             GatewayReportOutcome::Duplicate
         );
         let p2 = s.gateway_due_parts("cmcc", 100, t(15)).unwrap()[0].part;
         s.claim_gateway_many(&[p2], "cmcc", t(15)).unwrap();
         sent(&mut s, p2, 7, t(16));
         assert!(matches!(
-            s.apply_gateway_report(&report(7, "UNDELIV"), t(17)).unwrap(),
+            s.apply_gateway_report(&report(7, "UNDELIV"), t(17))
+                .unwrap(),
             GatewayReportOutcome::Failed { .. }
         ));
         let v = s.message(gw).unwrap().unwrap();
@@ -832,10 +853,16 @@ mod tests {
         s.record_gateway_outcomes(&[(unknown, t(501))]).unwrap()[0]
             .as_ref()
             .unwrap();
-        assert!(s.gateway_due_parts("cmcc", 10, t(99_999)).unwrap().is_empty());
+        assert!(s
+            .gateway_due_parts("cmcc", 10, t(99_999))
+            .unwrap()
+            .is_empty());
         // A late SUBMIT_RESP settles it as sent with its Msg_Id.
         assert!(s.settle_gateway_late(p, 99, t(600)).unwrap());
-        assert_eq!(s.message(MessageId(1)).unwrap().unwrap().parts[0].state, PartState::Sent);
+        assert_eq!(
+            s.message(MessageId(1)).unwrap().unwrap().parts[0].state,
+            PartState::Sent
+        );
     }
 
     #[test]
@@ -845,7 +872,10 @@ mod tests {
         assert_eq!(s.fall_back_to_modems("cmcc").unwrap(), vec![gw]);
         assert_eq!(s.due_parts(10, t(10)).unwrap().len(), 2);
         assert!(t2.fall_back_to_modems("cmcc").unwrap().is_empty());
-        assert_eq!(t2.gateway_due_parts("cmcc", 10, t(10)).unwrap()[0].message, gw2);
+        assert_eq!(
+            t2.gateway_due_parts("cmcc", 10, t(10)).unwrap()[0].message,
+            gw2
+        );
     }
 
     #[test]
