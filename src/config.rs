@@ -342,6 +342,9 @@ pub struct GatewayEntry {
     pub window: u32,
     /// The provider's contracted rate for the whole gateway; none: no limit.
     pub max_per_second: Option<u32>,
+    /// With no link up this long, messages of `fallback = true` accounts go to the modems.
+    #[serde(with = "duration")]
+    pub fallback_after: SignedDuration,
 }
 
 impl Default for GatewayEntry {
@@ -357,6 +360,7 @@ impl Default for GatewayEntry {
             connections: 1,
             window: 16,
             max_per_second: None,
+            fallback_after: SignedDuration::from_secs(30),
         }
     }
 }
@@ -656,6 +660,12 @@ impl Config {
             if !(1..=1024).contains(&g.window) {
                 return bad("gateways.window", format!("{who}: 1 to 1024"));
             }
+            if !g.fallback_after.is_positive() {
+                return bad(
+                    "gateways.fallback_after",
+                    format!("{who}: must be positive"),
+                );
+            }
             if g.max_per_second == Some(0) {
                 return bad(
                     "gateways.max_per_second",
@@ -689,19 +699,20 @@ impl Config {
                     ),
                 );
             }
-            let gateway =
-                match &a.gateway {
-                    Some(name) => match self.gateways.iter().find(|g| &g.name == name) {
-                        Some(g) => Some(g),
-                        None => return bad(
+            let gateway = match &a.gateway {
+                Some(name) => match self.gateways.iter().find(|g| &g.name == name) {
+                    Some(g) => Some(g),
+                    None => {
+                        return bad(
                             "accounts.gateway",
                             format!(
                                 "{who}: unknown gateway {name:?} (no [[gateways]] has that name)"
                             ),
-                        ),
-                    },
-                    None => None,
-                };
+                        )
+                    }
+                },
+                None => None,
+            };
             if allowed.contains(&SenderKind::Service106) && gateway.is_none() {
                 return bad(
                     "accounts.gateway",

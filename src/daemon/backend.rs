@@ -645,6 +645,72 @@ impl Backend for DaemonBackend {
             "smsgate_modems{{condition=\"sending\"}} {}",
             summary.busy
         );
+        let gateways: Vec<_> = self
+            .shared
+            .gateways
+            .gateways
+            .iter()
+            .map(|g| g.view())
+            .collect();
+        if !gateways.is_empty() {
+            // Per gateway (issue 12); never its secret.
+            for (name, help, kind) in [
+                (
+                    "smsgate_gateway_links_up",
+                    "Gateway links logged in.",
+                    "gauge",
+                ),
+                (
+                    "smsgate_gateway_window_in_use",
+                    "SUBMITs in flight.",
+                    "gauge",
+                ),
+                (
+                    "smsgate_gateway_submits_total",
+                    "Parts submitted.",
+                    "counter",
+                ),
+                (
+                    "smsgate_gateway_results_total",
+                    "SUBMIT_RESP results by code.",
+                    "counter",
+                ),
+                (
+                    "smsgate_gateway_reports_total",
+                    "Status reports taken.",
+                    "counter",
+                ),
+                ("smsgate_gateway_mo_total", "MO messages taken.", "counter"),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                for g in &gateways {
+                    let l = format!("gateway=\"{}\"", g.name);
+                    match name {
+                        "smsgate_gateway_links_up" => {
+                            let _ = writeln!(out, "{name}{{{l}}} {}", g.links_up);
+                        }
+                        "smsgate_gateway_window_in_use" => {
+                            let _ = writeln!(out, "{name}{{{l}}} {}", g.window_in_use);
+                        }
+                        "smsgate_gateway_submits_total" => {
+                            let _ = writeln!(out, "{name}{{{l}}} {}", g.submits);
+                        }
+                        "smsgate_gateway_results_total" => {
+                            for (code, n) in &g.results {
+                                let _ = writeln!(out, "{name}{{{l},result=\"{code}\"}} {n}");
+                            }
+                        }
+                        "smsgate_gateway_reports_total" => {
+                            let _ = writeln!(out, "{name}{{{l}}} {}", g.reports);
+                        }
+                        _ => {
+                            let _ = writeln!(out, "{name}{{{l}}} {}", g.mo);
+                        }
+                    }
+                }
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP smsgate_uptime_seconds Seconds since the daemon started."

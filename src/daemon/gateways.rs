@@ -41,8 +41,6 @@ use crate::store::{
 const HEARTBEAT: Duration = Duration::from_secs(5);
 /// How long a part waits after flow control or a link that was down before the write.
 const DEFER: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
-/// A gateway with no link up this long lets its `fallback` messages go to the modems.
-const FALLBACK_AFTER: Duration = Duration::from_secs(30);
 /// Bounds of one SUBMIT inside the daemon: the drain at shutdown ([`super::DRAIN_LIMIT`])
 /// waits for the answers in flight, so they must fit in it.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -64,6 +62,8 @@ pub(crate) struct Gateway {
     pub name: String,
     cfg: GatewayConfig,
     links: Vec<GatewayHandle>,
+    /// With no link up this long, `fallback` messages go to the modems.
+    fallback_after: Duration,
     /// Wakes the sending task.
     wake: Notify,
     /// SUBMITs of this task waiting for an answer.
@@ -225,6 +225,10 @@ pub(crate) fn start_links(config: &Config) -> Result<(GatewaySet, LinkEvents), D
             name: entry.name.clone(),
             cfg,
             links,
+            fallback_after: entry
+                .fallback_after
+                .try_into()
+                .unwrap_or(Duration::from_secs(30)),
             wake: Notify::new(),
             in_flight: AtomicUsize::new(0),
             counters: Mutex::new(Counters {
@@ -387,7 +391,7 @@ async fn send_loop(
         let mut wake_at = None;
         if up.is_empty() {
             let since = g.counters().down_since;
-            if since.is_some_and(|s| s.elapsed() >= FALLBACK_AFTER) {
+            if since.is_some_and(|s| s.elapsed() >= g.fallback_after) {
                 let name = g.name.clone();
                 match shared.db.call(move |s| s.fall_back_to_modems(&name)).await {
                     Ok(moved) if !moved.is_empty() => {
@@ -423,6 +427,16 @@ async fn send_loop(
                         tracing::error!(gateway = %g.name, "gateway round failed: {e}");
                         wake_at = Some(Timestamp::now() + jiff::SignedDuration::from_secs(1));
                     }
+                }
+            }
+        }
+        if up.is_empty() {
+            // Down: look again when the fallback time comes (a link coming up wakes us).
+            let since = g.counters().down_since;
+            if let Some(s) = since {
+                let left = g.fallback_after.saturating_sub(s.elapsed());
+                if !left.is_zero() {
+                    wake_at = Some(Timestamp::now() + left);
                 }
             }
         }
