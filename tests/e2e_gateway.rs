@@ -475,3 +475,27 @@ async fn kill_9_during_a_gateway_batch_sends_nothing_twice() {
     assert!(unknown > 0, "the kill found nothing in flight");
     assert!(events.len() >= views.len() - unknown);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_before_their_submit_resp_still_deliver() {
+    let dir = tempfile::tempdir().unwrap();
+    let (sim, addr) = start_sim(dir.path(), 0, &["--cmpp-latency", "50ms"]);
+    write_gateway_config(dir.path(), &sim, &addr);
+    let d = Daemon::start(dir.path(), &sim);
+    wait_gateway_up(&d, 2).await;
+    sim.ctl(&["cmpp-reports-first", "on"]);
+    let client = d.client();
+    let to: Vec<String> = (0..10).map(mobile).collect();
+    let ids = client.send(&request(to, &long_text(1))).await.unwrap().ids;
+    wait_messages(
+        &client,
+        &ids,
+        Duration::from_secs(30),
+        "every message delivered though each report came first",
+        |m| m.state == MessageState::Delivered,
+    )
+    .await;
+    let (keys, events) = cmpp_submits(&sim);
+    assert!(keys.values().all(|n| *n == 1), "{keys:?}");
+    assert_eq!(events.len(), 20, "two parts per message");
+}
