@@ -14,6 +14,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod diag;
+pub mod diag_cmpp;
 pub mod pdu;
 pub mod sim;
 
