@@ -206,6 +206,37 @@ async fn a_batch_goes_over_the_gateway_and_the_modems_each_part_once() {
         .map(|v| v.parts.len())
         .sum();
 
+    // The views name the channel: gateway, Src_Id and each part's Msg_Id for 106.
+    for v in &views {
+        if gateway_ids.contains(&v.id) {
+            assert_eq!(v.gateway.as_deref(), Some("cmcc"), "{v:?}");
+            assert_eq!(v.src_id.as_deref(), Some("106901234542"), "{v:?}");
+            assert!(
+                v.parts
+                    .iter()
+                    .all(|p| p.msg_id.is_some() && p.sim.is_none()),
+                "{v:?}"
+            );
+        } else {
+            assert_eq!(
+                (v.sender.as_deref(), v.gateway.as_deref()),
+                (Some("mobile"), None)
+            );
+            assert!(
+                v.parts
+                    .iter()
+                    .all(|p| p.msg_id.is_none() && p.sim.is_some()),
+                "{v:?}"
+            );
+        }
+    }
+    let shown = d.cli(&["status", &gateway_ids[0].0.to_string()]);
+    let text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        text.contains("106 106901234542 via gateway cmcc") && text.contains("Msg_Id"),
+        "{text}"
+    );
+
     let (keys, events) = cmpp_submits(&sim);
     assert_eq!(events.len(), gateway_parts, "one SUBMIT per gateway part");
     assert!(

@@ -174,6 +174,9 @@ pub struct PartView {
     pub mr: Option<u8>,
     #[serde(default)]
     pub error: Option<String>,
+    /// The Msg_Id a carrier gateway gave it (106 messages, issue 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
 }
 
 /// `GET /v1/messages/{id}` (and the items of the list).
@@ -188,6 +191,14 @@ pub struct MessageView {
     pub sent: Option<Timestamp>,
     #[serde(default)]
     pub delivered: Option<Timestamp>,
+    /// "mobile", "phs" or "106" (issue 12; absent from older daemons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// The gateway and Src_Id of a 106 message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_id: Option<String>,
 }
 
 /// Body of `POST /v1/messages/{id}/settle` (admins): the operator's verdict on the message's

@@ -436,6 +436,11 @@ fn print_message(opts: &ClientOpts, m: &MessageView) -> anyhow::Result<()> {
     writeln!(out, "created    {}", m.created)?;
     writeln!(out, "sent       {}", time(m.sent))?;
     writeln!(out, "delivered  {}", time(m.delivered))?;
+    if let (Some(g), Some(src)) = (&m.gateway, &m.src_id) {
+        writeln!(out, "sender     106 {src} via gateway {g}")?;
+    } else if let Some(kind) = &m.sender {
+        writeln!(out, "sender     {kind}")?;
+    }
     writeln!(
         out,
         "{:<4} {:<16} {:<22} {:<4} ERROR",
@@ -447,8 +452,17 @@ fn print_message(opts: &ClientOpts, m: &MessageView) -> anyhow::Result<()> {
             "{:<4} {:<16} {:<22} {:<4} {}",
             p.seq,
             p.state.as_str(),
-            p.sim.as_deref().unwrap_or("-"),
-            p.mr.map_or_else(|| "-".to_owned(), |mr| mr.to_string()),
+            match (&p.sim, &p.msg_id) {
+                (Some(sim), _) => sim.as_str(),
+                (None, Some(_)) => "gateway",
+                (None, None) => "-",
+            },
+            p.mr.map_or_else(
+                || p.msg_id
+                    .clone()
+                    .map_or_else(|| "-".to_owned(), |id| format!("Msg_Id {id}")),
+                |mr| mr.to_string()
+            ),
             p.error.as_deref().unwrap_or("-")
         )?;
     }

@@ -167,11 +167,15 @@ fn api_view(v: MessageView, sims: &[crate::store::SimRecord]) -> t::MessageView 
                 sim: p.sim.map(sim_name),
                 mr: p.tp_mr,
                 error: p.error.clone(),
+                msg_id: p.gateway_msg_id.clone(),
             })
             .collect(),
         created: v.summary.created_at,
         sent: v.summary.sent_at,
         delivered: v.summary.delivered_at,
+        sender: Some(v.channel.sender_kind.clone()),
+        gateway: v.channel.gateway.clone(),
+        src_id: v.channel.src_id.clone(),
     }
 }
 

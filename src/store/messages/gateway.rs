@@ -16,7 +16,7 @@ use super::*;
 use crate::store::inbound::{store_inbound_in, InboundOutcome, InboundPart};
 
 /// The channel of an accepted message.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MessageChannel {
     /// "mobile", "phs" or "106".
     pub sender_kind: String,

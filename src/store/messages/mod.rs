@@ -181,6 +181,8 @@ pub struct PartView {
     pub report_status: Option<u8>,
     pub sent_at: Option<Timestamp>,
     pub delivered_at: Option<Timestamp>,
+    /// The Msg_Id a gateway's SUBMIT_RESP gave it (issue 12).
+    pub gateway_msg_id: Option<String>,
 }
 
 /// A message without its parts (lists).
@@ -209,6 +211,8 @@ pub struct MessageView {
     pub deadline: Option<Timestamp>,
     pub report_requested: bool,
     pub parts: Vec<PartView>,
+    /// Its sender kind, gateway and Src_Id (issue 12).
+    pub channel: gateway::MessageChannel,
 }
 
 impl serde::Serialize for MessageState {
