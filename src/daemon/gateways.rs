@@ -45,6 +45,8 @@ const DEFER: jiff::SignedDuration = jiff::SignedDuration::from_secs(1);
 /// waits for the answers in flight, so they must fit in it.
 const RESPONSE_TIMEOUT: Duration = Duration::from_secs(30);
 const SUBMIT_TIMEOUT: Duration = Duration::from_secs(40);
+/// Most unconfirmed SUBMITs remembered for a late SUBMIT_RESP.
+const UNCONFIRMED_KEPT: usize = 10_000;
 
 /// Counters of one gateway for `GET /v1/gateways` (the links' own counters are added).
 #[derive(Debug, Default, Clone)]
@@ -597,10 +599,13 @@ fn classify(
             (PayloadFate::MaybeSent, _) => {
                 c.submits += 1;
                 if let GatewayLinkError::Unconfirmed { sequence_id, .. } = &e {
-                    g.unconfirmed
-                        .lock()
-                        .unwrap_or_else(|p| p.into_inner())
-                        .insert((link, *sequence_id), part);
+                    let mut map = g.unconfirmed.lock().unwrap_or_else(|p| p.into_inner());
+                    // Bounded: a late SUBMIT_RESP comes within minutes or never; after a wrap
+                    // of the Sequence_Ids an old entry could only mislead.
+                    if map.len() >= UNCONFIRMED_KEPT {
+                        map.clear();
+                    }
+                    map.insert((link, *sequence_id), part);
                 }
                 GatewayOutcome::Unknown {
                     part,

@@ -1,12 +1,15 @@
-//! The daemon: the store, the scheduler's runner, the modem bank and the API, wired together.
-//! `run(config, shutdown)` is what `smsgate daemon` and `smsgate demo` call.
+//! The daemon: the store, the scheduler's runner, the modem bank, the carrier gateways' links and
+//! the API, wired together. `run(config, shutdown)` is what `smsgate daemon` and `smsgate demo`
+//! call.
 //!
 //! What must always hold: a part is claimed (`sending`, committed) before AT+CMGS is written, and
 //! its outcome is committed before its SIM is offered another part, so a crash leaves at most one
 //! `unknown` part per modem and nothing is ever sent twice by the daemon's own doing; the runner
 //! sleeps until something happens (a new message, a send finishing, a modem changing, a timer
 //! the scheduler asked for): there is no polling loop; on shutdown no new send starts, sends in
-//! flight finish (bounded), and the socket stops accepting.
+//! flight finish (bounded), and the socket stops accepting. The same holds for a gateway part and
+//! its SUBMIT (`gateways.rs`, a task per gateway beside the runner, which never sees gateway
+//! parts).
 
 mod admin;
 mod backend;
