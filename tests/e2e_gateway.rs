@@ -530,3 +530,65 @@ async fn reports_before_their_submit_resp_still_deliver() {
     assert!(keys.values().all(|n| *n == 1), "{keys:?}");
     assert_eq!(events.len(), 20, "two parts per message");
 }
+
+#[test]
+fn config_check_names_bad_channels_and_never_shows_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("cmcc.secret");
+    std::fs::write(&secret, "s3cret-value\n").unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    let gateway = format!(
+        "[[gateways]]\nname = \"cmcc\"\naddress = \"127.0.0.1:7890\"\nsp_id = \"901234\"\n\
+         secret_file = \"{}\"\nsrc_id = \"1069012345\"\n",
+        secret.display()
+    );
+    let check = |accounts: &str, mode: u32| {
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(mode)).unwrap();
+        let path = dir.path().join("smsgate.toml");
+        std::fs::write(
+            &path,
+            format!(
+                "socket = \"{0}/api.sock\"\ndatabase = \"{0}/db\"\n{accounts}\n{gateway}",
+                dir.path().display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(BIN)
+            .args(["config", "check", "--json", "--config"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!text.contains("s3cret"), "the secret was shown: {text}");
+        (out.status.success(), text)
+    };
+    let (ok, text) = check(
+        "[[accounts]]\nname = \"shop\"\nsender = \"106\"\ngateway = \"cmcc\"\nextension = \"42\"",
+        0o600,
+    );
+    assert!(ok, "{text}");
+    let (ok, text) = check(
+        "[[accounts]]\nname = \"shop\"\nsender = \"106\"\ngateway = \"cmcc\"",
+        0o644,
+    );
+    assert!(!ok && text.contains("0600 or 0640"), "{text}");
+    for (accounts, want) in [
+        ("sender = \"106\"\ngateway = \"cmpp\"", "unknown gateway"),
+        ("sender = \"106\"", "needs a gateway"),
+        (
+            "sender = \"106\"\ngateway = \"cmcc\"\nextension = \"x1\"",
+            "must be digits",
+        ),
+        (
+            "sender = \"106\"\ngateway = \"cmcc\"\nextension = \"12345678901234\"",
+            "more than the 21",
+        ),
+    ] {
+        let (ok, text) = check(&format!("[[accounts]]\nname = \"shop\"\n{accounts}"), 0o600);
+        assert!(!ok && text.contains(want), "{accounts}: {text}");
+    }
+}
