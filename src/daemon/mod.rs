@@ -603,6 +603,34 @@ mod tests {
         assert!(alive && !status.contains("DATABASE"), "{status}");
     }
 
+    #[tokio::test]
+    async fn status_line_counts_gateway_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "x").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut config = Config::default();
+        // Nothing listens on port 9 of the loopback here: the links stay down.
+        config.gateways = vec![crate::config::GatewayEntry {
+            name: "cmcc".into(),
+            address: "127.0.0.1:9".into(),
+            sp_id: "901234".into(),
+            secret_file: secret,
+            src_id: "1069012345".into(),
+            connections: 2,
+            ..Default::default()
+        }];
+        let (set, _events) = gateways::start_links(&config).unwrap();
+        let mut s = shared();
+        s.gateways = set;
+        s.beat();
+        let (status, alive) = systemd_status(&s);
+        assert!(alive, "{status}");
+        assert!(status.contains("0 of 2 gateway links up"), "{status}");
+        assert!(!systemd_status(&shared()).0.contains("gateway"));
+    }
+
     #[test]
     fn outcome_guard_counts_what_is_not_durable() {
         let s = shared();
