@@ -300,6 +300,7 @@ fn request(to: Vec<String>) -> SendRequest {
         not_before: None,
         priority: Default::default(),
         account: None,
+        sender: None,
     }
 }
 

@@ -81,6 +81,8 @@ pub struct Config {
     pub frontends: Vec<u32>,
     /// `[web]`: the settings of `smsgate web` (the network API); the daemon ignores them.
     pub web: WebConfig,
+    /// `[[gateways]]`: carrier gateways (CMPP) that send for 106 numbers.
+    pub gateways: Vec<GatewayEntry>,
 }
 
 impl Default for Config {
@@ -99,6 +101,7 @@ impl Default for Config {
             backup: BackupConfig::default(),
             frontends: Vec::new(),
             web: WebConfig::default(),
+            gateways: Vec::new(),
         }
     }
 }
@@ -257,6 +260,157 @@ pub struct AccountConfig {
     pub unsubscribe_suffix: Option<String>,
     /// Daily send window, e.g. "08:00-22:00 Asia/Shanghai"; messages outside wait for it.
     pub send_window: Option<String>,
+    /// The sender kind of a request that names none (issue 12). Default "mobile".
+    pub sender: SenderKind,
+    /// The kinds this account may ask for; empty: only `sender`.
+    pub senders: Vec<SenderKind>,
+    /// The `[[gateways]]` name its 106 messages go through (required with "106").
+    pub gateway: Option<String>,
+    /// 扩展码: digits appended to the gateway's `src_id` in Src_Id, so replies find the
+    /// account.
+    pub extension: String,
+    /// A 106 message may go out on the modems while its gateway is down (the recipient then
+    /// sees a different sender). Default false.
+    pub fallback: bool,
+}
+
+impl AccountConfig {
+    /// The kinds this account may send with (`senders`, or just its default `sender`).
+    pub fn allowed_senders(&self) -> Vec<SenderKind> {
+        if self.senders.is_empty() {
+            vec![self.sender]
+        } else {
+            self.senders.clone()
+        }
+    }
+}
+
+/// The three kinds of sender number (issue 12): a mobile number (the modem bank), a PHS
+/// area-code number (PHS modules in the bank) or a 106 service number (a carrier gateway).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum SenderKind {
+    #[default]
+    #[serde(rename = "mobile")]
+    Mobile,
+    #[serde(rename = "phs")]
+    Phs,
+    #[serde(rename = "106")]
+    Service106,
+}
+
+impl SenderKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SenderKind::Mobile => "mobile",
+            SenderKind::Phs => "phs",
+            SenderKind::Service106 => "106",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<SenderKind> {
+        match s {
+            "mobile" => Some(SenderKind::Mobile),
+            "phs" => Some(SenderKind::Phs),
+            "106" => Some(SenderKind::Service106),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for SenderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Src_Id is 21 octets in CMPP SUBMIT: the access number plus the extension must fit.
+pub const SRC_ID_MAX: usize = 21;
+
+/// `[[gateways]]`: one carrier gateway account (CMPP). The shared secret is read from
+/// `secret_file` when the daemon starts and is never shown (not here, not in `config check`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayEntry {
+    pub name: String,
+    /// "cmpp3" (falls back to 2.0 when the gateway says so) or "cmpp2".
+    pub protocol: String,
+    /// `host:port` of the ISMG.
+    pub address: String,
+    /// The SP id (Source_Addr), at most 6 characters.
+    pub sp_id: String,
+    /// File holding the shared secret (mode 0600 or 0640).
+    pub secret_file: PathBuf,
+    /// The 106 access number; an account's extension is appended.
+    pub src_id: String,
+    /// Service_Id of every SUBMIT (at most 10 characters).
+    pub service_id: String,
+    /// TCP links to open (each logs in on its own). Default 1.
+    pub connections: u32,
+    /// SUBMITs in flight per link without a response. Default 16.
+    pub window: u32,
+    /// The provider's contracted rate for the whole gateway; none: no limit.
+    pub max_per_second: Option<u32>,
+    /// With no link up this long, messages of `fallback = true` accounts go to the modems.
+    #[serde(with = "duration")]
+    pub fallback_after: SignedDuration,
+}
+
+impl Default for GatewayEntry {
+    fn default() -> Self {
+        GatewayEntry {
+            name: String::new(),
+            protocol: "cmpp3".into(),
+            address: String::new(),
+            sp_id: String::new(),
+            secret_file: PathBuf::new(),
+            src_id: String::new(),
+            service_id: String::new(),
+            connections: 1,
+            window: 16,
+            max_per_second: None,
+            fallback_after: SignedDuration::from_secs(30),
+        }
+    }
+}
+
+/// Why a gateway's secret cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("{}: cannot read: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: mode {mode:o} lets others read the secret; make it 0600 or 0640", path.display())]
+    Mode { path: PathBuf, mode: u32 },
+    #[error("{}: empty", path.display())]
+    Empty { path: PathBuf },
+}
+
+impl GatewayEntry {
+    /// Reads the shared secret (trailing newline removed), refusing a file others may read
+    /// or write (anything beyond 0640). The secret itself is never part of an error.
+    pub fn read_secret(&self) -> Result<String, SecretError> {
+        use std::os::unix::fs::MetadataExt;
+        let path = self.secret_file.clone();
+        let meta = std::fs::metadata(&path).map_err(|source| SecretError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let mode = meta.mode() & 0o7777;
+        if mode & !0o640 != 0 {
+            return Err(SecretError::Mode { path, mode });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|source| SecretError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        let secret = text.trim_end_matches(['\r', '\n']).to_string();
+        if secret.is_empty() {
+            return Err(SecretError::Empty { path });
+        }
+        Ok(secret)
+    }
 }
 
 /// `[policy]`
@@ -517,6 +671,7 @@ impl Config {
                 }
             }
         }
+        self.validate_gateways()?;
         if self.backup.keep == 0 {
             return bad(
                 "backup.keep",
@@ -532,6 +687,147 @@ impl Config {
             return bad("policy.unsubscribe_words", "words must not be empty".into());
         }
         self.web.validate()?;
+        Ok(())
+    }
+}
+
+impl Config {
+    /// `[[gateways]]` and the accounts' channel keys (issue 12).
+    fn validate_gateways(&self) -> Result<(), (String, String)> {
+        let bad = |key: &str, msg: String| Err((key.to_owned(), msg));
+        let mut names = std::collections::HashSet::new();
+        for g in &self.gateways {
+            let who = format!("gateway {:?}", g.name);
+            if g.name.trim().is_empty() {
+                return bad("gateways.name", "every gateway needs a name".into());
+            }
+            if !names.insert(g.name.as_str()) {
+                return bad("gateways.name", format!("{who} is listed twice"));
+            }
+            if !matches!(g.protocol.as_str(), "cmpp3" | "cmpp2") {
+                return bad(
+                    "gateways.protocol",
+                    format!("{who}: {:?} is not \"cmpp3\" or \"cmpp2\"", g.protocol),
+                );
+            }
+            if g.address
+                .rsplit_once(':')
+                .is_none_or(|(h, p)| h.is_empty() || p.parse::<u16>().is_err())
+            {
+                return bad(
+                    "gateways.address",
+                    format!("{who}: {:?} is not host:port", g.address),
+                );
+            }
+            if g.sp_id.is_empty() || g.sp_id.len() > 6 || !g.sp_id.is_ascii() {
+                return bad(
+                    "gateways.sp_id",
+                    format!("{who}: the SP id is 1 to 6 characters"),
+                );
+            }
+            if g.secret_file.as_os_str().is_empty() {
+                return bad("gateways.secret_file", format!("{who}: required"));
+            }
+            if g.src_id.is_empty()
+                || g.src_id.len() > SRC_ID_MAX
+                || !g.src_id.bytes().all(|b| b.is_ascii_digit())
+            {
+                return bad(
+                    "gateways.src_id",
+                    format!("{who}: the access number is 1 to {SRC_ID_MAX} digits"),
+                );
+            }
+            if g.service_id.len() > 10 || !g.service_id.is_ascii() {
+                return bad(
+                    "gateways.service_id",
+                    format!("{who}: Service_Id is at most 10 characters"),
+                );
+            }
+            if !(1..=64).contains(&g.connections) {
+                return bad("gateways.connections", format!("{who}: 1 to 64 links"));
+            }
+            if !(1..=1024).contains(&g.window) {
+                return bad("gateways.window", format!("{who}: 1 to 1024"));
+            }
+            if !g.fallback_after.is_positive() {
+                return bad(
+                    "gateways.fallback_after",
+                    format!("{who}: must be positive"),
+                );
+            }
+            if g.max_per_second == Some(0) {
+                return bad(
+                    "gateways.max_per_second",
+                    format!("{who}: must be at least 1 (leave it out for no limit)"),
+                );
+            }
+        }
+        let mut extensions = std::collections::HashMap::new();
+        for a in &self.accounts {
+            let who = format!("account {:?}", a.name);
+            if let Some(g) = &a.gateway {
+                if let Some(other) = extensions.insert((g.as_str(), a.extension.as_str()), &a.name)
+                {
+                    return bad(
+                        "accounts.extension",
+                        format!(
+                            "{who} and account {other:?} share gateway {g:?} and extension {:?}: \
+                             replies could not tell them apart",
+                            a.extension
+                        ),
+                    );
+                }
+            }
+            let allowed = a.allowed_senders();
+            if !allowed.contains(&a.sender) {
+                return bad(
+                    "accounts.senders",
+                    format!(
+                        "{who}: its default sender {:?} is not in senders",
+                        a.sender.as_str()
+                    ),
+                );
+            }
+            let gateway = match &a.gateway {
+                Some(name) => match self.gateways.iter().find(|g| &g.name == name) {
+                    Some(g) => Some(g),
+                    None => {
+                        return bad(
+                            "accounts.gateway",
+                            format!(
+                                "{who}: unknown gateway {name:?} (no [[gateways]] has that name)"
+                            ),
+                        )
+                    }
+                },
+                None => None,
+            };
+            if allowed.contains(&SenderKind::Service106) && gateway.is_none() {
+                return bad(
+                    "accounts.gateway",
+                    format!("{who}: sender \"106\" needs a gateway (one of [[gateways]])"),
+                );
+            }
+            if !a.extension.bytes().all(|b| b.is_ascii_digit()) {
+                return bad(
+                    "accounts.extension",
+                    format!("{who}: the extension must be digits, got {:?}", a.extension),
+                );
+            }
+            if let Some(g) = gateway {
+                let len = g.src_id.len() + a.extension.len();
+                if len > SRC_ID_MAX {
+                    return bad(
+                        "accounts.extension",
+                        format!(
+                            "{who}: Src_Id {} + {} is {len} digits, more than the {SRC_ID_MAX} \
+                             CMPP allows",
+                            g.src_id, a.extension
+                        ),
+                    );
+                }
+            }
+        }
         Ok(())
     }
 }
@@ -619,6 +915,112 @@ mod tests {
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         Config::from_toml(Path::new("/etc/smsgate.toml"), text)
+    }
+
+    const GATEWAY: &str = r#"
+[[gateways]]
+name = "cmcc"
+address = "10.1.2.3:7890"
+sp_id = "901234"
+secret_file = "/etc/smsgate/cmcc.secret"
+src_id = "1069012345"
+service_id = "MXX0000001"
+connections = 2
+"#;
+
+    #[test]
+    fn gateways_and_account_channels_of_the_issue() {
+        let c = load(&format!(
+            "{GATEWAY}
+[[accounts]]
+name = \"shop\"
+uids = [1001]
+sender = \"106\"
+senders = [\"106\", \"mobile\"]
+gateway = \"cmcc\"
+extension = \"42\"
+"
+        ))
+        .unwrap();
+        let g = &c.gateways[0];
+        assert_eq!(
+            (g.protocol.as_str(), g.connections, g.window),
+            ("cmpp3", 2, 16)
+        );
+        assert_eq!(g.max_per_second, None);
+        let a = &c.accounts[0];
+        assert_eq!(a.sender, SenderKind::Service106);
+        assert_eq!(
+            a.allowed_senders(),
+            vec![SenderKind::Service106, SenderKind::Mobile]
+        );
+        assert!(!a.fallback);
+        assert_eq!(
+            AccountConfig::default().allowed_senders(),
+            vec![SenderKind::Mobile]
+        );
+    }
+
+    #[test]
+    fn bad_gateway_channels_are_named() {
+        let cases = [
+            ("sender = \"106\"", "needs a gateway"),
+            (
+                "sender = \"106\"\ngateway = \"cmpp\"",
+                "unknown gateway \"cmpp\"",
+            ),
+            (
+                "sender = \"106\"\ngateway = \"cmcc\"\nextension = \"4a\"",
+                "must be digits",
+            ),
+            (
+                "sender = \"106\"\ngateway = \"cmcc\"\nextension = \"123456789012\"",
+                "more than the 21",
+            ),
+            (
+                "senders = [\"106\"]\ngateway = \"cmcc\"",
+                "default sender \"mobile\"",
+            ),
+        ];
+        for (keys, want) in cases {
+            let text = format!("{GATEWAY}\n[[accounts]]\nname = \"shop\"\n{keys}\n");
+            let err = load(&text).unwrap_err().to_string();
+            assert!(err.contains(want), "{keys}: {err}");
+        }
+        let err = load(
+            &GATEWAY
+                .replace("cmpp3", "smpp")
+                .replace("name = \"cmcc\"", "name = \"cmcc\"\nprotocol = \"smpp\""),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("gateways.protocol"), "{err}");
+        let err = load("[[accounts]]\nname = \"x\"\nsender = \"fax\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("sender"), "{err}");
+    }
+
+    #[test]
+    fn secret_file_mode_is_checked_and_the_secret_never_shown() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cmcc.secret");
+        std::fs::write(&path, "s3cr3t-value\n").unwrap();
+        let mut g = GatewayEntry {
+            secret_file: path.clone(),
+            ..GatewayEntry::default()
+        };
+        for mode in [0o600, 0o640] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            assert_eq!(g.read_secret().unwrap(), "s3cr3t-value");
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = g.read_secret().unwrap_err().to_string();
+        assert!(err.contains("644") && !err.contains("s3cr3t"), "{err}");
+        g.secret_file = dir.path().join("missing");
+        assert!(g.read_secret().is_err());
+        assert!(!format!("{g:?}").contains("s3cr3t"));
     }
 
     #[test]

@@ -21,7 +21,8 @@
 //!   PDU or text flow), and `AtSession` for `smsgate diag`.
 //! - [`gateway`]: the carrier-gateway channel for 106 numbers: one CMPP client link actor per
 //!   connection (login, window, heartbeat, reconnect, rate limit), the payload's fate as for
-//!   modems, reports and MO handed over with ack-then-DELIVER_RESP. Not wired to the daemon yet.
+//!   modems, reports and MO handed over with ack-then-DELIVER_RESP. The daemon drives it
+//!   (`daemon/gateways.rs`).
 //! - [`number`]: Chinese numbering: recipient validation and canonical form, carrier hints from
 //!   prefixes and IMSIs, masking numbers for logs.
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
@@ -47,7 +48,8 @@
 //! - [`daemon`]: the running service: runner (scheduler decisions applied), the bank's host
 //!   (which SIM each port carries, what its modem's events mean), inbound and status reports
 //!   into the store, the API backend (submission in `submit.rs`, one function per admin
-//!   operation in `admin.rs`), systemd notification.
+//!   operation in `admin.rs`), the carrier gateways' sending and events (`gateways.rs`) and
+//!   which channel a message takes (`channels.rs`), systemd notification.
 //! - [`config`]: the daemon's TOML configuration, every key with a default, and its own parsing
 //!   helpers (durations, group names); `api` reads `config`, never the reverse.
 //! - [`web`]: `smsgate web`, the network front end in its own process: the network API under
@@ -91,7 +93,7 @@
 //! diag: at bank modem number pdu
 //! gateway: cmpp modem number pdu
 //! sim: cmpp pdu
-//! daemon: ids api at audit bank config modem number pdu policy scheduler store
+//! daemon: ids api at audit bank config gateway modem number pdu policy scheduler store
 //! web: api config
 //! cli: api at audit cmpp config daemon diag number pdu sim store web
 //! ```

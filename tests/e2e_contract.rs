@@ -109,6 +109,7 @@ fn request(to: &str, text: &str, account: Option<&str>) -> SendRequest {
         not_before: None,
         priority: Priority::Normal,
         account: account.map(str::to_string),
+        sender: None,
     }
 }
 

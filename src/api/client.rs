@@ -142,6 +142,10 @@ impl ApiClient {
         self.call(Method::POST, &uri, Some(&body)).await
     }
 
+    pub async fn gateways(&self) -> Result<Vec<crate::api::types::GatewayView>, ClientError> {
+        self.call(Method::GET, "/v1/gateways", None::<&()>).await
+    }
+
     pub async fn modems(&self) -> Result<Vec<ModemView>, ClientError> {
         self.call(Method::GET, "/v1/modems", None::<&()>).await
     }

@@ -232,6 +232,15 @@ pub trait Backend: Send + Sync + 'static {
         caller: Caller,
     ) -> impl Future<Output = Result<Vec<ModemView>, ApiError>> + Send;
 
+    /// The carrier gateways and their links (issue 12); none by default.
+    fn gateways(
+        &self,
+        caller: Caller,
+    ) -> impl Future<Output = Result<Vec<types::GatewayView>, ApiError>> + Send {
+        let _ = caller;
+        async { Ok(Vec::new()) }
+    }
+
     fn inbox(
         &self,
         caller: Caller,

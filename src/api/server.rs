@@ -58,6 +58,7 @@ pub fn router<B: Backend>(
         .route("/v1/messages/{id}/retry", post(retry::<B>))
         .route("/v1/messages/{id}/settle", post(settle::<B>))
         .route("/v1/modems", get(modems::<B>))
+        .route("/v1/gateways", get(gateways::<B>))
         .route("/v1/inbox", get(inbox::<B>))
         .route("/v1/health", get(health::<B>))
         .route("/metrics", get(metrics::<B>))
@@ -463,6 +464,14 @@ async fn settle<B: Backend>(
     Ok(Json(view).into_response())
 }
 
+async fn gateways<B: Backend>(
+    State(state): State<ApiState<B>>,
+    ConnectInfo(peer): ConnectInfo<Peer>,
+) -> Result<Response, ApiError> {
+    let caller = caller(&state, peer).await?;
+    Ok(Json(state.backend.gateways(caller).await?).into_response())
+}
+
 async fn modems<B: Backend>(
     State(state): State<ApiState<B>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
@@ -535,6 +544,7 @@ mod tests {
             not_before: None,
             priority: Default::default(),
             account: None,
+            sender: None,
         }
     }
 

@@ -6,6 +6,8 @@
 //! reject unknown fields so a misspelt option is a 400, not silently ignored.
 
 use jiff::{SignedDuration, Timestamp};
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 /// Most recipients one `POST /v1/messages` may carry.
@@ -83,6 +85,10 @@ pub struct SendRequest {
     /// Admins only: act for this account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub account: Option<String>,
+    /// The kind of sender number: "mobile", "phs" or "106" (issue 12); the account's default
+    /// when absent. A kind the account may not use is refused (403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<crate::config::SenderKind>,
 }
 
 fn default_true() -> bool {
@@ -168,6 +174,9 @@ pub struct PartView {
     pub mr: Option<u8>,
     #[serde(default)]
     pub error: Option<String>,
+    /// The Msg_Id a carrier gateway gave it (106 messages, issue 12).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub msg_id: Option<String>,
 }
 
 /// `GET /v1/messages/{id}` (and the items of the list).
@@ -182,6 +191,14 @@ pub struct MessageView {
     pub sent: Option<Timestamp>,
     #[serde(default)]
     pub delivered: Option<Timestamp>,
+    /// "mobile", "phs" or "106" (issue 12; absent from older daemons).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<String>,
+    /// The gateway and Src_Id of a 106 message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub src_id: Option<String>,
 }
 
 /// Body of `POST /v1/messages/{id}/settle` (admins): the operator's verdict on the message's
@@ -252,6 +269,48 @@ pub struct QuotaLeft {
     pub minute: u32,
     pub hour: u32,
     pub day: u32,
+}
+
+/// One item of `GET /v1/gateways`: a carrier gateway (CMPP) and its links (issue 12). The
+/// shared secret is never part of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayView {
+    pub name: String,
+    pub address: String,
+    /// The 106 access number.
+    pub src_id: String,
+    pub links_up: u32,
+    pub links: Vec<GatewayLinkView>,
+    /// Window per link, and SUBMITs in flight over all links now.
+    pub window: u32,
+    pub window_in_use: u32,
+    /// Parts submitted (answered or unconfirmed) since the daemon started.
+    pub submits: u64,
+    /// SUBMIT_RESP results by code ("0" accepted, "8" flow control, ...).
+    pub results: BTreeMap<String, u64>,
+    pub reports: u64,
+    pub mo: u64,
+    #[serde(default)]
+    pub last_error: Option<String>,
+}
+
+/// One TCP link of a gateway.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GatewayLinkView {
+    pub link: u32,
+    /// up, connecting, down, refused (login refused: wrong secret or SP id), stopped.
+    pub state: String,
+    /// The CMPP version logged in with.
+    #[serde(default)]
+    pub version: Option<String>,
+    pub in_flight: u32,
+    /// SUBMITs written (resends after flow control included).
+    pub written: u64,
+    /// SUBMITs written and never answered.
+    pub unconfirmed: u64,
+    pub logins: u64,
+    #[serde(default)]
+    pub last_error: Option<String>,
 }
 
 /// One item of `GET /v1/modems`: a port and the SIM in it.

@@ -60,6 +60,13 @@ pub struct SendArgs {
     /// Admins: send for this account.
     #[arg(long)]
     pub account: Option<String>,
+    /// The kind of sender number: mobile, phs or 106 (default: the account's).
+    #[arg(long, value_parser = parse_sender)]
+    pub sender: Option<crate::config::SenderKind>,
+}
+
+fn parse_sender(s: &str) -> Result<crate::config::SenderKind, String> {
+    crate::config::SenderKind::parse(s).ok_or_else(|| format!("{s:?} is not mobile, phs or 106"))
 }
 
 #[derive(Debug, Args)]
@@ -257,6 +264,7 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
                 not_before: args.not_before,
                 priority: args.priority,
                 account: args.account.clone(),
+                sender: args.sender,
             })
         })
         .collect();
@@ -428,6 +436,11 @@ fn print_message(opts: &ClientOpts, m: &MessageView) -> anyhow::Result<()> {
     writeln!(out, "created    {}", m.created)?;
     writeln!(out, "sent       {}", time(m.sent))?;
     writeln!(out, "delivered  {}", time(m.delivered))?;
+    if let (Some(g), Some(src)) = (&m.gateway, &m.src_id) {
+        writeln!(out, "sender     106 {src} via gateway {g}")?;
+    } else if let Some(kind) = &m.sender {
+        writeln!(out, "sender     {kind}")?;
+    }
     writeln!(
         out,
         "{:<4} {:<16} {:<22} {:<4} ERROR",
@@ -439,8 +452,17 @@ fn print_message(opts: &ClientOpts, m: &MessageView) -> anyhow::Result<()> {
             "{:<4} {:<16} {:<22} {:<4} {}",
             p.seq,
             p.state.as_str(),
-            p.sim.as_deref().unwrap_or("-"),
-            p.mr.map_or_else(|| "-".to_owned(), |mr| mr.to_string()),
+            match (&p.sim, &p.msg_id) {
+                (Some(sim), _) => sim.as_str(),
+                (None, Some(_)) => "gateway",
+                (None, None) => "-",
+            },
+            p.mr.map_or_else(
+                || p.msg_id
+                    .clone()
+                    .map_or_else(|| "-".to_owned(), |id| format!("Msg_Id {id}")),
+                |mr| mr.to_string()
+            ),
             p.error.as_deref().unwrap_or("-")
         )?;
     }
@@ -454,6 +476,56 @@ fn print_message(opts: &ClientOpts, m: &MessageView) -> anyhow::Result<()> {
              `smsgate settle {id} --not-sent` as not sent (credit refunded).",
             id = m.id
         )?;
+    }
+    Ok(())
+}
+
+pub fn gateways(args: ModemsArgs) -> anyhow::Result<()> {
+    let client = ApiClient::new(&args.opts.socket);
+    let list = runtime()?.block_on(client.gateways())?;
+    if args.opts.json {
+        return print_json(&list);
+    }
+    let mut out = std::io::stdout().lock();
+    if list.is_empty() {
+        writeln!(out, "no gateways")?;
+        return Ok(());
+    }
+    for g in &list {
+        let results: Vec<String> = g.results.iter().map(|(k, v)| format!("{k}:{v}")).collect();
+        writeln!(
+            out,
+            "{} {} (Src_Id {}): {} of {} links up, window {}/{}, {} submits, results {}, {} reports, {} MO{}",
+            g.name,
+            g.address,
+            g.src_id,
+            g.links_up,
+            g.links.len(),
+            g.window_in_use,
+            g.window as usize * g.links.len(),
+            g.submits,
+            if results.is_empty() { "-".to_string() } else { results.join(" ") },
+            g.reports,
+            g.mo,
+            g.last_error
+                .as_deref()
+                .map(|e| format!("; last error: {e}"))
+                .unwrap_or_default()
+        )?;
+        for l in &g.links {
+            writeln!(
+                out,
+                "  link {:<3} {:<10} {:<5} in flight {:>4}  written {:>8}  unconfirmed {:>4}  logins {:>3}  {}",
+                l.link,
+                l.state,
+                l.version.as_deref().unwrap_or("-"),
+                l.in_flight,
+                l.written,
+                l.unconfirmed,
+                l.logins,
+                l.last_error.as_deref().unwrap_or("")
+            )?;
+        }
     }
     Ok(())
 }

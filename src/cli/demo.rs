@@ -1,8 +1,9 @@
 //! `smsgate demo`: the first thing a new user runs. Starts a virtual modem bank (four modems of
 //! different vendor dialects, realistic send latency and delivery reports) and the real daemon in
 //! a temporary directory, sends a handful of messages through the real Unix-socket API (Chinese,
-//! a long concatenated one, several carriers), follows them to delivered, shows a reply arriving,
-//! prints a summary and exits 0 — or 1 if any message did not reach `delivered` in time.
+//! a long concatenated one, several carriers, and one from a 106 number through a virtual
+//! carrier gateway over CMPP), follows them to delivered, shows a reply arriving, prints a
+//! summary and exits 0 — or 1 if any message did not reach `delivered` in time.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -13,8 +14,18 @@ use clap::Args;
 
 use crate::api::client::ApiClient;
 use crate::api::types::{InboxQuery, MessageId, MessageState, MessageView, SendRequest};
-use crate::config::{AccountConfig, Config};
-use crate::sim::{Bank, Control, DialectChoice, SimConfig};
+use crate::config::{AccountConfig, Config, GatewayEntry, SenderKind};
+use crate::sim::{Bank, Control, DialectChoice, IsmgConfig, SimConfig};
+
+/// The demo's 106 message: (recipient, what it shows, text).
+const MESSAGE_106: (&str, &str, &str) = (
+    "13812345678",
+    "106 number via CMPP gateway",
+    "【示例银行】您尾号 8812 的账户今日入账 1,250.00 元。",
+);
+/// The demo gateway's SP id and shared secret (the virtual ISMG checks them).
+const DEMO_SP_ID: &str = "901234";
+const DEMO_SECRET: &str = "demo-secret";
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -113,6 +124,8 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
     sim.report_delay = Duration::from_millis(1500);
     sim.seed = Some(2026);
     sim.control_socket = false;
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+    sim.cmpp = Some(IsmgConfig::new(listen, DEMO_SP_ID, DEMO_SECRET.as_bytes()));
     let bank = Bank::start(sim)
         .await
         .context("cannot start the virtual modem bank")?;
@@ -126,12 +139,41 @@ async fn demo(args: &DemoArgs, dir: PathBuf) -> anyhow::Result<()> {
     config.modems.ports = vec![format!("{}/modem*", dir.join("modems").display())];
     config.quota.min_interval = jiff::SignedDuration::ZERO;
     config.admin_group = "root".into();
+    // The virtual carrier gateway for the 106 message; its secret file as an operator keeps it.
+    let secret_file = dir.join("cmcc.secret");
+    {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&secret_file)
+            .and_then(|mut f| f.write_all(DEMO_SECRET.as_bytes()))
+            .context("cannot write the demo gateway's secret file")?;
+    }
+    let cmpp = bank
+        .cmpp_addr()
+        .context("the virtual carrier gateway did not start")?;
+    config.gateways = vec![GatewayEntry {
+        name: "cmcc".into(),
+        address: cmpp.to_string(),
+        sp_id: DEMO_SP_ID.into(),
+        secret_file,
+        src_id: "1069012345".into(),
+        service_id: "DEMO".into(),
+        ..GatewayEntry::default()
+    }];
     config.accounts = vec![AccountConfig {
         name: "demo".into(),
         uids: vec![uid],
         groups: Vec::new(),
         // The demo shows sending, not buying credit.
         unmetered: true,
+        senders: vec![SenderKind::Mobile, SenderKind::Service106],
+        gateway: Some("cmcc".into()),
+        extension: "88".into(),
         ..AccountConfig::default()
     }];
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -206,7 +248,12 @@ async fn drive(
         MESSAGES.len()
     );
     let mut sent: Vec<(MessageId, &str, &str, u32)> = Vec::new();
-    for (to, what, text) in MESSAGES {
+    let mut gateway_id = None;
+    let all = MESSAGES
+        .iter()
+        .map(|m| (m, None))
+        .chain([(&MESSAGE_106, Some(SenderKind::Service106))]);
+    for ((to, what, text), sender) in all {
         let resp = client
             .send(&SendRequest {
                 to: vec![(*to).to_string()],
@@ -216,6 +263,7 @@ async fn drive(
                 not_before: None,
                 priority: Default::default(),
                 account: None,
+                sender,
             })
             .await
             .with_context(|| format!("sending to {to}"))?;
@@ -229,11 +277,16 @@ async fn drive(
             "  #{:<3} {:<16} {:<38} {} part(s)",
             id.0, shown, what, resp.parts
         );
+        if sender.is_some() {
+            gateway_id = Some(*id);
+        }
         sent.push((*id, to, what, resp.parts));
     }
 
     // 3. Follow them.
-    println!("\nfollowing them (AT+CMGS on the modems, then delivery reports):");
+    println!(
+        "\nfollowing them (AT+CMGS on the modems, CMPP SUBMIT to the gateway, then delivery reports):"
+    );
     let started = Instant::now();
     let mut last: BTreeMap<u64, MessageState> = BTreeMap::new();
     let mut views: BTreeMap<u64, MessageView> = BTreeMap::new();
@@ -254,7 +307,9 @@ async fn drive(
                     started.elapsed().as_secs_f64(),
                     id.0,
                     v.state.as_str(),
-                    if sims.is_empty() {
+                    if gateway_id == Some(*id) && v.state != MessageState::Queued {
+                        "via gateway cmcc, Src_Id 106901234588".to_string()
+                    } else if sims.is_empty() {
                         String::new()
                     } else {
                         format!("on SIM {}", sims.join(", "))
@@ -340,7 +395,7 @@ async fn drive(
     }
     let total_parts: u32 = sent.iter().map(|s| s.3).sum();
     println!(
-        "\n{} messages, {} SMS parts, over {} modems in {:.1}s.",
+        "\n{} messages, {} SMS parts, over {} modems and one carrier gateway in {:.1}s.",
         sent.len(),
         total_parts,
         args.modems,

@@ -29,9 +29,27 @@ pub struct DiagArgs {
     /// How long to wait for an answer at each baud rate.
     #[arg(long, default_value = "600ms")]
     pub probe_timeout: String,
+    /// Check a carrier gateway instead (106 numbers): CMPP login and ACTIVE_TEST at HOST:PORT.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["ports", "send_test", "trace"])]
+    pub cmpp: Option<String>,
+    /// With --cmpp: the SP id.
+    #[arg(long, requires = "cmpp")]
+    pub sp_id: Option<String>,
+    /// With --cmpp: the file holding the shared secret (mode 0600 or 0640).
+    #[arg(long, requires = "cmpp")]
+    pub secret_file: Option<PathBuf>,
+    /// With --cmpp: log in with CMPP 2.0 only.
+    #[arg(long, requires = "cmpp")]
+    pub cmpp2: bool,
 }
 
 pub fn run(args: DiagArgs) -> anyhow::Result<()> {
+    if let Some(address) = &args.cmpp {
+        let (Some(sp_id), Some(secret)) = (&args.sp_id, &args.secret_file) else {
+            return Err(BadInput("--cmpp needs --sp-id and --secret-file".into()).into());
+        };
+        return super::diag_cmpp::run(address, sp_id, secret, args.cmpp2, args.json);
+    }
     let mut opts = DiagOptions {
         trace: args.trace,
         probe_timeout: parse_duration(&args.probe_timeout)?,

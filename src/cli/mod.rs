@@ -15,6 +15,7 @@ pub mod daemon;
 pub mod demo;
 pub mod diag;
 pub mod key;
+pub mod diag_cmpp;
 pub mod pdu;
 pub mod sim;
 pub mod web;
@@ -53,6 +54,9 @@ pub enum Command {
     Settle(client::SettleArgs),
     /// List modem ports and their SIMs: state, signal, counters, quota left.
     Modems(client::ModemsArgs),
+    /// List carrier gateways (106 numbers, CMPP) and their links: state, window in use,
+    /// submits, results by code, last error.
+    Gateways(client::ModemsArgs),
     /// Show received SMS (replies, unsubscribe words).
     Inbox(client::InboxArgs),
     /// Run a virtual modem bank on pseudo-terminals, or control a running one (`sim ctl`).
@@ -120,6 +124,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Retry(args) => client::retry(args),
         Command::Settle(args) => client::settle(args),
         Command::Modems(args) => client::modems(args),
+        Command::Gateways(args) => client::gateways(args),
         Command::Inbox(args) => client::inbox(args),
         Command::Sim(args) => sim::run(args),
         Command::Diag(args) => diag::run(args),

@@ -161,6 +161,15 @@ pub fn startup_errors(config: &Config) -> Vec<(Option<String>, String)> {
             }
         }
     }
+    for g in &config.gateways {
+        // The secret is read only to check it can be; it goes nowhere.
+        if let Err(e) = g.read_secret() {
+            errors.push((
+                Some("gateways.secret_file".into()),
+                format!("gateway {:?}: {e}", g.name),
+            ));
+        }
+    }
     if let Err(e) = super::groups::check(config) {
         errors.push((None, e));
     }

@@ -167,11 +167,15 @@ fn api_view(v: MessageView, sims: &[crate::store::SimRecord]) -> t::MessageView 
                 sim: p.sim.map(sim_name),
                 mr: p.tp_mr,
                 error: p.error.clone(),
+                msg_id: p.gateway_msg_id.clone(),
             })
             .collect(),
         created: v.summary.created_at,
         sent: v.summary.sent_at,
         delivered: v.summary.delivered_at,
+        sender: Some(v.channel.sender_kind.clone()),
+        gateway: v.channel.gateway.clone(),
+        src_id: v.channel.src_id.clone(),
     }
 }
 
@@ -258,7 +262,9 @@ impl Backend for DaemonBackend {
         } else {
             format!("account:{account_name}")
         };
+        let channel = self.shared.channels().resolve(&account_name, req.sender)?;
         let input = submit::SubmitInput {
+            channel,
             account: account_name,
             actor,
             recipients,
@@ -296,7 +302,7 @@ impl Backend for DaemonBackend {
                 account = account.as_deref().unwrap_or("-"),
                 "messages accepted"
             );
-            self.shared.wake.notify_one();
+            self.shared.wake_all();
         }
         Ok(SendResponse {
             ids: ids
@@ -394,7 +400,7 @@ impl Backend for DaemonBackend {
             .call(move |s| s.operator_retry(sid, &actor, Timestamp::now()))
             .await
             .map_err(conflict_or_internal)?;
-        self.shared.wake.notify_one();
+        self.shared.wake_all();
         let v = self.visible(&caller, id).await?;
         self.view(v).await
     }
@@ -427,6 +433,19 @@ impl Backend for DaemonBackend {
         );
         let v = self.visible(&caller, id).await?;
         self.view(v).await
+    }
+
+    async fn gateways(
+        &self,
+        _caller: Caller,
+    ) -> Result<Vec<crate::api::types::GatewayView>, ApiError> {
+        Ok(self
+            .shared
+            .gateways
+            .gateways
+            .iter()
+            .map(|g| g.view())
+            .collect())
     }
 
     async fn modems(&self, _caller: Caller) -> Result<Vec<ModemView>, ApiError> {
@@ -515,9 +534,14 @@ impl Backend for DaemonBackend {
                     if before.is_some_and(|b| m.id.0.max(0) as u64 >= b) {
                         continue;
                     }
-                    // An account sees replies from the numbers it has messaged.
+                    // An account sees replies from the numbers it has messaged; a reply through
+                    // a gateway names its account (the extension it was sent to).
                     if let Some(a) = &account {
-                        if !s.account_messaged(a, &m.sender)? {
+                        let seen = match &m.account {
+                            Some(named) => named == a,
+                            None => s.account_messaged(a, &m.sender)?,
+                        };
+                        if !seen {
                             continue;
                         }
                     }
@@ -625,6 +649,72 @@ impl Backend for DaemonBackend {
             "smsgate_modems{{condition=\"sending\"}} {}",
             summary.busy
         );
+        let gateways: Vec<_> = self
+            .shared
+            .gateways
+            .gateways
+            .iter()
+            .map(|g| g.view())
+            .collect();
+        if !gateways.is_empty() {
+            // Per gateway (issue 12); never its secret.
+            for (name, help, kind) in [
+                (
+                    "smsgate_gateway_links_up",
+                    "Gateway links logged in.",
+                    "gauge",
+                ),
+                (
+                    "smsgate_gateway_window_in_use",
+                    "SUBMITs in flight.",
+                    "gauge",
+                ),
+                (
+                    "smsgate_gateway_submits_total",
+                    "Parts submitted.",
+                    "counter",
+                ),
+                (
+                    "smsgate_gateway_results_total",
+                    "SUBMIT_RESP results by code.",
+                    "counter",
+                ),
+                (
+                    "smsgate_gateway_reports_total",
+                    "Status reports taken.",
+                    "counter",
+                ),
+                ("smsgate_gateway_mo_total", "MO messages taken.", "counter"),
+            ] {
+                let _ = writeln!(out, "# HELP {name} {help}");
+                let _ = writeln!(out, "# TYPE {name} {kind}");
+                for g in &gateways {
+                    let l = format!("gateway=\"{}\"", g.name);
+                    match name {
+                        "smsgate_gateway_links_up" => {
+                            let _ = writeln!(out, "{name}{{{l}}} {}", g.links_up);
+                        }
+                        "smsgate_gateway_window_in_use" => {
+                            let _ = writeln!(out, "{name}{{{l}}} {}", g.window_in_use);
+                        }
+                        "smsgate_gateway_submits_total" => {
+                            let _ = writeln!(out, "{name}{{{l}}} {}", g.submits);
+                        }
+                        "smsgate_gateway_results_total" => {
+                            for (code, n) in &g.results {
+                                let _ = writeln!(out, "{name}{{{l},result=\"{code}\"}} {n}");
+                            }
+                        }
+                        "smsgate_gateway_reports_total" => {
+                            let _ = writeln!(out, "{name}{{{l}}} {}", g.reports);
+                        }
+                        _ => {
+                            let _ = writeln!(out, "{name}{{{l}}} {}", g.mo);
+                        }
+                    }
+                }
+            }
+        }
         let _ = writeln!(
             out,
             "# HELP smsgate_uptime_seconds Seconds since the daemon started."
@@ -662,7 +752,7 @@ impl Backend for DaemonBackend {
             .map_err(internal)??;
         if woke {
             // An approved message is due: the runner must look.
-            self.shared.wake.notify_one();
+            self.shared.wake_all();
         }
         Ok(v)
     }

@@ -185,6 +185,12 @@ mod tests {
             validity_explicit: explicit,
             report: false,
             validity: None,
+            channel: store::MessageChannel {
+                sender_kind: "mobile".into(),
+                gateway: None,
+                src_id: None,
+                fallback: false,
+            },
         }
     }
 

@@ -1,17 +1,22 @@
-//! The daemon: the store, the scheduler's runner, the modem bank and the API, wired together.
-//! `run(config, shutdown)` is what `smsgate daemon` and `smsgate demo` call.
+//! The daemon: the store, the scheduler's runner, the modem bank, the carrier gateways' links and
+//! the API, wired together. `run(config, shutdown)` is what `smsgate daemon` and `smsgate demo`
+//! call.
 //!
 //! What must always hold: a part is claimed (`sending`, committed) before AT+CMGS is written, and
 //! its outcome is committed before its SIM is offered another part, so a crash leaves at most one
 //! `unknown` part per modem and nothing is ever sent twice by the daemon's own doing; the runner
 //! sleeps until something happens (a new message, a send finishing, a modem changing, a timer
 //! the scheduler asked for): there is no polling loop; on shutdown no new send starts, sends in
-//! flight finish (bounded), and the socket stops accepting.
+//! flight finish (bounded), and the socket stops accepting. The same holds for a gateway part and
+//! its SUBMIT (`gateways.rs`, a task per gateway beside the runner, which never sees gateway
+//! parts).
 
 mod admin;
 mod backend;
+mod channels;
 mod contract;
 pub mod keys;
+mod gateways;
 mod modems;
 mod runner;
 mod submit;
@@ -145,6 +150,10 @@ pub(crate) struct Shared {
     pub outcomes_unwritten: std::sync::atomic::AtomicUsize,
     /// Why the store cannot write, since when (None while it writes).
     pub store_fault: Mutex<Option<(String, std::time::Instant)>>,
+    /// The accounts' sender kinds and gateways (issue 12; reloaded on SIGHUP).
+    pub channels: RwLock<channels::Channels>,
+    /// The carrier gateways' links (issue 12).
+    pub gateways: gateways::GatewaySet,
 }
 
 /// Held while one send's outcome waits to be durable.
@@ -169,6 +178,19 @@ impl Shared {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    pub fn channels(&self) -> channels::Channels {
+        self.channels
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Wakes the modems' runner and every gateway's sending task (new work may be due).
+    pub fn wake_all(&self) {
+        self.wake.notify_one();
+        self.gateways.wake();
     }
 
     pub fn is_stopping(&self) -> bool {
@@ -347,6 +369,8 @@ pub async fn run(
         })?),
     };
 
+    // One link per configured connection of each gateway; they log in on their own.
+    let (gateway_set, link_events) = gateways::start_links(&config)?;
     let db = Db::new(store);
     let shared = Arc::new(Shared {
         accept: submit::AcceptWriter::start(db.clone()),
@@ -361,10 +385,13 @@ pub async fn run(
         heartbeat: Mutex::new(std::time::Instant::now()),
         outcomes_unwritten: std::sync::atomic::AtomicUsize::new(0),
         store_fault: Mutex::new(None),
+        channels: RwLock::new(channels::Channels::from_config(&config)),
+        gateways: gateway_set,
     });
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let runner = tokio::spawn(runner::run(Arc::clone(&shared), stop_rx.clone()));
+    let gateway_tasks = gateways::spawn(&shared, link_events, stop_rx.clone());
     // The modems stop only after the drain: a supervisor that saw the stop first would drop
     // its modem (and the send in flight), leaving the part `sending` (found by the e2e tests).
     let (bank_stop_tx, bank_stop_rx) = watch::channel(false);
@@ -404,12 +431,18 @@ pub async fn run(
     let _ = stop_tx.send(true);
     shared.wake.notify_one();
     let _ = runner.await;
+    for t in gateway_tasks {
+        let _ = t.await;
+    }
+    let drained = std::time::Instant::now();
     if tokio::time::timeout(DRAIN_LIMIT, shared.modems.wait_idle())
         .await
         .is_err()
     {
         tracing::warn!("sends still in flight after {DRAIN_LIMIT:?}: they will show as unknown");
     }
+    // The gateways' SUBMITs in flight are answered within the same limit, then TERMINATE.
+    gateways::drain(&shared, DRAIN_LIMIT.saturating_sub(drained.elapsed())).await;
     let _ = bank_stop_tx.send(true);
     shared.modems.shutdown_all(MODEM_SHUTDOWN_LIMIT).await;
     bank.abort();
@@ -428,6 +461,9 @@ fn reload_config(shared: &Shared, path: &Path) {
         Ok(config) => {
             *shared.tunables.write().unwrap_or_else(|p| p.into_inner()) =
                 Tunables::from_config(&config);
+            // Accounts' sender kinds and extensions; the gateways' links need a restart.
+            *shared.channels.write().unwrap_or_else(|p| p.into_inner()) =
+                channels::Channels::from_config(&config);
             match contract::ContractSettings::from_config(&config) {
                 Ok(c) => {
                     *shared.contract.write().unwrap_or_else(|p| p.into_inner()) = c;
@@ -495,6 +531,10 @@ fn systemd_status(shared: &Shared) -> (String, bool) {
         "{} of {} modems ready, {} sending",
         summary.ready, summary.total, summary.busy
     );
+    let (up, links) = shared.gateways.link_summary();
+    if links > 0 {
+        status.push_str(&format!("; {up} of {links} gateway links up"));
+    }
     let mut alive = true;
     if let Some((why, for_)) = shared.store_trouble() {
         status.push_str(&format!(
@@ -530,6 +570,8 @@ mod tests {
             heartbeat: Mutex::new(std::time::Instant::now()),
             outcomes_unwritten: std::sync::atomic::AtomicUsize::new(0),
             store_fault: Mutex::new(None),
+            channels: RwLock::new(channels::Channels::from_config(&config)),
+            gateways: gateways::GatewaySet::default(),
         }
     }
 
@@ -561,6 +603,34 @@ mod tests {
         s.store_fault(None);
         let (status, alive) = systemd_status(&s);
         assert!(alive && !status.contains("DATABASE"), "{status}");
+    }
+
+    #[tokio::test]
+    async fn status_line_counts_gateway_links() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let secret = dir.path().join("s");
+        std::fs::write(&secret, "x").unwrap();
+        std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let mut config = Config::default();
+        // Nothing listens on port 9 of the loopback here: the links stay down.
+        config.gateways = vec![crate::config::GatewayEntry {
+            name: "cmcc".into(),
+            address: "127.0.0.1:9".into(),
+            sp_id: "901234".into(),
+            secret_file: secret,
+            src_id: "1069012345".into(),
+            connections: 2,
+            ..Default::default()
+        }];
+        let (set, _events) = gateways::start_links(&config).unwrap();
+        let mut s = shared();
+        s.gateways = set;
+        s.beat();
+        let (status, alive) = systemd_status(&s);
+        assert!(alive, "{status}");
+        assert!(status.contains("0 of 2 gateway links up"), "{status}");
+        assert!(!systemd_status(&shared()).0.contains("gateway"));
     }
 
     #[test]

@@ -611,7 +611,11 @@ async fn take_report(shared: &Arc<Shared>, port: &str, pdu: InboundPdu) {
 /// exists nowhere else, so giving up would lose it. The modem's events wait meanwhile (its
 /// sends are paused anyway). Gives up only when the daemon stops, or on an error that is not
 /// about writing.
-async fn write_durably<T, F>(shared: &Arc<Shared>, what: &str, f: F) -> Result<T, StoreError>
+pub(super) async fn write_durably<T, F>(
+    shared: &Arc<Shared>,
+    what: &str,
+    f: F,
+) -> Result<T, StoreError>
 where
     T: Send + 'static,
     F: Fn(&mut crate::store::Store) -> Result<T, StoreError> + Send + Sync + 'static,

@@ -45,6 +45,8 @@ pub(crate) struct SubmitInput {
     pub validity_explicit: bool,
     pub report: bool,
     pub validity: Option<crate::pdu::ValidityPeriod>,
+    /// The modem bank or a gateway, with the sender kind (issue 12).
+    pub channel: store::MessageChannel,
 }
 
 impl SubmitInput {
@@ -301,7 +303,12 @@ pub(crate) fn submit(
         .collect();
     let ids = {
         let ids = store::insert_messages(tx, &batch, now)?;
+        let via = match (&input.channel.gateway, &input.channel.src_id) {
+            (Some(g), Some(src)) => format!("; sender 106 via gateway {g}, Src_Id {src}"),
+            _ => format!("; sender {}", input.channel.sender_kind),
+        };
         for (id, m) in ids.iter().zip(&batch) {
+            store::set_message_channel(tx, *id, &input.channel)?;
             // `decide` saw enough credit under the store's mutex, so this cannot fall short; if
             // it did, the error rolls the whole request back.
             if !unmetered {
@@ -321,7 +328,7 @@ pub(crate) fn submit(
                 &crate::number::key(&m.recipient),
                 &m.text,
                 m.parts.len() as u32,
-                &format!("{outcome}; {} parts reserved", m.parts.len()),
+                &format!("{outcome}; {} parts reserved{via}", m.parts.len()),
             );
             store::audit::append(tx, e).map_err(|e| StoreError::Contract(e.to_string()))?;
             if let Some(h) = &hold {

@@ -5,7 +5,8 @@
 //! window of in-flight SUBMITs matched by Sequence_Id, ACTIVE_TEST on idle and as the gateway
 //! asks, reconnect with back-off, a token-bucket rate limit, TERMINATE on shutdown; and the
 //! translation of a stored part (an SMS-SUBMIT TPDU in hex, as the modems get) into a CMPP
-//! SUBMIT ([`part`]). Not yet wired to the daemon: no `[[gateways]]` config, no scheduler.
+//! SUBMIT ([`part`]). The daemon's `daemon/gateways.rs` opens the links of each `[[gateways]]`
+//! entry and feeds them the gateway's claimed parts.
 //!
 //! What must always hold:
 //! - A SUBMIT whose bytes were handed to the socket and whose SUBMIT_RESP never came (timeout,

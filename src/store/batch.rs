@@ -351,6 +351,7 @@ impl Store {
                  FROM messages m INDEXED BY {index}
                       CROSS JOIN parts p INDEXED BY sqlite_autoindex_parts_1 ON p.message_id = m.id
                  WHERE {range} AND p.state = 'queued'
+                   AND (m.gateway IS NULL OR m.deadline <= ?2)
                    AND (m.deadline <= ?2
                         OR ((m.not_before IS NULL OR m.not_before <= ?2)
                             AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?2)

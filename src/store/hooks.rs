@@ -46,13 +46,16 @@ struct PartFacts {
     error: Option<String>,
     sim_iccid: Option<String>,
     sim_number: Option<String>,
+    /// The gateway and Src_Id of a 106 message (issue 12).
+    gateway: Option<String>,
+    src_id: Option<String>,
 }
 
 fn facts(tx: &Transaction<'_>, part: PartId) -> Result<PartFacts, StoreError> {
     Ok(tx.query_row(
         "SELECT p.message_id, p.seq, m.part_count, m.account,
                 (SELECT a.id FROM accounts a WHERE a.name = m.account),
-                m.recipient, m.text, p.error, s.iccid, s.own_number
+                m.recipient, m.text, p.error, s.iccid, s.own_number, m.gateway, m.src_id
          FROM parts p JOIN messages m ON m.id = p.message_id
               LEFT JOIN sims s ON s.id = p.sim_id
          WHERE p.id = ?1",
@@ -69,6 +72,8 @@ fn facts(tx: &Transaction<'_>, part: PartId) -> Result<PartFacts, StoreError> {
                 error: r.get(7)?,
                 sim_iccid: r.get(8)?,
                 sim_number: r.get(9)?,
+                gateway: r.get(10)?,
+                src_id: r.get(11)?,
             })
         },
     )?)
@@ -175,6 +180,9 @@ pub(crate) fn part_changed(
     };
     if let Some(iccid) = &f.sim_iccid {
         e = e.with_sim(iccid, f.sim_number.as_deref());
+    } else if let Some(gateway) = &f.gateway {
+        // A 106 message names its gateway and Src_Id where a modem's names the SIM.
+        e = e.with_sim(&format!("gateway:{gateway}"), f.src_id.as_deref());
     }
     crate::store::audit::append(tx, e).map_err(|e| StoreError::Contract(e.to_string()))?;
     Ok(())

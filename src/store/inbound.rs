@@ -84,6 +84,8 @@ pub struct InboundMessage {
     pub scts: Option<Timestamp>,
     pub received_at: Timestamp,
     pub completed_at: Option<Timestamp>,
+    /// The account a gateway MO named by its Dest_Id's extension (None for modem SMS).
+    pub account: Option<String>,
 }
 
 impl Store {
@@ -109,7 +111,7 @@ impl Store {
         let mut stmt = self.conn.prepare_cached(
             "SELECT i.id, i.sim_id, i.sender, i.text, i.complete,
                     (SELECT COUNT(*) FROM inbound_parts p WHERE p.inbound_id = i.id),
-                    i.concat_total, i.scts, i.received_at, i.completed_at
+                    i.concat_total, i.scts, i.received_at, i.completed_at, i.account
              FROM inbound i
              WHERE (?1 IS NULL OR i.sim_id = ?1) AND (?2 IS NULL OR i.received_at >= ?2)
                AND (?3 OR i.complete)
@@ -134,6 +136,7 @@ impl Store {
                     scts: ts_opt(r.get(7)?),
                     received_at: ts(r.get(8)?),
                     completed_at: ts_opt(r.get(9)?),
+                    account: r.get(10)?,
                 })
             },
         )?;
@@ -141,7 +144,7 @@ impl Store {
     }
 }
 
-fn store_inbound_in(
+pub(in crate::store) fn store_inbound_in(
     tx: &Transaction<'_>,
     part: &InboundPart,
     now: Timestamp,

@@ -40,9 +40,10 @@ pub use inbound::{
     Concat, InboundMessage, InboundOutcome, InboundPart, InboxQuery, INBOUND_WINDOW,
 };
 pub use messages::{
-    insert_messages, reject, release_from_review, CancelOutcome, ClaimedPart, FailOutcome,
-    InitialState, MessageQuery, MessageSummary, MessageView, NewMessage, NewPart, PartView,
-    ReportOutcome, Settlement, StatusReportIn,
+    insert_messages, reject, release_from_review, set_message_channel, CancelOutcome, ClaimedPart,
+    FailOutcome, GatewayClaim, GatewayDue, GatewayMoOutcome, GatewayOutcome, GatewayReportIn,
+    GatewayReportOutcome, InitialState, MessageChannel, MessageQuery, MessageSummary, MessageView,
+    NewMessage, NewPart, PartView, ReportOutcome, Settlement, StatusReportIn,
 };
 pub use settle::DEFAULT_SETTLE_WINDOW;
 pub use sims::{SentCounts, SimHealth, SimIdentity, SimQuota, SimRecord};
@@ -161,8 +162,42 @@ fn migration_list() -> Vec<M<'static>> {
         M::up(include_str!("migrations/0006_contract_edges.sql")),
         M::up(include_str!("migrations/0007_due_indexes.sql")),
         M::up(include_str!("migrations/0008_time_in_milliseconds.sql")),
+        M::up_with_hook(
+            include_str!("migrations/0009_gateway_channel.sql"),
+            |tx: &rusqlite::Transaction<'_>| Ok(add_gateway_columns(tx)?),
+        ),
         M::up(include_str!("migrations/0010_web.sql")),
     ]
+}
+
+/// Migration 0009's columns and indexes (see that file), each only where missing: SQLite has
+/// no `ADD COLUMN IF NOT EXISTS`, and migrations must be replayable.
+fn add_gateway_columns(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+    let columns = [
+        ("messages", "sender_kind", "TEXT NOT NULL DEFAULT 'mobile'"),
+        ("messages", "gateway", "TEXT"),
+        ("messages", "src_id", "TEXT"),
+        ("messages", "fallback", "INTEGER NOT NULL DEFAULT 0"),
+        ("parts", "gateway_msg_id", "TEXT"),
+        ("inbound", "account", "TEXT"),
+        ("inbound", "gateway", "TEXT"),
+    ];
+    for (table, column, decl) in columns {
+        let exists: bool = tx.query_row(
+            &format!("SELECT EXISTS (SELECT 1 FROM pragma_table_info('{table}') WHERE name = ?1)"),
+            [column],
+            |r| r.get(0),
+        )?;
+        if !exists {
+            tx.execute_batch(&format!("ALTER TABLE {table} ADD COLUMN {column} {decl}"))?;
+        }
+    }
+    tx.execute_batch(
+        "CREATE INDEX IF NOT EXISTS messages_gateway_state ON messages(gateway, state)
+             WHERE gateway IS NOT NULL;
+         CREATE INDEX IF NOT EXISTS parts_gateway_msg_id ON parts(gateway_msg_id)
+             WHERE gateway_msg_id IS NOT NULL;",
+    )
 }
 
 /// The schema version this smsgate brings a database to (the number of migrations).
@@ -288,7 +323,7 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 9);
+        assert_eq!(store.schema_version().unwrap(), 10);
     }
 
     /// The files beside `db` whose names start with `db`'s name and `infix`.

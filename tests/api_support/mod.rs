@@ -131,11 +131,15 @@ impl Backend for MemBackend {
                         sim: None,
                         mr: None,
                         error: None,
+                        msg_id: None,
                     })
                     .collect(),
                 created: jiff::Timestamp::from_second(1_780_000_000).unwrap(),
                 sent: None,
                 delivered: None,
+                sender: None,
+                gateway: None,
+                src_id: None,
             };
             st.messages.insert(id, (account.clone(), view));
             ids.push(MessageId(id));

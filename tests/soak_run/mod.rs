@@ -195,6 +195,7 @@ pub async fn run(dir: &Path, opts: &SoakOptions) -> SoakReport {
             not_before: None,
             priority: Default::default(),
             account: None,
+            sender: None,
         };
         match daemon.client().send(&request).await {
             Ok(resp) => accepted.extend(resp.ids),

@@ -96,6 +96,15 @@ impl Sim {
         }
     }
 
+    /// Takes over a `smsgate sim` child started by the caller (after its "ready").
+    pub fn from_child(child: Child, dir: &Path, modems: usize) -> Sim {
+        Sim {
+            child,
+            dir: dir.to_path_buf(),
+            modems,
+        }
+    }
+
     /// `smsgate sim ctl --dir DIR ARGS...`, which must succeed.
     pub fn ctl(&self, args: &[&str]) -> Output {
         let out = Command::new(BIN)
@@ -408,6 +417,7 @@ pub fn request(to: Vec<String>, text: &str) -> SendRequest {
         not_before: None,
         priority: Default::default(),
         account: None,
+        sender: None,
     }
 }
 

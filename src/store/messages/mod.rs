@@ -18,6 +18,7 @@ use crate::store::state::{MessageState, PartState};
 
 /// How long a sent part can still be matched by a status report (TP-MR wraps at 256).
 mod accept;
+mod gateway;
 mod operator;
 mod outcomes;
 mod queries;
@@ -25,6 +26,10 @@ mod reports;
 mod transitions;
 
 pub use accept::{insert_messages, reject, release_from_review};
+pub use gateway::{
+    set_message_channel, GatewayClaim, GatewayDue, GatewayMoOutcome, GatewayOutcome,
+    GatewayReportIn, GatewayReportOutcome, MessageChannel,
+};
 pub(super) use operator::same_recipient;
 use operator::*;
 use outcomes::*;
@@ -176,6 +181,8 @@ pub struct PartView {
     pub report_status: Option<u8>,
     pub sent_at: Option<Timestamp>,
     pub delivered_at: Option<Timestamp>,
+    /// The Msg_Id a gateway's SUBMIT_RESP gave it (issue 12).
+    pub gateway_msg_id: Option<String>,
 }
 
 /// A message without its parts (lists).
@@ -204,6 +211,8 @@ pub struct MessageView {
     pub deadline: Option<Timestamp>,
     pub report_requested: bool,
     pub parts: Vec<PartView>,
+    /// Its sender kind, gateway and Src_Id (issue 12).
+    pub channel: gateway::MessageChannel,
 }
 
 impl serde::Serialize for MessageState {

@@ -96,6 +96,15 @@ pub(in crate::store) fn claim_in(
     if deadline.is_some_and(|d| d <= ms(now)) {
         return Err(refuse("message deadline passed".into()));
     }
+    // A gateway message is never a modem's (issue 12): its sender is a 106 number.
+    let gateway: Option<String> = tx.query_row(
+        "SELECT gateway FROM messages WHERE id = ?1",
+        [message.0],
+        |r| r.get(0),
+    )?;
+    if let Some(g) = gateway {
+        return Err(refuse(format!("message goes by gateway {g}")));
+    }
     let sim_exists: bool = tx.query_row(
         "SELECT EXISTS (SELECT 1 FROM sims WHERE id = ?1)",
         [sim.0],

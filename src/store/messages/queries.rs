@@ -24,6 +24,7 @@ impl Store {
                         AND q.seq = p.seq - 1 AND q.state IN ('sent', 'delivered')))
              FROM parts p JOIN messages m ON m.id = p.message_id
              WHERE p.state = 'queued' AND m.state IN ('queued', 'scheduled', 'sending')
+               AND (m.gateway IS NULL OR m.deadline <= ?2)
                AND (m.deadline <= ?2
                     OR ((m.not_before IS NULL OR m.not_before <= ?2)
                         AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?2)
@@ -44,7 +45,7 @@ impl Store {
             .query_row(
                 "SELECT id, account, recipient, state, part_count, priority, created_at, sent_at,
                         delivered_at, last_error, text, encoding, not_before, deadline,
-                        report_requested
+                        report_requested, sender_kind, gateway, src_id, fallback
                  FROM messages WHERE id = ?1",
                 [id.0],
                 |r| {
@@ -55,17 +56,24 @@ impl Store {
                         r.get::<_, Option<i64>>(12)?,
                         r.get::<_, Option<i64>>(13)?,
                         r.get::<_, bool>(14)?,
+                        MessageChannel {
+                            sender_kind: r.get(15)?,
+                            gateway: r.get(16)?,
+                            src_id: r.get(17)?,
+                            fallback: r.get(18)?,
+                        },
                     ))
                 },
             )
             .optional()?;
-        let Some((summary, text, encoding, not_before, deadline, report_requested)) = row else {
+        let Some((summary, text, encoding, not_before, deadline, report_requested, channel)) = row
+        else {
             return Ok(None);
         };
         let summary = summary.finish()?;
         let mut stmt = self.conn.prepare_cached(
             "SELECT id, seq, state, sim_id, tp_mr, attempts, next_attempt_at, error,
-                    report_status, sent_at, delivered_at
+                    report_status, sent_at, delivered_at, gateway_msg_id
              FROM parts WHERE message_id = ?1 ORDER BY seq",
         )?;
         let raw = stmt
@@ -82,11 +90,14 @@ impl Store {
                     r.get::<_, Option<u8>>(8)?,
                     r.get::<_, Option<i64>>(9)?,
                     r.get::<_, Option<i64>>(10)?,
+                    r.get::<_, Option<String>>(11)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
         let mut parts = Vec::with_capacity(raw.len());
-        for (pid, seq, state, sim, mr, attempts, next, error, report, sent, delivered) in raw {
+        for (pid, seq, state, sim, mr, attempts, next, error, report, sent, delivered, msg_id) in
+            raw
+        {
             parts.push(PartView {
                 id: PartId(pid),
                 seq,
@@ -99,6 +110,7 @@ impl Store {
                 report_status: report,
                 sent_at: ts_opt(sent),
                 delivered_at: ts_opt(delivered),
+                gateway_msg_id: msg_id,
             });
         }
         Ok(Some(MessageView {
@@ -109,6 +121,7 @@ impl Store {
             deadline: ts_opt(deadline),
             report_requested,
             parts,
+            channel,
         }))
     }
 
