@@ -488,7 +488,9 @@ fn start(daemon: Daemon, dir: &Path, bank: &Bank, modems: usize) -> R<Running> {
             std::fs::write(&path, toml::to_string(&config)?)?;
             run.procs.push(Proc::spawn(
                 "smsgate daemon",
-                Command::new(SMSGATE).args(["daemon", "--config"]).arg(&path),
+                Command::new(SMSGATE)
+                    .args(["daemon", "--config"])
+                    .arg(&path),
                 &dir.join("smsgate.log"),
             )?);
         }
@@ -556,7 +558,9 @@ fn start(daemon: Daemon, dir: &Path, bank: &Bank, modems: usize) -> R<Running> {
             // -t: stay in the foreground (this program ends it).
             run.procs.push(Proc::spawn(
                 "smsd",
-                Command::new("smsd").arg("-t").arg(format!("-c{}", path.display())),
+                Command::new("smsd")
+                    .arg("-t")
+                    .arg(format!("-c{}", path.display())),
                 &d.join("stdout.log"),
             )?);
         }
@@ -568,12 +572,7 @@ impl Running {
     fn check_alive(&mut self) -> R<()> {
         for p in &mut self.procs {
             if !p.alive() {
-                return Err(format!(
-                    "{} exited (logs in {})",
-                    p.name,
-                    self.dir.display()
-                )
-                .into());
+                return Err(format!("{} exited (logs in {})", p.name, self.dir.display()).into());
             }
         }
         Ok(())
@@ -666,7 +665,10 @@ impl Running {
 fn message(n: usize) -> (String, String) {
     (
         format!("+86139{:08}", 10_000_000 + n),
-        format!("【示例科技】您的验证码是{:06}，5分钟内有效，请勿泄露。", 100_000 + n),
+        format!(
+            "【示例科技】您的验证码是{:06}，5分钟内有效，请勿泄露。",
+            100_000 + n
+        ),
     )
 }
 

@@ -668,7 +668,10 @@ fn packet_attach_follows_registration() {
     let mut e = engine(Dialect::Generic);
     say(&mut e, "ATE0\r");
     assert_eq!(say(&mut e, "AT+CGATT?\r"), "\r\n+CGATT: 1\r\n\r\nOK\r\n");
-    assert_eq!(say(&mut e, "AT+CGATT=?\r"), "\r\n+CGATT: (0,1)\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut e, "AT+CGATT=?\r"),
+        "\r\n+CGATT: (0,1)\r\n\r\nOK\r\n"
+    );
     e.set_network(false);
     assert_eq!(say(&mut e, "AT+CGATT?\r"), "\r\n+CGATT: 0\r\n\r\nOK\r\n");
 }
