@@ -857,8 +857,10 @@ fn median(v: &mut [f64]) -> f64 {
 fn ratio(x: f64, base: f64) -> String {
     if x.is_nan() || base.is_nan() || base <= 0.0 {
         "-".into()
-    } else {
+    } else if x / base < 10.0 {
         format!("{:.1}x", x / base)
+    } else {
+        format!("{:.0}x", x / base)
     }
 }
 
