@@ -661,6 +661,21 @@ fn network_and_sim_loss() {
     assert_eq!(say(&mut e, "AT+CPIN?\r"), "\r\n+CME ERROR: 10\r\n");
 }
 
+/// gammu's GSM_GetNetworkInfo asks AT+CGATT? after +CREG/+CGREG (issue 14: gammu-smsd's network
+/// check logged an "UNKNOWN response" on every status round); 27.007 10.1.9.
+#[test]
+fn packet_attach_follows_registration() {
+    let mut e = engine(Dialect::Generic);
+    say(&mut e, "ATE0\r");
+    assert_eq!(say(&mut e, "AT+CGATT?\r"), "\r\n+CGATT: 1\r\n\r\nOK\r\n");
+    assert_eq!(
+        say(&mut e, "AT+CGATT=?\r"),
+        "\r\n+CGATT: (0,1)\r\n\r\nOK\r\n"
+    );
+    e.set_network(false);
+    assert_eq!(say(&mut e, "AT+CGATT?\r"), "\r\n+CGATT: 0\r\n\r\nOK\r\n");
+}
+
 #[test]
 fn command_line_parser() {
     let c =

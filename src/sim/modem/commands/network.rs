@@ -1,6 +1,6 @@
 //! Command group of one virtual modem: error reporting (+CMEE), the SIM's PIN state, signal,
-//! registration (+CREG/+CGREG/+CEREG), operator (+COPS) and the service centre (+CSCA). A pure
-//! move out of the engine's one big match; the arms keep their order.
+//! registration (+CREG/+CGREG/+CEREG), packet-domain attach (+CGATT), operator (+COPS) and the
+//! service centre (+CSCA). Moved out of the engine's one big match; the arms keep their order.
 //!
 //! What must always hold: what these answer is the modem's state (SIM present, registered,
 //! signal) as the control socket last set it.
@@ -73,6 +73,12 @@ impl Engine {
                     Exec(_) => Outcome::Fail(Fail::Error),
                 }
             }
+            // PS attach state (27.007 10.1.9). The virtual modem is attached exactly when it is
+            // registered. gammu asks for it in every GSM_GetNetworkInfo (gammu-smsd's network
+            // check); a module without it is a 2G-only relic, and gammu logs the ERROR as an
+            // "UNKNOWN response" each time.
+            ("+CGATT", Read) => one(format!("+CGATT: {}", u8::from(self.registered))),
+            ("+CGATT", Test) => one("+CGATT: (0,1)".into()),
             ("+COPS", Read) => {
                 if self.registered {
                     one(format!(
