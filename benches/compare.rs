@@ -591,6 +591,7 @@ impl Running {
                     not_before: None,
                     priority: Priority::Normal,
                     account: None,
+                    sender: None,
                 };
                 rt.block_on(client.send(&req))?;
             }
