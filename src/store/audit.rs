@@ -6,6 +6,7 @@
 //! returning; after a purge the first row is an anchor carrying the hash of the last purged
 //! record, so [`verify`] still walks an unbroken chain.
 
+use crate::store::CachedSql;
 use std::io::Write;
 
 use jiff::Timestamp;
@@ -53,7 +54,7 @@ fn from_row(row: &Row<'_>) -> rusqlite::Result<AuditRecord> {
 
 fn insert(tx: &Transaction<'_>, r: &AuditRecord) -> Result<(), AuditError> {
     let e = &r.entry;
-    tx.execute(
+    tx.execute_cached(
         &format!("INSERT INTO audit_log ({COLUMNS}) VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?12,?13,?14)"),
         params![
             r.seq,
@@ -102,7 +103,7 @@ pub fn append(tx: &Transaction<'_>, entry: AuditEntry) -> Result<AuditRecord, Au
     };
     let rec = chain(prev, seq, entry);
     insert(tx, &rec)?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO audit_head (id, seq, hash) VALUES (1, ?1, ?2)
          ON CONFLICT(id) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
         params![rec.seq, rec.hash.as_slice()],
@@ -157,7 +158,7 @@ pub fn purge(
 ) -> Result<PurgeOutcome, AuditError> {
     let cutoff = retention.cutoff(now).as_second();
     // Purge a prefix of the chain: everything up to the last record older than the cutoff.
-    let last: Option<i64> = tx.query_row(
+    let last: Option<i64> = tx.query_row_cached(
         "SELECT MAX(seq) FROM audit_log WHERE time < ?1 AND event != 'anchor'",
         [cutoff],
         |r| r.get(0),
@@ -168,15 +169,15 @@ pub fn purge(
             through_seq: None,
         });
     };
-    let last_rec = tx.query_row(
+    let last_rec = tx.query_row_cached(
         &format!("SELECT {COLUMNS} FROM audit_log WHERE seq = ?1"),
         [through],
         from_row,
     )?;
     // The guard allows the delete and the anchor's insert below the head, and only inside
     // this transaction: it is cleared again before anything else can run.
-    tx.execute("UPDATE purge_guard SET active = 1 WHERE id = 1", [])?;
-    let removed = tx.execute("DELETE FROM audit_log WHERE seq <= ?1", [through])?;
+    tx.execute_cached("UPDATE purge_guard SET active = 1 WHERE id = 1", [])?;
+    let removed = tx.execute_cached("DELETE FROM audit_log WHERE seq <= ?1", [through])?;
     let mut anchor = AuditEntry::new(AuditEvent::Anchor, now, actor);
     anchor.outcome = format!("stands for record {through} and all before it");
     insert(
@@ -188,7 +189,7 @@ pub fn purge(
             hash: last_rec.hash,
         },
     )?;
-    tx.execute("UPDATE purge_guard SET active = 0 WHERE id = 1", [])?;
+    tx.execute_cached("UPDATE purge_guard SET active = 0 WHERE id = 1", [])?;
     let mut note = AuditEntry::new(AuditEvent::Purged, now, actor);
     note.outcome = format!(
         "removed {removed} records through seq {through} (older than {} days), anchor hash {}",

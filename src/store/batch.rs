@@ -13,6 +13,7 @@
 //! so parts waiting for later never crowd a due part out of the runner's window; whatever they
 //! leave out, `next_wake_at` tells when it becomes due.
 
+use crate::store::CachedSql;
 use std::collections::BTreeMap;
 
 use jiff::{SignedDuration, Timestamp};
@@ -202,7 +203,7 @@ impl Store {
                     } => {
                         mark_unknown_in(tx, *part, error, now)?;
                         if let Some(at) = retry_at {
-                            tx.execute(
+                            tx.execute_cached(
                                 "UPDATE parts SET next_attempt_at = ?2 WHERE id = ?1",
                                 params![part.0, super::ms(*at)],
                             )?;
@@ -819,7 +820,7 @@ mod tests {
     fn jobs_in_one_commit_see_each_other_and_fail_alone() {
         let mut store = Store::open_in_memory().unwrap();
         let count = |tx: &Transaction<'_>| -> Result<i64, StoreError> {
-            Ok(tx.query_row("SELECT count(*) FROM messages", [], |r| r.get(0))?)
+            Ok(tx.query_row_cached("SELECT count(*) FROM messages", [], |r| r.get(0))?)
         };
         type Job = Box<dyn FnOnce(&Transaction<'_>) -> Result<i64, StoreError>>;
         let jobs: Vec<Job> = vec![

@@ -26,6 +26,7 @@
 //! the reservation is the record); `sent` also records the send for opt-out attribution.
 //! Numbers and texts go to the audit log only, never to the tracing log.
 
+use crate::store::CachedSql;
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -52,7 +53,7 @@ struct PartFacts {
 }
 
 fn facts(tx: &Transaction<'_>, part: PartId) -> Result<PartFacts, StoreError> {
-    Ok(tx.query_row(
+    Ok(tx.query_row_cached(
         "SELECT p.message_id, p.seq, m.part_count, m.account,
                 (SELECT a.id FROM accounts a WHERE a.name = m.account),
                 m.recipient, m.text, p.error, s.iccid, s.own_number, m.gateway, m.src_id
@@ -114,7 +115,7 @@ pub(crate) fn part_changed(
         }
         // An operator retry of a failed part: a new send, a new reservation round.
         PartState::Queued if from == PartState::Failed => {
-            let (message_id, seq): (i64, u32) = tx.query_row(
+            let (message_id, seq): (i64, u32) = tx.query_row_cached(
                 "SELECT message_id, seq FROM parts WHERE id = ?1",
                 [part.0],
                 |r| Ok((r.get(0)?, r.get(1)?)),

@@ -8,6 +8,7 @@
 //! the parts' texts in sequence order. A message that becomes complete is queued, in the same
 //! transaction, for the webhooks of the accounts that messaged its sender (`store::webhooks`).
 
+use crate::store::CachedSql;
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::{params, Transaction};
 
@@ -225,7 +226,7 @@ fn new_message(
     total: u8,
     now: Timestamp,
 ) -> Result<i64, StoreError> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO inbound (sim_id, sender, concat_ref, concat_total, scts, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![
@@ -247,7 +248,7 @@ fn add_part(
     part: &InboundPart,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO inbound_parts (inbound_id, seq, text, raw_pdu, received_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![id, seq, part.text, part.raw_pdu, ms(now)],
@@ -267,7 +268,7 @@ fn complete_if_whole(
         .query_map([id], |r| r.get(0))?
         .collect::<Result<_, _>>()?;
     let whole = texts.len() >= usize::from(total);
-    tx.execute(
+    tx.execute_cached(
         "UPDATE inbound SET text = ?2, complete = ?3,
              completed_at = CASE WHEN ?3 THEN ?4 ELSE NULL END
          WHERE id = ?1",

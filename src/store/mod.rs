@@ -53,6 +53,35 @@ pub use views::SimTotals;
 /// The row ids live in the leaf [`crate::ids`], which the scheduler shares.
 pub use crate::ids::{InboundId, MessageId, PartId, SimId};
 
+/// How many prepared statements a connection keeps: the send path alone runs a few dozen.
+const STATEMENT_CACHE: usize = 256;
+
+/// `query_row` and `execute` through the connection's statement cache: the send path runs the
+/// same few dozen statements for every part, and parsing them again each time was a fifth of
+/// the daemon's CPU under load (perf, `cargo bench --bench daemon -- throughput`).
+pub(crate) trait CachedSql {
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>;
+
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize>;
+}
+
+impl CachedSql for Connection {
+    fn query_row_cached<T, P, F>(&self, sql: &str, params: P, f: F) -> rusqlite::Result<T>
+    where
+        P: rusqlite::Params,
+        F: FnOnce(&rusqlite::Row<'_>) -> rusqlite::Result<T>,
+    {
+        self.prepare_cached(sql)?.query_row(params, f)
+    }
+
+    fn execute_cached<P: rusqlite::Params>(&self, sql: &str, params: P) -> rusqlite::Result<usize> {
+        self.prepare_cached(sql)?.execute(params)
+    }
+}
+
 /// Errors of the store layer.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -259,6 +288,8 @@ impl Store {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        // Room for every statement of the send path (see [`CachedSql`]).
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
         migrations().to_latest(&mut conn)?;
         Ok(Store {
             conn,

@@ -10,6 +10,7 @@
 //! requeued here (its `next_attempt_at` stays NULL). Each change goes through
 //! `set_part_state`, so credit and audit follow in the same transaction.
 
+use crate::store::CachedSql;
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::{params, OptionalExtension, Transaction};
 
@@ -31,7 +32,7 @@ fn settle_as_sent(
     now: Timestamp,
 ) -> Result<MessageId, StoreError> {
     // The error text first: the audit record the state change appends carries it.
-    let message: i64 = tx.query_row(
+    let message: i64 = tx.query_row_cached(
         "UPDATE parts SET error = ?2, tp_mr = COALESCE(?3, tp_mr), next_attempt_at = NULL,
              sent_at = COALESCE(claimed_at, ?4)
          WHERE id = ?1 RETURNING message_id",
@@ -166,7 +167,7 @@ impl Store {
                     }
                     _ => avoid,
                 };
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE parts SET error = 'no report within the settle window: retried \
                          (modems.on_ambiguous = retry)',
                          next_attempt_at = NULL, sim_id = NULL, avoid_sims = ?2
@@ -184,7 +185,7 @@ impl Store {
 
     /// When the next automatic requeue of an `unknown` part is due, if any.
     pub fn next_unknown_retry(&self) -> Result<Option<Timestamp>, StoreError> {
-        let at: Option<i64> = self.conn.query_row(
+        let at: Option<i64> = self.conn.query_row_cached(
             "SELECT MIN(next_attempt_at) FROM parts WHERE state = 'unknown'",
             [],
             |r| r.get(0),

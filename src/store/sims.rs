@@ -5,6 +5,7 @@
 //! read the ICCID), whatever port it shows up on; a port holds at most one SIM; send counts
 //! come from `send_attempts` rows committed at claim time, so they survive restarts.
 
+use crate::store::CachedSql;
 use jiff::{SignedDuration, Timestamp};
 use rusqlite::{params, OptionalExtension};
 
@@ -153,10 +154,10 @@ impl Store {
                     .optional()?,
                 _ => None,
             };
-            tx.execute("UPDATE sims SET port = NULL WHERE port = ?1", [port])?;
+            tx.execute_cached("UPDATE sims SET port = NULL WHERE port = ?1", [port])?;
             let id = match by_iccid.or(by_imsi) {
                 Some(id) => {
-                    tx.execute(
+                    tx.execute_cached(
                         "UPDATE sims SET iccid = COALESCE(?2, iccid), imsi = COALESCE(?3, imsi),
                              own_number = COALESCE(?4, own_number),
                              carrier = CASE WHEN ?5 = 'unknown' THEN carrier ELSE ?5 END,
@@ -167,7 +168,7 @@ impl Store {
                     id
                 }
                 None => {
-                    tx.execute(
+                    tx.execute_cached(
                         "INSERT INTO sims (iccid, imsi, own_number, carrier, port, first_seen_at,
                              last_seen_at)
                          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
@@ -183,7 +184,7 @@ impl Store {
 
     /// The modem on `port` went away: its SIM is no longer on a port nor ready.
     pub fn detach_port(&mut self, port: &str) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "UPDATE sims SET port = NULL, healthy = 0, registered = 0 WHERE port = ?1",
             [port],
         )?;
@@ -197,7 +198,7 @@ impl Store {
         health: &SimHealth,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        let n = self.conn.execute(
+        let n = self.conn.execute_cached(
             "UPDATE sims SET healthy = ?2, registered = ?3, signal_dbm = ?4,
                  last_error = COALESCE(?5, last_error), last_seen_at = ?6
              WHERE id = ?1",
@@ -218,7 +219,7 @@ impl Store {
 
     /// Sets (or clears, with `None` fields) a SIM's quota overrides.
     pub fn set_sim_quota(&mut self, sim: SimId, quota: &SimQuota) -> Result<(), StoreError> {
-        let n = self.conn.execute(
+        let n = self.conn.execute_cached(
             "UPDATE sims SET quota_per_minute = ?2, quota_per_hour = ?3, quota_per_day = ?4,
                  min_interval_ms = ?5
              WHERE id = ?1",
@@ -238,7 +239,7 @@ impl Store {
 
     /// Ends a SIM's rest now (operator) and clears its error streak.
     pub fn unrest_sim(&mut self, sim: SimId) -> Result<(), StoreError> {
-        self.conn.execute(
+        self.conn.execute_cached(
             "UPDATE sims SET rested_until = NULL, consecutive_errors = 0 WHERE id = ?1",
             [sim.0],
         )?;
@@ -278,7 +279,7 @@ impl Store {
     /// A SIM's sends in the last minute, hour and day.
     pub fn sent_counts(&self, sim: SimId, now: Timestamp) -> Result<SentCounts, StoreError> {
         let count = |window: SignedDuration| -> Result<u32, StoreError> {
-            Ok(self.conn.query_row(
+            Ok(self.conn.query_row_cached(
                 "SELECT COUNT(*) FROM send_attempts WHERE sim_id = ?1 AND at > ?2 AND at <= ?3",
                 params![sim.0, ms(before(now, window)), ms(now)],
                 |r| r.get(0),

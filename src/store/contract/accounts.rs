@@ -4,6 +4,7 @@
 //! What must always hold: an account name is unique; a peer maps to at most one account.
 
 use super::*;
+use crate::store::CachedSql;
 
 /// A new account.
 #[derive(Debug, Clone, Default)]
@@ -76,7 +77,7 @@ pub(super) fn json_ids(v: &[u32]) -> String {
 
 /// Sets which uids and gids act as an account (the configuration's `[[accounts]]` at start).
 pub fn set_peers(tx: &Transaction<'_>, account_id: i64, uids: &[u32], gids: &[u32]) -> Result<()> {
-    let n = tx.execute(
+    let n = tx.execute_cached(
         "UPDATE accounts SET uids = ?2, gids = ?3 WHERE id = ?1",
         params![account_id, json_ids(uids), json_ids(gids)],
     )?;
@@ -100,7 +101,7 @@ pub fn is_unmetered(conn: &Connection, account_id: i64) -> Result<bool> {
 
 /// Makes an account unmetered or metered.
 pub fn set_unmetered(tx: &Transaction<'_>, account_id: i64, unmetered: bool) -> Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "UPDATE accounts SET unmetered = ?2 WHERE id = ?1",
         params![account_id, unmetered],
     )?;
@@ -109,7 +110,7 @@ pub fn set_unmetered(tx: &Transaction<'_>, account_id: i64, unmetered: bool) -> 
 
 /// Creates an account and returns its id.
 pub fn create_account(tx: &Transaction<'_>, a: &NewAccount, now: Timestamp) -> Result<i64> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO accounts (name, uids, gids, signature_required, unsubscribe_suffix,
                                send_window, created_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -128,7 +129,7 @@ pub fn create_account(tx: &Transaction<'_>, a: &NewAccount, now: Timestamp) -> R
 
 /// Replaces an account's contract settings.
 pub fn update_settings(tx: &Transaction<'_>, account_id: i64, s: &AccountSettings) -> Result<()> {
-    let n = tx.execute(
+    let n = tx.execute_cached(
         "UPDATE accounts SET signature_required = ?2, unsubscribe_suffix = ?3, send_window = ?4
          WHERE id = ?1",
         params![
@@ -172,7 +173,7 @@ pub fn accounts(conn: &Connection) -> Result<Vec<Account>> {
 
 /// The account with this name.
 pub fn account_by_name(conn: &Connection, name: &str) -> Result<Option<Account>> {
-    conn.query_row(
+    conn.query_row_cached(
         &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE name = ?1"),
         [name],
         account_row,

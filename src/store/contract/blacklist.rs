@@ -5,6 +5,7 @@
 //! transaction; numbers are stored by their key, so every written form of a number matches.
 
 use super::*;
+use crate::store::CachedSql;
 
 /// Blacklists an account (audited). Returns false if it already was (the first reason stays).
 pub fn blacklist_account(
@@ -18,7 +19,7 @@ pub fn blacklist_account(
     if a.blacklisted.is_some() {
         return Ok(false);
     }
-    tx.execute(
+    tx.execute_cached(
         "UPDATE accounts SET blacklist_reason = ?2, blacklisted_at = ?3 WHERE id = ?1",
         params![account_id, reason, now.as_millisecond()],
     )?;
@@ -42,7 +43,7 @@ pub fn lift_account_blacklist(
     if a.blacklisted.is_none() {
         return Ok(false);
     }
-    tx.execute(
+    tx.execute_cached(
         "UPDATE accounts SET blacklist_reason = NULL, blacklisted_at = NULL WHERE id = ?1",
         [account_id],
     )?;
@@ -109,7 +110,7 @@ pub fn add_number_blacklist(
     now: Timestamp,
 ) -> Result<bool> {
     let number = key(number);
-    let n = tx.execute(
+    let n = tx.execute_cached(
         "INSERT OR IGNORE INTO number_blacklist (account_id, number, reason, added_by, added_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![scope.key(), number, reason, actor, now.as_millisecond()],
@@ -138,7 +139,7 @@ pub fn remove_number_blacklist(
     now: Timestamp,
 ) -> Result<bool> {
     let number = key(number);
-    let n = tx.execute(
+    let n = tx.execute_cached(
         "DELETE FROM number_blacklist WHERE account_id = ?1 AND number = ?2",
         params![scope.key(), number],
     )?;
@@ -200,12 +201,12 @@ pub(crate) fn rekey_numbers(tx: &Transaction<'_>) -> rusqlite::Result<()> {
             if k == number {
                 continue;
             }
-            let moved = tx.execute(
+            let moved = tx.execute_cached(
                 &format!("UPDATE OR IGNORE {table} SET number = ?2 WHERE rowid = ?1"),
                 params![rowid, k],
             )?;
             if moved == 0 {
-                tx.execute(&format!("DELETE FROM {table} WHERE rowid = ?1"), [rowid])?;
+                tx.execute_cached(&format!("DELETE FROM {table} WHERE rowid = ?1"), [rowid])?;
             }
         }
     }
@@ -216,7 +217,7 @@ pub(crate) fn rekey_numbers(tx: &Transaction<'_>) -> rusqlite::Result<()> {
     for r in recipients {
         let k = key(&r);
         if k != r {
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE recent_sends SET recipient = ?2 WHERE recipient = ?1",
                 params![r, k],
             )?;

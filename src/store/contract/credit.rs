@@ -7,6 +7,7 @@
 //! still valid, else into a refund lot valid [`REFUND_VALIDITY_DAYS`] days).
 
 use super::*;
+use crate::store::CachedSql;
 
 /// A purchase.
 #[derive(Debug, Clone)]
@@ -24,7 +25,7 @@ pub fn add_lot(tx: &Transaction<'_>, account_id: i64, lot: &NewLot) -> Result<i6
     let expires = lot
         .expires_at
         .unwrap_or_else(|| CreditLot::default_expiry(lot.purchased_at));
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO credit_lots (account_id, quantity, price_fen, purchased_at, expires_at)
          VALUES (?1, ?2, ?3, ?4, ?5)",
         params![
@@ -146,7 +147,7 @@ pub(super) fn record_parts(
         .flat_map(|&m| (1..=parts_per_message).map(move |p| (m, p)));
     let mut out = Vec::with_capacity(picks.len());
     for ((message_id, part_seq), &lot_id) in keys.zip(picks) {
-        tx.execute(
+        tx.execute_cached(
             "INSERT INTO credit_reservations
                  (message_id, part_seq, account_id, lot_id, state, reserved_at, settled_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, CASE WHEN ?5 = 'committed' THEN ?6 END)",
@@ -159,7 +160,7 @@ pub(super) fn record_parts(
                 now.as_millisecond()
             ],
         )?;
-        tx.execute(
+        tx.execute_cached(
             &format!("UPDATE credit_lots SET {column} = {column} + 1 WHERE id = ?1"),
             [lot_id],
         )?;
@@ -200,7 +201,7 @@ pub(super) fn reservation(
     message_id: i64,
     part_seq: u32,
 ) -> Result<(i64, String, i64)> {
-    tx.query_row(
+    tx.query_row_cached(
         "SELECT lot_id, state, round FROM credit_reservations
          WHERE message_id = ?1 AND part_seq = ?2 ORDER BY round DESC LIMIT 1",
         params![message_id, part_seq],
@@ -233,12 +234,12 @@ pub fn commit_part(
             })
         }
     }
-    tx.execute(
+    tx.execute_cached(
         "UPDATE credit_reservations SET state = 'committed', settled_at = ?3
          WHERE message_id = ?1 AND part_seq = ?2 AND round = ?4",
         params![message_id, part_seq, now.as_millisecond(), round],
     )?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE credit_lots SET reserved = reserved - 1, used = used + 1 WHERE id = ?1",
         [lot],
     )?;
@@ -274,7 +275,7 @@ pub fn refund_part(
             })
         }
     }
-    let (account_id, expires_at): (i64, i64) = tx.query_row(
+    let (account_id, expires_at): (i64, i64) = tx.query_row_cached(
         "SELECT account_id, expires_at FROM credit_lots WHERE id = ?1",
         [lot_id],
         |r| Ok((r.get(0)?, r.get(1)?)),
@@ -282,7 +283,7 @@ pub fn refund_part(
     let mut refund_lot_id = None;
     if expires_at <= now.as_millisecond() {
         // The lot is void: move the part out of it into a refund lot the customer can use.
-        tx.execute(
+        tx.execute_cached(
             "UPDATE credit_lots SET reserved = reserved - 1, quantity = quantity - 1 WHERE id = ?1",
             [lot_id],
         )?;
@@ -296,7 +297,7 @@ pub fn refund_part(
             .optional()?;
         let id = match existing {
             Some(id) => {
-                tx.execute(
+                tx.execute_cached(
                     "UPDATE credit_lots SET quantity = quantity + 1 WHERE id = ?1",
                     [id],
                 )?;
@@ -306,7 +307,7 @@ pub fn refund_part(
                 let until = now
                     .checked_add(SignedDuration::from_hours(24 * REFUND_VALIDITY_DAYS))
                     .unwrap_or(Timestamp::MAX);
-                tx.execute(
+                tx.execute_cached(
                     "INSERT INTO credit_lots (account_id, quantity, price_fen, purchased_at,
                                               expires_at, refund_of)
                      VALUES (?1, 1, 0, ?2, ?3, ?4)",
@@ -322,12 +323,12 @@ pub fn refund_part(
         };
         refund_lot_id = Some(id);
     } else {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE credit_lots SET reserved = reserved - 1 WHERE id = ?1",
             [lot_id],
         )?;
     }
-    tx.execute(
+    tx.execute_cached(
         "UPDATE credit_reservations SET state = 'refunded', settled_at = ?3, refunded_to = ?4
          WHERE message_id = ?1 AND part_seq = ?2 AND round = ?5",
         params![
@@ -379,7 +380,7 @@ pub fn rereserve_part(
             shortfall: 1,
         });
     };
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO credit_reservations
              (message_id, part_seq, round, account_id, lot_id, state, reserved_at)
          VALUES (?1, ?2, ?3, ?4, ?5, 'reserved', ?6)",
@@ -392,7 +393,7 @@ pub fn rereserve_part(
             now.as_millisecond()
         ],
     )?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE credit_lots SET reserved = reserved + 1 WHERE id = ?1",
         [lot],
     )?;

@@ -5,6 +5,7 @@
 //! every opt-out change appends an audit record in the same transaction.
 
 use super::*;
+use crate::store::CachedSql;
 
 /// Records that `account_id` sent to `recipient` (the daemon calls this as it sends).
 pub fn record_send(
@@ -13,7 +14,7 @@ pub fn record_send(
     recipient: &str,
     now: Timestamp,
 ) -> Result<()> {
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO recent_sends (account_id, recipient, sent_at) VALUES (?1, ?2, ?3)",
         params![account_id, key(recipient), now.as_millisecond()],
     )?;
@@ -22,7 +23,7 @@ pub fn record_send(
 
 /// Forgets sends older than `before` (the table only serves opt-out attribution).
 pub fn prune_recent_sends(tx: &Transaction<'_>, before: Timestamp) -> Result<u64> {
-    Ok(tx.execute(
+    Ok(tx.execute_cached(
         "DELETE FROM recent_sends WHERE sent_at < ?1",
         [before.as_millisecond()],
     )? as u64)
@@ -53,7 +54,7 @@ pub fn add_opt_out(
     now: Timestamp,
 ) -> Result<bool> {
     let number = key(number);
-    let n = tx.execute(
+    let n = tx.execute_cached(
         "INSERT OR IGNORE INTO opt_outs (account_id, number, opted_out_at, source)
          VALUES (?1, ?2, ?3, ?4)",
         params![account_id, number, now.as_millisecond(), source],
@@ -111,7 +112,7 @@ pub fn remove_opt_out(
     now: Timestamp,
 ) -> Result<bool> {
     let number = key(number);
-    let n = tx.execute(
+    let n = tx.execute_cached(
         "DELETE FROM opt_outs WHERE account_id = ?1 AND number = ?2",
         params![account_id, number],
     )?;

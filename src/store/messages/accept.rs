@@ -5,6 +5,7 @@
 //! held for review as acceptance decided; a rejected message never sends.
 
 use super::*;
+use crate::store::CachedSql;
 
 impl Store {
     /// Accepts a batch of messages in one transaction; all or nothing.
@@ -117,7 +118,7 @@ pub fn release_from_review(
             id.0
         )));
     }
-    let not_before: Option<i64> = tx.query_row(
+    let not_before: Option<i64> = tx.query_row_cached(
         "SELECT not_before FROM messages WHERE id = ?1",
         [id.0],
         |r| r.get(0),

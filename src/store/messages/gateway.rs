@@ -14,6 +14,7 @@
 
 use super::*;
 use crate::store::inbound::{store_inbound_in, InboundOutcome, InboundPart};
+use crate::store::CachedSql;
 
 /// The channel of an accepted message.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -260,7 +261,7 @@ impl Store {
             if part_state(tx, part)? != PartState::Unknown {
                 return Ok(false);
             }
-            let message: i64 = tx.query_row(
+            let message: i64 = tx.query_row_cached(
                 "UPDATE parts SET error = 'settled by a late SUBMIT_RESP', gateway_msg_id = ?2,
                      next_attempt_at = NULL, sent_at = COALESCE(claimed_at, ?3)
                  WHERE id = ?1 RETURNING message_id",
@@ -323,7 +324,7 @@ impl Store {
                 );
                 return Ok(GatewayReportOutcome::Unmatched);
             };
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE gateway_reports SET part_id = ?2 WHERE id = ?1",
                 params![report_id, part.0],
             )?;
@@ -354,7 +355,7 @@ impl Store {
                 }
                 InboundOutcome::Partial(id) | InboundOutcome::Complete(id) => id,
             };
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE inbound SET account = ?2, gateway = ?3 WHERE id = ?1",
                 params![id.0, account, gateway],
             )?;
@@ -500,7 +501,7 @@ pub(in crate::store) fn claim_gateway_in(
         }
     }
     set_part_state(tx, part, PartState::Sending, now)?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE parts SET attempts = attempts + 1, claimed_at = ?2 WHERE id = ?1",
         params![part.0, ms(now)],
     )?;
@@ -530,7 +531,7 @@ fn mark_gateway_sent_in(
             to: PartState::Sent,
         });
     }
-    let message: i64 = tx.query_row(
+    let message: i64 = tx.query_row_cached(
         "UPDATE parts SET gateway_msg_id = ?2, sent_at = ?3, next_attempt_at = NULL, error = NULL
          WHERE id = ?1 RETURNING message_id",
         params![part.0, msg_id.to_string(), ms(now)],
@@ -558,7 +559,7 @@ fn defer_in(
         });
     }
     set_part_state(tx, part, PartState::Queued, now)?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE parts SET attempts = MAX(attempts - 1, 0), next_attempt_at = ?2, error = ?3
          WHERE id = ?1",
         params![part.0, ms(at), error],
@@ -587,7 +588,7 @@ fn apply_waiting_report(
     let Some((report, stat)) = early else {
         return Ok(());
     };
-    tx.execute(
+    tx.execute_cached(
         "UPDATE gateway_reports SET part_id = ?2 WHERE id = ?1",
         params![report, part.0],
     )?;
@@ -626,7 +627,7 @@ fn settle_unknown_gateway(
     else {
         return Ok(None);
     };
-    tx.execute(
+    tx.execute_cached(
         "UPDATE parts SET error = 'settled by a gateway report', gateway_msg_id = ?2,
              next_attempt_at = NULL, sent_at = COALESCE(claimed_at, ?3)
          WHERE id = ?1",
@@ -655,7 +656,7 @@ fn apply_stat(
     let outcome = if delivered {
         if state != PartState::Delivered {
             set_part_state(tx, part, PartState::Delivered, now)?;
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE parts SET delivered_at = ?2 WHERE id = ?1",
                 params![part.0, ms(now)],
             )?;
@@ -667,14 +668,15 @@ fn apply_stat(
             return Ok(GatewayReportOutcome::Delivered { part, message });
         }
         let error = format!("gateway report: {stat}");
-        tx.execute(
+        tx.execute_cached(
             "UPDATE parts SET error = ?2 WHERE id = ?1",
             params![part.0, error],
         )?;
         set_part_state(tx, part, PartState::Failed, now)?;
-        let seq: u32 = tx.query_row("SELECT seq FROM parts WHERE id = ?1", [part.0], |r| {
-            r.get(0)
-        })?;
+        let seq: u32 =
+            tx.query_row_cached("SELECT seq FROM parts WHERE id = ?1", [part.0], |r| {
+                r.get(0)
+            })?;
         let current = message_state(tx, message)?;
         if current.is_sendable() || current == MessageState::Sent {
             fail_message(tx, message, seq, &error, now)?;

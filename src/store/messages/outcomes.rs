@@ -7,6 +7,7 @@
 //! `scheduler::RetryPolicy::on_failure`, from facts read in the same transaction that applies it.
 
 use super::*;
+use crate::store::CachedSql;
 
 impl Store {
     /// Marks a part `sending` on `sim` and commits, BEFORE the driver writes AT+CMGS. Refuses
@@ -97,7 +98,7 @@ pub(in crate::store) fn claim_in(
         return Err(refuse("message deadline passed".into()));
     }
     // A gateway message is never a modem's (issue 12): its sender is a 106 number.
-    let gateway: Option<String> = tx.query_row(
+    let gateway: Option<String> = tx.query_row_cached(
         "SELECT gateway FROM messages WHERE id = ?1",
         [message.0],
         |r| r.get(0),
@@ -105,7 +106,7 @@ pub(in crate::store) fn claim_in(
     if let Some(g) = gateway {
         return Err(refuse(format!("message goes by gateway {g}")));
     }
-    let sim_exists: bool = tx.query_row(
+    let sim_exists: bool = tx.query_row_cached(
         "SELECT EXISTS (SELECT 1 FROM sims WHERE id = ?1)",
         [sim.0],
         |r| r.get(0),
@@ -139,15 +140,15 @@ pub(in crate::store) fn claim_in(
         }
     }
     set_part_state(tx, part, PartState::Sending, now)?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE parts SET sim_id = ?2, attempts = attempts + 1, claimed_at = ?3 WHERE id = ?1",
         params![part.0, sim.0, ms(now)],
     )?;
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO send_attempts (sim_id, part_id, at) VALUES (?1, ?2, ?3)",
         params![sim.0, part.0, ms(now)],
     )?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE sims SET last_used_at = ?2 WHERE id = ?1",
         params![sim.0, ms(now)],
     )?;
@@ -181,14 +182,14 @@ pub(in crate::store) fn mark_sent_in(
         });
     }
     set_part_state(tx, part, PartState::Sent, now)?;
-    let (message, sim): (i64, Option<i64>) = tx.query_row(
+    let (message, sim): (i64, Option<i64>) = tx.query_row_cached(
         "UPDATE parts SET tp_mr = ?2, sent_at = ?3, next_attempt_at = NULL, error = NULL
          WHERE id = ?1 RETURNING message_id, sim_id",
         params![part.0, tp_mr, ms(now)],
         |r| Ok((r.get(0)?, r.get(1)?)),
     )?;
     if let Some(sim) = sim {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE sims SET consecutive_errors = 0 WHERE id = ?1",
             [sim],
         )?;
@@ -208,7 +209,7 @@ pub(in crate::store) fn mark_unknown_in(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     set_part_state(tx, part, PartState::Unknown, now)?;
-    let message: i64 = tx.query_row(
+    let message: i64 = tx.query_row_cached(
         // next_attempt_at cleared: an old back-off time must never read as a requeue time
         // (store::settle requeues unknown parts that have one).
         "UPDATE parts SET error = ?2, next_attempt_at = NULL WHERE id = ?1 RETURNING message_id",
@@ -230,7 +231,7 @@ pub(super) fn fail_message(
 ) -> Result<(), StoreError> {
     let sibling_error = format!("not sent: part {seq} failed");
     for p in part_ids_in(tx, message, &[PartState::Queued])? {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE parts SET error = ?2 WHERE id = ?1",
             params![p.0, sibling_error],
         )?;
@@ -266,7 +267,7 @@ pub(in crate::store) fn mark_failed_in(
     }
     // The SIM's health, counted first: the decision reads the count after this failure.
     let sim_errors = match (sim, policy.counts_against_sim(kind)) {
-        (Some(sim), true) => Some(tx.query_row(
+        (Some(sim), true) => Some(tx.query_row_cached(
             "UPDATE sims SET consecutive_errors = consecutive_errors + 1, last_error = ?2
              WHERE id = ?1 RETURNING consecutive_errors",
             params![sim, error],
@@ -285,7 +286,7 @@ pub(in crate::store) fn mark_failed_in(
     // The scheduler decides what the failure means; this transaction only applies it.
     let decision = policy.on_failure(&facts, error, now);
     if let (Some(sim), Some(until)) = (sim, decision.rest_sim_until) {
-        tx.execute(
+        tx.execute_cached(
             "UPDATE sims SET rested_until = ?2 WHERE id = ?1",
             params![sim, ms(until)],
         )?;
@@ -298,7 +299,7 @@ pub(in crate::store) fn mark_failed_in(
             fail_message: whole_message,
         } => {
             // The error first: the audit record the state change appends carries it.
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE parts SET error = ?2, next_attempt_at = NULL WHERE id = ?1",
                 params![part.0, why],
             )?;
@@ -324,12 +325,12 @@ pub(in crate::store) fn mark_failed_in(
         .collect::<Vec<_>>()
         .join(",");
     set_part_state(tx, part, PartState::Queued, now)?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE parts SET sim_id = NULL, next_attempt_at = ?2, avoid_sims = ?3, error = ?4
          WHERE id = ?1",
         params![part.0, ms(at), avoid_text, error],
     )?;
-    tx.execute(
+    tx.execute_cached(
         "UPDATE messages SET last_error = ?2 WHERE id = ?1",
         params![message.0, error],
     )?;

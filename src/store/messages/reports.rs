@@ -6,6 +6,7 @@
 //! delivery is stale and the delivery stands.
 
 use super::*;
+use crate::store::CachedSql;
 
 impl Store {
     /// Matches a status report to the most recent sent part with the same SIM, TP-MR and
@@ -57,7 +58,7 @@ pub(super) fn apply_report_in(
         )?
         .map(|(p, m)| (p.0, m.0, report.recipient.clone()));
     }
-    tx.execute(
+    tx.execute_cached(
         "INSERT INTO status_reports (sim_id, tp_mr, recipient, status, raw_pdu, received_at,
              part_id)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
@@ -91,7 +92,7 @@ pub(super) fn apply_status(
     status: u8,
     now: Timestamp,
 ) -> Result<ReportOutcome, StoreError> {
-    tx.execute(
+    tx.execute_cached(
         "UPDATE parts SET report_status = ?2 WHERE id = ?1",
         params![part.0, status],
     )?;
@@ -99,7 +100,7 @@ pub(super) fn apply_status(
     let outcome = match status {
         0x00..=0x1F => {
             set_part_state(tx, part, PartState::Delivered, now)?;
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE parts SET delivered_at = ?2 WHERE id = ?1",
                 params![part.0, ms(now)],
             )?;
@@ -113,13 +114,14 @@ pub(super) fn apply_status(
             }
             set_part_state(tx, part, PartState::Failed, now)?;
             let error = format!("status report: TP-Status 0x{s:02X}");
-            tx.execute(
+            tx.execute_cached(
                 "UPDATE parts SET error = ?2 WHERE id = ?1",
                 params![part.0, error],
             )?;
-            let seq: u32 = tx.query_row("SELECT seq FROM parts WHERE id = ?1", [part.0], |r| {
-                r.get(0)
-            })?;
+            let seq: u32 =
+                tx.query_row_cached("SELECT seq FROM parts WHERE id = ?1", [part.0], |r| {
+                    r.get(0)
+                })?;
             let current = message_state(tx, message)?;
             if current.is_sendable() || current == MessageState::Sent {
                 fail_message(tx, message, seq, &error, now)?;
@@ -142,7 +144,7 @@ pub(super) fn apply_early_report(
     tp_mr: u8,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let recipient: String = tx.query_row(
+    let recipient: String = tx.query_row_cached(
         "SELECT recipient FROM messages WHERE id = ?1",
         [message.0],
         |r| r.get(0),
@@ -164,7 +166,7 @@ pub(super) fn apply_early_report(
     else {
         return Ok(());
     };
-    tx.execute(
+    tx.execute_cached(
         "UPDATE status_reports SET part_id = ?2 WHERE id = ?1",
         params![report, part.0],
     )?;

@@ -7,6 +7,7 @@
 //! disagree.
 
 use super::*;
+use crate::store::CachedSql;
 
 pub(super) fn message_state(conn: &Connection, id: MessageId) -> Result<MessageState, StoreError> {
     let s: Option<String> = conn
@@ -39,7 +40,7 @@ pub(crate) fn set_message_state(
     let from = message_state(conn, id)?;
     if from == to {
         if let Some(e) = error {
-            conn.execute(
+            conn.execute_cached(
                 "UPDATE messages SET last_error = ?2 WHERE id = ?1",
                 params![id.0, e],
             )?;
@@ -50,7 +51,7 @@ pub(crate) fn set_message_state(
         return Err(StoreError::BadMessageTransition { id: id.0, from, to });
     }
     let now_ms = ms(now);
-    conn.execute(
+    conn.execute_cached(
         "UPDATE messages SET state = ?2,
              sent_at = CASE WHEN ?2 = 'sent' AND sent_at IS NULL THEN ?3 ELSE sent_at END,
              delivered_at = CASE WHEN ?2 = 'delivered' THEN ?3 ELSE delivered_at END,
@@ -78,7 +79,7 @@ pub(crate) fn set_part_state(
     if !from.can_become(to) {
         return Err(StoreError::BadPartTransition { id: id.0, from, to });
     }
-    conn.execute(
+    conn.execute_cached(
         "UPDATE parts SET state = ?2 WHERE id = ?1",
         params![id.0, to.as_str()],
     )?;
