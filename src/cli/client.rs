@@ -127,9 +127,6 @@ fn parse_priority(s: &str) -> Result<Priority, String> {
     }
 }
 
-/// How many send requests `smsgate send` keeps in flight at once.
-const SEND_WINDOW: usize = 8;
-
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -272,6 +269,7 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
         })
         .collect();
     let total: usize = requests.iter().map(|r| r.to.len()).sum();
+    let client = ApiClient::new(&args.opts.socket);
     let progress = Progress::new(total, args.file.is_some());
     let mut merged = SendResponse {
         ids: Vec::new(),
@@ -281,53 +279,33 @@ pub fn send(args: SendArgs) -> anyhow::Result<()> {
     let mut numbers_accepted: Vec<String> = Vec::new();
     let rt = runtime()?;
     let mut done = 0;
-    // Up to SEND_WINDOW requests in flight (the daemon commits concurrent requests together),
-    // answered in request order. After a failure no new request starts, but those already sent
-    // are still awaited: they may have been accepted, and their ids must be shown.
-    let mut failed: Option<anyhow::Error> = None;
-    rt.block_on(async {
-        let mut pending = std::collections::VecDeque::new();
-        let mut next = requests.iter();
-        loop {
-            while failed.is_none() && pending.len() < SEND_WINDOW {
-                let Some(request) = next.next() else { break };
-                let client = ApiClient::new(&args.opts.socket);
-                let owned = request.clone();
-                let task = tokio::spawn(async move { client.send(&owned).await });
-                pending.push_back((request, task));
+    for request in &requests {
+        let resp = rt.block_on(client.send(request)).map_err(|e| {
+            progress.finish();
+            if done > 0 {
+                anyhow::anyhow!(
+                    "{e} (after {} of {total} recipients were accepted: see the ids above)",
+                    merged.ids.len()
+                )
+            } else {
+                anyhow::Error::new(e)
             }
-            let Some((request, task)) = pending.pop_front() else {
-                break;
-            };
-            let resp = match task.await {
-                Ok(Ok(r)) => r,
-                Ok(Err(e)) => {
-                    failed.get_or_insert_with(|| anyhow::Error::new(e));
-                    continue;
+        });
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                if done > 0 {
+                    print_send(&args.opts, &merged, &numbers_accepted)?;
                 }
-                Err(e) => {
-                    failed.get_or_insert_with(|| anyhow::anyhow!("send task failed: {e}"));
-                    continue;
-                }
-            };
-            numbers_accepted.extend(accepted_numbers(&request.to, &resp.refused));
-            merged.ids.extend(resp.ids);
-            merged.parts = merged.parts.max(resp.parts);
-            merged.refused.extend(resp.refused);
-            done += request.to.len();
-            progress.update(done);
-        }
-    });
-    if let Some(e) = failed {
-        progress.finish();
-        if merged.ids.is_empty() && done == 0 {
-            return Err(e);
-        }
-        print_send(&args.opts, &merged, &numbers_accepted)?;
-        return Err(anyhow::anyhow!(
-            "{e} (after {} of {total} recipients were accepted: see the ids above)",
-            merged.ids.len()
-        ));
+                return Err(e);
+            }
+        };
+        numbers_accepted.extend(accepted_numbers(&request.to, &resp.refused));
+        merged.ids.extend(resp.ids);
+        merged.parts = merged.parts.max(resp.parts);
+        merged.refused.extend(resp.refused);
+        done += request.to.len();
+        progress.update(done);
     }
     progress.finish();
     print_send(&args.opts, &merged, &numbers_accepted)
