@@ -9,6 +9,9 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
+/// The runtime's blocking pool (store calls, file work): see `run`.
+const MAX_BLOCKING_THREADS: usize = 8;
+
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     /// The TOML configuration file.
@@ -26,9 +29,12 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
     for w in &report.warnings {
         tracing::warn!("configuration: {w}");
     }
+    // The store is one connection behind one mutex, so more blocking threads than a few only
+    // wait on it; each would also keep its own malloc arena (resident memory with 64 modems).
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("smsgate")
+        .max_blocking_threads(MAX_BLOCKING_THREADS)
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
