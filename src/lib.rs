@@ -28,7 +28,8 @@
 //! - [`store`]: the SQLite file (WAL), its migrations and every transaction; no SQL elsewhere.
 //!   `store/messages/` by section (transitions, acceptance, claims and outcomes, status reports,
 //!   operator actions, queries); `store/contract/` by part (accounts, credit, blacklists,
-//!   opt-outs, review). The store applies the scheduler's decisions; it makes none.
+//!   opt-outs, review); `store/acceptance.rs` is a send request's transaction body (decided by
+//!   `policy::decide`, then written). The store applies the scheduler's decisions; it makes none.
 //!   Times are Unix milliseconds in every table (the audit log's hashed `time` alone keeps
 //!   whole seconds); a part is kept as the codec's neutral SMS-SUBMIT, which the modem
 //!   encodes for its dialect when it sends it.
@@ -47,9 +48,9 @@
 //!   share their extractors through `extract.rs`, never each other.
 //! - [`daemon`]: the running service: runner (scheduler decisions applied), the bank's host
 //!   (which SIM each port carries, what its modem's events mean), inbound and status reports
-//!   into the store, the API backend (submission in `submit.rs`, one function per admin
-//!   operation in `admin.rs`), the carrier gateways' sending and events (`gateways.rs`) and
-//!   which channel a message takes (`channels.rs`), systemd notification.
+//!   into the store, the API backend (submission's group commit in `submit.rs`, one function
+//!   per admin operation in `admin.rs`), the carrier gateways' sending and events
+//!   (`gateways.rs`) and which channel a message takes (`channels.rs`), systemd notification.
 //! - [`config`]: the daemon's TOML configuration, every key with a default, and its own parsing
 //!   helpers (durations, group names); `api` reads `config`, never the reverse.
 //! - [`web`]: `smsgate web`, the network front end in its own process: the network API under

@@ -18,6 +18,7 @@ use crate::api::types::{
 use crate::api::{ApiError, Backend, Caller};
 use crate::number;
 use crate::pdu::{self, Address, SubmitOptions, ValidityPeriod};
+use crate::store::acceptance;
 use crate::store::{
     MessageId, MessageQuery, MessageState, MessageView, NewPart, PartState, Settlement, StoreError,
 };
@@ -263,7 +264,7 @@ impl Backend for DaemonBackend {
             format!("account:{account_name}")
         };
         let channel = self.shared.channels().resolve(&account_name, req.sender)?;
-        let input = submit::SubmitInput {
+        let input = acceptance::SubmitInput {
             channel,
             account: account_name,
             actor,
@@ -274,7 +275,6 @@ impl Backend for DaemonBackend {
             validity_span: validity,
             validity_explicit: req.validity.is_some(),
             report: req.report,
-            validity: Some(vp),
         };
         let rules = self.shared.contract().rules;
         // Committed together with the requests that arrive meanwhile (group commit); the answer
@@ -285,13 +285,13 @@ impl Backend for DaemonBackend {
             .submit(Box::new(move |tx| {
                 let encode = |n: &number::Number, text: &str| {
                     let reference: u16 = rand::random();
-                    encode_for(n, text, input.report, input.validity, reference)
-                        .map_err(|e| ApiError::InvalidField(format!("text: {e}")))
+                    encode_for(n, text, input.report, Some(vp), reference)
+                        .map_err(|e| format!("text: {e}"))
                 };
-                submit::submit(tx, &rules, &input, &encode, now)
+                acceptance::submit(tx, &rules, &input, &encode, now)
             }))
             .await?;
-        refused.extend(outcome.refused);
+        refused.extend(outcome.refused.into_iter().map(submit::api_refusal));
         let ids = outcome.ids;
         let parts = outcome.parts;
         if !ids.is_empty() {

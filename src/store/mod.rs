@@ -13,6 +13,7 @@
 //! is copied aside (checked) before any is applied, and one with a newer schema than this
 //! smsgate knows is refused before anything writes to it.
 
+pub(crate) mod acceptance;
 pub mod audit;
 pub mod backup;
 mod batch;
