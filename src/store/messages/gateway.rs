@@ -523,14 +523,7 @@ fn mark_gateway_sent_in(
     msg_id: u64,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let from = part_state(tx, part)?;
-    if from != PartState::Sending {
-        return Err(StoreError::BadPartTransition {
-            id: part.0,
-            from,
-            to: PartState::Sent,
-        });
-    }
+    expect_in_flight(tx, part, PartState::Sent)?;
     let message: i64 = tx.query_row_cached(
         "UPDATE parts SET gateway_msg_id = ?2, sent_at = ?3, next_attempt_at = NULL, error = NULL
          WHERE id = ?1 RETURNING message_id",
@@ -550,14 +543,7 @@ fn defer_in(
     at: Timestamp,
     now: Timestamp,
 ) -> Result<(), StoreError> {
-    let from = part_state(tx, part)?;
-    if from != PartState::Sending {
-        return Err(StoreError::BadPartTransition {
-            id: part.0,
-            from,
-            to: PartState::Queued,
-        });
-    }
+    expect_in_flight(tx, part, PartState::Queued)?;
     set_part_state(tx, part, PartState::Queued, now)?;
     tx.execute_cached(
         "UPDATE parts SET attempts = MAX(attempts - 1, 0), next_attempt_at = ?2, error = ?3

@@ -173,14 +173,7 @@ pub(in crate::store) fn mark_sent_in(
     now: Timestamp,
 ) -> Result<(), StoreError> {
     // Only a part in flight can be sent; a second +CMGS for it would be a driver bug.
-    let from = part_state(tx, part)?;
-    if from != PartState::Sending {
-        return Err(StoreError::BadPartTransition {
-            id: part.0,
-            from,
-            to: PartState::Sent,
-        });
-    }
+    expect_in_flight(tx, part, PartState::Sent)?;
     set_part_state(tx, part, PartState::Sent, now)?;
     let (message, sim): (i64, Option<i64>) = tx.query_row_cached(
         "UPDATE parts SET tp_mr = ?2, sent_at = ?3, next_attempt_at = NULL, error = NULL

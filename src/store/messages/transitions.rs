@@ -21,12 +21,29 @@ pub(super) fn message_state(conn: &Connection, id: MessageId) -> Result<MessageS
 
 pub(super) fn part_state(conn: &Connection, id: PartId) -> Result<PartState, StoreError> {
     let s: Option<String> = conn
-        .query_row("SELECT state FROM parts WHERE id = ?1", [id.0], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT state FROM parts WHERE id = ?1")?
+        .query_row([id.0], |r| r.get(0))
         .optional()?;
     let s = s.ok_or(StoreError::NoSuchPart(id.0))?;
     Ok(PartState::parse(&s)?)
+}
+
+/// Checks that `part` is in flight (`sending`), the only state a send's outcome may leave;
+/// `to` is the state the caller is about to set, named in the error.
+pub(super) fn expect_in_flight(
+    conn: &Connection,
+    part: PartId,
+    to: PartState,
+) -> Result<(), StoreError> {
+    let from = part_state(conn, part)?;
+    if from != PartState::Sending {
+        return Err(StoreError::BadPartTransition {
+            id: part.0,
+            from,
+            to,
+        });
+    }
+    Ok(())
 }
 
 /// Changes a message's state (checked and logged) and stamps the matching time column.
