@@ -175,7 +175,10 @@ fn check_after_a_drop(sim: &Sim, views: &[MessageView]) -> usize {
         if v.state != MessageState::Delivered {
             unknown += 1;
         } else {
-            assert!(got.contains(&last11(&v.to)), "delivered, never submitted: {v:?}");
+            assert!(
+                got.contains(&last11(&v.to)),
+                "delivered, never submitted: {v:?}"
+            );
         }
     }
     // The drop found something in flight: SUBMITs never answered, or reports not yet sent

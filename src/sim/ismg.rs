@@ -469,7 +469,11 @@ impl Link {
             }
         }
         let mut kept: Vec<Timer> = std::mem::take(&mut self.unacked).into_values().collect();
-        kept.extend(std::mem::take(&mut self.timers).into_iter().filter(|t| !t.resp));
+        kept.extend(
+            std::mem::take(&mut self.timers)
+                .into_iter()
+                .filter(|t| !t.resp),
+        );
         if kept.is_empty() {
             return;
         }
@@ -483,7 +487,10 @@ impl Link {
                 }
                 // Sent under the mutex: `other` is in the map, so it has not drained its
                 // channel yet and will find them there if it closes now.
-                match l.tx.try_send(LinkCmd::Adopt(kept.take().unwrap_or_default())) {
+                match l
+                    .tx
+                    .try_send(LinkCmd::Adopt(kept.take().unwrap_or_default()))
+                {
                     Ok(()) => return Some(*other),
                     Err(e) => {
                         if let LinkCmd::Adopt(t) = e.into_inner() {
@@ -509,7 +516,7 @@ impl Link {
             if let Body::Deliver(d) = &mut t.body {
                 if let DeliverContent::Report(r) = &mut d.content {
                     // A 3.0 recipient longer than 21 octets does not fit a 60-byte report.
-                    r.layout = if v == Version::V30 && !short || r.dest_terminal_id.len() > 21 {
+                    r.layout = if (v == Version::V30 && !short) || r.dest_terminal_id.len() > 21 {
                         Version::V30
                     } else {
                         Version::V20
@@ -617,9 +624,9 @@ impl Link {
                 // Answered (whatever the result): the report is settled. Matched by sequence
                 // id, or by the DELIVER's Msg_Id that the response repeats.
                 if self.unacked.remove(&seq).is_none() {
-                    self.unacked.retain(|_, t| {
-                        !matches!(&t.body, Body::Deliver(d) if d.msg_id == r.msg_id)
-                    });
+                    self.unacked.retain(
+                        |_, t| !matches!(&t.body, Body::Deliver(d) if d.msg_id == r.msg_id),
+                    );
                 }
                 Flow::Go
             }
