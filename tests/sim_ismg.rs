@@ -595,7 +595,16 @@ async fn reports_of_a_closed_link_are_kept_and_sent_on_another_link() {
     assert_eq!(c.login(SP, SECRET, 0x30).await.status, 0);
     let id = submit_for_report(&mut c, "13800138000").await;
     drop(c);
-    let st = wait_links(&bank, 0).await;
+    wait_links(&bank, 0).await;
+    // The link leaves the map before it puts its reports aside: poll for them.
+    let mut st = ctl(&bank, IsmgControl::Status).await;
+    for _ in 0..100 {
+        if st.reports_waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        st = ctl(&bank, IsmgControl::Status).await;
+    }
     assert_eq!(st.reports_waiting, 1, "{st:?}");
     tokio::time::sleep(Duration::from_millis(400)).await;
     let mut c = Client::connect(addr).await;
