@@ -12,6 +12,9 @@
 //! - `drain`: 800 single-part messages on 16 modems at 200 ms per part against the ideal
 //!   800 x 0.2 / 16 s, from the first acceptance call to the last AT+CMGS (issue 14's target:
 //!   within 2 %); `drain5000`: the older 5,000 parts at 500 ms per part (target within 5 %);
+//! - `gateway`: submit -> CMPP SUBMIT on an idle 106 channel (issue 12: target p50 <= 5 ms):
+//!   the virtual ISMG of the bank, a `[[gateways]]` entry of one link and an account whose
+//!   sender is 106; from the submit call to the time of the ISMG's "cmpp_submit" event;
 //! - `memory`: VmRSS of the daemon binary with 64 modems and 1,000,000 queued messages, after
 //!   it settled (issue 14: target <= 24 MiB).
 //!
@@ -30,8 +33,8 @@ use std::time::{Duration, Instant};
 use jiff::Timestamp;
 use smsgate::api::client::ApiClient;
 use smsgate::api::types::SendRequest;
-use smsgate::config::{AccountConfig, Config};
-use smsgate::sim::{Bank, Dialect, DialectChoice, SimConfig};
+use smsgate::config::{AccountConfig, Config, GatewayEntry, SenderKind};
+use smsgate::sim::{Bank, Dialect, DialectChoice, IsmgConfig, SimConfig};
 
 type BenchResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -79,6 +82,9 @@ fn main() {
     }
     if run("drain5000") {
         report("drain5000", runtime.block_on(drain(16, 5_000, 500, 5.0)));
+    }
+    if run("gateway") {
+        report("gateway", runtime.block_on(gateway_latency(200)));
     }
     if run("memory") {
         report("memory", runtime.block_on(memory(64, 1_000_000)));
@@ -190,7 +196,7 @@ impl Rig {
         ));
         let client = ApiClient::new(&config.socket);
         wait_ready(&client, modems).await?;
-        let events = CmgsLog::new(bank.events_path());
+        let events = CmgsLog::new(bank.events_path(), "cmgs");
         Ok(Rig {
             _dir: dir,
             bank,
@@ -223,19 +229,23 @@ async fn wait_ready(client: &ApiClient, modems: usize) -> BenchResult<()> {
     }
 }
 
-/// Follows events.jsonl: the times of "cmgs" events (a PDU the modem accepted).
+/// Follows events.jsonl: the times of "cmgs" events (a PDU the modem accepted), or of another
+/// kind ("cmpp_submit": a SUBMIT the virtual ISMG accepted).
 struct CmgsLog {
     path: PathBuf,
+    /// `"event":"<kind>"` as the log writes it.
+    needle: String,
     offset: u64,
     /// Bytes of a line not yet complete (the reader may catch the writer mid-line).
     partial: Vec<u8>,
 }
 
 impl CmgsLog {
-    fn new(path: PathBuf) -> CmgsLog {
+    fn new(path: PathBuf, kind: &str) -> CmgsLog {
         let offset = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
         CmgsLog {
             path,
+            needle: format!("\"event\":\"{kind}\""),
             offset,
             partial: Vec::new(),
         }
@@ -259,7 +269,7 @@ impl CmgsLog {
                 break;
             }
             let text = String::from_utf8_lossy(&line);
-            if text.contains("\"event\":\"cmgs\"") {
+            if text.contains(&self.needle) {
                 let v: serde_json::Value = serde_json::from_str(&text)?;
                 if let Some(t) = v["time"].as_str() {
                     out.push(t.parse::<Timestamp>()?);
@@ -344,6 +354,92 @@ async fn latency(samples: usize) -> BenchResult<()> {
         percentile(&from_call, 1.0),
         percentile(&from_202, 0.50),
         percentile(&from_202, 0.99),
+        load()
+    );
+    Ok(())
+}
+
+/// One message at a time on an idle gateway link (no modems): the daemon with a `[[gateways]]`
+/// entry (one link, the secret in a 0600 file) against the bank's virtual ISMG, an account
+/// whose sender is 106; from the submit call to the ISMG's "cmpp_submit" event.
+async fn gateway_latency(samples: usize) -> BenchResult<()> {
+    let dir = temp_dir("gateway")?;
+    let mut sim = SimConfig::new(0, dir.path().join("modems"));
+    sim.seed = Some(4);
+    sim.control_socket = false;
+    sim.chatter = None;
+    sim.cmpp = Some(IsmgConfig::new("127.0.0.1:0".parse()?, "901234", b"secret"));
+    let bank = Bank::start(sim).await?;
+    let addr = bank.cmpp_addr().ok_or("the bank has no virtual ISMG")?;
+    let secret = dir.path().join("cmcc.secret");
+    std::fs::write(&secret, "secret\n")?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600))?;
+    let mut config = daemon_config(dir.path(), true);
+    config.gateways = vec![GatewayEntry {
+        name: "cmcc".into(),
+        address: addr.to_string(),
+        sp_id: "901234".into(),
+        secret_file: secret,
+        src_id: "1069012345".into(),
+        service_id: "MXX0000001".into(),
+        connections: 1,
+        ..GatewayEntry::default()
+    }];
+    for a in &mut config.accounts {
+        a.sender = SenderKind::Service106;
+        a.gateway = Some("cmcc".into());
+        a.extension = "42".into();
+    }
+    let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let daemon = tokio::spawn(smsgate::daemon::run(
+        config.clone(),
+        None,
+        async move {
+            let _ = stop_rx.await;
+        },
+        None,
+    ));
+    let client = ApiClient::new(&config.socket);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let up = client
+            .gateways()
+            .await
+            .ok()
+            .and_then(|g| g.first().map(|g| g.links_up));
+        if up.unwrap_or(0) >= 1 {
+            break;
+        }
+        if Instant::now() > deadline {
+            return Err("the gateway link not up within 60 s".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let mut events = CmgsLog::new(bank.events_path(), "cmpp_submit");
+    let mut from_call = Vec::with_capacity(samples);
+    // A few unmeasured sends first: connections, statement caches, page cache.
+    for i in 0..samples + 10 {
+        let called = Timestamp::now();
+        client.send(&request(vec![recipient(i)])).await?;
+        let sent = events.wait_for(1, Duration::from_secs(10)).await?;
+        let at = sent.first().copied().unwrap_or(called);
+        if i >= 10 {
+            from_call.push((at - called).as_secs_f64() * 1000.0);
+        }
+        // Idle between samples: the link is quiet (its reports answered) when the next comes.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop.send(());
+    let _ = tokio::time::timeout(Duration::from_secs(30), daemon).await;
+    bank.shutdown().await;
+    from_call.sort_by(f64::total_cmp);
+    println!(
+        "gateway: submit -> CMPP SUBMIT on an idle 106 link through the daemon ({} samples): from the submit call p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms (target p50 <= 5); {}",
+        from_call.len(),
+        percentile(&from_call, 0.50),
+        percentile(&from_call, 0.99),
+        percentile(&from_call, 1.0),
         load()
     );
     Ok(())

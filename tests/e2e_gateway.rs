@@ -5,7 +5,9 @@
 //! SUBMIT), what the modems sent from its `cmgs` events.
 //!
 //! What must hold: each part goes out exactly once, on the channel its message asked for; a
-//! link drop mid-batch loses nothing and sends nothing twice; an MO "TD" opts its sender out of
+//! link drop or a kill -9 mid-batch loses nothing and sends nothing twice, and every part the
+//! gateway took ends `delivered` (the gateway sends the reports of a closed link on the next
+//! one) or `unknown` (its SUBMIT_RESP was lost); an MO "TD" opts its sender out of
 //! the account whose extension it was sent to, and only that one.
 
 mod support;
@@ -17,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use smsgate::api::types::{MessageState, SendRequest};
+use smsgate::api::types::{MessageState, MessageView, SendRequest};
 use smsgate::config::SenderKind;
 use support::*;
 
@@ -140,6 +142,55 @@ async fn wait_gateway_up(d: &Daemon, links: u32) {
         }
     })
     .await;
+}
+
+/// Settled after a drop: delivered, or a part `unknown` (written, never answered: not resent)
+/// and none still waiting; never `sent` for good, because the gateway keeps each report it
+/// could not deliver (or that was not acknowledged) and sends it on a new link.
+fn settled_after_a_drop(m: &MessageView) -> bool {
+    m.state == MessageState::Delivered
+        || (m.parts.iter().any(|p| p.state == MessageState::Unknown)
+            && m.parts
+                .iter()
+                .all(|p| matches!(p.state, MessageState::Delivered | MessageState::Unknown)))
+}
+
+/// The checks after a drop (or kill -9) once every message settled: no part submitted twice;
+/// a message the gateway never got is `unknown` (its SUBMIT was written, so it is not resent);
+/// and something was in flight. Returns how many messages are unknown.
+fn check_after_a_drop(sim: &Sim, views: &[MessageView]) -> usize {
+    let (keys, events) = cmpp_submits(sim);
+    assert!(
+        keys.values().all(|n| *n == 1),
+        "a part submitted twice: {keys:?}"
+    );
+    let last11 = |s: &str| s[s.len().saturating_sub(11)..].to_string();
+    let got: std::collections::BTreeSet<String> = events
+        .iter()
+        .map(|e| last11(e["dest"].as_str().unwrap_or_default()))
+        .collect();
+    let mut unknown = 0;
+    for v in views {
+        assert!(settled_after_a_drop(v), "{v:?}");
+        if v.state != MessageState::Delivered {
+            unknown += 1;
+        } else {
+            assert!(
+                got.contains(&last11(&v.to)),
+                "delivered, never submitted: {v:?}"
+            );
+        }
+    }
+    // The drop found something in flight: SUBMITs never answered, or reports not yet sent
+    // or acknowledged that the gateway kept for the next link.
+    let kept: u64 = sim
+        .events()
+        .iter()
+        .filter(|e| e["event"] == "cmpp_reports_kept")
+        .map(|e| e["reports"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(unknown > 0 || kept > 0, "the drop found nothing in flight");
+    unknown
 }
 
 fn with_sender(mut r: SendRequest, sender: SenderKind) -> SendRequest {
@@ -293,33 +344,19 @@ async fn a_link_drop_mid_batch_loses_nothing_and_sends_nothing_twice() {
     .await;
     sim.ctl(&["cmpp-drop"]);
     // Every message ends delivered or with its part `unknown` (written, never answered: not
-    // resent); none is lost in the queue or failed.
+    // resent); none is lost in the queue, failed, or left `sent` without its report.
     let views = wait_messages(
         &client,
         &ids,
         Duration::from_secs(60),
-        "every message delivered, sent or unknown",
-        // A report due when its link closed is lost (the sim's known limit): `sent` then.
-        |m| {
-            matches!(m.state, MessageState::Delivered | MessageState::Sent)
-                || m.parts.iter().any(|p| p.state == MessageState::Unknown)
-        },
+        "every message delivered or unknown",
+        settled_after_a_drop,
     )
     .await;
+    let unknown = check_after_a_drop(&sim, &views);
     let (keys, events) = cmpp_submits(&sim);
-    assert!(
-        keys.values().all(|n| *n == 1),
-        "a part submitted twice: {keys:?}"
-    );
-    let delivered = views
-        .iter()
-        .filter(|v| matches!(v.state, MessageState::Delivered | MessageState::Sent))
-        .count();
-    assert!(delivered <= events.len());
     // Every message the gateway never got was sent after the drop, on a new link.
     assert_eq!(keys.len(), events.len());
-    let unknown = views.len() - delivered;
-    assert!(unknown > 0, "the drop found nothing in flight");
     assert!(
         events.len() + unknown >= views.len(),
         "{} submits, {unknown} unknown, {} messages",
@@ -482,28 +519,18 @@ async fn kill_9_during_a_gateway_batch_sends_nothing_twice() {
     let d = Daemon::start(dir.path(), &sim);
     wait_gateway_up(&d, 2).await;
     let client = d.client();
+    // The reports the killed daemon never acknowledged come on the new links: nothing stays
+    // `sent`.
     let views = wait_messages(
         &client,
         &ids,
         Duration::from_secs(60),
-        "every message delivered, sent or unknown after the restart",
-        // A report due when its link closed is lost (the sim's known limit): `sent` then.
-        |m| {
-            matches!(m.state, MessageState::Delivered | MessageState::Sent)
-                || m.parts.iter().any(|p| p.state == MessageState::Unknown)
-        },
+        "every message delivered or unknown after the restart",
+        settled_after_a_drop,
     )
     .await;
-    let (keys, events) = cmpp_submits(&sim);
-    assert!(
-        keys.values().all(|n| *n == 1),
-        "a part submitted twice: {keys:?}"
-    );
-    let unknown = views
-        .iter()
-        .filter(|v| !matches!(v.state, MessageState::Delivered | MessageState::Sent))
-        .count();
-    assert!(unknown > 0, "the kill found nothing in flight");
+    let unknown = check_after_a_drop(&sim, &views);
+    let (_, events) = cmpp_submits(&sim);
     assert!(events.len() >= views.len() - unknown);
 }
 

@@ -547,3 +547,110 @@ async fn binary_flags_and_ctl_commands() {
         assert_eq!(ctl(bad).status.code(), Some(2), "{bad:?}");
     }
 }
+
+/// The next PDU, which must be the status report for `msg_id`; returns its sequence id.
+async fn expect_report(c: &mut Client, msg_id: u64) -> u32 {
+    let p = c.recv().await;
+    let Body::Deliver(d) = &p.body else {
+        panic!("expected the report of {msg_id}, got {p:?}")
+    };
+    let DeliverContent::Report(rep) = &d.content else {
+        panic!("{d:?}")
+    };
+    assert_eq!(rep.msg_id, msg_id);
+    p.sequence_id
+}
+
+async fn submit_for_report(c: &mut Client, dest: &str) -> u64 {
+    let seq = c.send(submit(dest, true)).await;
+    let p = c.recv().await;
+    assert_eq!(p.sequence_id, seq);
+    let Body::SubmitResp(r) = p.body else {
+        panic!("{p:?}")
+    };
+    assert_eq!(r.result, 0);
+    r.msg_id
+}
+
+async fn wait_links(bank: &Bank, n: usize) -> IsmgStatus {
+    for _ in 0..100 {
+        let st = ctl(bank, IsmgControl::Status).await;
+        if st.links.len() == n {
+            return st;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("the gateway never had {n} links")
+}
+
+#[tokio::test]
+async fn reports_of_a_closed_link_are_kept_and_sent_on_another_link() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bank = start(tmp.path(), |c| c.report_delay = Duration::from_millis(300)).await;
+    let addr = bank.cmpp_addr().unwrap();
+
+    // The link drops before the report is due; no link is left: the report waits, and the
+    // next login gets it (after its CONNECT_RESP), its due time long past.
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.login(SP, SECRET, 0x30).await.status, 0);
+    let id = submit_for_report(&mut c, "13800138000").await;
+    drop(c);
+    wait_links(&bank, 0).await;
+    // The link leaves the map before it puts its reports aside: poll for them.
+    let mut st = ctl(&bank, IsmgControl::Status).await;
+    for _ in 0..100 {
+        if st.reports_waiting > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        st = ctl(&bank, IsmgControl::Status).await;
+    }
+    assert_eq!(st.reports_waiting, 1, "{st:?}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.login(SP, SECRET, 0x30).await.status, 0);
+    expect_report(&mut c, id).await;
+
+    // Written but never acknowledged: the next login gets it again; acknowledged, it is not.
+    drop(c);
+    wait_links(&bank, 0).await;
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.login(SP, SECRET, 0x30).await.status, 0);
+    let again = expect_report(&mut c, id).await;
+    let resp = Pdu::new(
+        again,
+        Body::DeliverResp(cmpp::MsgIdResult {
+            msg_id: id,
+            result: 0,
+        }),
+    );
+    c.s.write_all(&resp.emit(c.v).unwrap()).await.unwrap();
+    let seq = c.send(Body::ActiveTest).await;
+    assert_eq!(c.recv().await.sequence_id, seq, "the answer was read");
+    drop(c);
+    wait_links(&bank, 0).await;
+    let mut c = Client::connect(addr).await;
+    assert_eq!(c.login(SP, SECRET, 0x30).await.status, 0);
+    c.quiet(Duration::from_millis(500)).await;
+
+    // With another link logged in, a report due on a link that closes goes there, on time
+    // (2.0 link: re-laid out as a 60-byte report).
+    let mut other = Client::connect(addr).await;
+    assert_eq!(other.login(SP, SECRET, 0x20).await.status, 0);
+    let id = submit_for_report(&mut c, "13900139000").await;
+    let st = ctl(&bank, IsmgControl::Status).await;
+    drop(c);
+    wait_links(&bank, 1).await;
+    let p = other.recv().await;
+    let Body::Deliver(d) = &p.body else {
+        panic!("{p:?}")
+    };
+    let DeliverContent::Report(rep) = &d.content else {
+        panic!("{d:?}")
+    };
+    assert_eq!((rep.msg_id, rep.layout), (id, Version::V20));
+    let now = ctl(&bank, IsmgControl::Status).await;
+    assert_eq!(now.reports_kept, st.reports_kept + 1, "{now:?}");
+    assert_eq!(now.reports_waiting, 0);
+    bank.shutdown().await;
+}

@@ -16,11 +16,19 @@
 //! at a rate, every login refused as a wrong password, link drop, silence, reports before
 //! responses, 60-byte reports on 3.0 links.
 //!
-//! Known limits: a report still due when its link closes is lost (a real ISMG would send it
-//! on another link of the SP later); MO text is one DELIVER (ASCII or UCS2, no GBK, no parts).
+//! Status reports are kept until the client acknowledges them, as an ISMG keeps them: a report
+//! still due on a link that closes, one whose write failed, and one written but never answered
+//! by a DELIVER_RESP go to another logged-in link of the SP at once (keeping their due times),
+//! or, with none, wait in the shared state and go out after the next successful login.
+//!
+//! Known limits: one SP per gateway; a kept report waits for ever (no validity period); MO
+//! text is one DELIVER (ASCII or UCS2, no GBK, no parts).
 //!
 //! Invariants: one task per TCP link owns its socket and timers; shared state (faults,
-//! counters, the Msg_Id sequence, the links) lives in one mutex never held across an await;
+//! counters, the Msg_Id sequence, the links, the kept reports) lives in one mutex never held
+//! across an await; a report is handed to another link only while that link is in the links
+//! map under the mutex, and a closing link leaves the map before it drains its channel, so a
+//! report handed over is never lost between two closing links;
 //! a write that does not finish within a second drops the link (a client that does not read
 //! cannot stall the gateway); shutdown closes every link and the listener.
 
@@ -121,6 +129,12 @@ pub struct IsmgStatus {
     pub flow_controlled: u64,
     pub window_full: u64,
     pub reports_sent: u64,
+    /// Reports of closed links handed to another link or kept for the next login.
+    #[serde(default)]
+    pub reports_kept: u64,
+    /// Reports waiting for a login (no link was logged in when theirs closed).
+    #[serde(default)]
+    pub reports_waiting: u64,
     pub mo_sent: u64,
     pub active_tests: u64,
     /// PDUs swallowed while silent.
@@ -146,6 +160,8 @@ struct Faults {
 enum LinkCmd {
     Close,
     Send(Box<Body>),
+    /// Reports of a link that closed: added to this link's timers with their due times.
+    Adopt(Vec<Timer>),
 }
 
 #[derive(Debug)]
@@ -161,6 +177,8 @@ struct Shared {
     msg_seq: u16,
     next_link: u64,
     links: BTreeMap<u64, LinkEntry>,
+    /// Reports no logged-in link could take; the next login takes them.
+    waiting: Vec<Timer>,
 }
 
 /// A running virtual gateway.
@@ -290,6 +308,7 @@ impl Shared {
             .values()
             .filter_map(|l| l.version.map(version_name).map(str::to_string))
             .collect();
+        st.reports_waiting = self.waiting.len() as u64;
         st.flow_control_rate = self.faults.flow_control_rate;
         st.auth_fail = self.faults.auth_fail;
         st.silent = self.faults.silent;
@@ -350,7 +369,7 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut shut: watch::Rece
                     s.next_link
                 });
                 ctx.events.log(None, json!({"event": "cmpp_link_open", "link": id, "peer": peer.to_string()}));
-                let link = Link { id, ctx: ctx.clone(), version: None, timers: Vec::new(), pending: 0, seq: 0 };
+                let link = Link { id, ctx: ctx.clone(), version: None, timers: Vec::new(), unacked: BTreeMap::new(), pending: 0, seq: 0 };
                 tokio::spawn(link.run(stream, rx, shut.clone()));
             }
             _ = shut.changed() => return,
@@ -359,6 +378,8 @@ async fn accept_loop(listener: TcpListener, ctx: Arc<Ctx>, mut shut: watch::Rece
 }
 
 /// A PDU due on the link at a time; `resp` marks a SUBMIT_RESP (it frees a window slot).
+/// Any other timer is a status report (a kept one when the link closes).
+#[derive(Debug)]
 struct Timer {
     at: Instant,
     body: Body,
@@ -372,6 +393,8 @@ struct Link {
     /// Set once logged in.
     version: Option<Version>,
     timers: Vec<Timer>,
+    /// Reports written and not acknowledged yet, by their DELIVER's sequence id.
+    unacked: BTreeMap<u32, Timer>,
     /// SUBMITs accepted and not answered yet.
     pending: usize,
     /// Sequence ids of the PDUs the gateway starts (DELIVER, ACTIVE_TEST).
@@ -416,6 +439,7 @@ impl Link {
                         let seq = self.next_seq();
                         if self.write(&mut stream, Pdu::new(seq, *body)).await.is_err() { break "write failed"; }
                     }
+                    Some(LinkCmd::Adopt(timers)) => self.adopt(timers),
                     Some(LinkCmd::Close) | None => break "dropped by sim ctl",
                 },
                 _ = tokio::time::sleep_until(next.unwrap_or_else(Instant::now)), if next.is_some() => {
@@ -425,11 +449,82 @@ impl Link {
             }
         };
         let _ = stream.shutdown().await;
-        self.ctx.with(|s| s.links.remove(&self.id));
+        self.hand_off_reports(&mut rx);
         self.ctx.events.log(
             None,
             json!({"event": "cmpp_link_close", "link": self.id, "reason": reason}),
         );
+    }
+
+    /// Leaves the links map, then gives every report not acknowledged on this link (due,
+    /// written and unanswered, or handed here after the link stopped reading) to another
+    /// logged-in link, or keeps it for the next login.
+    fn hand_off_reports(&mut self, rx: &mut mpsc::Receiver<LinkCmd>) {
+        let id = self.id;
+        self.ctx.with(|s| s.links.remove(&id));
+        // Out of the map now: nothing more is handed here, and what was is in the channel.
+        while let Ok(cmd) = rx.try_recv() {
+            if let LinkCmd::Adopt(timers) = cmd {
+                self.timers.extend(timers);
+            }
+        }
+        let mut kept: Vec<Timer> = std::mem::take(&mut self.unacked).into_values().collect();
+        kept.extend(
+            std::mem::take(&mut self.timers)
+                .into_iter()
+                .filter(|t| !t.resp),
+        );
+        if kept.is_empty() {
+            return;
+        }
+        let n = kept.len();
+        let to = self.ctx.with(|s| {
+            s.status.reports_kept += n as u64;
+            let mut kept = Some(kept);
+            for (other, l) in &s.links {
+                if l.version.is_none() {
+                    continue;
+                }
+                // Sent under the mutex: `other` is in the map, so it has not drained its
+                // channel yet and will find them there if it closes now.
+                match l
+                    .tx
+                    .try_send(LinkCmd::Adopt(kept.take().unwrap_or_default()))
+                {
+                    Ok(()) => return Some(*other),
+                    Err(e) => {
+                        if let LinkCmd::Adopt(t) = e.into_inner() {
+                            kept = Some(t);
+                        }
+                    }
+                }
+            }
+            s.waiting.extend(kept.unwrap_or_default());
+            None
+        });
+        self.ctx.events.log(
+            None,
+            json!({"event": "cmpp_reports_kept", "link": id, "reports": n, "to_link": to}),
+        );
+    }
+
+    /// Takes reports of a closed link; each is re-laid out for this link's version.
+    fn adopt(&mut self, timers: Vec<Timer>) {
+        let v = self.v();
+        let short = self.ctx.with(|s| s.faults.short_reports);
+        for mut t in timers {
+            if let Body::Deliver(d) = &mut t.body {
+                if let DeliverContent::Report(r) = &mut d.content {
+                    // A 3.0 recipient longer than 21 octets does not fit a 60-byte report.
+                    r.layout = if (v == Version::V30 && !short) || r.dest_terminal_id.len() > 21 {
+                        Version::V30
+                    } else {
+                        Version::V20
+                    };
+                }
+            }
+            self.timers.push(t);
+        }
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -525,9 +620,17 @@ impl Link {
                 let _ = self.reply(stream, seq, Body::TerminateResp).await;
                 Flow::Close("TERMINATE")
             }
-            (Body::DeliverResp(_) | Body::ActiveTestResp(_) | Body::TerminateResp, Some(_)) => {
+            (Body::DeliverResp(r), Some(_)) => {
+                // Answered (whatever the result): the report is settled. Matched by sequence
+                // id, or by the DELIVER's Msg_Id that the response repeats.
+                if self.unacked.remove(&seq).is_none() {
+                    self.unacked.retain(
+                        |_, t| !matches!(&t.body, Body::Deliver(d) if d.msg_id == r.msg_id),
+                    );
+                }
                 Flow::Go
             }
+            (Body::ActiveTestResp(_) | Body::TerminateResp, Some(_)) => Flow::Go,
             (other, Some(_)) => {
                 self.ctx.events.log(None, json!({"event": "cmpp_ignored", "link": self.id, "command_id": other.command_id().to_u32()}));
                 Flow::Go
@@ -585,12 +688,21 @@ impl Link {
             return Flow::Close("login refused");
         }
         self.version = Some(asked);
-        self.ctx.with(|s| {
+        // Reports kept while no link was logged in go out after this CONNECT_RESP.
+        let waiting = self.ctx.with(|s| {
             s.status.logins_ok += 1;
             if let Some(l) = s.links.get_mut(&id) {
                 l.version = Some(asked);
             }
+            std::mem::take(&mut s.waiting)
         });
+        if !waiting.is_empty() {
+            self.ctx.events.log(
+                None,
+                json!({"event": "cmpp_reports_resent", "link": id, "reports": waiting.len()}),
+            );
+            self.adopt(waiting);
+        }
         match sent {
             Ok(()) => Flow::Go,
             Err(()) => Flow::Close("write failed"),
@@ -761,22 +873,32 @@ impl Link {
         }
         self.timers = rest;
         due.sort_by_key(|t| t.at);
-        for t in due {
+        let mut due = due.into_iter();
+        while let Some(t) = due.next() {
             if t.resp {
                 self.pending = self.pending.saturating_sub(1);
             }
             if self.ctx.with(|s| s.faults.silent) {
                 continue;
             }
-            let is_report = matches!(t.body, Body::Deliver(_));
             let seq = match t.sequence_id {
                 Some(s) => s,
                 None => self.next_seq(),
             };
+            // A report is kept until its DELIVER_RESP (or handed on when the link closes).
+            let report = (!t.resp).then(|| Timer {
+                at: t.at,
+                body: t.body.clone(),
+                sequence_id: None,
+                resp: false,
+            });
             if self.write(stream, Pdu::new(seq, t.body)).await.is_err() {
+                self.timers.extend(report);
+                self.timers.extend(due.filter(|t| !t.resp));
                 return Flow::Close("write failed");
             }
-            if is_report {
+            if let Some(r) = report {
+                self.unacked.insert(seq, r);
                 self.ctx.with(|s| s.status.reports_sent += 1);
             }
         }
