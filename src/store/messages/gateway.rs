@@ -823,6 +823,46 @@ mod tests {
     }
 
     #[test]
+    fn a_report_under_an_unknown_msg_id_settles_the_unknown_part_of_its_recipient() {
+        // Issue 12: a SUBMIT whose SUBMIT_RESP never came is `unknown`; the gateway's report
+        // for it carries a Msg_Id the store never learned, and settles it by gateway,
+        // recipient and the settle window, as status reports do for modems.
+        let (mut s, gw, _) = setup(false, 1);
+        let p = s.gateway_due_parts("cmcc", 10, t(10)).unwrap()[0].part;
+        s.claim_gateway_many(&[p], "cmcc", t(10)).unwrap();
+        let unknown = GatewayOutcome::Unknown {
+            part: p,
+            error: "no SUBMIT_RESP".into(),
+        };
+        s.record_gateway_outcomes(&[(unknown, t(11))]).unwrap()[0]
+            .as_ref()
+            .unwrap();
+        let report = |recipient: &str, id: u64| GatewayReportIn {
+            gateway: "cmcc".into(),
+            msg_id: id,
+            stat: "DELIVRD".into(),
+            delivered: true,
+            recipient: recipient.into(),
+        };
+        // Another recipient's report settles nothing.
+        assert_eq!(
+            s.apply_gateway_report(&report("13900000999", 41), t(12))
+                .unwrap(),
+            GatewayReportOutcome::Unmatched
+        );
+        assert_eq!(
+            s.message(gw).unwrap().unwrap().parts[0].state,
+            PartState::Unknown
+        );
+        // Its own recipient's report settles it: sent, then delivered.
+        s.apply_gateway_report(&report("13900000001", 42), t(13))
+            .unwrap();
+        let v = s.message(gw).unwrap().unwrap();
+        assert_eq!(v.parts[0].state, PartState::Delivered, "{v:?}");
+        assert_eq!(v.summary.state, MessageState::Delivered, "{v:?}");
+    }
+
+    #[test]
     fn flow_control_is_not_an_attempt_and_unknown_is_never_due() {
         let (mut s, _, _) = setup(false, 1);
         let p = s.gateway_due_parts("cmcc", 10, t(10)).unwrap()[0].part;
