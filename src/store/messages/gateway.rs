@@ -469,37 +469,8 @@ pub(in crate::store) fn claim_gateway_in(
             None => "message goes by the modems".into(),
         }));
     }
-    let pstate = PartState::parse(&pstate)?;
-    let mstate = MessageState::parse(&mstate)?;
-    if pstate != PartState::Queued {
-        return Err(refuse(format!("part is {pstate}")));
-    }
-    if !mstate.is_sendable() {
-        return Err(refuse(format!("message is {mstate}")));
-    }
-    if deadline.is_some_and(|d| d <= ms(now)) {
-        return Err(refuse("message deadline passed".into()));
-    }
-    if seq > 1 {
-        let prev: Option<String> = tx
-            .query_row(
-                "SELECT state FROM parts WHERE message_id = ?1 AND seq = ?2",
-                params![message.0, seq - 1],
-                |r| r.get(0),
-            )
-            .optional()?;
-        match prev {
-            Some(s) if PartState::parse(&s)?.is_sent() => {}
-            Some(s) => return Err(refuse(format!("part {} is {s}", seq - 1))),
-            None => {
-                return Err(StoreError::Corrupt(format!(
-                    "message {} has no part {}",
-                    message.0,
-                    seq - 1
-                )))
-            }
-        }
-    }
+    check_claimable(part, &pstate, &mstate, deadline, now)?;
+    previous_part_sent(tx, part, message, seq)?;
     set_part_state(tx, part, PartState::Sending, now)?;
     tx.execute_cached(
         "UPDATE parts SET attempts = attempts + 1, claimed_at = ?2 WHERE id = ?1",

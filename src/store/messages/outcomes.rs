@@ -55,6 +55,64 @@ impl Store {
     }
 }
 
+/// The checks every claim makes, by modem or by gateway: the part is queued, its message may
+/// still be sent, and its deadline has not passed.
+pub(in crate::store) fn check_claimable(
+    part: PartId,
+    pstate: &str,
+    mstate: &str,
+    deadline: Option<i64>,
+    now: Timestamp,
+) -> Result<(), StoreError> {
+    let refuse = |why: String| StoreError::NotClaimable { part: part.0, why };
+    let pstate = PartState::parse(pstate)?;
+    let mstate = MessageState::parse(mstate)?;
+    if pstate != PartState::Queued {
+        return Err(refuse(format!("part is {pstate}")));
+    }
+    if !mstate.is_sendable() {
+        return Err(refuse(format!("message is {mstate}")));
+    }
+    if deadline.is_some_and(|d| d <= ms(now)) {
+        return Err(refuse("message deadline passed".into()));
+    }
+    Ok(())
+}
+
+/// A message's parts go in order: part `seq` may be claimed only once part `seq - 1` was
+/// sent. Returns the SIM that earlier part went to (a modem claim must use the same one).
+pub(in crate::store) fn previous_part_sent(
+    tx: &Transaction<'_>,
+    part: PartId,
+    message: MessageId,
+    seq: u32,
+) -> Result<Option<i64>, StoreError> {
+    if seq <= 1 {
+        return Ok(None);
+    }
+    let prev: Option<(String, Option<i64>)> = tx
+        .query_row_cached(
+            "SELECT state, sim_id FROM parts WHERE message_id = ?1 AND seq = ?2",
+            params![message.0, seq - 1],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .optional()?;
+    let Some((prev_state, prev_sim)) = prev else {
+        return Err(StoreError::Corrupt(format!(
+            "message {} has no part {}",
+            message.0,
+            seq - 1
+        )));
+    };
+    if !PartState::parse(&prev_state)?.is_sent() {
+        return Err(StoreError::NotClaimable {
+            part: part.0,
+            why: format!("part {} is {prev_state}", seq - 1),
+        });
+    }
+    Ok(prev_sim)
+}
+
 pub(in crate::store) fn claim_in(
     tx: &Transaction<'_>,
     part: PartId,
@@ -63,7 +121,7 @@ pub(in crate::store) fn claim_in(
 ) -> Result<ClaimedPart, StoreError> {
     let refuse = |why: String| StoreError::NotClaimable { part: part.0, why };
     let row = tx
-        .query_row(
+        .query_row_cached(
             "SELECT p.message_id, p.seq, m.part_count, p.state, m.state, m.deadline, p.pdu_hex,
                     p.cmgs_length, p.attempts
              FROM parts p JOIN messages m ON m.id = p.message_id WHERE p.id = ?1",
@@ -86,17 +144,7 @@ pub(in crate::store) fn claim_in(
         .ok_or(StoreError::NoSuchPart(part.0))?;
     let (message, seq, total, pstate, mstate, deadline, pdu_hex, cmgs_length, attempts) = row;
     let message = MessageId(message);
-    let pstate = PartState::parse(&pstate)?;
-    let mstate = MessageState::parse(&mstate)?;
-    if pstate != PartState::Queued {
-        return Err(refuse(format!("part is {pstate}")));
-    }
-    if !mstate.is_sendable() {
-        return Err(refuse(format!("message is {mstate}")));
-    }
-    if deadline.is_some_and(|d| d <= ms(now)) {
-        return Err(refuse("message deadline passed".into()));
-    }
+    check_claimable(part, &pstate, &mstate, deadline, now)?;
     // A gateway message is never a modem's (issue 12): its sender is a 106 number.
     let gateway: Option<String> = tx.query_row_cached(
         "SELECT gateway FROM messages WHERE id = ?1",
@@ -114,30 +162,12 @@ pub(in crate::store) fn claim_in(
     if !sim_exists {
         return Err(StoreError::NoSuchSim(sim.0));
     }
-    if seq > 1 {
-        let prev: Option<(String, Option<i64>)> = tx
-            .query_row(
-                "SELECT state, sim_id FROM parts WHERE message_id = ?1 AND seq = ?2",
-                params![message.0, seq - 1],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()?;
-        let Some((prev_state, prev_sim)) = prev else {
-            return Err(StoreError::Corrupt(format!(
-                "message {} has no part {}",
-                message.0,
-                seq - 1
-            )));
-        };
-        if !PartState::parse(&prev_state)?.is_sent() {
-            return Err(refuse(format!("part {} is {prev_state}", seq - 1)));
-        }
-        if prev_sim.is_some_and(|s| s != sim.0) {
-            return Err(refuse(format!(
-                "earlier parts went to SIM {}",
-                prev_sim.unwrap_or_default()
-            )));
-        }
+    let prev_sim = previous_part_sent(tx, part, message, seq)?;
+    if prev_sim.is_some_and(|s| s != sim.0) {
+        return Err(refuse(format!(
+            "earlier parts went to SIM {}",
+            prev_sim.unwrap_or_default()
+        )));
     }
     set_part_state(tx, part, PartState::Sending, now)?;
     tx.execute_cached(
