@@ -6,6 +6,8 @@
 //! after the consumer acked, the rate limit, TERMINATE on shutdown, and a secret that never
 //! shows.
 
+mod ismg_support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -13,13 +15,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use ismg_support::{ctl, events, start_ismg};
 use smsgate::cmpp::{self, Body, Version};
 use smsgate::gateway::{
     BoxedStream, Connector, GatewayConfig, GatewayEvent, GatewayHandle, GatewayLink,
     GatewayLinkError, GatewayPart, LinkState, PayloadFate, RateLimiter, SubmitClass, SubmitOutcome,
 };
 use smsgate::pdu::{encode_submit, Address, SubmitOptions};
-use smsgate::sim::{Bank, Control, IsmgConfig, IsmgControl, IsmgStatus, SimConfig};
+use smsgate::sim::{Bank, IsmgConfig, IsmgControl};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::mpsc::Receiver;
 
@@ -28,30 +31,7 @@ const SECRET: &str = "s3cret-Pa55";
 const WAIT: Duration = Duration::from_secs(10);
 
 async fn start(dir: &Path, tune: impl FnOnce(&mut IsmgConfig)) -> Bank {
-    let mut cfg = SimConfig::new(0, dir);
-    cfg.control_socket = false;
-    let mut c = IsmgConfig::new("127.0.0.1:0".parse().unwrap(), SP, SECRET.as_bytes());
-    c.report_delay = Duration::from_millis(100);
-    tune(&mut c);
-    cfg.cmpp = Some(c);
-    Bank::start(cfg).await.unwrap()
-}
-
-async fn ctl(bank: &Bank, c: IsmgControl) -> IsmgStatus {
-    bank.control(Control::Cmpp(c))
-        .await
-        .unwrap()
-        .gateway
-        .unwrap()
-}
-
-fn events(bank: &Bank, kind: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(bank.events_path())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["event"] == kind)
-        .collect()
+    start_ismg(dir, SP, SECRET.as_bytes(), Duration::from_millis(100), tune).await
 }
 
 fn config(addr: SocketAddr) -> GatewayConfig {

@@ -3,15 +3,18 @@
 //! ACTIVE_TEST, every `sim ctl` fault, and the events.jsonl record of accepted SUBMITs; and
 //! the binary's `--cmpp` flags and `sim ctl cmpp-*` commands.
 
+mod ismg_support;
+
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
+use ismg_support::{ctl, events, start_ismg};
 use smsgate::cmpp::{
     self, connect_status, Body, Connect, ConnectResp, DeliverContent, MsgFmt, MsgId, Pdu, Submit,
     Version,
 };
-use smsgate::sim::{Bank, Control, IsmgConfig, IsmgControl, IsmgStatus, SimConfig};
+use smsgate::sim::{Bank, Control, IsmgConfig, IsmgControl, IsmgStatus};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -112,30 +115,7 @@ fn submit(dest: &str, report: bool) -> Body {
 }
 
 async fn start(dir: &Path, tune: impl FnOnce(&mut IsmgConfig)) -> Bank {
-    let mut cfg = SimConfig::new(0, dir);
-    cfg.control_socket = false;
-    let mut c = IsmgConfig::new("127.0.0.1:0".parse().unwrap(), SP, SECRET);
-    c.report_delay = Duration::from_millis(200);
-    tune(&mut c);
-    cfg.cmpp = Some(c);
-    Bank::start(cfg).await.unwrap()
-}
-
-async fn ctl(bank: &Bank, c: IsmgControl) -> IsmgStatus {
-    bank.control(Control::Cmpp(c))
-        .await
-        .unwrap()
-        .gateway
-        .unwrap()
-}
-
-fn events(bank: &Bank, kind: &str) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(bank.events_path())
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|e| e["event"] == kind)
-        .collect()
+    start_ismg(dir, SP, SECRET, Duration::from_millis(200), tune).await
 }
 
 #[tokio::test]
