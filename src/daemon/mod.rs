@@ -14,6 +14,7 @@
 mod admin;
 mod backend;
 mod channels;
+mod console;
 mod contract;
 mod gateways;
 pub mod keys;

@@ -114,6 +114,39 @@ pub struct SubmitOutcome {
     pub held: bool,
 }
 
+/// What a text costs an account per recipient before it is sent ([`quote`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// The text as [`submit`] sends it ([`policy::accept::text_as_sent`]).
+    pub text_as_sent: String,
+    /// The codec's encoding name ("gsm7" or "ucs2").
+    pub encoding: String,
+    /// Parts per recipient: what [`submit`] reserves and charges for each.
+    pub parts: u32,
+    /// The account requires a 【signature】 and the text has none: [`submit`] would refuse it.
+    pub signature_missing: bool,
+}
+
+/// Prices `text` for `account` as [`submit`] bills it: the same text as sent and the same
+/// `encode` (the daemon passes the codec it gives [`submit`]) for `recipient` (the parts of a
+/// text do not depend on the recipient's number). `Err` names the field, like [`submit`].
+pub fn quote(
+    account: &policy::Account,
+    text: &str,
+    recipient: &Number,
+    encode: Encoder<'_>,
+) -> Result<Quote, Refusal> {
+    let text_as_sent = policy::accept::text_as_sent(&account.settings, text);
+    let (encoding, parts) = encode(recipient, &text_as_sent).map_err(Refusal::InvalidField)?;
+    Ok(Quote {
+        text_as_sent,
+        encoding,
+        parts: parts.len() as u32,
+        signature_missing: account.settings.signature_required
+            && !policy::accept::has_signature(text),
+    })
+}
+
 /// Encodes `text` for one recipient (the daemon's codec): the encoding's name and the parts,
 /// or why the text does not encode (the field's name first, e.g. `text: ...`).
 pub type Encoder<'a> = &'a dyn Fn(&Number, &str) -> Result<(String, Vec<NewPart>), String>;
@@ -323,8 +356,7 @@ fn refuse(
     now: Timestamp,
 ) -> Result<Result<SubmitOutcome, Refusal>, StoreError> {
     // Counted as `decide` counts: the text as it would have been sent (with the suffix).
-    let final_text =
-        policy::accept::with_suffix(&input.text, account.settings.unsubscribe_suffix.as_deref());
+    let final_text = policy::accept::text_as_sent(&account.settings, &input.text);
     let parts = input
         .recipients
         .first()
