@@ -6,7 +6,9 @@
 //! What must always hold: a quote's parts and cost are what a send of the same text reserves
 //! (`acceptance::quote` with `backend::codec`, never a second count); the recipients check
 //! compares numbers by their key as the store does (`number::key`, `acceptance_facts`); an
-//! unknown account is 404; nothing here writes, except a webhook attempt's failure.
+//! unknown account is 404; nothing here writes, except a webhook attempt's failure; the long
+//! reads (statistics, send log) go through the daemon's second connection (`Shared::reads`), so
+//! they never hold up the sending path.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -127,7 +129,8 @@ pub(super) async fn run(
             })
         }
         ConsoleOp::SendLog { account, from, to } => {
-            let rows = db
+            let rows = shared
+                .reads
                 .call(move |s| {
                     Ok(match account_id(s, &account)? {
                         Ok(_) => Ok(s.send_log(&account, from, to, SEND_LOG_MAX_ROWS + 1)?),
@@ -303,7 +306,7 @@ async fn stats(
         .unwrap_or(Timestamp::MIN);
     let name = account.clone();
     let found = shared
-        .db
+        .reads
         .call(move |s| {
             Ok(match account_id(s, &name)? {
                 Ok(_) => Ok(s.account_stats(&name, today, month, since, now)?),
