@@ -656,4 +656,51 @@ mod tests {
         );
         assert_eq!(available(&s, now), 9);
     }
+
+    /// A quote prices the text as `submit` sends and reserves it: the suffix is in both, and
+    /// the parts are the same encoder's (here one part per 5 characters, so the suffix shows).
+    #[test]
+    fn a_quote_is_what_submit_reserves() {
+        let now: Timestamp = "2026-03-02T03:00:00Z".parse().unwrap();
+        let mut s = store_with_account(None, now);
+        let mut a = s.account_by_name("acme").unwrap().unwrap();
+        a.settings.unsubscribe_suffix = Some("回T退订".into());
+        a.settings.signature_required = true;
+        s.transaction(|tx| sc::update_settings(tx, a.id, &a.settings).map_err(contract_err))
+            .unwrap();
+        let encode = |_: &Number, text: &str| -> Result<_, String> {
+            let n = text.chars().count().div_ceil(5);
+            let part = NewPart {
+                pdu_hex: PDU.into(),
+                cmgs_length: 21,
+            };
+            Ok(("ucs2".to_string(), vec![part; n]))
+        };
+        let recipient = crate::number::parse("13910199192").unwrap();
+        let q = quote(&a, "hello", &recipient, &encode).unwrap();
+        assert_eq!(q.text_as_sent, "hello回T退订");
+        assert_eq!(q.parts, 2, "9 characters with the suffix");
+        assert!(q.signature_missing);
+        let signed = quote(&a, "【acme】hi", &recipient, &encode).unwrap();
+        assert!(!signed.signature_missing);
+        let mut req = input(None, 24, false);
+        req.text = "【acme】hello".into();
+        let q = quote(&a, &req.text, &recipient, &encode).unwrap();
+        let rules = RuleSet::compile(RulesFile::default()).unwrap();
+        let out = s
+            .transaction(|tx| submit(tx, &rules, &req, &encode, now))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.parts, q.parts);
+        assert_eq!(available(&s, now), 10 - u64::from(q.parts));
+        let v = s.message(out.ids[0]).unwrap().unwrap();
+        assert_eq!(v.text, q.text_as_sent);
+        let bad = |_: &Number, _: &str| -> Result<(String, Vec<NewPart>), String> {
+            Err("text: cannot encode".into())
+        };
+        assert!(matches!(
+            quote(&a, "x", &recipient, &bad),
+            Err(Refusal::InvalidField(m)) if m.starts_with("text:")
+        ));
+    }
 }
