@@ -244,7 +244,9 @@ async fn console_routes_for_an_account_and_their_refusals() {
         ]
     );
     assert!(check.rows[1].number.is_none() && check.rows[1].reason.is_some());
-    assert_eq!(check.counts["valid"], 1);
+    for status in ["valid", "invalid", "duplicate", "opted_out", "blacklisted"] {
+        assert_eq!(check.counts[status], 1, "{status}: {:?}", check.counts);
+    }
     // The opt-out is shop's: for plain the number is valid.
     let plain_check = admin
         .check_recipients(&RecipientCheckRequest {

@@ -466,7 +466,7 @@ pub struct RecipientRow {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecipientCheck {
     pub rows: Vec<RecipientRow>,
-    /// Rows per status.
+    /// Rows per status (every status, zeros included).
     pub counts: BTreeMap<String, u64>,
 }
 

@@ -91,13 +91,25 @@ pub(super) async fn run(
                 .call(move |s| check_recipients(s, &account, numbers, now))
                 .await
                 .map_err(backend::internal)??;
-            let mut counts = BTreeMap::new();
-            for r in &rows {
-                let name = serde_json::to_value(r.status)
+            // Every status, zeros included, so a preview can show them all.
+            let name = |status: RecipientStatus| {
+                serde_json::to_value(status)
                     .ok()
                     .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default();
-                *counts.entry(name).or_insert(0u64) += 1;
+                    .unwrap_or_default()
+            };
+            let mut counts: BTreeMap<String, u64> = [
+                RecipientStatus::Valid,
+                RecipientStatus::Invalid,
+                RecipientStatus::Duplicate,
+                RecipientStatus::OptedOut,
+                RecipientStatus::Blacklisted,
+            ]
+            .into_iter()
+            .map(|s| (name(s), 0))
+            .collect();
+            for r in &rows {
+                *counts.entry(name(r.status)).or_insert(0) += 1;
             }
             json(&RecipientCheck { rows, counts })
         }
