@@ -125,11 +125,16 @@ fn or_dash(s: Option<&str>) -> &str {
     s.unwrap_or("-")
 }
 
+/// A time to the second, UTC ("2026-05-01 09:30:00Z").
+fn short_time(t: jiff::Timestamp) -> String {
+    t.strftime("%Y-%m-%d %H:%M:%SZ").to_string()
+}
+
 fn state(u: &UserView) -> String {
     if u.disabled {
         "disabled".into()
     } else if let Some(until) = u.locked_until {
-        format!("locked until {until}")
+        format!("locked until {}", short_time(until))
     } else {
         "active".into()
     }
@@ -199,14 +204,14 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
             }
             writeln!(
                 out,
-                "{:<20} {:<16} {:<9} {:<12} {:<12} {}",
-                "LOGIN", "ACCOUNT", "ROLE", "MUST CHANGE", "LAST LOGIN", "STATE"
+                "{:<20} {:<16} {:<9} {:<12} {:<20} STATE",
+                "LOGIN", "ACCOUNT", "ROLE", "MUST CHANGE", "LAST LOGIN"
             )?;
             for u in &list.users {
-                let last = u.last_login.map(|t| t.to_string());
+                let last = u.last_login.map(short_time);
                 writeln!(
                     out,
-                    "{:<20} {:<16} {:<9} {:<12} {:<12} {}",
+                    "{:<20} {:<16} {:<9} {:<12} {:<20} {}",
                     u.login,
                     or_dash(u.account.as_deref()),
                     u.role.as_str(),

@@ -122,16 +122,16 @@ fn token_hash(token: &str) -> Option<[u8; 32]> {
         .then(|| Sha256::digest(token.to_ascii_lowercase().as_bytes()).into())
 }
 
-/// Who a session's user is in the audit log.
+/// Who a session's user is in the audit log: `user:LOGIN (ROLE, web)` (`account NAME` for a
+/// customer). The store may prefix it (a review decision is `reviewer:` + the actor).
 pub(super) fn session_actor(s: &CallerSession) -> String {
     match s.role {
-        Role::Admin => format!("admin:{} (web)", s.login),
-        Role::Reviewer => format!("reviewer:{} (web)", s.login),
         Role::Customer => format!(
-            "account:{} (user {})",
-            s.account.as_deref().unwrap_or("-"),
-            s.login
+            "user:{} (account {}, web)",
+            s.login,
+            s.account.as_deref().unwrap_or("-")
         ),
+        role => format!("user:{} ({}, web)", s.login, role.as_str()),
     }
 }
 

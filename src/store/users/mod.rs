@@ -463,7 +463,8 @@ impl Store {
                 )?;
                 return Ok(None);
             }
-            let until = now.saturating_add(policy.lock_for).unwrap_or(now);
+            // As stored (ms), so the answer, the audit record and a listing say the same.
+            let until = ts(ms(now.saturating_add(policy.lock_for).unwrap_or(now)));
             tx.execute(
                 "UPDATE users SET failed_logins = 0, locked_until = ?2 WHERE id = ?1",
                 params![user.id, ms(until)],
