@@ -337,6 +337,13 @@ async fn logins_lockout_roles_and_sessions_through_the_socket() {
     let boss = front.with_session(&a.token);
     let boss_pw = "boss-new-passw0rd";
     secrets.push(boss_pw.into());
+    let not_current = refused(
+        boss.change_own_password("not-the-current-pw", boss_pw)
+            .await,
+    );
+    assert_eq!((not_current.0, not_current.1.as_str()), (403, "forbidden"));
+    let same = refused(boss.change_own_password(initial, initial).await);
+    assert_eq!((same.0, same.1.as_str()), (400, "invalid_field"));
     boss.change_own_password(initial, boss_pw).await.unwrap();
     assert_eq!(boss.user_list(Some("e2e")).await.unwrap().users.len(), 1);
 
