@@ -26,6 +26,7 @@ mod messages;
 mod settle;
 mod sims;
 pub mod state;
+pub mod users;
 mod views;
 pub mod webhooks;
 
@@ -198,6 +199,7 @@ fn migration_list() -> Vec<M<'static>> {
             |tx: &rusqlite::Transaction<'_>| Ok(add_gateway_columns(tx)?),
         ),
         M::up(include_str!("migrations/0010_web.sql")),
+        M::up(include_str!("migrations/0011_users.sql")),
         M::up_with_hook(
             include_str!("migrations/0012_console.sql"),
             |tx: &rusqlite::Transaction<'_>| Ok(console::add_console_columns(tx)?),
