@@ -9,8 +9,9 @@
 //! classifies valid, invalid, duplicate, opted-out and blacklisted numbers; statistics, the
 //! opt-out list and the CSV send log show the account's own sends; an account sets and reads
 //! its own webhook; a failed webhook attempt reported by the front end shows as stuck with its
-//! attempts and error; and every route refuses another account's data (403) and bad
-//! parameters (400).
+//! attempts and error; every route refuses another account's data (403) and bad parameters
+//! (400); and through a logged-in user's session (how the console calls) a customer user gets
+//! its own account's data and a reviewer none.
 
 mod support;
 
@@ -453,6 +454,63 @@ async fn console_routes_for_an_account_and_their_refusals() {
         .events
         .is_empty());
     assert_eq!(admin.webhooks_stuck(None).await.unwrap(), stuck);
+
+    // --- Through a logged-in user's session (how the console calls): a customer user sees its
+    // own account's data only; a reviewer none of it; a new user first changes its password.
+    use smsgate::api::users::{LoginRequest, NewUserRequest, Role};
+    for (login, account, role) in [
+        ("alice", Some("shop"), Role::Customer),
+        ("rita", None, Role::Reviewer),
+    ] {
+        admin
+            .user_add(&NewUserRequest {
+                login: login.into(),
+                account: account.map(str::to_owned),
+                role,
+                password: "initial-password-1".into(),
+            })
+            .await
+            .unwrap();
+    }
+    let session = |login: &str| {
+        let (frontend, login) = (daemon.client(), login.to_owned());
+        async move {
+            let answer = frontend
+                .login(&LoginRequest {
+                    login,
+                    password: "initial-password-1".into(),
+                    client_ip: Some("127.0.0.1".into()),
+                })
+                .await
+                .unwrap();
+            let user = frontend.with_session(&answer.token);
+            user.change_own_password("initial-password-1", "a-new-password-2")
+                .await
+                .unwrap();
+            user
+        }
+    };
+    let alice = session("alice").await;
+    let stats = alice.stats(&StatsQuery::default()).await.unwrap();
+    assert_eq!(stats.account, "shop");
+    assert_eq!(alice.quote(&quote_request("你好")).await.unwrap().parts, 1);
+    let theirs = StatsQuery {
+        account: Some("plain".into()),
+        days: None,
+    };
+    assert_eq!(
+        refused(alice.stats(&theirs).await),
+        (403, "forbidden".into())
+    );
+    let plain_log = SendLogQuery {
+        account: Some("plain".into()),
+        ..SendLogQuery::default()
+    };
+    assert_eq!(refused(alice.send_log_csv(&plain_log).await).0, 403);
+    let rita = session("rita").await;
+    assert_eq!(refused(rita.stats(&StatsQuery::default()).await).0, 403);
+    assert_eq!(refused(rita.quote(&quote_request("hi")).await).0, 403);
+    assert_eq!(refused(rita.webhooks_stuck(None).await).0, 403);
 
     // Webhook changes by the account are audited as the account's.
     let conn = rusqlite::Connection::open(&daemon.database).unwrap();
