@@ -195,3 +195,55 @@ fn no_part_is_given_to_two_sims() {
         assert_eq!(per_sim.iter().sum::<i64>(), 240, "{per_sim:?}");
     });
 }
+
+/// On an idle bank a part is claimed in the acceptance's own commit (issue 14's hand-over):
+/// when the 202 arrives the part is no longer `queued`, and the daemon says it handed it over.
+/// Before the hand-over, a planning round claimed it in a second commit after the 202.
+#[test]
+fn an_idle_sim_gets_a_new_part_in_the_acceptance_commit() {
+    mt().block_on(async {
+        let tmp = tempfile::tempdir().unwrap();
+        let sim = Sim::start_with(&tmp.path().join("bank"), 2, "300ms");
+        let daemon = Daemon::start_with(
+            tmp.path(),
+            &sim,
+            "",
+            &[(
+                "SMSGATE_LOG",
+                "smsgate=info,smsgate::daemon::handover=debug",
+            )],
+        );
+        daemon.wait_ready(2).await;
+        let client = daemon.client();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let resp = client
+                .send(&request(
+                    vec![recipient(i)],
+                    "【测试】您的验证码是 428913。",
+                ))
+                .await
+                .expect("send");
+            // Read at once: the claim committed with the acceptance, before the 202.
+            let m = client.status(resp.ids[0], None).await.expect("status");
+            assert_ne!(
+                m.state,
+                MessageState::Queued,
+                "message {i} still queued after its 202"
+            );
+            ids.extend(resp.ids);
+            // Both SIMs idle again before the next one.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+        wait_messages(&client, &ids, Duration::from_secs(30), "all sent", |m| {
+            matches!(m.state, MessageState::Sent | MessageState::Delivered)
+        })
+        .await;
+        let log = std::fs::read_to_string(&daemon.log).unwrap();
+        let handed = log
+            .lines()
+            .filter(|l| l.contains("hand-over: claimed in acceptance's commit"))
+            .count();
+        assert_eq!(handed, 5, "log:\n{}", daemon.log_tail());
+    });
+}

@@ -17,6 +17,7 @@ mod channels;
 mod console;
 mod contract;
 mod gateways;
+mod handover;
 pub mod keys;
 mod modems;
 mod runner;

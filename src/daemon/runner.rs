@@ -43,8 +43,8 @@ use crate::store::{ClaimedPart, NextPart, PartId, SendLog, SendOutcome, SimId};
 /// parts due now are read, so parts waiting for later never fill it.
 const DUE_WINDOW: u32 = 2048;
 /// The short window: this many due parts per free SIM, at least [`SHORT_WINDOW_MIN`].
-const SHORT_WINDOW_PER_SIM: u32 = 8;
-const SHORT_WINDOW_MIN: u32 = 64;
+pub(super) const SHORT_WINDOW_PER_SIM: u32 = 8;
+pub(super) const SHORT_WINDOW_MIN: u32 = 64;
 /// How long a look-ahead part waits for its SIM's send to end: a modem that hangs until its
 /// timeout must not keep the part from a SIM that is free (the round then plans it afresh).
 const LOOK_AHEAD_HOLD: std::time::Duration = std::time::Duration::from_secs(10);
@@ -55,7 +55,7 @@ pub(crate) const HEARTBEAT_EVERY: std::time::Duration = std::time::Duration::fro
 /// The runner's memory shared with its send tasks and outcome writer: the SIMs' recent send
 /// times and the look-ahead parts chosen for SIMs whose send is in flight.
 #[derive(Clone, Default)]
-struct Loop {
+pub(super) struct Loop {
     log: Arc<Mutex<SendLog>>,
     /// SIM -> the part it sends next if its current send ends with a TP-MR: what, when it was
     /// chosen, and for which send (a choice made for an earlier send of the SIM is stale).
@@ -75,7 +75,7 @@ struct Loop {
 type Ahead = (NextPart, std::time::Instant, u64);
 
 impl Loop {
-    fn log(&self) -> MutexGuard<'_, SendLog> {
+    pub(super) fn log(&self) -> MutexGuard<'_, SendLog> {
         // Poisoned only by a panic elsewhere; a send log is rebuilt from the store if wrong.
         self.log.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -91,7 +91,7 @@ impl Loop {
     /// `due` without the parts held for a SIM: its look-ahead, or being claimed by its chain.
     /// Called on the store's thread right after `due` was read, so it sees the same moment
     /// (lock order: `ahead`, then `chaining`, as in [`send_loop`]).
-    fn unheld(&self, mut due: Vec<scheduler::DuePart>) -> Vec<scheduler::DuePart> {
+    pub(super) fn unheld(&self, mut due: Vec<scheduler::DuePart>) -> Vec<scheduler::DuePart> {
         let ahead = self.ahead();
         let chaining = self.chaining();
         due.retain(|d| {
@@ -109,6 +109,12 @@ impl Loop {
 pub(crate) async fn run(shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
     let state = Loop::default();
     let outcomes = start_outcome_writer(shared.db.clone(), state.clone());
+    // From now on acceptance may hand a part it accepts straight to an idle SIM.
+    shared.accept.hand_over_to(super::handover::HandOver::new(
+        &shared,
+        state.clone(),
+        outcomes.clone(),
+    ));
     loop {
         shared.beat();
         if *stop.borrow() || shared.is_stopping() {
@@ -418,7 +424,7 @@ type PendingOutcome = (
 
 /// Where send tasks hand their outcomes; [`OutcomeWriter::commit`] returns once committed.
 #[derive(Clone)]
-struct OutcomeWriter(mpsc::UnboundedSender<PendingOutcome>);
+pub(super) struct OutcomeWriter(mpsc::UnboundedSender<PendingOutcome>);
 
 impl OutcomeWriter {
     async fn commit(
@@ -504,7 +510,7 @@ fn start_outcome_writer(db: super::Db, state: Loop) -> OutcomeWriter {
 /// Sends `part` on the SIM's modem and, while each send ends with a TP-MR and the SIM has a
 /// look-ahead part that the outcome's commit could claim, the next one, without releasing the
 /// SIM in between. The SIM is released after the last outcome is committed.
-async fn send_loop(
+pub(super) async fn send_loop(
     shared: Arc<Shared>,
     state: Loop,
     outcomes: OutcomeWriter,

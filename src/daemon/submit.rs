@@ -10,6 +10,11 @@
 //! request of the batch gets the error and none was written; the store's refusals map one to one
 //! to the API's errors and per-recipient refusals, with the store's texts unchanged.
 
+use std::sync::{Arc, OnceLock};
+
+use jiff::Timestamp;
+
+use super::handover::HandOver;
 use crate::api::types::Refusal;
 use crate::api::ApiError;
 use crate::store::acceptance::{self, RecipientRefusal, SubmitOutcome};
@@ -28,8 +33,15 @@ pub(crate) type AcceptJob = Box<
 /// ([`crate::store::Store::each_in_one_commit`]), so many requests share one fsync. Each caller hears back
 /// only after the transaction holding its request committed; if that commit fails, every
 /// request of the batch gets the error and none of them was written.
+///
+/// Once the runner started, each batch's transaction also hands what it accepted to idle SIMs
+/// ([`HandOver`], in its own SAVEPOINT after the requests), and those sends start as soon as
+/// the transaction committed.
 #[derive(Clone)]
-pub(crate) struct AcceptWriter(mpsc::UnboundedSender<(AcceptJob, oneshot::Sender<Accepted>)>);
+pub(crate) struct AcceptWriter {
+    jobs: mpsc::UnboundedSender<(AcceptJob, oneshot::Sender<Accepted>)>,
+    hand_over: Arc<OnceLock<HandOver>>,
+}
 
 type Accepted = Result<SubmitOutcome, ApiError>;
 
@@ -40,6 +52,8 @@ impl AcceptWriter {
     /// Starts the writer task; it ends when every handle is gone.
     pub(crate) fn start(db: super::Db) -> AcceptWriter {
         let (tx, mut rx) = mpsc::unbounded_channel::<(AcceptJob, oneshot::Sender<Accepted>)>();
+        let hand_over = Arc::new(OnceLock::<HandOver>::new());
+        let installed = Arc::clone(&hand_over);
         tokio::spawn(async move {
             while let Some(first) = rx.recv().await {
                 let mut jobs = vec![first.0];
@@ -53,7 +67,33 @@ impl AcceptWriter {
                         Err(_) => break,
                     }
                 }
-                match db.call(move |s| s.each_in_one_commit(jobs)).await {
+                let committed = match installed.get().filter(|h| h.worth_trying()) {
+                    None => db.call(move |s| s.each_in_one_commit(jobs)).await,
+                    Some(_) => {
+                        let h = Arc::clone(&installed);
+                        let now = Timestamp::now();
+                        let written = db
+                            .call(move |s| {
+                                let Some(h) = h.get() else {
+                                    return s.each_in_one_commit(jobs);
+                                };
+                                // Slots from the store before the transaction, as a round does.
+                                let slots = h.slots(s, now)?;
+                                let (results, handed) =
+                                    s.each_in_one_commit_then(jobs, |tx| h.claim(tx, slots, now))?;
+                                if let Err(e) = handed {
+                                    tracing::debug!("hand-over skipped: {e}");
+                                }
+                                Ok(results)
+                            })
+                            .await;
+                        if let Some(h) = installed.get() {
+                            h.finish(written.is_ok());
+                        }
+                        written
+                    }
+                };
+                match committed {
                     Ok(results) => {
                         for (reply, r) in replies.into_iter().zip(results) {
                             let _ = reply.send(
@@ -81,21 +121,33 @@ impl AcceptWriter {
                 }
             }
         });
-        AcceptWriter(tx)
+        AcceptWriter {
+            jobs: tx,
+            hand_over,
+        }
+    }
+
+    /// From now on, each batch hands what it accepted to idle SIMs (called once, by the
+    /// runner when it starts; a second call changes nothing).
+    pub(crate) fn hand_over_to(&self, hand_over: HandOver) {
+        let _ = self.hand_over.set(hand_over);
     }
 
     /// A writer with no task behind it (unit tests without a runtime): every submit is
     /// refused as if the daemon were stopping.
     #[cfg(test)]
     pub(crate) fn unstarted() -> AcceptWriter {
-        AcceptWriter(mpsc::unbounded_channel().0)
+        AcceptWriter {
+            jobs: mpsc::unbounded_channel().0,
+            hand_over: Arc::new(OnceLock::new()),
+        }
     }
 
     /// Decides and writes one request in the next group commit; returns once it is durable.
     pub(crate) async fn submit(&self, job: AcceptJob) -> Accepted {
         let stopped = || ApiError::ShuttingDown;
         let (tx, rx) = oneshot::channel();
-        self.0.send((job, tx)).map_err(|_| stopped())?;
+        self.jobs.send((job, tx)).map_err(|_| stopped())?;
         rx.await.unwrap_or_else(|_| Err(stopped()))
     }
 }

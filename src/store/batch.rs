@@ -117,6 +117,92 @@ fn in_savepoint<T>(
     }
 }
 
+/// [`Store::due_parts_indexed`] on `conn`, which may be a transaction in progress (acceptance's
+/// hand-over reads the parts it just wrote).
+pub fn due_parts_in(
+    conn: &rusqlite::Connection,
+    limit: u32,
+    now: Timestamp,
+) -> Result<Vec<DuePart>, StoreError> {
+    let now = ms(now);
+
+    let mut all = Vec::new();
+    for (index, range) in [
+        ("messages_state", "m.state = 'queued'"),
+        ("messages_state", "m.state = 'sending'"),
+        (
+            "messages_state_not_before",
+            "m.state = 'scheduled' AND m.not_before <= ?2",
+        ),
+        (
+            "messages_state_deadline",
+            "m.state = 'queued' AND m.deadline <= ?2",
+        ),
+        (
+            "messages_state_deadline",
+            "m.state = 'scheduled' AND m.deadline <= ?2",
+        ),
+        (
+            "messages_state_deadline",
+            "m.state = 'sending' AND m.deadline <= ?2",
+        ),
+    ] {
+        // A first part has no earlier part: CASE and OR skip the subqueries for it (most
+        // messages are one part). CROSS JOIN fixes the loop order (messages outer, along the
+        // index; parts inner by (message_id, seq)); along `messages_state` the ORDER BY is
+        // then satisfied without a temporary B-tree, and the scan stops after `limit` rows.
+        let sql = format!(
+            "SELECT p.id, p.message_id, p.seq, m.part_count, m.recipient_carrier, m.priority,
+                    m.created_at, m.not_before, m.deadline, p.next_attempt_at, p.avoid_sims,
+                    CASE WHEN p.seq = 1 THEN NULL ELSE
+                        (SELECT q.sim_id FROM parts q WHERE q.message_id = p.message_id
+                            AND q.seq < p.seq AND q.state IN ('sent', 'delivered')
+                            ORDER BY q.seq DESC LIMIT 1) END,
+                    {PREVIOUS_SENT}
+             FROM messages m INDEXED BY {index}
+                  CROSS JOIN parts p INDEXED BY sqlite_autoindex_parts_1 ON p.message_id = m.id
+             WHERE {range} AND p.state = 'queued'
+               AND (m.gateway IS NULL OR m.deadline <= ?2)
+               AND (m.deadline <= ?2
+                    OR ((m.not_before IS NULL OR m.not_before <= ?2)
+                        AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?2)
+                        AND {PREVIOUS_SENT}))
+             ORDER BY m.priority DESC, m.created_at, m.id, p.seq
+             LIMIT ?1"
+        );
+        let mut stmt = conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(params![limit, now], super::messages::due_part_row)?;
+        for row in rows {
+            all.push(row?);
+        }
+    }
+    all.sort_by(|a, b| {
+        b.priority
+            .cmp(&a.priority)
+            .then(a.created_at.cmp(&b.created_at))
+            .then(a.message.cmp(&b.message))
+            .then(a.seq.cmp(&b.seq))
+    });
+    // A part past its deadline can come from two of the reads.
+    all.dedup_by_key(|d| d.part);
+    all.truncate(limit as usize);
+    Ok(all)
+}
+
+/// [`Store::claim`] for each `(part, sim)` inside `tx`, each in its own SAVEPOINT (the body of
+/// [`Store::claim_many`], and of acceptance's hand-over).
+pub fn claim_each_in(
+    tx: &Transaction<'_>,
+    claims: &[(PartId, SimId)],
+    now: Timestamp,
+) -> Result<Vec<Result<ClaimedPart, StoreError>>, StoreError> {
+    let mut out = Vec::with_capacity(claims.len());
+    for &(part, sim) in claims {
+        out.push(in_savepoint(tx, |tx| claim_in(tx, part, sim, now))?);
+    }
+    Ok(out)
+}
+
 impl Store {
     fn batch<T>(
         &mut self,
@@ -138,13 +224,7 @@ impl Store {
         claims: &[(PartId, SimId)],
         now: Timestamp,
     ) -> Result<Vec<Result<ClaimedPart, StoreError>>, StoreError> {
-        self.batch(|tx| {
-            let mut out = Vec::with_capacity(claims.len());
-            for &(part, sim) in claims {
-                out.push(in_savepoint(tx, |tx| claim_in(tx, part, sim, now))?);
-            }
-            Ok(out)
-        })
+        self.batch(|tx| claim_each_in(tx, claims, now))
     }
 
     /// Commits send outcomes in one transaction: each as [`Store::mark_sent`],
@@ -266,6 +346,29 @@ impl Store {
         })
     }
 
+    /// [`Store::each_in_one_commit`], then `then` in the same transaction, in its own SAVEPOINT
+    /// after the jobs: its failure undoes only its own writes, never the jobs'. Acceptance uses
+    /// it to hand a part it just accepted to an idle SIM in the same commit (one fsync instead
+    /// of two before the first AT+CMGS). `Err` only when the transaction itself failed.
+    #[allow(clippy::type_complexity)]
+    pub fn each_in_one_commit_then<T, J, R>(
+        &mut self,
+        jobs: Vec<J>,
+        then: impl FnOnce(&Transaction<'_>) -> Result<R, StoreError>,
+    ) -> Result<(Vec<Result<T, StoreError>>, Result<R, StoreError>), StoreError>
+    where
+        J: FnOnce(&Transaction<'_>) -> Result<T, StoreError>,
+    {
+        self.batch(|tx| {
+            let mut out = Vec::with_capacity(jobs.len());
+            for job in jobs {
+                out.push(in_savepoint(tx, job)?);
+            }
+            let then = in_savepoint(tx, then)?;
+            Ok((out, then))
+        })
+    }
+
     /// [`Store::sim_slots`], with the send times taken from `log` (loading a SIM's day of
     /// `send_attempts` only the first time it is seen) and pruned to the last 24 h.
     pub fn sim_slots_from(
@@ -315,68 +418,7 @@ impl Store {
         limit: u32,
         now: Timestamp,
     ) -> Result<Vec<DuePart>, StoreError> {
-        let now = ms(now);
-        let mut all = Vec::new();
-        for (index, range) in [
-            ("messages_state", "m.state = 'queued'"),
-            ("messages_state", "m.state = 'sending'"),
-            (
-                "messages_state_not_before",
-                "m.state = 'scheduled' AND m.not_before <= ?2",
-            ),
-            (
-                "messages_state_deadline",
-                "m.state = 'queued' AND m.deadline <= ?2",
-            ),
-            (
-                "messages_state_deadline",
-                "m.state = 'scheduled' AND m.deadline <= ?2",
-            ),
-            (
-                "messages_state_deadline",
-                "m.state = 'sending' AND m.deadline <= ?2",
-            ),
-        ] {
-            // A first part has no earlier part: CASE and OR skip the subqueries for it (most
-            // messages are one part). CROSS JOIN fixes the loop order (messages outer, along the
-            // index; parts inner by (message_id, seq)); along `messages_state` the ORDER BY is
-            // then satisfied without a temporary B-tree, and the scan stops after `limit` rows.
-            let sql = format!(
-                "SELECT p.id, p.message_id, p.seq, m.part_count, m.recipient_carrier, m.priority,
-                        m.created_at, m.not_before, m.deadline, p.next_attempt_at, p.avoid_sims,
-                        CASE WHEN p.seq = 1 THEN NULL ELSE
-                            (SELECT q.sim_id FROM parts q WHERE q.message_id = p.message_id
-                                AND q.seq < p.seq AND q.state IN ('sent', 'delivered')
-                                ORDER BY q.seq DESC LIMIT 1) END,
-                        {PREVIOUS_SENT}
-                 FROM messages m INDEXED BY {index}
-                      CROSS JOIN parts p INDEXED BY sqlite_autoindex_parts_1 ON p.message_id = m.id
-                 WHERE {range} AND p.state = 'queued'
-                   AND (m.gateway IS NULL OR m.deadline <= ?2)
-                   AND (m.deadline <= ?2
-                        OR ((m.not_before IS NULL OR m.not_before <= ?2)
-                            AND (p.next_attempt_at IS NULL OR p.next_attempt_at <= ?2)
-                            AND {PREVIOUS_SENT}))
-                 ORDER BY m.priority DESC, m.created_at, m.id, p.seq
-                 LIMIT ?1"
-            );
-            let mut stmt = self.conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(params![limit, now], super::messages::due_part_row)?;
-            for row in rows {
-                all.push(row?);
-            }
-        }
-        all.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.created_at.cmp(&b.created_at))
-                .then(a.message.cmp(&b.message))
-                .then(a.seq.cmp(&b.seq))
-        });
-        // A part past its deadline can come from two of the reads.
-        all.dedup_by_key(|d| d.part);
-        all.truncate(limit as usize);
-        Ok(all)
+        due_parts_in(&self.conn, limit, now)
     }
 
     /// When the runner must plan again if nothing wakes it sooner: the earliest instant after
@@ -848,6 +890,40 @@ mod tests {
             .query_row("SELECT count(*) FROM messages", [], |r| r.get(0))
             .unwrap();
         assert_eq!(kept, 2);
+    }
+
+    #[test]
+    fn a_claim_after_the_jobs_sees_their_parts_and_fails_alone() {
+        let mut store = Store::open_in_memory().unwrap();
+        let s1 = sim(&mut store, 1);
+        type Job = Box<dyn FnOnce(&Transaction<'_>) -> Result<(), StoreError>>;
+        let job =
+            || -> Job { Box::new(|tx| insert_messages(tx, &[msg(1, 1, 0)], t(0)).map(|_| ())) };
+        // The claim reads the part the job just wrote, in the same transaction.
+        let (out, then) = store
+            .each_in_one_commit_then(vec![job()], |tx| {
+                let due = due_parts_in(tx, 10, t(1))?;
+                claim_each_in(tx, &[(due[0].part, s1)], t(1))
+            })
+            .unwrap();
+        assert!(out[0].is_ok());
+        assert!(then.unwrap()[0].is_ok());
+        assert!(store.due_parts(10, t(2)).unwrap().is_empty());
+        // A failing `then` undoes only its own writes.
+        let (out, then) = store
+            .each_in_one_commit_then(vec![job()], |tx| {
+                let due = due_parts_in(tx, 10, t(3))?;
+                claim_each_in(tx, &[(due[0].part, s1)], t(3))?;
+                Err::<(), _>(StoreError::Invalid("no".into()))
+            })
+            .unwrap();
+        assert!(out[0].is_ok());
+        assert!(then.is_err());
+        assert_eq!(
+            store.due_parts(10, t(4)).unwrap().len(),
+            1,
+            "the job's part stays queued"
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ use rusqlite_migration::{Migrations, M};
 
 use crate::scheduler::RetryPolicy;
 
-pub use batch::{NextPart, SendLog, SendOutcome};
+pub use batch::{claim_each_in, due_parts_in, NextPart, SendLog, SendOutcome};
 pub use inbound::{
     Concat, InboundMessage, InboundOutcome, InboundPart, InboxQuery, INBOUND_WINDOW,
 };
