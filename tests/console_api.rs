@@ -507,7 +507,46 @@ async fn console_routes_for_an_account_and_their_refusals() {
         ..SendLogQuery::default()
     };
     assert_eq!(refused(alice.send_log_csv(&plain_log).await).0, 403);
+    // API keys: the account's own (the console's keys page), never another's.
+    let mine = alice
+        .key_add(&smsgate::api::admin::NewKeyRequest {
+            account: "shop".into(),
+            name: "erp".into(),
+            allow_ips: vec![],
+        })
+        .await
+        .unwrap();
+    let mine_id = mine["id"].as_i64().unwrap();
+    let theirs_key = admin
+        .key_add(&smsgate::api::admin::NewKeyRequest {
+            account: "plain".into(),
+            name: "other".into(),
+            allow_ips: vec![],
+        })
+        .await
+        .unwrap();
+    let listed = alice.key_list(None).await.unwrap();
+    let ids: Vec<i64> = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids, vec![mine_id], "{listed}");
+    assert_eq!(refused(alice.key_list(Some("plain")).await).0, 403);
+    let for_plain = smsgate::api::admin::NewKeyRequest {
+        account: "plain".into(),
+        name: "x".into(),
+        allow_ips: vec![],
+    };
+    assert_eq!(refused(alice.key_add(&for_plain).await).0, 403);
+    assert_eq!(
+        refused(alice.key_revoke(theirs_key["id"].as_i64().unwrap()).await).0,
+        404
+    );
+    assert_eq!(alice.key_revoke(mine_id).await.unwrap()["revoked"], true);
     let rita = session("rita").await;
+    assert_eq!(refused(rita.key_list(None).await).0, 403);
     assert_eq!(refused(rita.stats(&StatsQuery::default()).await).0, 403);
     assert_eq!(refused(rita.quote(&quote_request("hi")).await).0, 403);
     assert_eq!(refused(rita.webhooks_stuck(None).await).0, 403);

@@ -103,6 +103,8 @@ pub enum AdminOp {
     },
     KeyRevoke {
         id: i64,
+        /// Only a key of this account (an account revoking its own); `None`: any (admins).
+        account: Option<String>,
     },
     /// Which account a presented key acts for, from client address `ip` (front ends).
     KeyVerify {
@@ -460,10 +462,32 @@ pub(super) async fn keys_get<B: Backend>(
     q: Result<axum::extract::Query<KeyListQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
-    admin_only(&c, "listing API keys")?;
     let axum::extract::Query(q) =
         q.map_err(|r| ApiError::InvalidField(format!("bad query string: {}", r.body_text())))?;
-    run(&state, c, AdminOp::KeyList { account: q.account }).await
+    if c.admin {
+        return run(&state, c, AdminOp::KeyList { account: q.account }).await;
+    }
+    // An account's own keys (self-service: the console's keys page).
+    let c = super::access::act_for(c, q.account.as_deref())?;
+    let account = own_account(&c, "listing API keys")?;
+    run(
+        &state,
+        c,
+        AdminOp::KeyList {
+            account: Some(account),
+        },
+    )
+    .await
+}
+
+/// The caller's own account, for the routes an account may use for itself; 403 otherwise.
+fn own_account(c: &Caller, what: &str) -> Result<String, ApiError> {
+    c.account.clone().ok_or_else(|| {
+        ApiError::Forbidden(format!(
+            "uid {}: {what} is for admins and accounts (their own)",
+            c.uid
+        ))
+    })
 }
 
 pub(super) async fn keys_post<B: Backend>(
@@ -473,8 +497,9 @@ pub(super) async fn keys_post<B: Backend>(
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
     refuse_if_shutting_down(&state)?;
-    admin_only(&c, "creating API keys")?;
     let r: NewKeyRequest = json_body(body)?;
+    // Admins for any account, an account for its own (self-service).
+    let c = super::access::act_for(c, Some(&r.account))?;
     let op = AdminOp::KeyAdd {
         account: r.account,
         name: r.name,
@@ -490,13 +515,18 @@ pub(super) async fn keys_delete<B: Backend>(
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
     refuse_if_shutting_down(&state)?;
-    admin_only(&c, "revoking API keys")?;
+    // Admins any key; an account only its own (another account's key is not found).
+    let account = if c.admin {
+        None
+    } else {
+        Some(own_account(&c, "revoking API keys")?)
+    };
     let id = name_of(id)?
         .parse::<i64>()
         .ok()
         .filter(|i| *i > 0)
         .ok_or_else(|| ApiError::NotFound("no API key with such an id".into()))?;
-    run(&state, c, AdminOp::KeyRevoke { id }).await
+    run(&state, c, AdminOp::KeyRevoke { id, account }).await
 }
 
 /// For front ends and admins: a front end has no account of its own, so it is checked by uid

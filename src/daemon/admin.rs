@@ -119,7 +119,13 @@ pub(crate) fn admin(s: &mut Store, op: AdminOp, actor: &str, now: Timestamp) -> 
             };
             super::keys::list(s, id)
         }
-        AdminOp::KeyRevoke { id } => super::keys::revoke(s, id, actor, now),
+        AdminOp::KeyRevoke { id, account } => {
+            let only = match &account {
+                Some(a) => Some(id_or_return!(account_id(s, a))),
+                None => None,
+            };
+            super::keys::revoke(s, id, only, actor, now)
+        }
         AdminOp::KeyVerify { key, ip } => super::keys::verify(s, &key, &ip),
         AdminOp::WebhookSet { account, url } => {
             let account_id = id_or_return!(account_id(s, &account));

@@ -135,9 +135,16 @@ pub(super) fn list(s: &Store, account_id: Option<i64>) -> KeyResult {
     ))
 }
 
-/// Revokes a key (audited); 404 for an unknown id, 409 for a key already revoked.
-pub(super) fn revoke(s: &mut Store, id: i64, actor: &str, now: Timestamp) -> KeyResult {
-    Ok(match s.revoke_api_key(id, actor, now)? {
+/// Revokes a key (audited); 404 for an unknown id (or, with `only`, a key of another
+/// account), 409 for a key already revoked.
+pub(super) fn revoke(
+    s: &mut Store,
+    id: i64,
+    only: Option<i64>,
+    actor: &str,
+    now: Timestamp,
+) -> KeyResult {
+    Ok(match s.revoke_api_key(id, only, actor, now)? {
         None => Err(ApiError::NotFound(format!("no API key {id}"))),
         Some(false) => Err(ApiError::Conflict(format!(
             "API key {id} is already revoked"

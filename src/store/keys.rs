@@ -102,11 +102,13 @@ impl Store {
         })
     }
 
-    /// Revokes key `id`, audited (`api_key_revoked`). `None`: no such key; `Some(false)`: it
-    /// was already revoked (nothing changed, nothing audited).
+    /// Revokes key `id`, audited (`api_key_revoked`). `None`: no such key (or, with
+    /// `only_account`, none of that account); `Some(false)`: it was already revoked (nothing
+    /// changed, nothing audited).
     pub fn revoke_api_key(
         &mut self,
         id: i64,
+        only_account: Option<i64>,
         actor: &str,
         now: Timestamp,
     ) -> Result<Option<bool>, StoreError> {
@@ -114,7 +116,10 @@ impl Store {
             let row = tx
                 .query_row(&format!("{SELECT} WHERE k.id = ?1"), [id], from_row)
                 .optional()?;
-            let Some(row) = row else { return Ok(None) };
+            // Another account's key is, for this caller, no key at all.
+            let Some(row) = row.filter(|r| only_account.is_none_or(|a| a == r.account_id)) else {
+                return Ok(None);
+            };
             if row.revoked_at.is_some() {
                 return Ok(Some(false));
             }
@@ -183,15 +188,25 @@ mod tests {
         assert_eq!((found.id, found.account.as_str()), (id, "shop"));
         assert_eq!(found.allow_ips, vec!["10.0.0.0/8"]);
         assert!(s.api_key_by_hash(&[8; 32]).unwrap().is_none());
+        // Another account's caller does not find it.
         assert_eq!(
-            s.revoke_api_key(id, "admin:uid 0", now).unwrap(),
+            s.revoke_api_key(id, Some(account_id + 1), "account:other", now)
+                .unwrap(),
+            None
+        );
+        assert_eq!(
+            s.revoke_api_key(id, Some(account_id), "account:shop", now)
+                .unwrap(),
             Some(true)
         );
         assert_eq!(
-            s.revoke_api_key(id, "admin:uid 0", now).unwrap(),
+            s.revoke_api_key(id, None, "admin:uid 0", now).unwrap(),
             Some(false)
         );
-        assert_eq!(s.revoke_api_key(999, "admin:uid 0", now).unwrap(), None);
+        assert_eq!(
+            s.revoke_api_key(999, None, "admin:uid 0", now).unwrap(),
+            None
+        );
         assert!(s.api_key_by_hash(&[7; 32]).unwrap().is_none());
         let listed = s.api_keys(Some(account_id)).unwrap();
         assert_eq!(listed.len(), 1);
