@@ -89,12 +89,24 @@ pub async fn login(
     if console.logins.take(ip, Instant::now()).is_err() {
         tracing::info!(client = %ip, "console: login rate exceeded");
         let msg = lang.word("login_too_many");
-        return login_form(&console, &headers, next, Some(msg), StatusCode::TOO_MANY_REQUESTS);
+        return login_form(
+            &console,
+            &headers,
+            next,
+            Some(msg),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
     }
     let login = form.login.trim();
     if login.is_empty() || login.len() > 128 || form.password.len() > 1024 {
         let msg = lang.word("login_bad");
-        return login_form(&console, &headers, next, Some(msg), StatusCode::UNAUTHORIZED);
+        return login_form(
+            &console,
+            &headers,
+            next,
+            Some(msg),
+            StatusCode::UNAUTHORIZED,
+        );
     }
     match daemon::login(&console.web, login, &form.password, ip).await {
         Ok(s) => {
@@ -122,12 +134,24 @@ pub async fn login(
         }
         Err(ClientError::Api { status: 401, .. }) => {
             let msg = lang.word("login_bad");
-            login_form(&console, &headers, next, Some(msg), StatusCode::UNAUTHORIZED)
+            login_form(
+                &console,
+                &headers,
+                next,
+                Some(msg),
+                StatusCode::UNAUTHORIZED,
+            )
         }
         Err(e) => {
             tracing::warn!("console: login: {e}");
             let msg = lang.word("error_daemon");
-            login_form(&console, &headers, next, Some(msg), StatusCode::SERVICE_UNAVAILABLE)
+            login_form(
+                &console,
+                &headers,
+                next,
+                Some(msg),
+                StatusCode::SERVICE_UNAVAILABLE,
+            )
         }
     }
 }
@@ -137,7 +161,9 @@ pub async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap) -> 
     if let Some(token) = session::cookie(&headers, SESSION_COOKIE) {
         let user = AsUser::new(&console.web, token);
         // Gone already or not: the cookie goes either way.
-        let _ = user.raw(axum::http::Method::DELETE, "/v1/sessions/current").await;
+        let _ = user
+            .raw(axum::http::Method::DELETE, "/v1/sessions/current")
+            .await;
     }
     let mut r = Redirect::to("/login").into_response();
     r.headers_mut().append(
@@ -149,7 +175,11 @@ pub async fn logout(State(console): State<Arc<Console>>, headers: HeaderMap) -> 
 
 /// `GET /password`.
 pub async fn password_page(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
-    console.page(&ctx, "password.html", context! { error => None::<String>, done => false })
+    console.page(
+        &ctx,
+        "password.html",
+        context! { error => None::<String>, done => false },
+    )
 }
 
 #[derive(Deserialize)]
@@ -167,12 +197,19 @@ pub async fn password(
     Form(form): Form<PasswordForm>,
 ) -> Response {
     let again = |error: String, status: StatusCode| {
-        let mut r = console.page(&ctx, "password.html", context! { error => error, done => false });
+        let mut r = console.page(
+            &ctx,
+            "password.html",
+            context! { error => error, done => false },
+        );
         *r.status_mut() = status;
         r
     };
     if form.new != form.new2 {
-        return again(ctx.lang.word("password_mismatch").into(), StatusCode::BAD_REQUEST);
+        return again(
+            ctx.lang.word("password_mismatch").into(),
+            StatusCode::BAD_REQUEST,
+        );
     }
     let body = serde_json::json!({ "current": form.current, "new": form.new });
     let user = AsUser::new(&console.web, &ctx.token);
@@ -183,7 +220,11 @@ pub async fn password(
         Ok((status, _)) if status.is_success() => {
             let mut ctx = ctx;
             ctx.user.must_change_password = false;
-            console.page(&ctx, "password.html", context! { error => None::<String>, done => true })
+            console.page(
+                &ctx,
+                "password.html",
+                context! { error => None::<String>, done => true },
+            )
         }
         Ok((status, bytes)) => {
             let message = serde_json::from_slice::<ErrorBody>(&bytes)
@@ -209,7 +250,11 @@ pub async fn switch_lang(
     State(console): State<Arc<Console>>,
     Query(q): Query<LangQuery>,
 ) -> Response {
-    let lang = if q.to.as_deref() == Some("en") { "en" } else { "zh" };
+    let lang = if q.to.as_deref() == Some("en") {
+        "en"
+    } else {
+        "zh"
+    };
     let mut r = Redirect::to(&session::local_path(q.back.as_deref())).into_response();
     r.headers_mut().append(
         header::SET_COOKIE,

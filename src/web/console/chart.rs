@@ -105,9 +105,13 @@ pub fn svg(hours: &[Hour], labels: [&str; 3], title: &str) -> String {
     }
     // Legend.
     let ly = HEIGHT - 10.0;
-    for (i, (label, colour)) in [(labels[0], SENT), (labels[1], DELIVERED), (labels[2], FAILED)]
-        .iter()
-        .enumerate()
+    for (i, (label, colour)) in [
+        (labels[0], SENT),
+        (labels[1], DELIVERED),
+        (labels[2], FAILED),
+    ]
+    .iter()
+    .enumerate()
     {
         let lx = LEFT + i as f64 * 140.0;
         out.push_str(&format!(
@@ -144,7 +148,12 @@ mod tests {
         assert!(s.contains(">11-30<") || s.contains(">12-01<"), "day labels");
         // Nothing, or absurd numbers, still draw.
         assert!(svg(&[], ["a", "b", "c"], "x").ends_with("</svg>"));
-        let huge = [Hour { hour: i64::MAX, sent: u64::MAX, delivered: u64::MAX, failed: 1 }];
+        let huge = [Hour {
+            hour: i64::MAX,
+            sent: u64::MAX,
+            delivered: u64::MAX,
+            failed: 1,
+        }];
         assert!(svg(&huge, ["a", "b", "c"], "x").contains("<rect"));
     }
 }

@@ -132,7 +132,11 @@ impl<'w> AsUser<'w> {
     }
 
     /// One call whose answer is not JSON (the send-log CSV): the status and the body.
-    pub async fn raw(&self, method: Method, path: &str) -> Result<(StatusCode, Bytes), ClientError> {
+    pub async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+    ) -> Result<(StatusCode, Bytes), ClientError> {
         let _permit = self.web.permit().await;
         self.client.raw(method, path, Vec::new()).await
     }

@@ -90,7 +90,9 @@ fn parse_batch(s: &str) -> Option<(u64, u64)> {
 fn day_start(s: &str, next: bool) -> Option<jiff::Timestamp> {
     let d: jiff::civil::Date = s.trim().parse().ok()?;
     let d = if next { d.tomorrow().ok()? } else { d };
-    d.to_zoned_datetime(super::china()).ok().map(|z| z.timestamp())
+    d.to_zoned_datetime(super::china())
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 struct Lister<'a> {
@@ -239,7 +241,12 @@ pub async fn one(
     Path(id): Path<String>,
 ) -> Response {
     let Ok(id) = id.parse::<u64>() else {
-        return console.error(ctx.lang, Some(&ctx), StatusCode::NOT_FOUND, ctx.lang.word("error_not_found"));
+        return console.error(
+            ctx.lang,
+            Some(&ctx),
+            StatusCode::NOT_FOUND,
+            ctx.lang.word("error_not_found"),
+        );
     };
     let answer: Result<MessageView, _> = AsUser::new(&console.web, &ctx.token)
         .get(&format!("/v1/messages/{id}"))
@@ -305,12 +312,19 @@ async fn watch(
                     "state": state.as_str(),
                     "label": ctx.lang.word(&format!("s_{}", state.as_str())),
                 });
-                if tx.send(Event::default().event("state").data(data.to_string())).await.is_err() {
+                if tx
+                    .send(Event::default().event("state").data(data.to_string()))
+                    .await
+                    .is_err()
+                {
                     return;
                 }
             }
         }
-        if ids.iter().all(|i| seen.get(i).is_some_and(|s| is_final(*s))) {
+        if ids
+            .iter()
+            .all(|i| seen.get(i).is_some_and(|s| is_final(*s)))
+        {
             let _ = tx.send(Event::default().event("done").data("{}")).await;
             return;
         }
@@ -324,7 +338,10 @@ async fn current(user: &AsUser<'_>, ids: &[u64]) -> Option<Vec<(u64, MessageStat
     let mut after = first - 1;
     for _ in 0..5 {
         let list: MessageList = user
-            .get(&format!("/v1/messages?limit=1000&after={}", encode(&after.to_string())))
+            .get(&format!(
+                "/v1/messages?limit=1000&after={}",
+                encode(&after.to_string())
+            ))
             .await
             .ok()?;
         for m in &list.messages {

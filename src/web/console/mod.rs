@@ -83,14 +83,54 @@ const CUSTOMER: &[Role] = &[Role::Customer];
 
 /// The menu, in order. Staff pages add lines with `&[Role::Admin]` or both staff roles.
 pub const NAV: &[NavItem] = &[
-    NavItem { id: "dashboard", href: "/", word: "nav_dashboard", roles: &[Role::Customer, Role::Reviewer, Role::Admin] },
-    NavItem { id: "send", href: "/send", word: "nav_send", roles: CUSTOMER },
-    NavItem { id: "messages", href: "/messages", word: "nav_messages", roles: CUSTOMER },
-    NavItem { id: "inbox", href: "/inbox", word: "nav_inbox", roles: CUSTOMER },
-    NavItem { id: "optouts", href: "/optouts", word: "nav_optouts", roles: CUSTOMER },
-    NavItem { id: "sendlog", href: "/sendlog", word: "nav_sendlog", roles: CUSTOMER },
-    NavItem { id: "keys", href: "/keys", word: "nav_keys", roles: CUSTOMER },
-    NavItem { id: "webhook", href: "/webhook", word: "nav_webhook", roles: CUSTOMER },
+    NavItem {
+        id: "dashboard",
+        href: "/",
+        word: "nav_dashboard",
+        roles: &[Role::Customer, Role::Reviewer, Role::Admin],
+    },
+    NavItem {
+        id: "send",
+        href: "/send",
+        word: "nav_send",
+        roles: CUSTOMER,
+    },
+    NavItem {
+        id: "messages",
+        href: "/messages",
+        word: "nav_messages",
+        roles: CUSTOMER,
+    },
+    NavItem {
+        id: "inbox",
+        href: "/inbox",
+        word: "nav_inbox",
+        roles: CUSTOMER,
+    },
+    NavItem {
+        id: "optouts",
+        href: "/optouts",
+        word: "nav_optouts",
+        roles: CUSTOMER,
+    },
+    NavItem {
+        id: "sendlog",
+        href: "/sendlog",
+        word: "nav_sendlog",
+        roles: CUSTOMER,
+    },
+    NavItem {
+        id: "keys",
+        href: "/keys",
+        word: "nav_keys",
+        roles: CUSTOMER,
+    },
+    NavItem {
+        id: "webhook",
+        href: "/webhook",
+        word: "nav_webhook",
+        roles: CUSTOMER,
+    },
 ];
 
 /// The templates, by name.
@@ -189,15 +229,31 @@ impl Console {
             Err(e) => {
                 tracing::error!("console: template {template}: {e:#}");
                 // The unit tests read the cause; a browser never sees it.
-                let body = if cfg!(test) { format!("{e:#}") } else { "template error".into() };
+                let body = if cfg!(test) {
+                    format!("{e:#}")
+                } else {
+                    "template error".into()
+                };
                 (StatusCode::INTERNAL_SERVER_ERROR, body).into_response()
             }
         }
     }
 
     /// The error page (with the menu when there is a user).
-    pub fn error(&self, lang: Lang, ctx: Option<&Ctx>, status: StatusCode, message: &str) -> Response {
-        self.render(lang, ctx, "error.html", context! { message => message }, status)
+    pub fn error(
+        &self,
+        lang: Lang,
+        ctx: Option<&Ctx>,
+        status: StatusCode,
+        message: &str,
+    ) -> Response {
+        self.render(
+            lang,
+            ctx,
+            "error.html",
+            context! { message => message },
+            status,
+        )
     }
 
     /// What a page shows when its call to the daemon failed: back to the login when the
@@ -209,7 +265,9 @@ impl Console {
             ClientError::Api { code, .. } if code == "password_change_required" => {
                 Redirect::to("/password").into_response()
             }
-            ClientError::Api { status, message, .. } => {
+            ClientError::Api {
+                status, message, ..
+            } => {
                 let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY);
                 self.error(ctx.lang, Some(ctx), status, message)
             }
@@ -245,34 +303,50 @@ pub fn local_time(value: Value) -> String {
     let ts = if let Some(ms) = value.as_i64() {
         jiff::Timestamp::from_millisecond(ms).ok()
     } else {
-        value.as_str().and_then(|s| s.parse::<jiff::Timestamp>().ok())
+        value
+            .as_str()
+            .and_then(|s| s.parse::<jiff::Timestamp>().ok())
     };
     match ts {
-        Some(ts) => ts.to_zoned_datetime(china()).strftime("%Y-%m-%d %H:%M:%S").to_string(),
+        Some(ts) => ts
+            .to_zoned_datetime(china())
+            .strftime("%Y-%m-%d %H:%M:%S")
+            .to_string(),
         None => String::new(),
     }
 }
 
 /// Asia/Shanghai (UTC+8 when the time zone database is missing: China has no DST).
 pub fn china() -> jiff::tz::TimeZone {
-    jiff::tz::TimeZone::get("Asia/Shanghai").unwrap_or_else(|_| {
-        jiff::tz::TimeZone::fixed(jiff::tz::Offset::constant(8))
-    })
+    jiff::tz::TimeZone::get("Asia/Shanghai")
+        .unwrap_or_else(|_| jiff::tz::TimeZone::fixed(jiff::tz::Offset::constant(8)))
 }
 
 fn html_response(status: StatusCode, html: String) -> Response {
     let mut r = (status, html).into_response();
     let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
     secure_headers(h);
     r
 }
 
 fn secure_headers(h: &mut axum::http::HeaderMap) {
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
@@ -307,7 +381,10 @@ pub fn lang_of(headers: &axum::http::HeaderMap) -> Lang {
 impl FromRequestParts<Arc<Console>> for Ctx {
     type Rejection = Response;
 
-    async fn from_request_parts(parts: &mut Parts, console: &Arc<Console>) -> Result<Ctx, Response> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        console: &Arc<Console>,
+    ) -> Result<Ctx, Response> {
         let lang = lang_of(&parts.headers);
         let path = parts.uri.path().to_owned();
         let Some(token) = session::cookie(&parts.headers, session::SESSION_COOKIE) else {
@@ -371,7 +448,9 @@ pub fn router(web: Arc<Web>, tls: bool) -> Router {
             Arc::clone(&console),
             csrf_layer,
         ))
-        .layer(axum::extract::DefaultBodyLimit::max(upload::MAX_UPLOAD_BYTES + 64 * 1024))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            upload::MAX_UPLOAD_BYTES + 64 * 1024,
+        ))
         .with_state(console)
 }
 
@@ -387,7 +466,10 @@ fn asset(kind: &'static str, body: &'static str) -> Response {
     let mut r = body.into_response();
     let h = r.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
     r
 }
@@ -405,7 +487,12 @@ async fn csrf_layer(State(console): State<Arc<Console>>, req: Request, next: Nex
     let lang = lang_of(req.headers());
     let refuse = |why: &str| {
         tracing::info!(path = req.uri().path(), "console: refused: {why}");
-        console.error(lang, None, StatusCode::FORBIDDEN, lang.word("error_forbidden"))
+        console.error(
+            lang,
+            None,
+            StatusCode::FORBIDDEN,
+            lang.word("error_forbidden"),
+        )
     };
     if !session::origin_ok(req.headers(), console.tls) {
         return refuse("foreign Origin");
@@ -420,7 +507,11 @@ async fn csrf_layer(State(console): State<Arc<Console>>, req: Request, next: Nex
     };
     if let Some(token) = req.headers().get(session::CSRF_HEADER) {
         let ok = token.to_str().is_ok_and(|t| session::csrf_ok(&cookie, t));
-        return if ok { next.run(req).await } else { refuse("wrong CSRF header") };
+        return if ok {
+            next.run(req).await
+        } else {
+            refuse("wrong CSRF header")
+        };
     }
     let is_form = req
         .headers()
@@ -432,16 +523,30 @@ async fn csrf_layer(State(console): State<Arc<Console>>, req: Request, next: Nex
     }
     let (parts, body) = req.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_FORM_BYTES).await else {
-        return console.error(lang, None, StatusCode::PAYLOAD_TOO_LARGE, lang.word("error_title"));
+        return console.error(
+            lang,
+            None,
+            StatusCode::PAYLOAD_TOO_LARGE,
+            lang.word("error_title"),
+        );
     };
     let presented = form_urlencoded::parse(&bytes)
         .find(|(k, _)| k == session::CSRF_FIELD)
         .map(|(_, v)| v.into_owned());
     if !presented.is_some_and(|t| session::csrf_ok(&cookie, &t)) {
-        tracing::info!(path = parts.uri.path(), "console: refused: wrong CSRF field");
-        return console.error(lang, None, StatusCode::FORBIDDEN, lang.word("error_forbidden"));
+        tracing::info!(
+            path = parts.uri.path(),
+            "console: refused: wrong CSRF field"
+        );
+        return console.error(
+            lang,
+            None,
+            StatusCode::FORBIDDEN,
+            lang.word("error_forbidden"),
+        );
     }
-    next.run(Request::from_parts(parts, Body::from(bytes))).await
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
 }
 
 /// Counts by key, for templates (`BTreeMap` keeps the order stable).

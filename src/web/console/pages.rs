@@ -84,7 +84,11 @@ pub async fn dashboard(State(console): State<Arc<Console>>, ctx: Ctx) -> Respons
             let w = ctx.lang;
             let svg = chart::svg(
                 &hours,
-                [w.word("chart_sent"), w.word("chart_delivered"), w.word("chart_failed")],
+                [
+                    w.word("chart_sent"),
+                    w.word("chart_delivered"),
+                    w.word("chart_failed"),
+                ],
                 w.word("chart_title"),
             );
             let rate = s["delivery_rate"]
@@ -116,11 +120,18 @@ pub async fn inbox(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
     let mut rows: std::collections::VecDeque<Json> = Default::default();
     let mut after = 0u64;
     for _ in 0..10 {
-        let page: Json = match user.get(&format!("/v1/inbox?limit=1000&after={after}")).await {
+        let page: Json = match user
+            .get(&format!("/v1/inbox?limit=1000&after={after}"))
+            .await
+        {
             Ok(p) => p,
             Err(e) => return console.daemon_error(&ctx, e),
         };
-        for m in page["messages"].as_array().map(Vec::as_slice).unwrap_or_default() {
+        for m in page["messages"]
+            .as_array()
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+        {
             rows.push_back(m.clone());
             if rows.len() > 200 {
                 rows.pop_front();
@@ -137,16 +148,24 @@ pub async fn inbox(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
 
 /// `GET /optouts`.
 pub async fn optouts(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
-    let answer: Result<Json, _> = AsUser::new(&console.web, &ctx.token).get("/v1/optouts").await;
+    let answer: Result<Json, _> = AsUser::new(&console.web, &ctx.token)
+        .get("/v1/optouts")
+        .await;
     match answer {
-        Ok(v) => console.page(&ctx, "optouts.html", context! { rows => v["optouts"].clone() }),
+        Ok(v) => console.page(
+            &ctx,
+            "optouts.html",
+            context! { rows => v["optouts"].clone() },
+        ),
         Err(e) => console.daemon_error(&ctx, e),
     }
 }
 
 /// `GET /sendlog`: the export form (the last 30 days by default).
 pub async fn sendlog(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
-    let today = jiff::Timestamp::now().to_zoned_datetime(super::china()).date();
+    let today = jiff::Timestamp::now()
+        .to_zoned_datetime(super::china())
+        .date();
     let from = today
         .checked_sub(jiff::Span::new().days(30))
         .unwrap_or(today);
@@ -167,7 +186,10 @@ pub struct Range {
 
 /// A `YYYY-MM-DD` date, or nothing.
 fn date(s: &str) -> Option<String> {
-    s.trim().parse::<jiff::civil::Date>().ok().map(|d| d.to_string())
+    s.trim()
+        .parse::<jiff::civil::Date>()
+        .ok()
+        .map(|d| d.to_string())
 }
 
 /// `GET /sendlog.csv?from=&to=`: the daemon's CSV of the account's own sends, as a download.
@@ -184,11 +206,17 @@ pub async fn sendlog_csv(
             sep = '&';
         }
     }
-    match AsUser::new(&console.web, &ctx.token).raw(Method::GET, &path).await {
+    match AsUser::new(&console.web, &ctx.token)
+        .raw(Method::GET, &path)
+        .await
+    {
         Ok((status, body)) if status.is_success() => {
             let mut resp = (StatusCode::OK, body).into_response();
             let h = resp.headers_mut();
-            h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv; charset=utf-8"));
+            h.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/csv; charset=utf-8"),
+            );
             h.insert(
                 header::CONTENT_DISPOSITION,
                 HeaderValue::from_static("attachment; filename=\"sendlog.csv\""),
@@ -212,7 +240,12 @@ pub async fn sendlog_csv(
 }
 
 /// The keys page, with what the last action produced.
-async fn keys_page(console: &Console, ctx: &Ctx, new_key: Option<Json>, flash: Option<&str>) -> Response {
+async fn keys_page(
+    console: &Console,
+    ctx: &Ctx,
+    new_key: Option<Json>,
+    flash: Option<&str>,
+) -> Response {
     let path = format!("/v1/keys?account={}", encode(ctx.account()));
     let answer: Result<Json, _> = AsUser::new(&console.web, &ctx.token).get(&path).await;
     match answer {
@@ -254,7 +287,9 @@ pub async fn key_create(
         "name": form.name.trim(),
         "allow_ips": allow,
     });
-    let answer: Result<Json, _> = AsUser::new(&console.web, &ctx.token).post("/v1/keys", &body).await;
+    let answer: Result<Json, _> = AsUser::new(&console.web, &ctx.token)
+        .post("/v1/keys", &body)
+        .await;
     match answer {
         Ok(v) => keys_page(&console, &ctx, Some(v), None).await,
         Err(e) => console.daemon_error(&ctx, e),
@@ -268,7 +303,12 @@ pub async fn key_revoke(
     Path(id): Path<String>,
 ) -> Response {
     let Ok(id) = id.parse::<u64>() else {
-        return console.error(ctx.lang, Some(&ctx), StatusCode::NOT_FOUND, ctx.lang.word("error_not_found"));
+        return console.error(
+            ctx.lang,
+            Some(&ctx),
+            StatusCode::NOT_FOUND,
+            ctx.lang.word("error_not_found"),
+        );
     };
     let answer: Result<Json, _> = AsUser::new(&console.web, &ctx.token)
         .call(Method::DELETE, &format!("/v1/keys/{id}"), None::<&()>)
@@ -284,19 +324,21 @@ fn webhook_path(ctx: &Ctx) -> String {
 }
 
 /// The webhook page, with what the last action produced.
-async fn webhook_page(console: &Console, ctx: &Ctx, secret: Option<String>, flash: Option<&str>) -> Response {
+async fn webhook_page(
+    console: &Console,
+    ctx: &Ctx,
+    secret: Option<String>,
+    flash: Option<&str>,
+) -> Response {
     let user = AsUser::new(&console.web, &ctx.token);
     let hook: Json = match user.get(&webhook_path(ctx)).await {
         Ok(v) => v,
         Err(e) => return console.daemon_error(ctx, e),
     };
-    let stuck: Json = user
-        .get("/v1/webhooks/stuck")
-        .await
-        .unwrap_or_else(|e| {
-            tracing::warn!("console: stuck webhook events: {e}");
-            Json::Null
-        });
+    let stuck: Json = user.get("/v1/webhooks/stuck").await.unwrap_or_else(|e| {
+        tracing::warn!("console: stuck webhook events: {e}");
+        Json::Null
+    });
     console.page(
         ctx,
         "webhook.html",
@@ -331,7 +373,10 @@ pub async fn webhook_save(
 ) -> Response {
     let user = AsUser::new(&console.web, &ctx.token);
     if form.action == "remove" {
-        return match user.call::<Json, ()>(Method::DELETE, &webhook_path(&ctx), None).await {
+        return match user
+            .call::<Json, ()>(Method::DELETE, &webhook_path(&ctx), None)
+            .await
+        {
             Ok(_) | Err(ClientError::Protocol(_)) => {
                 webhook_page(&console, &ctx, None, Some(ctx.lang.word("webhook_removed"))).await
             }
@@ -339,7 +384,10 @@ pub async fn webhook_save(
         };
     }
     let body = serde_json::json!({ "url": form.url.trim() });
-    match user.call::<Json, _>(Method::PUT, &webhook_path(&ctx), Some(&body)).await {
+    match user
+        .call::<Json, _>(Method::PUT, &webhook_path(&ctx), Some(&body))
+        .await
+    {
         Ok(v) => {
             let secret = v["secret"].as_str().map(str::to_owned);
             webhook_page(&console, &ctx, secret, None).await

@@ -154,13 +154,13 @@ async fn preview(
 }
 
 /// `POST /send/check` `{"typed": "..."}` or `{"numbers": [...]}`: the preview of typed numbers.
-pub async fn check(
-    State(console): State<Arc<Console>>,
-    ctx: Ctx,
-    body: Bytes,
-) -> Response {
+pub async fn check(State(console): State<Arc<Console>>, ctx: Ctx, body: Bytes) -> Response {
     let Ok(req) = serde_json::from_slice::<CheckRequest>(&body) else {
-        return json_error(StatusCode::BAD_REQUEST, "bad_json", "expected {\"typed\": TEXT}");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            "expected {\"typed\": TEXT}",
+        );
     };
     let inputs = match (req.numbers, req.typed) {
         (Some(n), _) => n,
@@ -184,7 +184,11 @@ pub async fn upload(State(console): State<Arc<Console>>, ctx: Ctx, body: Bytes) 
         }
         Err(e) => {
             tracing::error!("console: reading an upload: {e}");
-            return json_error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "cannot read the file");
+            return json_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "cannot read the file",
+            );
         }
     };
     let (inputs, texts) = rows.into_iter().map(|r| (r.input, r.text)).unzip();
@@ -207,7 +211,11 @@ pub struct QuoteRequest {
 /// `POST /send/quote` `{"text", "sender"?, "recipients"?}`: the daemon's quote, passed on.
 pub async fn quote(State(console): State<Arc<Console>>, ctx: Ctx, body: Bytes) -> Response {
     let Ok(mut req) = serde_json::from_slice::<QuoteRequest>(&body) else {
-        return json_error(StatusCode::BAD_REQUEST, "bad_json", "expected {\"text\": TEXT}");
+        return json_error(
+            StatusCode::BAD_REQUEST,
+            "bad_json",
+            "expected {\"text\": TEXT}",
+        );
     };
     req.sender = req.sender.filter(|s| !s.is_empty());
     req.recipients = req.recipients.map(|n| n.clamp(1, MAX_RECIPIENTS as u32));
@@ -267,13 +275,25 @@ fn build_send(req: SubmitRequest) -> Result<SendRequest, String> {
                 .map_err(|_| format!("sender: unknown kind {s:?}"))?,
         ),
     };
-    let not_before = match req.not_before.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let not_before = match req
+        .not_before
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
         Some(s) => Some(parse_local(s).ok_or_else(|| format!("not_before: cannot read {s:?}"))?),
     };
-    let validity = match req.validity.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
+    let validity = match req
+        .validity
+        .as_deref()
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         None => None,
-        Some(v) => Some(crate::api::types::parse_duration(v).map_err(|e| format!("validity: {e}"))?),
+        Some(v) => {
+            Some(crate::api::types::parse_duration(v).map_err(|e| format!("validity: {e}"))?)
+        }
     };
     Ok(SendRequest {
         to: req.to,
@@ -290,7 +310,9 @@ fn build_send(req: SubmitRequest) -> Result<SendRequest, String> {
 /// A datetime-local value (`2026-12-01T09:30`, seconds optional) in China's time.
 pub fn parse_local(s: &str) -> Option<jiff::Timestamp> {
     let dt: jiff::civil::DateTime = s.parse().ok()?;
-    dt.to_zoned_datetime(super::china()).ok().map(|z| z.timestamp())
+    dt.to_zoned_datetime(super::china())
+        .ok()
+        .map(|z| z.timestamp())
 }
 
 #[cfg(test)]

@@ -29,7 +29,9 @@ fn ctx(lang: Lang, role: Role) -> Ctx {
 async fn body(r: Response) -> (StatusCode, axum::http::HeaderMap, String) {
     let status = r.status();
     let headers = r.headers().clone();
-    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX).await.unwrap();
+    let bytes = axum::body::to_bytes(r.into_body(), usize::MAX)
+        .await
+        .unwrap();
     (status, headers, String::from_utf8(bytes.to_vec()).unwrap())
 }
 
@@ -42,9 +44,18 @@ fn samples() -> Vec<(&'static str, Value)> {
     });
     vec![
         ("error.html", context! { message => "boom <b>" }),
-        ("login.html", context! { login_csrf => "x", next => "/", error => "bad" }),
-        ("password.html", context! { error => "short", done => false }),
-        ("password.html", context! { error => None::<String>, done => true }),
+        (
+            "login.html",
+            context! { login_csrf => "x", next => "/", error => "bad" },
+        ),
+        (
+            "password.html",
+            context! { error => "short", done => false },
+        ),
+        (
+            "password.html",
+            context! { error => None::<String>, done => true },
+        ),
         ("staff_home.html", context! {}),
         (
             "dashboard.html",
@@ -58,9 +69,15 @@ fn samples() -> Vec<(&'static str, Value)> {
                     state => "active", expiring => true }],
             },
         ),
-        ("dashboard.html", context! { available => 0, expiring => false, rate => None::<String>,
-            today => None::<Value>, month => None::<Value>, chart => None::<Value>, lots => Vec::<Value>::new() }),
-        ("send.html", context! { validities => send::VALIDITIES, chunk => send::CHUNK }),
+        (
+            "dashboard.html",
+            context! { available => 0, expiring => false, rate => None::<String>,
+            today => None::<Value>, month => None::<Value>, chart => None::<Value>, lots => Vec::<Value>::new() },
+        ),
+        (
+            "send.html",
+            context! { validities => send::VALIDITIES, chunk => send::CHUNK },
+        ),
         (
             "messages.html",
             context! {
@@ -70,12 +87,24 @@ fn samples() -> Vec<(&'static str, Value)> {
                 capped => true, watch => "7",
             },
         ),
-        ("message.html", context! { m => Value::from_serialize(&message), watch => "7" }),
-        ("inbox.html", context! { rows => vec![Value::from_serialize(serde_json::json!({
-            "id": 1, "from": "+8613912345678", "text": "TD", "received": "2026-11-30T01:00:00Z", "sim": null}))] }),
-        ("optouts.html", context! { rows => Value::from_serialize(serde_json::json!([
-            {"number": "+8613912345678", "at": "2026-11-30T01:00:00Z", "source": "reply TD"}])) }),
-        ("sendlog.html", context! { from => "2026-11-01", to => "2026-11-30" }),
+        (
+            "message.html",
+            context! { m => Value::from_serialize(&message), watch => "7" },
+        ),
+        (
+            "inbox.html",
+            context! { rows => vec![Value::from_serialize(serde_json::json!({
+            "id": 1, "from": "+8613912345678", "text": "TD", "received": "2026-11-30T01:00:00Z", "sim": null}))] },
+        ),
+        (
+            "optouts.html",
+            context! { rows => Value::from_serialize(serde_json::json!([
+            {"number": "+8613912345678", "at": "2026-11-30T01:00:00Z", "source": "reply TD"}])) },
+        ),
+        (
+            "sendlog.html",
+            context! { from => "2026-11-01", to => "2026-11-30" },
+        ),
         (
             "keys.html",
             context! {
@@ -97,7 +126,10 @@ fn samples() -> Vec<(&'static str, Value)> {
                     "last_attempt": null, "last_error": "connection refused"}])),
             },
         ),
-        ("webhook.html", context! { url => "", secret => None::<String>, flash => None::<String>, stuck => Value::from(()) }),
+        (
+            "webhook.html",
+            context! { url => "", secret => None::<String>, flash => None::<String>, stuck => Value::from(()) },
+        ),
     ]
 }
 
@@ -106,37 +138,80 @@ async fn every_page_renders_in_both_languages() {
     let c = console();
     for lang in [Lang::Zh, Lang::En] {
         for (template, extra) in samples() {
-            let (status, headers, html) = body(c.page(&ctx(lang, Role::Customer), template, extra)).await;
+            let (status, headers, html) =
+                body(c.page(&ctx(lang, Role::Customer), template, extra)).await;
             assert_eq!(status, StatusCode::OK, "{template} ({lang:?}): {html}");
-            assert!(html.contains(&format!("<html lang=\"{}\">", lang.html())), "{template}");
-            assert!(headers[header::CONTENT_SECURITY_POLICY].to_str().unwrap().contains("script-src 'self'"));
+            assert!(
+                html.contains(&format!("<html lang=\"{}\">", lang.html())),
+                "{template}"
+            );
+            assert!(headers[header::CONTENT_SECURITY_POLICY]
+                .to_str()
+                .unwrap()
+                .contains("script-src 'self'"));
             assert_eq!(headers[header::X_FRAME_OPTIONS], "DENY");
             assert!(!html.contains("<b>boom"), "escaped");
         }
     }
-    let (_, _, html) = body(c.page(&ctx(Lang::Zh, Role::Customer), "error.html", context! { message => "<b>x" })).await;
+    let (_, _, html) = body(c.page(
+        &ctx(Lang::Zh, Role::Customer),
+        "error.html",
+        context! { message => "<b>x" },
+    ))
+    .await;
     assert!(html.contains("&lt;b&gt;x"), "messages are escaped");
-    let (_, _, html) = body(c.page(&ctx(Lang::En, Role::Customer), "send.html", samples()[7].1.clone())).await;
+    let (_, _, html) = body(c.page(
+        &ctx(Lang::En, Role::Customer),
+        "send.html",
+        samples()[7].1.clone(),
+    ))
+    .await;
     assert!(html.contains("Send SMS") && html.contains("id=\"preview-opted_out\""));
-    let (_, _, html) = body(c.page(&ctx(Lang::Zh, Role::Customer), "send.html", samples()[7].1.clone())).await;
+    let (_, _, html) = body(c.page(
+        &ctx(Lang::Zh, Role::Customer),
+        "send.html",
+        samples()[7].1.clone(),
+    ))
+    .await;
     assert!(html.contains("发送短信"));
 }
 
 #[tokio::test]
 async fn the_menu_follows_the_role_and_forms_carry_the_token() {
     let c = console();
-    let (_, _, html) = body(c.page(&ctx(Lang::Zh, Role::Customer), "staff_home.html", context! {})).await;
+    let (_, _, html) = body(c.page(
+        &ctx(Lang::Zh, Role::Customer),
+        "staff_home.html",
+        context! {},
+    ))
+    .await;
     assert!(html.contains("id=\"nav-send\"") && html.contains("id=\"nav-keys\""));
     let send_link = &html[html.find("id=\"nav-send\"").unwrap()..];
     let send_link = &send_link[..send_link.find('>').unwrap()];
     assert!(send_link.contains("class=\"active\""), "{send_link}");
-    assert!(html.contains(&format!("name=\"csrf\" value=\"{}\"", session::csrf_token("00ff"))));
-    let (_, _, html) = body(c.page(&ctx(Lang::Zh, Role::Reviewer), "staff_home.html", context! {})).await;
+    assert!(html.contains(&format!(
+        "name=\"csrf\" value=\"{}\"",
+        session::csrf_token("00ff")
+    )));
+    let (_, _, html) = body(c.page(
+        &ctx(Lang::Zh, Role::Reviewer),
+        "staff_home.html",
+        context! {},
+    ))
+    .await;
     assert!(!html.contains("id=\"nav-send\"") && html.contains("id=\"nav-dashboard\""));
     let mut must = ctx(Lang::Zh, Role::Customer);
     must.user.must_change_password = true;
-    let (_, _, html) = body(c.page(&must, "password.html", context! { error => None::<String>, done => false })).await;
-    assert!(!html.contains("id=\"nav\""), "no menu before the password is changed");
+    let (_, _, html) = body(c.page(
+        &must,
+        "password.html",
+        context! { error => None::<String>, done => false },
+    ))
+    .await;
+    assert!(
+        !html.contains("id=\"nav\""),
+        "no menu before the password is changed"
+    );
 }
 
 #[tokio::test]
@@ -166,15 +241,28 @@ async fn state_changes_without_the_token_are_refused() {
         (Some("0".repeat(64)), None),
         (Some(good.clone()), Some("http://evil.example")),
     ] {
-        let r = app.clone().oneshot(req(csrf.as_deref(), origin)).await.unwrap();
+        let r = app
+            .clone()
+            .oneshot(req(csrf.as_deref(), origin))
+            .await
+            .unwrap();
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
     }
     // The right token passes the layer (and then fails to reach the absent daemon: 503).
-    let r = app.clone().oneshot(req(Some(&good), Some("http://127.0.0.1:8080"))).await.unwrap();
+    let r = app
+        .clone()
+        .oneshot(req(Some(&good), Some("http://127.0.0.1:8080")))
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
     // A page without a session goes to the login.
     let r = app
-        .oneshot(Request::builder().uri("/messages").body(Body::empty()).unwrap())
+        .oneshot(
+            Request::builder()
+                .uri("/messages")
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
@@ -183,7 +271,10 @@ async fn state_changes_without_the_token_are_refused() {
 
 #[test]
 fn times_are_shown_in_china() {
-    assert_eq!(local_time(Value::from("2026-11-30T01:00:00Z")), "2026-11-30 09:00:00");
+    assert_eq!(
+        local_time(Value::from("2026-11-30T01:00:00Z")),
+        "2026-11-30 09:00:00"
+    );
     assert_eq!(local_time(Value::from(0)), "1970-01-01 08:00:00");
     assert_eq!(local_time(Value::from("garbage")), "");
 }

@@ -167,11 +167,20 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[0].text.as_deref(), Some("你好"));
         assert_eq!(rows[1].text.as_deref(), Some("a, \"quoted\" text"));
-        assert_eq!(rows[2], Row { input: "13700000000".into(), text: None });
+        assert_eq!(
+            rows[2],
+            Row {
+                input: "13700000000".into(),
+                text: None
+            }
+        );
         let (gbk, _, _) = encoding_rs::GBK.encode("13912345678,你好\n");
         let rows = read(&gbk).unwrap();
         assert_eq!(rows[0].text.as_deref(), Some("你好"));
-        assert_eq!(read(b"\xEF\xBB\xBFnumber\n").unwrap_err(), UploadError::Empty);
+        assert_eq!(
+            read(b"\xEF\xBB\xBFnumber\n").unwrap_err(),
+            UploadError::Empty
+        );
     }
 
     #[test]
