@@ -127,7 +127,7 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     // Send.
     ("send_title", "发送短信", "Send SMS"),
     ("recipients", "接收号码", "Recipients"),
-    ("numbers_hint", "每行一个号码，也可用逗号或空格分隔", "One number a line, or separated by commas or spaces"),
+    ("numbers_hint", "每行一个号码，也可用逗号或分号分隔", "One number a line, or separated by commas or semicolons"),
     ("upload", "或上传 CSV / XLSX 文件（号码，可选的逐行内容）", "or upload a CSV / XLSX file (number, optional text per row)"),
     ("check_numbers", "检查号码", "Check the numbers"),
     ("preview", "号码预览", "Preview"),
