@@ -56,11 +56,17 @@ async fn the_login_page_speaks_chinese_then_english_and_refuses_a_wrong_password
 async fn a_customer_sends_chinese_and_watches_it_reach_delivered_without_reloading() {
     let stack = Stack::start("", false).await;
     stack.add_customer("alice", INITIAL);
+    // Two lots: one expires within 30 days (the dashboard warns), one in a year.
+    stack.add_credit(10_000, "20d");
+    stack.add_credit(50_000, "1y");
     let b = Browser::start().await;
     b.first_login(&stack.base, "alice", INITIAL, CHOSEN).await;
     b.click("continue").await;
-    b.el("credit-available").await;
+    assert_eq!(b.text("credit-available").await, "60000");
     assert_eq!(b.path().await, "/");
+    b.el("expiry-warning").await;
+    let lots = b.text("lots").await;
+    assert!(lots.contains("10000") && lots.contains("50000"), "{lots}");
     b.screenshot("console-dashboard").await;
 
     // The send page: the number is checked first, the counter shows the daemon's quote.
@@ -557,7 +563,7 @@ async fn the_session_cookie_is_secure_under_tls() {
                 let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
                 let stream = connector.connect(name, tcp).await.expect("TLS handshake");
                 let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                request_on(stream, method, path, &h, body.into_bytes()).await
+                request_on(stream, &addr.to_string(), method, path, &h, body.into_bytes()).await
             }
         };
     let page = tls(Method::GET, "/login", vec![], String::new()).await;

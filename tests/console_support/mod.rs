@@ -130,6 +130,19 @@ impl Stack {
         );
     }
 
+    /// `smsgate credit add --account e2e --messages N --valid-for D`.
+    pub fn add_credit(&self, messages: u64, valid_for: &str) {
+        let n = messages.to_string();
+        let out = self.daemon.cli(&[
+            "credit", "add", "--account", "e2e", "--messages", &n, "--valid-for", valid_for,
+        ]);
+        assert!(
+            out.status.success(),
+            "credit add: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     pub fn web_log(&self) -> String {
         std::fs::read_to_string(&self.web.log).unwrap_or_default()
     }
@@ -169,9 +182,11 @@ impl Answer {
     }
 }
 
-/// One request on a fresh connection over `io` (plain or TLS).
+/// One request on a fresh connection over `io` (plain or TLS) to `host` (`127.0.0.1:PORT`,
+/// as a browser's Host header says it).
 pub async fn request_on<IO>(
     io: IO,
+    host: &str,
     method: Method,
     path: &str,
     headers: &[(&str, &str)],
@@ -188,7 +203,7 @@ where
     let mut req = Request::builder()
         .method(method)
         .uri(path)
-        .header(hyper::header::HOST, "127.0.0.1");
+        .header(hyper::header::HOST, host);
     for (k, v) in headers {
         req = req.header(*k, *v);
     }
@@ -216,7 +231,8 @@ pub async fn http(
     body: &str,
 ) -> Answer {
     let tcp = tokio::net::TcpStream::connect(addr).await.expect("connect");
-    request_on(tcp, method, path, headers, body.as_bytes().to_vec()).await
+    let host = addr.to_string();
+    request_on(tcp, &host, method, path, headers, body.as_bytes().to_vec()).await
 }
 
 /// chromedriver (and the Chromium it starts) in their own process group, killed on drop.
