@@ -25,6 +25,7 @@
 //! mocked. Times are wall-clock on whatever machine runs it: the load average is printed
 //! with each figure, because on a shared box it moves them.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -47,6 +48,13 @@ fn main() {
         .filter(|a| !a.starts_with('-'))
         .collect();
     let run = |name: &str| wanted.is_empty() || wanted.iter().any(|w| w == name);
+    // SMSGATE_BENCH_LOG=filter: the in-process daemon's log on stderr (e.g. "smsgate=debug").
+    if let Ok(filter) = std::env::var("SMSGATE_BENCH_LOG") {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -238,6 +246,8 @@ struct CmgsLog {
     offset: u64,
     /// Bytes of a line not yet complete (the reader may catch the writer mid-line).
     partial: Vec<u8>,
+    /// Every event's time by the modem (index) it came from, for the drain's breakdown.
+    by_modem: BTreeMap<u64, Vec<Timestamp>>,
 }
 
 impl CmgsLog {
@@ -248,6 +258,7 @@ impl CmgsLog {
             needle: format!("\"event\":\"{kind}\""),
             offset,
             partial: Vec::new(),
+            by_modem: BTreeMap::new(),
         }
     }
 
@@ -272,7 +283,11 @@ impl CmgsLog {
             if text.contains(&self.needle) {
                 let v: serde_json::Value = serde_json::from_str(&text)?;
                 if let Some(t) = v["time"].as_str() {
-                    out.push(t.parse::<Timestamp>()?);
+                    let t = t.parse::<Timestamp>()?;
+                    if let Some(m) = v["modem"].as_u64() {
+                        self.by_modem.entry(m).or_default().push(t);
+                    }
+                    out.push(t);
                 }
             }
             line.clear();
@@ -572,10 +587,48 @@ async fn drain(modems: usize, parts: usize, latency_ms: u64, target_pct: f64) ->
     let last = sent.iter().max().copied().unwrap_or(t0);
     let secs = (last - t0).as_secs_f64();
     let ideal = parts as f64 * latency_ms as f64 / 1000.0 / modems as f64;
+    let by_modem = std::mem::take(&mut rig.events.by_modem);
     rig.stop().await;
+    // Where the time went: parts per modem (an uneven split costs whole sends at the end),
+    // the gap between one modem's answers (our own cost per part is the gap minus the
+    // modem's time), and when each modem's first and last answers came.
+    if std::env::var_os("SMSGATE_BENCH_VERBOSE").is_some() {
+        for (m, ts) in &by_modem {
+            let g: Vec<String> = ts
+                .windows(2)
+                .map(|w| format!("{:.1}", (w[1] - w[0]).as_secs_f64() * 1000.0))
+                .collect();
+            eprintln!("  modem {m}: {} parts, gaps {}", ts.len(), g.join(" "));
+        }
+    }
+    let counts: Vec<usize> = by_modem.values().map(Vec::len).collect();
+    let mut gaps: Vec<f64> = by_modem
+        .values()
+        .flat_map(|ts| ts.windows(2).map(|w| (w[1] - w[0]).as_secs_f64() * 1000.0))
+        .collect();
+    gaps.sort_by(f64::total_cmp);
+    let firsts: Vec<f64> = by_modem
+        .values()
+        .filter_map(|ts| ts.first().map(|f| (*f - t0).as_secs_f64() * 1000.0))
+        .collect();
+    let lasts: Vec<f64> = by_modem
+        .values()
+        .filter_map(|ts| ts.last().map(|l| (last - *l).as_secs_f64() * 1000.0))
+        .collect();
+    let range = |v: &[f64]| {
+        let lo = v.iter().copied().fold(f64::INFINITY, f64::min);
+        let hi = v.iter().copied().fold(0.0, f64::max);
+        format!("{lo:.0}-{hi:.0} ms")
+    };
     println!(
-        "drain: {parts} parts on {modems} modems at {latency_ms} ms/part in {secs:.2} s; ideal {ideal:.2} s; {:+.2} % (target within {target_pct} %); {}",
+        "drain: {parts} parts on {modems} modems at {latency_ms} ms/part in {secs:.2} s; ideal {ideal:.2} s; {:+.2} % (target within {target_pct} %); parts per modem {}-{}; gap between a modem's answers p50 {:.1} ms, p90 {:.1} ms; first answers after {}; last answers {} before the end; {}",
         (secs / ideal - 1.0) * 100.0,
+        counts.iter().min().unwrap_or(&0),
+        counts.iter().max().unwrap_or(&0),
+        percentile(&gaps, 0.5),
+        percentile(&gaps, 0.9),
+        range(&firsts),
+        range(&lasts),
         load()
     );
     Ok(())

@@ -103,6 +103,7 @@ impl AccessMap {
             uid,
             account,
             admin,
+            ..Caller::default()
         })
     }
 }

@@ -1,8 +1,9 @@
 //! The admin routes of the API: accounts, credit, the review queue and blacklists. The shapes
 //! are [`AdminOp`] (what the daemon executes, see `Backend::admin`) and the request bodies below.
 //!
-//! What must always hold: every admin route is for admins only (root or the admin group), except
-//! `GET /v1/accounts/{name}/credit`, which an account may read for itself; the audit actor is
+//! What must always hold: every admin route is for admins only (root or the admin group, or an
+//! admin's session), except `GET /v1/accounts/{name}/credit`, which an account may read for
+//! itself, and the review queue, which a reviewer's session may list and decide; the audit actor is
 //! derived from the peer credentials (`admin:uid N`), never from the request.
 //!
 //! Routes:
@@ -292,6 +293,14 @@ fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The review queue is for admins and reviewers (a reviewer's session, `api::users`).
+fn admin_or_reviewer(caller: &Caller, what: &str) -> Result<(), ApiError> {
+    if caller.reviewer {
+        return Ok(());
+    }
+    admin_only(caller, what)
+}
+
 async fn run<B: Backend>(
     state: &ApiState<B>,
     caller: Caller,
@@ -378,7 +387,7 @@ pub(super) async fn reviews_get<B: Backend>(
     ConnectInfo(peer): ConnectInfo<Peer>,
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
-    admin_only(&c, "the review queue")?;
+    admin_or_reviewer(&c, "the review queue")?;
     run(&state, c, AdminOp::ReviewList).await
 }
 
@@ -390,7 +399,7 @@ pub(super) async fn review_post<B: Backend>(
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
     refuse_if_shutting_down(&state)?;
-    admin_only(&c, "reviewing")?;
+    admin_or_reviewer(&c, "reviewing")?;
     let id = name_of(id)?
         .parse::<i64>()
         .ok()
@@ -524,12 +533,11 @@ async fn frontend_or_admin<B: Backend>(
     peer: Peer,
     what: &str,
 ) -> Result<Caller, ApiError> {
-    if is_frontend(state, &peer) && peer.1.is_none() {
+    if is_frontend(state, &peer) && peer.1.is_none() && peer.2.is_none() {
         let uid = peer.0.map(|p| p.uid).unwrap_or(u32::MAX);
         return Ok(Caller {
             uid,
-            account: None,
-            admin: false,
+            ..Caller::default()
         });
     }
     let c = caller(state, peer).await?;

@@ -2,6 +2,15 @@
 //! commands (`smsgate send|status|cancel|retry|modems|inbox`) and by anything else in the crate
 //! that talks to a running daemon.
 //!
+//! A front end acts for others in one of two ways: [`ApiClient::acting_for`] an account it
+//! authenticated itself (an API key), or [`ApiClient::with_session`] a logged-in user's
+//! session token (issue 13's console): every method of that client, including [`ApiClient::call`]
+//! for any route, is then the user's request, with the user's rights (a customer's account, a
+//! reviewer's queue, an admin's rights), and a session that must change its password may only
+//! call [`ApiClient::change_own_password`] and [`ApiClient::logout`]. The token comes from
+//! [`ApiClient::login`] and is checked with [`ApiClient::session_verify`]; the user methods
+//! (`user_*`) are for admins.
+//!
 //! What must always hold: a daemon that is not there is [`ClientError::Unreachable`] naming the
 //! socket, an error answer is [`ClientError::Api`] carrying the server's own code and message, and
 //! an answer that is not what the API promises is [`ClientError::Protocol`], never a panic.
@@ -41,11 +50,24 @@ pub enum ClientError {
 
 /// One API client; each request uses a fresh connection (the CLI makes few requests, and a
 /// fresh connection means a restarted daemon is simply reconnected to).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ApiClient {
     socket: PathBuf,
     /// A front end's account for every request (the `x-smsgate-account` header).
     acting_for: Option<String>,
+    /// A logged-in user's session token for every request (the `x-smsgate-session` header).
+    session: Option<String>,
+}
+
+/// Never prints the session token.
+impl std::fmt::Debug for ApiClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiClient")
+            .field("socket", &self.socket)
+            .field("acting_for", &self.acting_for)
+            .field("session", &self.session.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 impl ApiClient {
@@ -53,6 +75,7 @@ impl ApiClient {
         ApiClient {
             socket: socket.into(),
             acting_for: None,
+            session: None,
         }
     }
 
@@ -62,7 +85,94 @@ impl ApiClient {
         ApiClient {
             socket: self.socket.clone(),
             acting_for: Some(account.to_owned()),
+            session: None,
         }
+    }
+
+    /// This client as a front end forwarding the requests of the user logged in with `token`
+    /// (from [`ApiClient::login`]): every call, [`ApiClient::call`] included, has that user's
+    /// rights (the daemon honours it only for the uids in its `frontends`).
+    pub fn with_session(&self, token: &str) -> ApiClient {
+        ApiClient {
+            socket: self.socket.clone(),
+            acting_for: None,
+            session: Some(token.to_owned()),
+        }
+    }
+
+    /// Front ends: logs a user in; the answer holds the session token (shown this once).
+    /// Refusals: 401 `bad_login`, 423 `locked`.
+    pub async fn login(
+        &self,
+        request: &crate::api::users::LoginRequest,
+    ) -> Result<crate::api::users::LoginAnswer, ClientError> {
+        self.call(Method::POST, "/v1/sessions", Some(request)).await
+    }
+
+    /// Front ends: the user of a session token and when it ends (401 when it is not valid).
+    pub async fn session_verify(
+        &self,
+        token: &str,
+    ) -> Result<crate::api::users::SessionView, ClientError> {
+        let body = crate::api::users::VerifyRequest {
+            token: token.to_owned(),
+        };
+        self.call(Method::POST, "/v1/sessions/verify", Some(&body))
+            .await
+    }
+
+    /// A session's client ([`ApiClient::with_session`]): ends the session.
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.call_no_content(Method::DELETE, "/v1/sessions/current", None::<&()>)
+            .await
+    }
+
+    /// A session's client: changes its user's password (ends the user's other sessions).
+    pub async fn change_own_password(&self, current: &str, new: &str) -> Result<(), ClientError> {
+        let body = crate::api::users::OwnPasswordRequest {
+            current: current.to_owned(),
+            new: new.to_owned(),
+        };
+        self.call_no_content(Method::POST, "/v1/users/me/password", Some(&body))
+            .await
+    }
+
+    /// Admins: a new user, who must change `password` at the first login.
+    pub async fn user_add(
+        &self,
+        request: &crate::api::users::NewUserRequest,
+    ) -> Result<crate::api::users::UserView, ClientError> {
+        self.call(Method::POST, "/v1/users", Some(request)).await
+    }
+
+    /// Admins: the users (of one account).
+    pub async fn user_list(
+        &self,
+        account: Option<&str>,
+    ) -> Result<crate::api::users::UserList, ClientError> {
+        let uri = format!("/v1/users{}", account_query(account));
+        self.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    /// Admins: sets a user's password (to be changed at the next login), unlocks the user and
+    /// ends its sessions.
+    pub async fn user_reset_password(
+        &self,
+        login: &str,
+        password: &str,
+    ) -> Result<(), ClientError> {
+        let uri = format!("/v1/users/{}/password", percent_encode(login));
+        let body = crate::api::users::ResetPasswordRequest {
+            password: password.to_owned(),
+        };
+        self.call_no_content(Method::POST, &uri, Some(&body)).await
+    }
+
+    /// Admins: disables a user (its sessions end) or enables it again.
+    pub async fn user_set_disabled(&self, login: &str, disabled: bool) -> Result<(), ClientError> {
+        let verb = if disabled { "disable" } else { "enable" };
+        let uri = format!("/v1/users/{}/{verb}", percent_encode(login));
+        self.call_no_content(Method::POST, &uri, None::<&()>).await
     }
 
     /// Admins: a new API key (the answer holds the key, shown this once).
@@ -166,6 +276,28 @@ impl ApiClient {
         uri: &str,
         body: Option<&B>,
     ) -> Result<T, ClientError> {
+        let bytes = self.call_bytes(method, uri, body).await?;
+        serde_json::from_slice(&bytes)
+            .map_err(|e| ClientError::Protocol(format!("cannot decode the answer: {e}")))
+    }
+
+    /// [`ApiClient::call`] for a route that answers 2xx without a body (204).
+    pub async fn call_no_content<B: Serialize>(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&B>,
+    ) -> Result<(), ClientError> {
+        self.call_bytes(method, uri, body).await.map(|_| ())
+    }
+
+    /// One request; the body of a 2xx answer, or the answer's error.
+    async fn call_bytes<B: Serialize>(
+        &self,
+        method: Method,
+        uri: &str,
+        body: Option<&B>,
+    ) -> Result<Bytes, ClientError> {
         let body = match body {
             Some(b) => serde_json::to_vec(b)
                 .map_err(|e| ClientError::Protocol(format!("cannot encode the request: {e}")))?,
@@ -185,8 +317,7 @@ impl ApiClient {
                 )),
             });
         }
-        serde_json::from_slice(&bytes)
-            .map_err(|e| ClientError::Protocol(format!("cannot decode the answer: {e}")))
+        Ok(bytes)
     }
 
     /// One request; the status and the whole body of the answer.
@@ -210,6 +341,9 @@ impl ApiClient {
         let mut request = Request::builder();
         if let Some(account) = &self.acting_for {
             request = request.header(super::FRONTEND_ACCOUNT_HEADER, percent_encode(account));
+        }
+        if let Some(token) = &self.session {
+            request = request.header(super::SESSION_HEADER, token.as_str());
         }
         let request = request
             .method(method)

@@ -21,13 +21,20 @@ use tokio::net::UnixListener;
 use super::access::{AccessMap, PeerCredentials};
 use super::listener::ApiListener;
 use super::types::MAX_BODY_BYTES;
+use super::users::{CallerSession, Role};
 use super::{ApiError, Backend, Caller};
 
-/// The peer credentials of one connection, read once when it is accepted, and the account a
+/// The peer credentials of one connection, read once when it is accepted, the account a
 /// front end names for this request in [`FRONTEND_ACCOUNT_HEADER`] (set per request by
-/// [`frontend_account`]; honoured only for the uids of the configuration's `frontends`).
+/// [`frontend_account`]; honoured only for the uids of the configuration's `frontends`), and
+/// the session of a logged-in user the front end forwards (set per request by
+/// `session::resolve` from [`SESSION_HEADER`](super::SESSION_HEADER), already checked).
 #[derive(Debug, Clone)]
-pub struct Peer(pub Option<PeerCredentials>, pub Option<String>);
+pub struct Peer(
+    pub Option<PeerCredentials>,
+    pub Option<String>,
+    pub Option<CallerSession>,
+);
 
 /// The header in which a front end (`smsgate web`) names the account it acts for, percent-encoded
 /// UTF-8 (account names may be Chinese).
@@ -35,7 +42,7 @@ pub const FRONTEND_ACCOUNT_HEADER: &str = "x-smsgate-account";
 
 impl Connected<axum::serve::IncomingStream<'_, ApiListener>> for Peer {
     fn connect_info(stream: axum::serve::IncomingStream<'_, ApiListener>) -> Self {
-        Peer(stream.io().peer(), None)
+        Peer(stream.io().peer(), None, None)
     }
 }
 
@@ -49,6 +56,7 @@ impl Connected<axum::serve::IncomingStream<'_, UnixListener>> for Peer {
                 gid: cred.gid(),
                 pid: cred.pid(),
             }),
+            None,
             None,
         )
     }
@@ -89,6 +97,9 @@ pub(super) async fn caller<B: Backend>(
             "cannot read the peer credentials of this connection".into(),
         ));
     };
+    if let Some(session) = peer.2 {
+        return session_caller(state, cred.uid, peer.1.is_some(), session);
+    }
     if let Some(account) = peer.1 {
         // A front end acting for the account it authenticated: that account's rights, no more.
         if !state.access.frontends.contains(&cred.uid) {
@@ -106,7 +117,7 @@ pub(super) async fn caller<B: Backend>(
         return Ok(Caller {
             uid: cred.uid,
             account: Some(account),
-            admin: false,
+            ..Caller::default()
         });
     }
     let gids = tokio::task::spawn_blocking(move || cred.groups())
@@ -121,9 +132,51 @@ pub(super) async fn caller<B: Backend>(
             uid: cred.uid,
             account: Some(name),
             admin: resolved.map(|c| c.admin).unwrap_or(false),
+            ..Caller::default()
         }),
         None => resolved,
     }
+}
+
+/// The caller of a front end's request for a logged-in user: the user's role, never the front
+/// end's own rights.
+fn session_caller<B>(
+    state: &ApiState<B>,
+    uid: u32,
+    names_account: bool,
+    session: CallerSession,
+) -> Result<Caller, ApiError> {
+    if !state.access.frontends.contains(&uid) {
+        return Err(ApiError::Forbidden(format!(
+            "uid {uid} is not a front end: only the uids in `frontends` may present a session"
+        )));
+    }
+    if names_account {
+        return Err(ApiError::InvalidField(format!(
+            "{FRONTEND_ACCOUNT_HEADER}: a request with a session acts for the session's user; \
+             name no account"
+        )));
+    }
+    let (account, admin, reviewer) = match session.role {
+        Role::Customer => match &session.account {
+            Some(a) => (Some(a.clone()), false, false),
+            None => {
+                return Err(ApiError::Forbidden(format!(
+                    "user {:?} has no account",
+                    session.login
+                )))
+            }
+        },
+        Role::Admin => (None, true, false),
+        Role::Reviewer => (None, false, true),
+    };
+    Ok(Caller {
+        uid,
+        account,
+        admin,
+        reviewer,
+        session: Some(session),
+    })
 }
 
 /// Whether this connection's peer is a front end of the configuration (`frontends`).

@@ -23,12 +23,15 @@ pub mod client;
 mod extract;
 pub mod listener;
 pub mod server;
+mod session;
 pub mod types;
+pub mod users;
 
 pub use access::{AccessMap, AccountAccess, PeerCredentials};
 pub use extract::FRONTEND_ACCOUNT_HEADER;
 pub use listener::ConnectionLimits;
 pub use server::{bind_socket, router, serve, serve_with};
+pub use session::SESSION_HEADER;
 use types::{
     ErrorBody, ErrorDetail, Health, InboxList, InboxQuery, ListQuery, MessageId, MessageList,
     MessageView, ModemView, SendRequest, SendResponse,
@@ -37,11 +40,20 @@ use types::{
 /// Who is asking, as established from the socket's peer credentials and the configuration.
 /// `account` is the account the request acts for: the caller's own, or (admins only) the one
 /// named in the request.
-#[derive(Debug, Clone, PartialEq, Eq)]
+///
+/// A front end forwarding a logged-in user ([`SESSION_HEADER`]) is the user's role: a
+/// customer acts for its account, an admin is `admin`, a reviewer is `reviewer` (the review
+/// queue and reading modems, gateways and health; the `session` module refuses the rest);
+/// `session` names the session and its user (for the audit log).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Caller {
     pub uid: u32,
     pub account: Option<String>,
     pub admin: bool,
+    /// A reviewer's session: may list and decide reviews (`admin` is false).
+    pub reviewer: bool,
+    /// The session of a logged-in user, when the request came with one.
+    pub session: Option<users::CallerSession>,
 }
 
 /// Every way a request can fail, each with its HTTP status and a stable machine-readable code.
@@ -94,6 +106,15 @@ pub enum ApiError {
     /// A fault of the daemon (database, bug). The message is for the operator's log as well.
     #[error("{0}")]
     Internal(String),
+    /// A login refused: unknown login, wrong password or disabled user, deliberately alike.
+    #[error("wrong login or password")]
+    BadLogin,
+    /// A user locked after repeated failed logins; the message says until when.
+    #[error("{0}")]
+    Locked(String),
+    /// The session's user must change the password before anything else.
+    #[error("the password must be changed first (POST /v1/users/me/password)")]
+    PasswordChangeRequired,
 }
 
 impl ApiError {
@@ -113,6 +134,9 @@ impl ApiError {
             ApiError::ShuttingDown | ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::InsufficientStorage(_) => StatusCode::INSUFFICIENT_STORAGE,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::BadLogin => StatusCode::UNAUTHORIZED,
+            ApiError::Locked(_) => StatusCode::LOCKED,
+            ApiError::PasswordChangeRequired => StatusCode::FORBIDDEN,
         }
     }
 
@@ -134,6 +158,9 @@ impl ApiError {
             ApiError::Unavailable(_) => "unavailable",
             ApiError::InsufficientStorage(_) => "insufficient_storage",
             ApiError::Internal(_) => "internal",
+            ApiError::BadLogin => "bad_login",
+            ApiError::Locked(_) => "locked",
+            ApiError::PasswordChangeRequired => "password_change_required",
         }
     }
 
@@ -264,6 +291,34 @@ pub trait Backend: Send + Sync + 'static {
             Err(ApiError::NotFound(
                 "admin operations are not available here".into(),
             ))
+        }
+    }
+
+    /// The live session of a token ([`SESSION_HEADER`], `POST /v1/sessions/verify`), its
+    /// idle time slid; [`ApiError::Unauthorized`] for a bad, ended or expired one. A backend
+    /// without users answers 401 to every token.
+    fn session(
+        &self,
+        token: String,
+    ) -> impl Future<Output = Result<users::Session, ApiError>> + Send {
+        async move {
+            let _ = token;
+            Err(ApiError::Unauthorized(
+                "sessions are not available here".into(),
+            ))
+        }
+    }
+
+    /// Users, logins and sessions (`api::users`); the server has checked who may ask. A
+    /// backend without them answers 404.
+    fn users(
+        &self,
+        caller: Caller,
+        op: users::UserOp,
+    ) -> impl Future<Output = Result<serde_json::Value, ApiError>> + Send {
+        async move {
+            let _ = (caller, op);
+            Err(ApiError::NotFound("users are not available here".into()))
         }
     }
 

@@ -63,9 +63,14 @@ pub fn router<B: Backend>(
         .route("/v1/health", get(health::<B>))
         .route("/metrics", get(metrics::<B>))
         .merge(admin::routes::<B>())
+        .merge(super::users::routes::<B>())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(frontend_account))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            super::session::resolve::<B>,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state)
 }
@@ -171,7 +176,7 @@ async fn serve_connection(
     mut stopping: tokio::sync::watch::Receiver<bool>,
 ) {
     use hyper::service::Service as _;
-    let peer = Peer(conn.peer(), None);
+    let peer = Peer(conn.peer(), None, None);
     let inner = hyper_util::service::TowerToHyperService::new(app);
     // Requests of this connection between their headers and their response.
     let busy = Arc::new(std::sync::atomic::AtomicUsize::new(0));

@@ -18,6 +18,7 @@ pub mod diag_cmpp;
 pub mod key;
 pub mod pdu;
 pub mod sim;
+pub mod user;
 pub mod web;
 pub mod webhook;
 
@@ -76,6 +77,9 @@ pub enum Command {
     Key(key::KeyArgs),
     /// Webhooks of accounts (admins): set (prints the signing secret once), remove, list.
     Webhook(webhook::WebhookArgs),
+    /// Users of the web console (admins): add (a random initial password printed once), list,
+    /// passwd, disable, enable.
+    User(user::UserArgs),
     /// The audit log, read from the database file: export, verify.
     Log(admin::LogArgs),
     /// The configuration: `config check` prints it with defaults, errors and warnings.
@@ -134,6 +138,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Blacklist(args) => admin::blacklist(args),
         Command::Key(args) => key::run(args),
         Command::Webhook(args) => webhook::run(args),
+        Command::User(args) => user::run(args),
         Command::Log(args) => admin::log(args),
         Command::Config(args) => config::run(args),
         Command::Backup(args) => backup::backup(args),

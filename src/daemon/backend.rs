@@ -55,8 +55,13 @@ impl DaemonBackend {
     }
 }
 
-/// Who an admin is, for the audit log: the user name as well as the uid (reviewer identity).
-fn admin_actor(uid: u32) -> String {
+/// Who an admin is, for the audit log: the user name as well as the uid (reviewer identity),
+/// or the logged-in user of a front end's session (`api::users`).
+fn admin_actor(caller: &Caller) -> String {
+    if let Some(session) = &caller.session {
+        return super::users::session_actor(session);
+    }
+    let uid = caller.uid;
     match nix::unistd::User::from_uid(nix::unistd::Uid::from_raw(uid)) {
         Ok(Some(u)) => format!("admin:{} (uid {uid})", u.name),
         _ => format!("admin:uid {uid}"),
@@ -259,7 +264,7 @@ impl Backend for DaemonBackend {
                 .map_err(|e| ApiError::InvalidField(format!("text: {e}")))?;
         }
         let actor = if caller.admin {
-            admin_actor(caller.uid)
+            admin_actor(&caller)
         } else {
             format!("account:{account_name}")
         };
@@ -371,7 +376,7 @@ impl Backend for DaemonBackend {
         let v = self.visible(&caller, id).await?;
         let sid = v.summary.id;
         // A message held for review: its sender gets 409; an admin's cancel closes the review.
-        let admin = caller.admin.then(|| admin_actor(caller.uid));
+        let admin = caller.admin.then(|| admin_actor(&caller));
         let outcome = self
             .shared
             .db
@@ -394,7 +399,7 @@ impl Backend for DaemonBackend {
     async fn retry(&self, caller: Caller, id: t::MessageId) -> Result<t::MessageView, ApiError> {
         let v = self.visible(&caller, id).await?;
         let sid = v.summary.id;
-        let actor = admin_actor(caller.uid);
+        let actor = admin_actor(&caller);
         self.shared
             .db
             .call(move |s| s.operator_retry(sid, &actor, Timestamp::now()))
@@ -413,7 +418,7 @@ impl Backend for DaemonBackend {
     ) -> Result<t::MessageView, ApiError> {
         let v = self.visible(&caller, id).await?;
         let sid = v.summary.id;
-        let actor = admin_actor(caller.uid);
+        let actor = admin_actor(&caller);
         let verdict = if sent {
             Settlement::Sent
         } else {
@@ -732,8 +737,8 @@ impl Backend for DaemonBackend {
         caller: Caller,
         op: crate::api::admin::AdminOp,
     ) -> Result<serde_json::Value, ApiError> {
-        let actor = if caller.admin {
-            admin_actor(caller.uid)
+        let actor = if caller.admin || caller.reviewer {
+            admin_actor(&caller)
         } else {
             format!("account:{}", caller.account.as_deref().unwrap_or("-"))
         };
@@ -755,6 +760,24 @@ impl Backend for DaemonBackend {
             self.shared.wake_all();
         }
         Ok(v)
+    }
+
+    async fn session(&self, token: String) -> Result<crate::api::users::Session, ApiError> {
+        super::users::session(&self.shared, token).await
+    }
+
+    async fn users(
+        &self,
+        caller: Caller,
+        op: crate::api::users::UserOp,
+    ) -> Result<serde_json::Value, ApiError> {
+        let actor = if caller.admin || caller.session.is_some() {
+            admin_actor(&caller)
+        } else {
+            // A front end logging a user in.
+            format!("frontend:uid {}", caller.uid)
+        };
+        super::users::users(&self.shared, caller, op, actor).await
     }
 
     async fn account_for_peer(&self, uid: u32, gids: Vec<u32>) -> Option<String> {

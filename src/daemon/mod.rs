@@ -20,6 +20,7 @@ pub mod keys;
 mod modems;
 mod runner;
 mod submit;
+mod users;
 pub mod webhooks;
 
 use std::path::{Path, PathBuf};

@@ -64,6 +64,11 @@ struct Loop {
     flights: Arc<Mutex<BTreeMap<SimId, (u64, bool)>>>,
     /// Numbers the sends, so a look-ahead names the send it was chosen during.
     sends: Arc<AtomicU64>,
+    /// SIM -> the look-ahead part its ended send is claiming now: taken out of `ahead` when
+    /// the send ends and removed on the store's thread right after the claim's transaction,
+    /// so a round (which filters its due parts on the store's thread too) never sees the part
+    /// unheld yet unclaimed and gives it to another SIM.
+    chaining: Arc<Mutex<BTreeMap<SimId, PartId>>>,
 }
 
 /// One look-ahead: the part, when it was chosen, and the send (number) it follows.
@@ -77,6 +82,23 @@ impl Loop {
 
     fn ahead(&self) -> MutexGuard<'_, BTreeMap<SimId, Ahead>> {
         self.ahead.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn chaining(&self) -> MutexGuard<'_, BTreeMap<SimId, PartId>> {
+        self.chaining.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `due` without the parts held for a SIM: its look-ahead, or being claimed by its chain.
+    /// Called on the store's thread right after `due` was read, so it sees the same moment
+    /// (lock order: `ahead`, then `chaining`, as in [`send_loop`]).
+    fn unheld(&self, mut due: Vec<scheduler::DuePart>) -> Vec<scheduler::DuePart> {
+        let ahead = self.ahead();
+        let chaining = self.chaining();
+        due.retain(|d| {
+            !ahead.values().any(|(p, _, _)| *p == NextPart::Part(d.part))
+                && !chaining.values().any(|p| *p == d.part)
+        });
+        due
     }
 
     fn flights(&self) -> MutexGuard<'_, BTreeMap<SimId, (u64, bool)>> {
@@ -147,37 +169,37 @@ async fn plan_round(
     let window = (free as u32 * SHORT_WINDOW_PER_SIM).clamp(SHORT_WINDOW_MIN, DUE_WINDOW);
     // The sends in flight now: their claims are in the send log read below.
     let flights = state.flights().clone();
+    // A part set aside as some SIM's look-ahead is that SIM's alone, for a while.
+    state.ahead().retain(|sim, (_, chosen, during)| {
+        chosen.elapsed() < LOOK_AHEAD_HOLD && flights.get(sim).is_some_and(|f| f.0 == *during)
+    });
+    // The held parts are left out on the store's thread, where chains claim theirs: a part a
+    // chain claimed after this read is still held when the filter runs.
     let st = state.clone();
-    let (mut slots, mut due, next_due, next_retry) = shared
+    let (mut slots, due, full, next_due, next_retry) = shared
         .db
         .call(move |s| {
             let slots = s.sim_slots_from(&mut st.log(), now, defaults)?;
-            let due = s.due_parts_indexed(window, now)?;
+            let read = s.due_parts_indexed(window, now)?;
+            let full = read.len() as u32 >= window;
+            let due = st.unheld(read);
             let next_due = s.next_wake_at(now)?;
-            Ok((slots, due, next_due, s.next_unknown_retry()?))
+            Ok((slots, due, full, next_due, s.next_unknown_retry()?))
         })
         .await?;
+    let mut due = due;
     for slot in &mut slots {
         let (ready, busy) = live.get(&slot.id).copied().unwrap_or((false, false));
         slot.ready = ready;
         slot.busy = busy;
     }
-    // A part set aside as some SIM's look-ahead is that SIM's alone, for a while.
-    state.ahead().retain(|sim, (_, chosen, during)| {
-        chosen.elapsed() < LOOK_AHEAD_HOLD && flights.get(sim).is_some_and(|f| f.0 == *during)
-    });
-    let held = |due: &mut Vec<scheduler::DuePart>| {
-        let ahead = state.ahead();
-        due.retain(|d| !ahead.values().any(|(p, _, _)| *p == NextPart::Part(d.part)));
-    };
-    held(&mut due);
     let mut plan = scheduler::plan(&slots, &due, now);
-    if window < DUE_WINDOW && due.len() as u32 >= window && plan.assignments.len() < free {
+    if window < DUE_WINDOW && full && plan.assignments.len() < free {
+        let st = state.clone();
         due = shared
             .db
-            .call(move |s| s.due_parts_indexed(DUE_WINDOW, now))
+            .call(move |s| Ok(st.unheld(s.due_parts_indexed(DUE_WINDOW, now)?)))
             .await?;
-        held(&mut due);
         plan = scheduler::plan(&slots, &due, now);
     }
     look_ahead(shared, state, &flights, &slots, &due, &plan, now);
@@ -438,7 +460,20 @@ fn start_outcome_writer(db: super::Db, state: Loop) -> OutcomeWriter {
             }
             let st = state.clone();
             let written = db
-                .call(move |s| s.record_outcomes_then_claim(&items, &mut st.log()))
+                .call(move |s| {
+                    let written = s.record_outcomes_then_claim(&items, &mut st.log());
+                    // Claimed or not, these parts are no longer being claimed: the next read of
+                    // the due parts sees their state (see `Loop::chaining`).
+                    let mut chaining = st.chaining();
+                    for (_, _, next) in &items {
+                        if let Some((NextPart::Part(part), sim)) = next {
+                            if chaining.get(sim) == Some(part) {
+                                chaining.remove(sim);
+                            }
+                        }
+                    }
+                    written
+                })
                 .await;
             match written {
                 Ok(results) => {
@@ -487,27 +522,43 @@ async fn send_loop(
         let (outcome, error) = send(&shared, &port, &handle, &part).await;
         let id = part.part;
         state.flights().remove(&sim);
-        // Only a choice made during this very send counts.
-        let chosen = state
-            .ahead()
-            .remove(&sim)
-            .filter(|(_, _, during)| *during == number);
-        let next = match (&outcome, chosen) {
-            (SendOutcome::Sent { .. }, Some((kind, _, _))) if !shared.is_stopping() => {
-                // Any choice made for this SIM means its quota had room; the message's own
-                // next part comes before any other.
-                match (has_following, kind) {
-                    (true, _) => Some((NextPart::Following, sim)),
-                    (false, NextPart::Part(p)) => Some((NextPart::Part(p), sim)),
-                    (false, NextPart::Following) => None,
+        let next = {
+            let mut ahead = state.ahead();
+            // Only a choice made during this very send counts.
+            let chosen = ahead
+                .remove(&sim)
+                .filter(|(_, _, during)| *during == number);
+            let next = match (&outcome, chosen) {
+                (SendOutcome::Sent { .. }, Some((kind, _, _))) if !shared.is_stopping() => {
+                    // Any choice made for this SIM means its quota had room; the message's own
+                    // next part comes before any other.
+                    match (has_following, kind) {
+                        (true, _) => Some((NextPart::Following, sim)),
+                        (false, NextPart::Part(p)) => Some((NextPart::Part(p), sim)),
+                        (false, NextPart::Following) => None,
+                    }
                 }
+                _ => None,
+            };
+            // Still held while its claim is written (under the `ahead` lock: no round reads
+            // between the two maps).
+            if let Some((NextPart::Part(p), _)) = next {
+                state.chaining().insert(sim, p);
             }
-            _ => None,
+            next
         };
         // Durable before the SIM is offered another part: a known outcome (a TP-MR in hand) is
         // kept in memory and retried with back-off while the store cannot write (disk full, I/O
         // error); the SIM stays busy and the runner claims nothing meanwhile.
         let chained = commit_durably(&shared, &outcomes, outcome, Timestamp::now(), id, next).await;
+        if let Some((NextPart::Part(p), _)) = next {
+            // Normally gone already (the writer removes it with the claim's transaction); not
+            // when the writer never ran the transaction (it stopped).
+            let mut chaining = state.chaining();
+            if chaining.get(&sim) == Some(&p) {
+                chaining.remove(&sim);
+            }
+        }
         match &error {
             None => tracing::debug!(part = id.0, port = %port, "part sent"),
             Some(e) => tracing::info!(part = id.0, port = %port, "part not sent: {e}"),

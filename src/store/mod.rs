@@ -25,6 +25,7 @@ mod messages;
 mod settle;
 mod sims;
 pub mod state;
+pub mod users;
 mod views;
 pub mod webhooks;
 
@@ -197,6 +198,7 @@ fn migration_list() -> Vec<M<'static>> {
             |tx: &rusqlite::Transaction<'_>| Ok(add_gateway_columns(tx)?),
         ),
         M::up(include_str!("migrations/0010_web.sql")),
+        M::up(include_str!("migrations/0011_users.sql")),
     ]
 }
 
@@ -355,7 +357,7 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 10);
+        assert_eq!(store.schema_version().unwrap(), 11);
     }
 
     /// The files beside `db` whose names start with `db`'s name and `infix`.

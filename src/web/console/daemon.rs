@@ -88,9 +88,7 @@ pub async fn verify(web: &Web, token: &str) -> Result<SessionUser, ClientError> 
 
 /// The daemon client acting with a user's session.
 fn session_client(client: &ApiClient, token: &str) -> ApiClient {
-    // PRE-MERGE STUB: `ApiClient::with_session` comes with branch "users".
-    let _ = token;
-    client.clone()
+    client.with_session(token)
 }
 
 /// Calls to the daemon as one logged-in user.
