@@ -563,7 +563,15 @@ async fn the_session_cookie_is_secure_under_tls() {
                 let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
                 let stream = connector.connect(name, tcp).await.expect("TLS handshake");
                 let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                request_on(stream, &addr.to_string(), method, path, &h, body.into_bytes()).await
+                request_on(
+                    stream,
+                    &addr.to_string(),
+                    method,
+                    path,
+                    &h,
+                    body.into_bytes(),
+                )
+                .await
             }
         };
     let page = tls(Method::GET, "/login", vec![], String::new()).await;
@@ -596,4 +604,52 @@ async fn the_session_cookie_is_secure_under_tls() {
     for flag in ["HttpOnly", "SameSite=Strict", "Path=/", "Secure"] {
         assert!(set.contains(flag), "{set}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scratch_messages() {
+    let stack = Stack::start("", false).await;
+    stack.add_customer("zed", INITIAL);
+    let b = Browser::start().await;
+    b.first_login(&stack.base, "zed", INITIAL, CHOSEN).await;
+    let client = stack.daemon.client();
+    let to: Vec<String> = (0..3).map(support::recipient).collect();
+    let sent = client
+        .send(&support::request(to, "【测试】你好，世界"))
+        .await
+        .unwrap();
+    b.goto(&format!("{}/messages", stack.base)).await;
+    b.el("messages-table").await;
+    let ids: Vec<u64> = sent.ids.iter().map(|i| i.0).collect();
+    for id in &ids {
+        support::wait_for("delivered", Duration::from_secs(30), || async {
+            let cell = b
+                .client
+                .find(fantoccini::Locator::Id(&format!("state-{id}")))
+                .await
+                .ok()?;
+            (cell.attr("data-state").await.ok()?.as_deref() == Some("delivered")).then_some(())
+        })
+        .await;
+    }
+    b.screenshot("scratch-messages").await;
+    b.goto(&format!(
+        "{}/messages?batch={}-{}&number={}",
+        stack.base, ids[0], ids[1], "139"
+    ))
+    .await;
+    b.el("messages-table").await;
+    b.screenshot("scratch-search").await;
+    b.goto(&format!("{}/messages/{}", stack.base, ids[0])).await;
+    b.el("parts").await;
+    b.screenshot("scratch-message").await;
+    b.goto(&format!("{}/inbox", stack.base)).await;
+    b.el("inbox-table").await;
+    b.goto(&format!("{}/lang?to=en&back=/messages", stack.base))
+        .await;
+    b.el("messages-table").await;
+    b.screenshot("scratch-messages-en").await;
+    b.goto(&format!("{}/keys", stack.base)).await;
+    b.screenshot("scratch-keys").await;
+    b.close().await;
 }

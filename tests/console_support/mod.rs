@@ -134,7 +134,14 @@ impl Stack {
     pub fn add_credit(&self, messages: u64, valid_for: &str) {
         let n = messages.to_string();
         let out = self.daemon.cli(&[
-            "credit", "add", "--account", "e2e", "--messages", &n, "--valid-for", valid_for,
+            "credit",
+            "add",
+            "--account",
+            "e2e",
+            "--messages",
+            &n,
+            "--valid-for",
+            valid_for,
         ]);
         assert!(
             out.status.success(),

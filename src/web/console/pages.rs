@@ -114,36 +114,19 @@ pub async fn dashboard(State(console): State<Arc<Console>>, ctx: Ctx) -> Respons
     )
 }
 
-/// `GET /inbox`: the newest replies (up to 10 pages of the daemon's list read, the last 200).
+/// `GET /inbox`: the newest 200 replies (the daemon lists them newest first).
 pub async fn inbox(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
-    let user = AsUser::new(&console.web, &ctx.token);
-    let mut rows: std::collections::VecDeque<Json> = Default::default();
-    let mut after = 0u64;
-    for _ in 0..10 {
-        let page: Json = match user
-            .get(&format!("/v1/inbox?limit=1000&after={after}"))
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => return console.daemon_error(&ctx, e),
-        };
-        for m in page["messages"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            rows.push_back(m.clone());
-            if rows.len() > 200 {
-                rows.pop_front();
-            }
-        }
-        match page["next_after"].as_u64() {
-            Some(n) if n > after => after = n,
-            _ => break,
-        }
+    let answer: Result<Json, _> = AsUser::new(&console.web, &ctx.token)
+        .get("/v1/inbox?limit=200")
+        .await;
+    match answer {
+        Ok(v) => console.page(
+            &ctx,
+            "inbox.html",
+            context! { rows => v["messages"].clone() },
+        ),
+        Err(e) => console.daemon_error(&ctx, e),
     }
-    let rows: Vec<Json> = rows.into_iter().rev().collect();
-    console.page(&ctx, "inbox.html", context! { rows => rows })
 }
 
 /// `GET /optouts`.
