@@ -175,6 +175,18 @@ fn date(s: &str) -> Option<String> {
         .map(|d| d.to_string())
 }
 
+/// The daemon's refusal in a raw answer, as [`ClientError::Api`].
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<crate::api::types::ErrorBody>(body) {
+        Ok(b) => ClientError::Api {
+            status: status.as_u16(),
+            code: b.error.code,
+            message: b.error.message,
+        },
+        Err(_) => ClientError::Protocol(format!("HTTP {status}")),
+    }
+}
+
 /// `GET /sendlog.csv?from=&to=`: the daemon's CSV of the account's own sends, as a download.
 pub async fn sendlog_csv(
     State(console): State<Arc<Console>>,
@@ -207,17 +219,7 @@ pub async fn sendlog_csv(
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
-        Ok((status, body)) => {
-            let e = match serde_json::from_slice::<crate::api::types::ErrorBody>(&body) {
-                Ok(b) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: b.error.code,
-                    message: b.error.message,
-                },
-                Err(_) => ClientError::Protocol(format!("HTTP {status}")),
-            };
-            console.daemon_error(&ctx, e)
-        }
+        Ok((status, body)) => console.daemon_error(&ctx, api_error(status, &body)),
         Err(e) => console.daemon_error(&ctx, e),
     }
 }
@@ -356,13 +358,12 @@ pub async fn webhook_save(
 ) -> Response {
     let user = AsUser::new(&console.web, &ctx.token);
     if form.action == "remove" {
-        return match user
-            .call::<Json, ()>(Method::DELETE, &webhook_path(&ctx), None)
-            .await
-        {
-            Ok(_) | Err(ClientError::Protocol(_)) => {
+        // 204 without a body: read the status, not JSON.
+        return match user.raw(Method::DELETE, &webhook_path(&ctx)).await {
+            Ok((status, _)) if status.is_success() => {
                 webhook_page(&console, &ctx, None, Some(ctx.lang.word("webhook_removed"))).await
             }
+            Ok((status, body)) => console.daemon_error(&ctx, api_error(status, &body)),
             Err(e) => console.daemon_error(&ctx, e),
         };
     }
