@@ -7,8 +7,9 @@
 //! Chinese message sent from the send page is followed to `delivered` on the messages page
 //! without a reload (server-sent events); a 1,000-row CSV with invalid, duplicate, opted-out
 //! and blacklisted rows shows the daemon's verdicts in the preview and sends nothing; an API
-//! key made on the keys page is shown once and works on the network API. Over plain HTTP: a
-//! state-changing POST without or with a wrong CSRF token, or from a foreign Origin, is 403 and
+//! key made on the keys page is shown once and works on the network API (this one needs the
+//! daemon to let an account manage its own keys). Over plain HTTP: a state-changing POST (the
+//! webhook form) without or with a wrong CSRF token, or from a foreign Origin, is 403 and
 //! changes nothing; the session cookie is HttpOnly, SameSite=Strict, Path=/, and Secure under
 //! TLS; logins per address are rate-limited; logout ends the session. Each browser test saves a
 //! screenshot under target/screenshots/.
@@ -171,14 +172,24 @@ async fn opt_out(stack: &Stack, numbers: &[String]) {
         support::is_final(m.state)
     })
     .await;
+    // The network shows the sender in international form.
     for n in numbers {
+        let from = format!("+86{n}");
         stack
             .sim
-            .ctl(&["inject", "--modem", "0", "--from", n, "--text", "TD"]);
+            .ctl(&["inject", "--modem", "0", "--from", &from, "--text", "TD"]);
     }
-    support::wait_for("the TD replies", Duration::from_secs(30), || async {
-        let inbox = client.inbox(&Default::default()).await.ok()?;
-        (inbox.messages.iter().filter(|m| m.text == "TD").count() == numbers.len()).then_some(())
+    // The daemon's own check says when the opt-outs are in force.
+    let body = serde_json::json!({ "numbers": numbers, "account": "e2e" });
+    support::wait_for("the opt-outs in force", Duration::from_secs(30), || async {
+        let v: serde_json::Value = client
+            .call(Method::POST, "/v1/recipients/check", Some(&body))
+            .await
+            .ok()?;
+        let rows = v["rows"].as_array()?;
+        rows.iter()
+            .all(|r| r["status"] == "opted_out")
+            .then_some(())
     })
     .await;
 }
@@ -251,7 +262,14 @@ async fn a_1000_row_csv_with_bad_rows_shows_the_preview_and_sends_nothing() {
         ("preview-opted_out", "5"),
         ("preview-blacklisted", "5"),
     ] {
-        assert_eq!(b.text(id).await, want, "#{id}");
+        let mut all = Vec::new();
+        for other in ["valid", "invalid", "duplicate", "opted_out", "blacklisted"] {
+            all.push(format!(
+                "{other} {}",
+                b.text(&format!("preview-{other}")).await
+            ));
+        }
+        assert_eq!(b.text(id).await, want, "#{id}: {all:?}");
     }
     let problem_rows = b
         .client
@@ -416,58 +434,62 @@ async fn csrf_origin_cookie_flags_login_rate_and_logout_over_http() {
     .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
 
-    // A key without the token, with a wrong one, with the right one from a foreign Origin:
-    // refused before anything happens; with the right one, made.
-    let key = |fields: Vec<(&'static str, String)>, extra: Option<(&'static str, String)>| {
+    // Setting the webhook without the token, with a wrong one, with the right one from a
+    // foreign Origin: refused before anything happens; with the right one, done.
+    let hook = |fields: Vec<(&'static str, String)>, extra: Option<(&'static str, String)>| {
         let session = session.clone();
         async move {
-            let body = form(
-                &fields
-                    .iter()
-                    .map(|(k, v)| (*k, v.as_str()))
-                    .collect::<Vec<_>>(),
-            );
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let mut headers = vec![FORM, ("cookie", session.as_str())];
             if let Some((k, v)) = &extra {
                 headers.push((k, v.as_str()));
             }
-            http(a, Method::POST, "/keys", &headers, &body).await
+            http(a, Method::POST, "/webhook", &headers, &form(&pairs)).await
         }
     };
-    let named = ("name", "k".to_owned());
+    let url = ("url", "https://erp.example.com/sms".to_owned());
+    let save = ("action", "save".to_owned());
+    let refused = [
+        (vec![url.clone(), save.clone()], None),
+        (
+            vec![url.clone(), save.clone(), ("csrf", "f".repeat(64))],
+            None,
+        ),
+        (
+            vec![url.clone(), save.clone()],
+            Some(("x-csrf-token", "0".repeat(64))),
+        ),
+        (
+            vec![url.clone(), save.clone(), ("csrf", csrf.clone())],
+            Some(("origin", "http://evil.example".to_owned())),
+        ),
+    ];
+    for (fields, extra) in refused {
+        let r = hook(fields.clone(), extra.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{fields:?} {extra:?}");
+    }
+    let webhook = || async {
+        let v: serde_json::Value = stack
+            .daemon
+            .client()
+            .call(Method::GET, "/v1/accounts/e2e/webhook", None::<&()>)
+            .await
+            .unwrap();
+        v["url"].clone()
+    };
     assert_eq!(
-        key(vec![named.clone()], None).await.status,
-        StatusCode::FORBIDDEN
-    );
-    let bad = ("csrf", "f".repeat(64));
-    assert_eq!(
-        key(vec![named.clone(), bad], None).await.status,
-        StatusCode::FORBIDDEN
-    );
-    let header = Some(("x-csrf-token", "0".repeat(64)));
-    assert_eq!(
-        key(vec![named.clone()], header).await.status,
-        StatusCode::FORBIDDEN
-    );
-    let right = ("csrf", csrf.clone());
-    let evil = Some(("origin", "http://evil.example".to_owned()));
-    assert_eq!(
-        key(vec![named.clone(), right.clone()], evil).await.status,
-        StatusCode::FORBIDDEN
-    );
-    let listed = stack
-        .daemon
-        .cli(&["key", "list", "--account", "e2e", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(
-        v["keys"].as_array().map(Vec::len),
-        Some(0),
-        "refused requests made no key"
+        webhook().await,
+        serde_json::Value::Null,
+        "refused requests changed nothing"
     );
     let own = Some(("origin", format!("http://{a}")));
-    let made = key(vec![named, right], own).await;
-    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
-    assert!(made.body.contains("id=\"new-key\""));
+    let done = hook(vec![url, save, ("csrf", csrf.clone())], own).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body.contains("id=\"webhook-secret\""),
+        "the secret shown once"
+    );
+    assert_eq!(webhook().await, "https://erp.example.com/sms");
 
     // Logout ends the session in the daemon and clears the cookie.
     let out = http(
