@@ -153,6 +153,11 @@ async fn a_customer_sends_chinese_and_watches_it_reach_delivered_without_reloadi
         serde_json::json!(42),
         "the page was reloaded: the state must change in place"
     );
+    let when = b.text(&format!("delivered-{id}")).await;
+    assert!(
+        when.starts_with("20"),
+        "the delivery time shown in place: {when:?}"
+    );
     assert!(
         stack.sim.submits().iter().any(|s| s.to.ends_with(&to[3..])),
         "the bank never saw the message"

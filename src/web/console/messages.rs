@@ -248,7 +248,8 @@ pub struct EventsQuery {
     ids: String,
 }
 
-/// `GET /messages/events?ids=1,2,3`: `state` events `{"id","state","label"}`, first the
+/// `GET /messages/events?ids=1,2,3`: `state` events `{"id","state","label","delivered"}`
+/// (the delivery time as shown, or empty), first the
 /// current state of each, then each change, polled once a second.
 pub async fn events(
     State(console): State<Arc<Console>>,
@@ -290,12 +291,13 @@ async fn watch(
         let Some(states) = current(&user, &ids).await else {
             continue; // the daemon restarting: try again next tick
         };
-        for (id, state) in states {
+        for (id, state, delivered) in states {
             if seen.insert(id, state) != Some(state) {
                 let data = serde_json::json!({
                     "id": id,
                     "state": state.as_str(),
                     "label": ctx.lang.word(&format!("s_{}", state.as_str())),
+                    "delivered": delivered,
                 });
                 if tx
                     .send(Event::default().event("state").data(data.to_string()))
@@ -318,7 +320,7 @@ async fn watch(
 
 /// The states of `ids` (sorted), read by listing their id range, newest first (a few pages
 /// at most).
-async fn current(user: &AsUser<'_>, ids: &[u64]) -> Option<Vec<(u64, MessageState)>> {
+async fn current(user: &AsUser<'_>, ids: &[u64]) -> Option<Vec<(u64, MessageState, String)>> {
     let (&first, &last) = (ids.first()?, ids.last()?);
     let mut out = Vec::new();
     let mut below = last.saturating_add(1);
@@ -336,7 +338,8 @@ async fn current(user: &AsUser<'_>, ids: &[u64]) -> Option<Vec<(u64, MessageStat
                 return Some(out);
             }
             if ids.binary_search(&m.id.0).is_ok() {
-                out.push((m.id.0, m.state));
+                let delivered = m.delivered.map(|t| super::local_time(t.to_string().into()));
+                out.push((m.id.0, m.state, delivered.unwrap_or_default()));
             }
         }
         match list.next_after {
