@@ -68,7 +68,6 @@ async fn a_customer_sends_chinese_and_watches_it_reach_delivered_without_reloadi
     b.el("expiry-warning").await;
     let lots = b.text("lots").await;
     assert!(lots.contains("10000") && lots.contains("50000"), "{lots}");
-    b.screenshot("console-dashboard").await;
 
     // The send page: the number is checked first, the counter shows the daemon's quote.
     b.goto(&format!("{}/send", stack.base)).await;
@@ -163,6 +162,12 @@ async fn a_customer_sends_chinese_and_watches_it_reach_delivered_without_reloadi
         "the bank never saw the message"
     );
     b.screenshot("console-messages").await;
+
+    // The dashboard counts it (today, this month, the chart's hour).
+    b.goto(&format!("{}/", stack.base)).await;
+    assert_eq!(b.text("today-messages").await, "1");
+    b.el("chart").await;
+    b.screenshot("console-dashboard").await;
     b.close().await;
 }
 
