@@ -59,7 +59,9 @@
 //!   helpers (durations, group names); `api` reads `config`, never the reverse.
 //! - [`web`]: `smsgate web`, the network front end in its own process: the network API under
 //!   `/api/v1/` (API keys checked by the daemon, per-account rate, OpenAPI document) over TLS,
-//!   forwarding to the daemon's socket API as a front end (`frontends`); no store, no devices.
+//!   forwarding to the daemon's socket API as a front end (`frontends`); no store, no devices;
+//!   and the customer console (`web/console/`: HTML pages, sessions and CSRF, calling the
+//!   daemon as the logged-in user).
 //! - [`cli`]: the clap command tree; each command is a thin client of the modules above.
 //!
 //! - [`diag`]: `smsgate diag`, the technician's probe of serial ports (baud, identity, SIM,

@@ -4,7 +4,8 @@
 //! daemon's Unix-socket API, as a front end (the daemon's `frontends`), which checks the API key
 //! (`POST /v1/keys/verify`) and then acts for that key's account only.
 //!
-//! Files: `routes.rs` (the forwarded routes, key check, OpenAPI document), `limit.rs` (the
+//! Files: `console/` (the customer console's HTML pages on the same listener), `routes.rs`
+//! (the network API's forwarded routes, key check, OpenAPI document), `limit.rs` (the
 //! per-account rate), `tls.rs` (certificate and key), `push.rs` (webhooks: the daemon's outbox
 //! POSTed, signed, to the accounts' URLs).
 //!
@@ -30,6 +31,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::api::client::ApiClient;
 use crate::config::Config;
 
+pub mod console;
 pub mod limit;
 pub mod push;
 pub mod routes;
@@ -136,7 +138,9 @@ pub async fn serve(
     web: Arc<Web>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let app = routes::router(web);
+    // The network API keeps its own JSON fallback for unknown paths; the console adds its
+    // pages beside it (it has no fallback of its own, so the merge cannot conflict).
+    let app = routes::router(Arc::clone(&web)).merge(console::router(web, acceptor.is_some()));
     let (stop, stopping) = tokio::sync::watch::channel(false);
     let open = Arc::new(AtomicUsize::new(0));
     let mut connections = tokio::task::JoinSet::new();
