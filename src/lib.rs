@@ -44,15 +44,16 @@
 //!   export for lawful requests (its SQL is in `store::audit`).
 //! - [`api`]: the HTTP/JSON API on the daemon's Unix socket: peer credentials -> account,
 //!   request shapes shared with the CLI clients, errors as JSON with their HTTP status. The
-//!   message routes (`server.rs`) and the admin routes (`admin.rs`, a router the server merges)
-//!   share their extractors through `extract.rs`, never each other; so do the user and session
-//!   routes (`users.rs`), with the session header a front end forwards resolved and its
-//!   role's limits applied in `session.rs`.
+//!   message routes (`server.rs`), the admin routes (`admin.rs`) and the console's account-scoped
+//!   routes (`console.rs`: quote, recipients check, statistics, send log; routers the server
+//!   merges) share their extractors through `extract.rs`; so do the user and session routes
+//!   (`users.rs`), with the session header a front end forwards resolved and its role's limits
+//!   applied in `session.rs`.
 //! - [`daemon`]: the running service: runner (scheduler decisions applied), the bank's host
 //!   (which SIM each port carries, what its modem's events mean), inbound and status reports
 //!   into the store, the API backend (submission's group commit in `submit.rs`, one function
-//!   per admin operation in `admin.rs`, users and sessions with argon2id in `users.rs`), the
-//!   carrier gateways' sending and events
+//!   per admin operation in `admin.rs`, users and sessions with argon2id in `users.rs`, the
+//!   console's reads in `console.rs`), the carrier gateways' sending and events
 //!   (`gateways.rs`) and which channel a message takes (`channels.rs`), systemd notification.
 //! - [`config`]: the daemon's TOML configuration, every key with a default, and its own parsing
 //!   helpers (durations, group names); `api` reads `config`, never the reverse.

@@ -396,6 +396,50 @@ async fn keys_allow_lists_rate_limit_and_a_send_to_the_modem_bank() {
     let credit = call(addr, Method::GET, "/api/v1/credit", &key, Value::Null).await;
     assert_eq!(credit.status, 200, "{credit:?}");
 
+    // The key's account sets, reads and removes its own webhook; the secret is shown once.
+    let put = call(
+        addr,
+        Method::PUT,
+        "/api/v1/webhook",
+        &key,
+        json!({"url": "https://example.com/hook"}),
+    )
+    .await;
+    assert_eq!(put.status, 200, "{put:?}");
+    assert_eq!(put.body["account"], "e2e");
+    let secret = put.body["secret"].as_str().unwrap_or_default().to_owned();
+    assert!(secret.starts_with("whsec_"), "{put:?}");
+    let got = call(addr, Method::GET, "/api/v1/webhook", &key, Value::Null).await;
+    assert_eq!(got.status, 200, "{got:?}");
+    assert_eq!(got.body["url"], "https://example.com/hook");
+    assert!(got.body.get("secret").is_none(), "{got:?}");
+    let theirs = call(
+        addr,
+        Method::GET,
+        "/api/v1/webhook",
+        &other_key,
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (theirs.body["account"].as_str(), &theirs.body["url"]),
+        (Some("other"), &Value::Null),
+        "another key sees its own account's, not e2e's: {theirs:?}"
+    );
+    let bad = call(
+        addr,
+        Method::PUT,
+        "/api/v1/webhook",
+        &key,
+        json!({"url": "ftp://example.com/"}),
+    )
+    .await;
+    assert_eq!((bad.status.as_u16(), bad.code()), (400, "invalid_field"));
+    let gone = call(addr, Method::DELETE, "/api/v1/webhook", &key, Value::Null).await;
+    assert_eq!(gone.status, 200, "{gone:?}");
+    let got = call(addr, Method::GET, "/api/v1/webhook", &key, Value::Null).await;
+    assert_eq!(got.body["url"], Value::Null, "{got:?}");
+
     // Rate: 4 per second per account. A burst on the other account's key gets 429 with
     // Retry-After, while the first account is not affected.
     tokio::time::sleep(Duration::from_millis(1100)).await;

@@ -3,8 +3,10 @@
 //!
 //! What must always hold: every admin route is for admins only (root or the admin group, or an
 //! admin's session), except `GET /v1/accounts/{name}/credit`, which an account may read for
-//! itself, and the review queue, which a reviewer's session may list and decide; the audit actor is
-//! derived from the peer credentials (`admin:uid N`), never from the request.
+//! itself, the review queue, which a reviewer's session may list and decide, and the webhook
+//! routes, where an account lists and sets its own webhook (self-service, issue 13); the audit
+//! actor is derived from the peer credentials (`admin:uid N`, `account:NAME`), never from the
+//! request.
 //!
 //! Routes:
 //! - `GET /v1/accounts`, `POST /v1/accounts` `{"name", "uids", "gids", "signature_required",
@@ -18,8 +20,9 @@
 //!   in the answer, once), `DELETE /v1/keys/{id}`: API keys of the network API (admins)
 //! - `POST /v1/keys/verify` `{"key", "ip"}`: the key's account, or 401 (unknown or revoked) or
 //!   403 (outside its IP allow-list); for front ends (`frontends`) and admins only
-//! - `GET /v1/webhooks`, `POST /v1/webhooks` `{"account", "url"}` (a new secret in the answer;
-//!   `url` null removes the webhook): the accounts' webhooks (admins)
+//! - `GET /v1/webhooks[?account=A]`, `POST /v1/webhooks` `{"account", "url"}` (a new secret in
+//!   the answer; `url` null removes the webhook): the accounts' webhooks (admins: any; an
+//!   account: its own)
 //! - `GET /v1/webhooks/due?limit=N`, `POST /v1/webhooks/due/{id}/ack` `{"error"}` (null:
 //!   delivered): the outbox of pushed reports (front ends and admins)
 
@@ -527,8 +530,9 @@ pub(super) async fn keys_verify<B: Backend>(
     Ok(Json(v).into_response())
 }
 
-/// A front end (not naming an account: it acts for none here) or an admin.
-async fn frontend_or_admin<B: Backend>(
+/// A front end (not naming an account: it acts for none here) or an admin (also used by the
+/// console routes' `POST /v1/webhooks/due/{id}/fail`).
+pub(super) async fn frontend_or_admin<B: Backend>(
     state: &ApiState<B>,
     peer: Peer,
     what: &str,
@@ -548,10 +552,30 @@ async fn frontend_or_admin<B: Backend>(
 pub(super) async fn webhooks_get<B: Backend>(
     State(state): State<ApiState<B>>,
     ConnectInfo(peer): ConnectInfo<Peer>,
+    q: Result<
+        axum::extract::Query<super::types::AccountQuery>,
+        axum::extract::rejection::QueryRejection,
+    >,
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
-    admin_only(&c, "listing webhooks")?;
-    run(&state, c, AdminOp::WebhookList).await
+    let axum::extract::Query(q) =
+        q.map_err(|r| ApiError::InvalidField(format!("bad query string: {}", r.body_text())))?;
+    if c.admin && q.account.is_none() {
+        return run(&state, c, AdminOp::WebhookList).await;
+    }
+    // One account's: an account's own (self-service), or the one an admin names.
+    let c = super::access::act_for(c, q.account.as_deref())?;
+    let Some(account) = c.account.clone() else {
+        return Err(ApiError::Forbidden(format!(
+            "uid {}: listing webhooks is for admins and accounts (their own)",
+            c.uid
+        )));
+    };
+    let mut v = state.backend().admin(c, AdminOp::WebhookList).await?;
+    if let Some(list) = v.get_mut("webhooks").and_then(|l| l.as_array_mut()) {
+        list.retain(|w| w["account"].as_str() == Some(account.as_str()));
+    }
+    Ok(Json(v).into_response())
 }
 
 pub(super) async fn webhooks_post<B: Backend>(
@@ -561,8 +585,9 @@ pub(super) async fn webhooks_post<B: Backend>(
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
     refuse_if_shutting_down(&state)?;
-    admin_only(&c, "setting webhooks")?;
     let r: WebhookRequest = json_body(body)?;
+    // Admins for any account, an account for its own (self-service).
+    let c = super::access::act_for(c, Some(&r.account))?;
     let op = AdminOp::WebhookSet {
         account: r.account,
         url: r.url,

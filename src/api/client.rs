@@ -269,6 +269,111 @@ impl ApiClient {
         self.call(Method::GET, "/v1/health", None::<&()>).await
     }
 
+    /// What `text` would cost (the console's counter): the text as sent, parts and cost.
+    pub async fn quote(
+        &self,
+        request: &crate::api::types::QuoteRequest,
+    ) -> Result<crate::api::types::QuoteResponse, ClientError> {
+        self.call(Method::POST, "/v1/quote", Some(request)).await
+    }
+
+    /// Each number as a send would judge it (at most 10,000).
+    pub async fn check_recipients(
+        &self,
+        request: &crate::api::types::RecipientCheckRequest,
+    ) -> Result<crate::api::types::RecipientCheck, ClientError> {
+        self.call(Method::POST, "/v1/recipients/check", Some(request))
+            .await
+    }
+
+    /// The account's statistics over the last `query.days` days (default 7).
+    pub async fn stats(
+        &self,
+        query: &crate::api::types::StatsQuery,
+    ) -> Result<crate::api::types::Stats, ClientError> {
+        let uri = format!("/v1/stats{}", query_string(query)?);
+        self.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    /// The account's opt-out list.
+    pub async fn optouts(
+        &self,
+        account: Option<&str>,
+    ) -> Result<crate::api::types::OptOutList, ClientError> {
+        let uri = format!("/v1/optouts{}", account_query(account));
+        self.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    /// The account's send log as CSV (a header row, one row per part).
+    pub async fn send_log_csv(
+        &self,
+        query: &crate::api::types::SendLogQuery,
+    ) -> Result<String, ClientError> {
+        let uri = format!("/v1/sendlog.csv{}", query_string(query)?);
+        let (status, bytes) = self.raw(Method::GET, &uri, Vec::new()).await?;
+        if !status.is_success() {
+            return Err(error_answer(status, &bytes));
+        }
+        String::from_utf8(bytes.to_vec())
+            .map_err(|e| ClientError::Protocol(format!("the CSV is not UTF-8: {e}")))
+    }
+
+    /// An account's webhook (`url` None when it has none); never the secret.
+    pub async fn webhook(
+        &self,
+        account: &str,
+    ) -> Result<crate::api::types::WebhookView, ClientError> {
+        let uri = format!("/v1/accounts/{}/webhook", percent_encode(account));
+        self.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    /// Sets an account's webhook URL with a new secret: the answer holds the secret, once.
+    pub async fn webhook_set(
+        &self,
+        account: &str,
+        url: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let uri = format!("/v1/accounts/{}/webhook", percent_encode(account));
+        let body = crate::api::types::WebhookPut {
+            url: url.to_owned(),
+        };
+        self.call(Method::PUT, &uri, Some(&body)).await
+    }
+
+    /// Removes an account's webhook.
+    pub async fn webhook_remove(&self, account: &str) -> Result<serde_json::Value, ClientError> {
+        let uri = format!("/v1/accounts/{}/webhook", percent_encode(account));
+        self.call(Method::DELETE, &uri, None::<&()>).await
+    }
+
+    /// The webhooks: every account's (admins without `account`), else the one account's.
+    pub async fn webhooks(&self, account: Option<&str>) -> Result<serde_json::Value, ClientError> {
+        let uri = format!("/v1/webhooks{}", account_query(account));
+        self.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    /// Webhook events not delivered after at least one attempt, with their attempts and error.
+    pub async fn webhooks_stuck(
+        &self,
+        account: Option<&str>,
+    ) -> Result<crate::api::types::StuckEvents, ClientError> {
+        let uri = format!("/v1/webhooks/stuck{}", account_query(account));
+        self.call(Method::GET, &uri, None::<&()>).await
+    }
+
+    /// Front ends: one failed delivery attempt of outbox event `id`.
+    pub async fn webhook_fail(
+        &self,
+        id: i64,
+        error: &str,
+    ) -> Result<serde_json::Value, ClientError> {
+        let uri = format!("/v1/webhooks/due/{id}/fail");
+        let body = crate::api::types::FailRequest {
+            error: error.to_owned(),
+        };
+        self.call(Method::POST, &uri, Some(&body)).await
+    }
+
     /// One request with an optional JSON body; a 2xx answer is decoded as `T`.
     pub async fn call<T: DeserializeOwned, B: Serialize>(
         &self,
@@ -305,17 +410,7 @@ impl ApiClient {
         };
         let (status, bytes) = self.raw(method, uri, body).await?;
         if !status.is_success() {
-            return Err(match serde_json::from_slice::<ErrorBody>(&bytes) {
-                Ok(e) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: e.error.code,
-                    message: e.error.message,
-                },
-                Err(_) => ClientError::Protocol(format!(
-                    "HTTP {status} without a JSON error: {}",
-                    String::from_utf8_lossy(bytes.get(..200).unwrap_or(&bytes))
-                )),
-            });
+            return Err(error_answer(status, &bytes));
         }
         Ok(bytes)
     }
@@ -367,6 +462,21 @@ impl ApiClient {
         drop(sender);
         conn.abort();
         Ok((status, bytes))
+    }
+}
+
+/// The error of a non-2xx answer: the server's own JSON error, or what came instead.
+fn error_answer(status: StatusCode, bytes: &Bytes) -> ClientError {
+    match serde_json::from_slice::<ErrorBody>(bytes) {
+        Ok(e) => ClientError::Api {
+            status: status.as_u16(),
+            code: e.error.code,
+            message: e.error.message,
+        },
+        Err(_) => ClientError::Protocol(format!(
+            "HTTP {status} without a JSON error: {}",
+            String::from_utf8_lossy(bytes.get(..200).unwrap_or(bytes))
+        )),
     }
 }
 

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 pub mod access;
 pub mod admin;
 pub mod client;
+pub mod console;
 mod extract;
 pub mod listener;
 pub mod server;
@@ -319,6 +320,22 @@ pub trait Backend: Send + Sync + 'static {
         async move {
             let _ = (caller, op);
             Err(ApiError::NotFound("users are not available here".into()))
+        }
+    }
+
+    /// The console's account-scoped reads and checks (`api::console`: quote, recipients,
+    /// statistics, opt-outs, send log, webhooks, stuck events); the server has checked the
+    /// caller's rights and the parameters. A backend without them answers 404.
+    fn console(
+        &self,
+        caller: Caller,
+        op: console::ConsoleOp,
+    ) -> impl Future<Output = Result<console::ConsoleAnswer, ApiError>> + Send {
+        async move {
+            let _ = (caller, op);
+            Err(ApiError::NotFound(
+                "console operations are not available here".into(),
+            ))
         }
     }
 

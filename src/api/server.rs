@@ -1,4 +1,5 @@
-//! The HTTP side of the API: the message routes (merged with the admin routes of `admin.rs`),
+//! The HTTP side of the API: the message routes (merged with the admin routes of `admin.rs` and
+//! the console routes of `console.rs`),
 //! queries and ids with JSON errors, the Unix socket and the serve loop (axum 0.8 on a tokio
 //! `UnixListener`). The extractors both route files share are in `extract.rs`.
 //!
@@ -64,6 +65,7 @@ pub fn router<B: Backend>(
         .route("/metrics", get(metrics::<B>))
         .merge(admin::routes::<B>())
         .merge(super::users::routes::<B>())
+        .merge(super::console::routes::<B>())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(frontend_account))

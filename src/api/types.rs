@@ -392,6 +392,224 @@ pub struct Health {
     pub store_error: Option<String>,
 }
 
+/// `POST /v1/quote`: what a text costs before it is sent (the web console's live counter).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuoteRequest {
+    pub text: String,
+    /// The sender kind the send would ask for; one the account may not use is refused (403).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender: Option<crate::config::SenderKind>,
+    /// Recipients the send would have (default 1): `cost` is parts x recipients.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipients: Option<u32>,
+    /// Admins: the account to quote for.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// The answer of `POST /v1/quote`, computed by the code acceptance bills with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuoteResponse {
+    /// The text as it will be sent (the account's unsubscribe suffix appended).
+    pub text_as_sent: String,
+    /// Characters (Unicode scalar values) of `text_as_sent`.
+    pub characters: u32,
+    /// "gsm7" or "ucs2".
+    pub encoding: String,
+    /// Parts per recipient.
+    pub parts: u32,
+    /// Parts (条) charged: `parts` x recipients.
+    pub cost: u64,
+    /// The account requires a 【signature】 at the start and the text has none: a send would be
+    /// refused (422 `signature_required`).
+    #[serde(default)]
+    pub signature_missing: bool,
+}
+
+/// `POST /v1/recipients/check`: at most [`MAX_RECIPIENTS`] numbers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecipientCheckRequest {
+    pub numbers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// What a send would do with one recipient.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecipientStatus {
+    Valid,
+    /// Not a number a send accepts (`reason`: the parser's words).
+    Invalid,
+    /// The same number as an earlier row (in any spelling).
+    Duplicate,
+    /// Opted out of this account: a send skips it, uncharged.
+    OptedOut,
+    /// On the global or this account's blacklist: a send skips it, uncharged.
+    Blacklisted,
+}
+
+/// One row of the check, in request order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientRow {
+    pub input: String,
+    /// The canonical number; absent when invalid.
+    pub number: Option<String>,
+    pub status: RecipientStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+/// The answer of `POST /v1/recipients/check`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecipientCheck {
+    pub rows: Vec<RecipientRow>,
+    /// Rows per status (every status, zeros included).
+    pub counts: BTreeMap<String, u64>,
+}
+
+/// `GET /v1/stats?account=&days=`
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatsQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// 1..=31, default 7.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub days: Option<u32>,
+}
+
+/// Messages accepted in a period and their parts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tally {
+    pub messages: u64,
+    pub parts: u64,
+}
+
+/// Parts per hour: sent (reached the network), delivered (report), failed (failed or expired,
+/// counted when their message ended).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HourStats {
+    /// The hour's start, Unix milliseconds.
+    pub hour: i64,
+    pub sent: u64,
+    pub delivered: u64,
+    pub failed: u64,
+}
+
+/// The answer of `GET /v1/stats`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub account: String,
+    pub days: u32,
+    /// Since midnight, and since the first of the month, in the daemon's time zone.
+    pub today: Tally,
+    pub month: Tally,
+    /// Of the parts sent in the last `days` days, the share delivered so far (0..=1); absent
+    /// when none was sent.
+    #[serde(default)]
+    pub delivery_rate: Option<f64>,
+    /// Every hour of the last `days` days, oldest first, the current hour last.
+    pub hours: Vec<HourStats>,
+}
+
+/// `?account=` of the console's account-scoped reads (`GET /v1/optouts`, `GET /v1/webhooks`,
+/// `GET /v1/webhooks/stuck`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+}
+
+/// One number of an account's opt-out list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOutView {
+    pub number: String,
+    pub at: Timestamp,
+    /// How it came: the reply that opted out, or the operator's act.
+    pub source: String,
+}
+
+/// The answer of `GET /v1/optouts`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptOutList {
+    pub account: String,
+    pub optouts: Vec<OptOutView>,
+}
+
+/// `GET /v1/sendlog.csv?account=&from=&to=`: RFC 3339 instants or `YYYY-MM-DD` dates (in the
+/// daemon's time zone; a `to` date includes that whole day). Default: the 30 days up to now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SendLogQuery {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+/// `PUT /v1/accounts/{name}/webhook` (network API: `PUT /api/v1/webhook`). The daemon makes a
+/// new signing secret, in the answer once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookPut {
+    pub url: String,
+}
+
+/// An account's webhook (`GET /v1/accounts/{name}/webhook`, items of `GET /v1/webhooks`):
+/// the URL and the first characters of the secret, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WebhookView {
+    pub account: String,
+    /// None: the account has no webhook.
+    pub url: Option<String>,
+    #[serde(default)]
+    pub secret_prefix: Option<String>,
+}
+
+/// `POST /v1/webhooks/due/{id}/fail` (front ends): one failed delivery attempt.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailRequest {
+    pub error: String,
+}
+
+/// `GET /v1/webhooks/stuck?account=`: events not delivered after at least one attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StuckEvent {
+    pub id: i64,
+    pub account: String,
+    /// "message_state" or "inbound".
+    pub kind: String,
+    #[serde(default)]
+    pub message_id: Option<i64>,
+    pub attempts: u32,
+    pub created: Timestamp,
+    /// Absent for attempts made before the daemon recorded them (migration 0012).
+    #[serde(default)]
+    pub first_attempt: Option<Timestamp>,
+    #[serde(default)]
+    pub last_attempt: Option<Timestamp>,
+    #[serde(default)]
+    pub last_error: Option<String>,
+    /// When the next attempt is due; absent once given up (24 h after the event).
+    #[serde(default)]
+    pub next_attempt: Option<Timestamp>,
+    #[serde(default)]
+    pub given_up: Option<Timestamp>,
+}
+
+/// The answer of `GET /v1/webhooks/stuck`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StuckEvents {
+    pub events: Vec<StuckEvent>,
+}
+
 /// Every error answer: `{"error": {"code", "message"}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ErrorBody {

@@ -224,6 +224,19 @@ fn encode_for(
     ))
 }
 
+/// The codec acceptance builds, reserves and charges parts with ([`encode_for`] with a fresh
+/// concatenation reference per message): [`acceptance::submit`] gets it for a send, and
+/// [`acceptance::quote`] for a quote, so a quote is what the send costs.
+pub(super) fn codec(
+    report: bool,
+    validity: Option<ValidityPeriod>,
+) -> impl Fn(&number::Number, &str) -> Result<(String, Vec<NewPart>), String> {
+    move |n: &number::Number, text: &str| {
+        let reference: u16 = rand::random();
+        encode_for(n, text, report, validity, reference).map_err(|e| format!("text: {e}"))
+    }
+}
+
 impl Backend for DaemonBackend {
     async fn submit(&self, caller: Caller, req: SendRequest) -> Result<SendResponse, ApiError> {
         if self.shared.is_stopping() {
@@ -288,11 +301,7 @@ impl Backend for DaemonBackend {
             .shared
             .accept
             .submit(Box::new(move |tx| {
-                let encode = |n: &number::Number, text: &str| {
-                    let reference: u16 = rand::random();
-                    encode_for(n, text, input.report, Some(vp), reference)
-                        .map_err(|e| format!("text: {e}"))
-                };
+                let encode = codec(input.report, Some(vp));
                 acceptance::submit(tx, &rules, &input, &encode, now)
             }))
             .await?;
@@ -778,6 +787,14 @@ impl Backend for DaemonBackend {
             format!("frontend:uid {}", caller.uid)
         };
         super::users::users(&self.shared, caller, op, actor).await
+    }
+
+    async fn console(
+        &self,
+        caller: Caller,
+        op: crate::api::console::ConsoleOp,
+    ) -> Result<crate::api::console::ConsoleAnswer, ApiError> {
+        super::console::run(&self.shared, caller, op).await
     }
 
     async fn account_for_peer(&self, uid: u32, gids: Vec<u32>) -> Option<String> {

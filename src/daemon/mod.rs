@@ -14,6 +14,7 @@
 mod admin;
 mod backend;
 mod channels;
+mod console;
 mod contract;
 mod gateways;
 pub mod keys;
@@ -133,6 +134,10 @@ pub(crate) fn quota_of(l: crate::config::QuotaLimits) -> Quota {
 /// State shared by the runner, the bank and the API backend.
 pub(crate) struct Shared {
     pub db: Db,
+    /// A second connection for the console's long reads (statistics, send log): in WAL mode
+    /// they neither wait for nor hold up the sending path's transactions on `db`. (The same
+    /// store as `db` where there is no file, in unit tests.)
+    pub reads: Db,
     /// Acceptance's group commit (see [`submit::AcceptWriter`]).
     pub accept: submit::AcceptWriter,
     /// Wakes the runner: a new message, a send finished, a modem changed.
@@ -373,9 +378,16 @@ pub async fn run(
     // One link per configured connection of each gateway; they log in on their own.
     let (gateway_set, link_events) = gateways::start_links(&config)?;
     let db = Db::new(store);
+    let reads = Db::new(
+        Store::open(&config.database).map_err(|source| DaemonError::Store {
+            path: config.database.clone(),
+            source,
+        })?,
+    );
     let shared = Arc::new(Shared {
         accept: submit::AcceptWriter::start(db.clone()),
         db,
+        reads,
         wake: Notify::new(),
         modems: modems::Registry::default(),
         tunables: RwLock::new(Tunables::from_config(&config)),
@@ -558,8 +570,10 @@ mod tests {
 
     fn shared() -> Shared {
         let config = Config::default();
+        let db = Db::new(Store::open_in_memory().unwrap());
         Shared {
-            db: Db::new(Store::open_in_memory().unwrap()),
+            reads: db.clone(),
+            db,
             accept: submit::AcceptWriter::unstarted(),
             wake: Notify::new(),
             modems: modems::Registry::default(),

@@ -121,6 +121,14 @@ pub fn with_suffix(text: &str, suffix: Option<&str>) -> String {
     }
 }
 
+/// The text as it is sent for an account with `settings`: the customer's text with the
+/// account's unsubscribe suffix ([`with_suffix`]). The one rule by which [`decide`] counts and
+/// the store builds, reserves and charges a message's parts, and by which a quote
+/// (`store::acceptance::quote`) prices a text before it is sent: a quote is what the send costs.
+pub fn text_as_sent(settings: &super::AccountSettings, text: &str) -> String {
+    with_suffix(text, settings.unsubscribe_suffix.as_deref())
+}
+
 /// Decides a send request. `count_parts` is the codec's count of parts for a text.
 pub fn decide(
     account: &Account,
@@ -163,7 +171,7 @@ pub fn decide(
         .iter()
         .filter(|o| o.decision == RecipientDecision::Accept)
         .count() as u64;
-    let final_text = with_suffix(text, account.settings.unsubscribe_suffix.as_deref());
+    let final_text = text_as_sent(&account.settings, text);
     let parts = count_parts(&final_text);
     let cost = u64::from(parts) * accepted;
 

@@ -114,6 +114,39 @@ pub struct SubmitOutcome {
     pub held: bool,
 }
 
+/// What a text costs an account per recipient before it is sent ([`quote`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quote {
+    /// The text as [`submit`] sends it ([`policy::accept::text_as_sent`]).
+    pub text_as_sent: String,
+    /// The codec's encoding name ("gsm7" or "ucs2").
+    pub encoding: String,
+    /// Parts per recipient: what [`submit`] reserves and charges for each.
+    pub parts: u32,
+    /// The account requires a 【signature】 and the text has none: [`submit`] would refuse it.
+    pub signature_missing: bool,
+}
+
+/// Prices `text` for `account` as [`submit`] bills it: the same text as sent and the same
+/// `encode` (the daemon passes the codec it gives [`submit`]) for `recipient` (the parts of a
+/// text do not depend on the recipient's number). `Err` names the field, like [`submit`].
+pub fn quote(
+    account: &policy::Account,
+    text: &str,
+    recipient: &Number,
+    encode: Encoder<'_>,
+) -> Result<Quote, Refusal> {
+    let text_as_sent = policy::accept::text_as_sent(&account.settings, text);
+    let (encoding, parts) = encode(recipient, &text_as_sent).map_err(Refusal::InvalidField)?;
+    Ok(Quote {
+        text_as_sent,
+        encoding,
+        parts: parts.len() as u32,
+        signature_missing: account.settings.signature_required
+            && !policy::accept::has_signature(text),
+    })
+}
+
 /// Encodes `text` for one recipient (the daemon's codec): the encoding's name and the parts,
 /// or why the text does not encode (the field's name first, e.g. `text: ...`).
 pub type Encoder<'a> = &'a dyn Fn(&Number, &str) -> Result<(String, Vec<NewPart>), String>;
@@ -323,8 +356,7 @@ fn refuse(
     now: Timestamp,
 ) -> Result<Result<SubmitOutcome, Refusal>, StoreError> {
     // Counted as `decide` counts: the text as it would have been sent (with the suffix).
-    let final_text =
-        policy::accept::with_suffix(&input.text, account.settings.unsubscribe_suffix.as_deref());
+    let final_text = policy::accept::text_as_sent(&account.settings, &input.text);
     let parts = input
         .recipients
         .first()
@@ -623,5 +655,52 @@ mod tests {
             )
         );
         assert_eq!(available(&s, now), 9);
+    }
+
+    /// A quote prices the text as `submit` sends and reserves it: the suffix is in both, and
+    /// the parts are the same encoder's (here one part per 5 characters, so the suffix shows).
+    #[test]
+    fn a_quote_is_what_submit_reserves() {
+        let now: Timestamp = "2026-03-02T03:00:00Z".parse().unwrap();
+        let mut s = store_with_account(None, now);
+        let mut a = s.account_by_name("acme").unwrap().unwrap();
+        a.settings.unsubscribe_suffix = Some("回T退订".into());
+        a.settings.signature_required = true;
+        s.transaction(|tx| sc::update_settings(tx, a.id, &a.settings).map_err(contract_err))
+            .unwrap();
+        let encode = |_: &Number, text: &str| -> Result<_, String> {
+            let n = text.chars().count().div_ceil(5);
+            let part = NewPart {
+                pdu_hex: PDU.into(),
+                cmgs_length: 21,
+            };
+            Ok(("ucs2".to_string(), vec![part; n]))
+        };
+        let recipient = crate::number::parse("13910199192").unwrap();
+        let q = quote(&a, "hello", &recipient, &encode).unwrap();
+        assert_eq!(q.text_as_sent, "hello回T退订");
+        assert_eq!(q.parts, 2, "9 characters with the suffix");
+        assert!(q.signature_missing);
+        let signed = quote(&a, "【acme】hi", &recipient, &encode).unwrap();
+        assert!(!signed.signature_missing);
+        let mut req = input(None, 24, false);
+        req.text = "【acme】hello".into();
+        let q = quote(&a, &req.text, &recipient, &encode).unwrap();
+        let rules = RuleSet::compile(RulesFile::default()).unwrap();
+        let out = s
+            .transaction(|tx| submit(tx, &rules, &req, &encode, now))
+            .unwrap()
+            .unwrap();
+        assert_eq!(out.parts, q.parts);
+        assert_eq!(available(&s, now), 10 - u64::from(q.parts));
+        let v = s.message(out.ids[0]).unwrap().unwrap();
+        assert_eq!(v.text, q.text_as_sent);
+        let bad = |_: &Number, _: &str| -> Result<(String, Vec<NewPart>), String> {
+            Err("text: cannot encode".into())
+        };
+        assert!(matches!(
+            quote(&a, "x", &recipient, &bad),
+            Err(Refusal::InvalidField(m)) if m.starts_with("text:")
+        ));
     }
 }

@@ -17,6 +17,7 @@ pub(crate) mod acceptance;
 pub mod audit;
 pub mod backup;
 mod batch;
+pub mod console;
 pub mod contract;
 mod hooks;
 mod inbound;
@@ -199,6 +200,10 @@ fn migration_list() -> Vec<M<'static>> {
         ),
         M::up(include_str!("migrations/0010_web.sql")),
         M::up(include_str!("migrations/0011_users.sql")),
+        M::up_with_hook(
+            include_str!("migrations/0012_console.sql"),
+            |tx: &rusqlite::Transaction<'_>| Ok(console::add_console_columns(tx)?),
+        ),
     ]
 }
 
@@ -357,7 +362,7 @@ mod tests {
             .query_row("PRAGMA journal_mode", [], |r| r.get(0))
             .unwrap();
         assert_eq!(mode, "wal");
-        assert_eq!(store.schema_version().unwrap(), 11);
+        assert_eq!(store.schema_version().unwrap(), latest_schema_version());
     }
 
     /// The files beside `db` whose names start with `db`'s name and `infix`.

@@ -1,7 +1,8 @@
 //! Webhooks (pushed reports, issue 13): each account's URL and secret, and the durable outbox
 //! of events (tables and the message-state trigger in migration 0010). Here: setting an
 //! account's webhook (audited), queueing an inbound reply for the accounts it answers, the due
-//! events a front end takes, and its acknowledgement (delivered, or the next attempt).
+//! events a front end takes, and its acknowledgement (delivered, or the next attempt), which
+//! stamps the first and latest attempt (migration 0012; the console lists stuck events).
 //!
 //! What must always hold: an event is queued in the transaction of the change it reports; an
 //! event is delivered at most once acknowledged and never handed out again after; events of
@@ -178,7 +179,8 @@ impl Store {
                 None => {
                     tx.execute(
                         "UPDATE webhook_outbox SET delivered_at = ?2, attempts = ?3,
-                             last_error = NULL WHERE id = ?1",
+                             last_error = NULL, last_attempt_at = ?2,
+                             first_attempt_at = COALESCE(first_attempt_at, ?2) WHERE id = ?1",
                         params![id, ms(now), attempts],
                     )?;
                     "delivered"
@@ -186,7 +188,8 @@ impl Store {
                 Some(e) if ms(now).saturating_sub(created) >= GIVE_UP.as_millis() as i64 => {
                     tx.execute(
                         "UPDATE webhook_outbox SET given_up_at = ?2, attempts = ?3,
-                             last_error = ?4 WHERE id = ?1",
+                             last_error = ?4, last_attempt_at = ?2,
+                             first_attempt_at = COALESCE(first_attempt_at, ?2) WHERE id = ?1",
                         params![id, ms(now), attempts, e],
                     )?;
                     "given_up"
@@ -195,8 +198,9 @@ impl Store {
                     let next = now.checked_add(backoff(attempts)).unwrap_or(now);
                     tx.execute(
                         "UPDATE webhook_outbox SET next_attempt_at = ?2, attempts = ?3,
-                             last_error = ?4 WHERE id = ?1",
-                        params![id, ms(next), attempts, e],
+                             last_error = ?4, last_attempt_at = ?5,
+                             first_attempt_at = COALESCE(first_attempt_at, ?5) WHERE id = ?1",
+                        params![id, ms(next), attempts, e, ms(now)],
                     )?;
                     "retry"
                 }

@@ -1,7 +1,9 @@
 //! Pushed reports (webhooks): the front end's loop over the daemon's outbox. It takes the due
 //! events over the socket (`GET /v1/webhooks/due`), POSTs each to its account's URL, signed,
-//! and acknowledges it (`POST /v1/webhooks/due/{id}/ack`): delivered after a 2xx, else the
-//! failure, after which the daemon sets the next attempt (back-off, given up after 24 h). The
+//! and acknowledges it (`POST /v1/webhooks/due/{id}/ack`) after a 2xx, or reports the failed
+//! attempt (`POST /v1/webhooks/due/{id}/fail` with the error, which the daemon keeps with the
+//! attempt's time for the console's stuck events) and the daemon sets the next attempt
+//! (back-off, given up after 24 h). The
 //! daemon keeps the outbox, so a restart of either process loses nothing; an event whose
 //! acknowledgement was lost is sent again (receivers de-duplicate by `X-Smsgate-Event`).
 //!
@@ -89,11 +91,16 @@ async fn round(client: &ApiClient) -> Result<usize, ClientError> {
                 "web: webhook not delivered: {e}"
             ),
         }
-        let ack = AckRequest {
-            error: outcome.err(),
+        // A delivery is acknowledged; a failed attempt is reported with its error, which the
+        // daemon keeps with the attempt's time for the console's list of stuck events.
+        let _: serde_json::Value = match outcome {
+            Ok(_) => {
+                let uri = format!("/v1/webhooks/due/{}/ack", event.id);
+                let ack = AckRequest { error: None };
+                client.call(Method::POST, &uri, Some(&ack)).await?
+            }
+            Err(e) => client.webhook_fail(event.id, &e).await?,
         };
-        let uri = format!("/v1/webhooks/due/{}/ack", event.id);
-        let _: serde_json::Value = client.call(Method::POST, &uri, Some(&ack)).await?;
     }
     Ok(n)
 }

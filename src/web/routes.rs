@@ -46,6 +46,13 @@ pub const ROUTES: &[(&str, &str, &str)] = &[
     ("DELETE", "/api/v1/messages/{id}", "/v1/messages/{id}"),
     ("GET", "/api/v1/inbox", "/v1/inbox"),
     ("GET", "/api/v1/credit", "/v1/accounts/{account}/credit"),
+    ("GET", "/api/v1/webhook", "/v1/accounts/{account}/webhook"),
+    ("PUT", "/api/v1/webhook", "/v1/accounts/{account}/webhook"),
+    (
+        "DELETE",
+        "/api/v1/webhook",
+        "/v1/accounts/{account}/webhook",
+    ),
 ];
 
 /// The account a request's key belongs to (set by [`authenticate`]).
@@ -59,6 +66,7 @@ pub fn router(web: Arc<Web>) -> Router {
         let filter = match method {
             "GET" => MethodFilter::GET,
             "POST" => MethodFilter::POST,
+            "PUT" => MethodFilter::PUT,
             "DELETE" => MethodFilter::DELETE,
             other => unreachable!("ROUTES names method {other}, which router() does not map"),
         };
