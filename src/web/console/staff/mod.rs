@@ -4,7 +4,8 @@
 //! blacklists with reasons (`blacklist.rs`), and the audit log's verify and export
 //! (`audit.rs`). Their words are in `words.rs` ([`words::TABLE`], read by `i18n.rs` after its
 //! own), their menu lines in [`NAV`], their templates in [`TEMPLATES`] (`templates/staff_*`),
-//! their one script `assets/staff.js` (`/static/staff.js`: the live tables' polling).
+//! their one script `assets/staff.js` (`/static/staff.js`: the live tables' polling) and
+//! their few styles `assets/staff.css` (`/static/staff.css`, linked from each staff page).
 //!
 //! Who sees what: a reviewer the live page and the review queue, an admin every staff page, a
 //! customer none (403 page). That is the web's own first check ([`allow`]); each call then
@@ -150,6 +151,7 @@ pub const TEMPLATES: &[(&str, &str)] = &[
 ];
 
 const JS: &str = include_str!("../assets/staff.js");
+const CSS: &str = include_str!("../assets/staff.css");
 
 /// The staff routes (merged into the console's router before its CSRF layer).
 pub fn routes() -> Router<Arc<Console>> {
@@ -173,6 +175,11 @@ pub fn routes() -> Router<Arc<Console>> {
         .route("/staff/audit", get(audit::page))
         .route("/staff/audit/export", get(audit::export))
         .route("/static/staff.js", get(js))
+        .route("/static/staff.css", get(css))
+}
+
+async fn css() -> Response {
+    super::asset("text/css; charset=utf-8", CSS)
 }
 
 async fn js() -> Response {
