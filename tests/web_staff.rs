@@ -8,7 +8,9 @@
 //! finds a held message in the review queue with the matched word highlighted, approves it,
 //! and the bank then receives it; an admin adds a credit lot with an expiry date on an
 //! account's page and sees the new lot (and the daemon has it, price in fen), verifies the
-//! audit log; a customer gets the 403 page on a staff page. Over plain HTTP: a customer is
+//! audit log, adds a user (a random password shown once, never logged) and disables it,
+//! blacklists a number with a reason and lifts it; a customer gets the 403 page on a staff
+//! page. Over plain HTTP: a customer is
 //! refused every staff page and action, a reviewer every admin page and action (nothing
 //! changes), and the daemon's own audit routes refuse reviewer and customer sessions while
 //! an admin's verify and export work. Each browser test saves a screenshot under
@@ -287,6 +289,71 @@ async fn an_admin_adds_credit_with_an_expiry_and_sees_the_new_lot() {
         Some("intact")
     );
     b.screenshot("staff-audit").await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_adds_and_disables_a_user_and_blacklists_a_number_with_a_reason() {
+    let stack = Stack::start("", false).await;
+    add_staff(&stack, "ann", "admin");
+    let b = Browser::start().await;
+    b.first_login(&stack.base, "ann", INITIAL, CHOSEN).await;
+    b.click("continue").await;
+
+    // A customer of e2e with a random initial password, shown once.
+    b.click("nav-users").await;
+    b.fill("new-login", "newbie").await;
+    js(
+        &b,
+        "document.getElementById('new-account').value = 'e2e'; \
+         document.getElementById('new-role').value = 'customer'; return null;",
+    )
+    .await;
+    b.click("user-add").await;
+    let shown = b.text("shown-password").await;
+    assert_eq!(shown.chars().count(), 16, "{shown:?}");
+    let listed = stack.daemon.cli(&["user", "list", "--json"]);
+    let users: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    let newbie = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["login"] == "newbie")
+        .expect("the new user")
+        .clone();
+    assert_eq!(newbie["account"], "e2e");
+    assert_eq!(newbie["must_change_password"], true);
+    assert!(
+        !stack.web_log().contains(&shown),
+        "the password reached the web log"
+    );
+    b.click("disable-newbie").await;
+    assert!(b.text("flash").await.contains("已停用"));
+    b.el("enable-newbie").await;
+    b.screenshot("staff-users").await;
+
+    // A number blacklisted with its reason, then lifted with another.
+    let number = support::recipient(42);
+    b.click("nav-blacklist").await;
+    b.fill("bl-number", &number).await;
+    b.fill("bl-reason", "用户投诉").await;
+    b.click("bl-add").await;
+    assert!(b.text("flash").await.contains("已加入黑名单"));
+    let rows = b.text("bl-numbers").await;
+    assert!(
+        rows.contains(&number[3..]) && rows.contains("用户投诉"),
+        "{rows}"
+    );
+    b.screenshot("staff-blacklist").await;
+    b.fill("bl-remove-reason-n1", "核实后解除").await;
+    b.click("bl-remove-n1").await;
+    assert!(b.text("flash").await.contains("已移出黑名单"));
+    let bl = stack.daemon.cli(&["blacklist", "list", "--json"]);
+    assert!(
+        !String::from_utf8_lossy(&bl.stdout).contains(&number[3..]),
+        "{}",
+        String::from_utf8_lossy(&bl.stdout)
+    );
     b.close().await;
 }
 

@@ -1,5 +1,7 @@
 //! The admin operations of the running daemon (accounts, credit, review, blacklists): [`admin`]
-//! dispatches an [`AdminOp`] to one function per operation, each running on the store.
+//! dispatches an [`AdminOp`] to one function per operation, each running on the store;
+//! [`with_matches`] adds to the review list every rule word found in each held text (the
+//! queue keeps only the decisive one), for the staff console's highlighting.
 //!
 //! What must always hold: every write is one transaction with its audit record (one `Store`
 //! method; the transaction bodies are in `store::contract`); a request that

@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::{encode, AsUser};
 use super::super::{china, Console, Ctx};
-use super::{act, allow, done, filled, notice, ADMIN};
+use super::{act, forbid, done, filled, notice, ADMIN};
 
 /// A price in yuan ("450", "450.5", "0.07") in fen; `None` when it is not one.
 pub fn price_fen(s: &str) -> Option<i64> {
@@ -61,7 +61,7 @@ pub async fn list(
     ctx: Ctx,
     Query(q): Query<Notice>,
 ) -> Response {
-    if let Err(r) = allow(&console, &ctx, ADMIN) {
+    if let Some(r) = forbid(&console, &ctx, ADMIN) {
         return r;
     }
     match AsUser::new(&console.web, &ctx.token)
@@ -145,7 +145,7 @@ pub async fn one(
     Path(name): Path<String>,
     Query(q): Query<Notice>,
 ) -> Response {
-    if let Err(r) = allow(&console, &ctx, ADMIN) {
+    if let Some(r) = forbid(&console, &ctx, ADMIN) {
         return r;
     }
     let flash = notice(&ctx, q.ok.as_deref());
@@ -169,7 +169,7 @@ pub async fn add_credit(
     Path(name): Path<String>,
     Form(form): Form<CreditForm>,
 ) -> Response {
-    if let Err(r) = allow(&console, &ctx, ADMIN) {
+    if let Some(r) = forbid(&console, &ctx, ADMIN) {
         return r;
     }
     let w = ctx.lang;

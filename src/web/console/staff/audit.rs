@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::AsUser;
 use super::super::{china, Console, Ctx};
-use super::{allow, filled, ADMIN};
+use super::{forbid, filled, ADMIN};
 use crate::api::audit::{AuditFormat, ExportQuery};
 
 #[derive(Debug, Default, Deserialize)]
@@ -70,7 +70,7 @@ pub async fn page(
     ctx: Ctx,
     Query(q): Query<AuditQuery>,
 ) -> Response {
-    if let Err(r) = allow(&console, &ctx, ADMIN) {
+    if let Some(r) = forbid(&console, &ctx, ADMIN) {
         return r;
     }
     let report = if q.verify.is_some() {
@@ -121,7 +121,7 @@ pub async fn export(
     ctx: Ctx,
     Query(form): Query<ExportForm>,
 ) -> Response {
-    if let Err(r) = allow(&console, &ctx, ADMIN) {
+    if let Some(r) = forbid(&console, &ctx, ADMIN) {
         return r;
     }
     let Some((from, to)) = day_range(&form.from, &form.to) else {

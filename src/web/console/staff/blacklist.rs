@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::AsUser;
 use super::super::{Console, Ctx};
-use super::{act, allow, done, filled, notice, ADMIN};
+use super::{act, forbid, done, filled, notice, ADMIN};
 use crate::api::client::ClientError;
 
 async fn blacklist_page(
@@ -68,7 +68,7 @@ pub async fn page(
     ctx: Ctx,
     Query(q): Query<Notice>,
 ) -> Response {
-    if let Err(r) = allow(&console, &ctx, ADMIN) {
+    if let Some(r) = forbid(&console, &ctx, ADMIN) {
         return r;
     }
     let flash = notice(&ctx, q.ok.as_deref());
@@ -86,7 +86,7 @@ pub struct BlacklistForm {
 }
 
 async fn change(console: &Console, ctx: &Ctx, form: BlacklistForm, remove: bool) -> Response {
-    if let Err(r) = allow(console, ctx, ADMIN) {
+    if let Some(r) = forbid(console, ctx, ADMIN) {
         return r;
     }
     let body = serde_json::json!({

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::AsUser;
 use super::super::{Console, Ctx};
-use super::{allow, STAFF};
+use super::{forbid, STAFF};
 use crate::api::client::ClientError;
 
 /// How often the page refreshes its rows.
@@ -104,7 +104,7 @@ async fn tables(console: &Console, ctx: &Ctx) -> Result<Value, ClientError> {
 
 /// `GET /staff/live`.
 pub async fn page(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
-    if let Err(r) = allow(&console, &ctx, STAFF) {
+    if let Some(r) = forbid(&console, &ctx, STAFF) {
         return r;
     }
     match tables(&console, &ctx).await {
@@ -119,7 +119,7 @@ pub async fn page(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
 
 /// `GET /staff/live/rows`: the two tables' bodies alone (for the page's script).
 pub async fn rows(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
-    if let Err(r) = allow(&console, &ctx, STAFF) {
+    if let Some(r) = forbid(&console, &ctx, STAFF) {
         return r;
     }
     match tables(&console, &ctx).await {

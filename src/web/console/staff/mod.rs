@@ -8,7 +8,7 @@
 //! their few styles `assets/staff.css` (`/static/staff.css`, linked from each staff page).
 //!
 //! Who sees what: a reviewer the live page and the review queue, an admin every staff page, a
-//! customer none (403 page). That is the web's own first check ([`allow`]); each call then
+//! customer none (403 page). That is the web's own first check ([`forbid`]); each call then
 //! goes to the daemon with the user's session, and the daemon decides again (its
 //! `session::REVIEWER_ROUTES` and admin checks), so a page offers exactly what the CLI and the
 //! socket API allow that user, nothing more.
@@ -31,7 +31,7 @@
 //! - audit: `audit-verify`, `audit-result`, `audit-from`, `audit-to`, `audit-number`,
 //!   `audit-account`, `audit-format`, `audit-export`.
 //!
-//! What must always hold: every staff handler checks [`allow`] before calling the daemon; every
+//! What must always hold: every staff handler checks [`forbid`] before calling the daemon; every
 //! state change is a POST (through the console's CSRF layer) answered by a redirect to the page
 //! (so a reload does not repeat it), except where a password made here must be shown once;
 //! a password is never logged, kept, or put in a URL.
@@ -186,17 +186,18 @@ async fn js() -> Response {
     super::asset("text/javascript; charset=utf-8", JS)
 }
 
-/// The web's own role check: the 403 page unless the user's role is in `roles`.
-pub fn allow(console: &Console, ctx: &Ctx, roles: &[Role]) -> Result<(), Response> {
+/// The web's own role check: the 403 page unless the user's role is in `roles` (`None`: go
+/// on).
+pub fn forbid(console: &Console, ctx: &Ctx, roles: &[Role]) -> Option<Response> {
     if roles.contains(&ctx.user.role) {
-        return Ok(());
+        return None;
     }
     tracing::info!(
         path = ctx.path.as_str(),
         role = ctx.user.role.as_str(),
         "console: a staff page refused"
     );
-    Err(console.error(
+    Some(console.error(
         ctx.lang,
         Some(ctx),
         StatusCode::FORBIDDEN,

@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::AsUser;
 use super::super::{Console, Ctx};
-use super::{act, allow, done, notice, STAFF};
+use super::{act, forbid, done, notice, STAFF};
 
 /// One piece of a text: highlighted or not.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -80,7 +80,7 @@ pub async fn page(
     ctx: Ctx,
     Query(q): Query<Notice>,
 ) -> Response {
-    if let Err(r) = allow(&console, &ctx, STAFF) {
+    if let Some(r) = forbid(&console, &ctx, STAFF) {
         return r;
     }
     let list: Json = match AsUser::new(&console.web, &ctx.token)
@@ -156,7 +156,7 @@ pub async fn decide(
     Path(id): Path<String>,
     Form(form): Form<DecisionForm>,
 ) -> Response {
-    if let Err(r) = allow(&console, &ctx, STAFF) {
+    if let Some(r) = forbid(&console, &ctx, STAFF) {
         return r;
     }
     let decision = form.decision.as_str();

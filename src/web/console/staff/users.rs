@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::{encode, AsUser};
 use super::super::{Console, Ctx};
-use super::{act, allow, done, filled, notice, ADMIN};
+use super::{act, forbid, done, filled, notice, ADMIN};
 use crate::api::client::ClientError;
 
 /// A password shown once: for whom, and the password.
@@ -78,7 +78,7 @@ pub async fn page(
     ctx: Ctx,
     Query(q): Query<Notice>,
 ) -> Response {
-    if let Err(r) = allow(&console, &ctx, ADMIN) {
+    if let Some(r) = forbid(&console, &ctx, ADMIN) {
         return r;
     }
     let flash = notice(&ctx, q.ok.as_deref());
@@ -115,7 +115,7 @@ pub async fn add(
     ctx: Ctx,
     Form(form): Form<NewUserForm>,
 ) -> Response {
-    if let Err(r) = allow(&console, &ctx, ADMIN) {
+    if let Some(r) = forbid(&console, &ctx, ADMIN) {
         return r;
     }
     let (password, made_here) = match filled(&form.password) {
@@ -156,7 +156,7 @@ pub async fn reset(
     Path(login): Path<String>,
     Form(form): Form<ResetForm>,
 ) -> Response {
-    if let Err(r) = allow(&console, &ctx, ADMIN) {
+    if let Some(r) = forbid(&console, &ctx, ADMIN) {
         return r;
     }
     let (password, made_here) = match filled(&form.password) {
@@ -168,7 +168,7 @@ pub async fn reset(
     let path = format!("/v1/users/{}/password", encode(&login));
     match act(&user, Method::POST, &path, Some(&body)).await {
         Ok(_) => {
-            let shown = made_here.then(|| Shown { login, password });
+            let shown = made_here.then_some(Shown { login, password });
             users_page(&console, &ctx, shown, None, None).await
         }
         Err(e) => refused(&console, &ctx, e).await,
@@ -176,7 +176,7 @@ pub async fn reset(
 }
 
 async fn set_disabled(console: &Console, ctx: &Ctx, login: &str, disabled: bool) -> Response {
-    if let Err(r) = allow(console, ctx, ADMIN) {
+    if let Some(r) = forbid(console, ctx, ADMIN) {
         return r;
     }
     let verb = if disabled { "disable" } else { "enable" };
