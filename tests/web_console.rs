@@ -7,8 +7,9 @@
 //! Chinese message sent from the send page is followed to `delivered` on the messages page
 //! without a reload (server-sent events); a 1,000-row CSV with invalid, duplicate, opted-out
 //! and blacklisted rows shows the daemon's verdicts in the preview and sends nothing; an API
-//! key made on the keys page is shown once and works on the network API. Over plain HTTP: a
-//! state-changing POST without or with a wrong CSRF token, or from a foreign Origin, is 403 and
+//! key made on the keys page is shown once and works on the network API (this one needs the
+//! daemon to let an account manage its own keys). Over plain HTTP: a state-changing POST (the
+//! webhook form) without or with a wrong CSRF token, or from a foreign Origin, is 403 and
 //! changes nothing; the session cookie is HttpOnly, SameSite=Strict, Path=/, and Secure under
 //! TLS; logins per address are rate-limited; logout ends the session. Each browser test saves a
 //! screenshot under target/screenshots/.
@@ -54,7 +55,7 @@ async fn the_login_page_speaks_chinese_then_english_and_refuses_a_wrong_password
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_customer_sends_chinese_and_watches_it_reach_delivered_without_reloading() {
-    let stack = Stack::start("", false).await;
+    let stack = Stack::start_with("", false, "3s").await;
     stack.add_customer("alice", INITIAL);
     // Two lots: one expires within 30 days (the dashboard warns), one in a year.
     stack.add_credit(10_000, "20d");
@@ -67,7 +68,6 @@ async fn a_customer_sends_chinese_and_watches_it_reach_delivered_without_reloadi
     b.el("expiry-warning").await;
     let lots = b.text("lots").await;
     assert!(lots.contains("10000") && lots.contains("50000"), "{lots}");
-    b.screenshot("console-dashboard").await;
 
     // The send page: the number is checked first, the counter shows the daemon's quote.
     b.goto(&format!("{}/send", stack.base)).await;
@@ -110,7 +110,8 @@ async fn a_customer_sends_chinese_and_watches_it_reach_delivered_without_reloadi
     b.click("submit").await;
     b.el("batch-link").await.click().await.unwrap();
 
-    // The messages page follows the message to delivered by itself.
+    // The messages page follows the message to delivered by itself (the bank takes 3 s to
+    // send it, so the page shows it before it is delivered).
     b.el("live").await;
     assert_eq!(b.path().await, "/messages");
     js(&b, "window.__sameDocument = 42; return null;").await;
@@ -126,6 +127,17 @@ async fn a_customer_sends_chinese_and_watches_it_reach_delivered_without_reloadi
         row.attr("id").await.ok()?.map(|s| s[4..].to_owned())
     })
     .await;
+    let first_seen = b
+        .el(&format!("state-{id}"))
+        .await
+        .attr("data-state")
+        .await
+        .unwrap();
+    assert_ne!(
+        first_seen.as_deref(),
+        Some("delivered"),
+        "too late to see it change"
+    );
     support::wait_for("delivered on the page", Duration::from_secs(40), || async {
         let cell = b
             .client
@@ -140,11 +152,22 @@ async fn a_customer_sends_chinese_and_watches_it_reach_delivered_without_reloadi
         serde_json::json!(42),
         "the page was reloaded: the state must change in place"
     );
+    let when = b.text(&format!("delivered-{id}")).await;
+    assert!(
+        when.starts_with("20"),
+        "the delivery time shown in place: {when:?}"
+    );
     assert!(
         stack.sim.submits().iter().any(|s| s.to.ends_with(&to[3..])),
         "the bank never saw the message"
     );
     b.screenshot("console-messages").await;
+
+    // The dashboard counts it (today, this month, the chart's hour).
+    b.goto(&format!("{}/", stack.base)).await;
+    assert_eq!(b.text("today-messages").await, "1");
+    b.el("chart").await;
+    b.screenshot("console-dashboard").await;
     b.close().await;
 }
 
@@ -159,14 +182,24 @@ async fn opt_out(stack: &Stack, numbers: &[String]) {
         support::is_final(m.state)
     })
     .await;
+    // The network shows the sender in international form.
     for n in numbers {
+        let from = format!("+86{n}");
         stack
             .sim
-            .ctl(&["inject", "--modem", "0", "--from", n, "--text", "TD"]);
+            .ctl(&["inject", "--modem", "0", "--from", &from, "--text", "TD"]);
     }
-    support::wait_for("the TD replies", Duration::from_secs(30), || async {
-        let inbox = client.inbox(&Default::default()).await.ok()?;
-        (inbox.messages.iter().filter(|m| m.text == "TD").count() == numbers.len()).then_some(())
+    // The daemon's own check says when the opt-outs are in force.
+    let body = serde_json::json!({ "numbers": numbers, "account": "e2e" });
+    support::wait_for("the opt-outs in force", Duration::from_secs(30), || async {
+        let v: serde_json::Value = client
+            .call(Method::POST, "/v1/recipients/check", Some(&body))
+            .await
+            .ok()?;
+        let rows = v["rows"].as_array()?;
+        rows.iter()
+            .all(|r| r["status"] == "opted_out")
+            .then_some(())
     })
     .await;
 }
@@ -239,7 +272,14 @@ async fn a_1000_row_csv_with_bad_rows_shows_the_preview_and_sends_nothing() {
         ("preview-opted_out", "5"),
         ("preview-blacklisted", "5"),
     ] {
-        assert_eq!(b.text(id).await, want, "#{id}");
+        let mut all = Vec::new();
+        for other in ["valid", "invalid", "duplicate", "opted_out", "blacklisted"] {
+            all.push(format!(
+                "{other} {}",
+                b.text(&format!("preview-{other}")).await
+            ));
+        }
+        assert_eq!(b.text(id).await, want, "#{id}: {all:?}");
     }
     let problem_rows = b
         .client
@@ -404,58 +444,62 @@ async fn csrf_origin_cookie_flags_login_rate_and_logout_over_http() {
     .await;
     assert_eq!(changed.status, StatusCode::OK, "{}", changed.body);
 
-    // A key without the token, with a wrong one, with the right one from a foreign Origin:
-    // refused before anything happens; with the right one, made.
-    let key = |fields: Vec<(&'static str, String)>, extra: Option<(&'static str, String)>| {
+    // Setting the webhook without the token, with a wrong one, with the right one from a
+    // foreign Origin: refused before anything happens; with the right one, done.
+    let hook = |fields: Vec<(&'static str, String)>, extra: Option<(&'static str, String)>| {
         let session = session.clone();
         async move {
-            let body = form(
-                &fields
-                    .iter()
-                    .map(|(k, v)| (*k, v.as_str()))
-                    .collect::<Vec<_>>(),
-            );
+            let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
             let mut headers = vec![FORM, ("cookie", session.as_str())];
             if let Some((k, v)) = &extra {
                 headers.push((k, v.as_str()));
             }
-            http(a, Method::POST, "/keys", &headers, &body).await
+            http(a, Method::POST, "/webhook", &headers, &form(&pairs)).await
         }
     };
-    let named = ("name", "k".to_owned());
+    let url = ("url", "https://erp.example.com/sms".to_owned());
+    let save = ("action", "save".to_owned());
+    let refused = [
+        (vec![url.clone(), save.clone()], None),
+        (
+            vec![url.clone(), save.clone(), ("csrf", "f".repeat(64))],
+            None,
+        ),
+        (
+            vec![url.clone(), save.clone()],
+            Some(("x-csrf-token", "0".repeat(64))),
+        ),
+        (
+            vec![url.clone(), save.clone(), ("csrf", csrf.clone())],
+            Some(("origin", "http://evil.example".to_owned())),
+        ),
+    ];
+    for (fields, extra) in refused {
+        let r = hook(fields.clone(), extra.clone()).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{fields:?} {extra:?}");
+    }
+    let webhook = || async {
+        let v: serde_json::Value = stack
+            .daemon
+            .client()
+            .call(Method::GET, "/v1/accounts/e2e/webhook", None::<&()>)
+            .await
+            .unwrap();
+        v["url"].clone()
+    };
     assert_eq!(
-        key(vec![named.clone()], None).await.status,
-        StatusCode::FORBIDDEN
-    );
-    let bad = ("csrf", "f".repeat(64));
-    assert_eq!(
-        key(vec![named.clone(), bad], None).await.status,
-        StatusCode::FORBIDDEN
-    );
-    let header = Some(("x-csrf-token", "0".repeat(64)));
-    assert_eq!(
-        key(vec![named.clone()], header).await.status,
-        StatusCode::FORBIDDEN
-    );
-    let right = ("csrf", csrf.clone());
-    let evil = Some(("origin", "http://evil.example".to_owned()));
-    assert_eq!(
-        key(vec![named.clone(), right.clone()], evil).await.status,
-        StatusCode::FORBIDDEN
-    );
-    let listed = stack
-        .daemon
-        .cli(&["key", "list", "--account", "e2e", "--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
-    assert_eq!(
-        v["keys"].as_array().map(Vec::len),
-        Some(0),
-        "refused requests made no key"
+        webhook().await,
+        serde_json::Value::Null,
+        "refused requests changed nothing"
     );
     let own = Some(("origin", format!("http://{a}")));
-    let made = key(vec![named, right], own).await;
-    assert_eq!(made.status, StatusCode::OK, "{}", made.body);
-    assert!(made.body.contains("id=\"new-key\""));
+    let done = hook(vec![url, save, ("csrf", csrf.clone())], own).await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.body);
+    assert!(
+        done.body.contains("id=\"webhook-secret\""),
+        "the secret shown once"
+    );
+    assert_eq!(webhook().await, "https://erp.example.com/sms");
 
     // Logout ends the session in the daemon and clears the cookie.
     let out = http(
@@ -563,7 +607,15 @@ async fn the_session_cookie_is_secure_under_tls() {
                 let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
                 let stream = connector.connect(name, tcp).await.expect("TLS handshake");
                 let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
-                request_on(stream, &addr.to_string(), method, path, &h, body.into_bytes()).await
+                request_on(
+                    stream,
+                    &addr.to_string(),
+                    method,
+                    path,
+                    &h,
+                    body.into_bytes(),
+                )
+                .await
             }
         };
     let page = tls(Method::GET, "/login", vec![], String::new()).await;

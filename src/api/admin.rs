@@ -37,7 +37,9 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{caller, is_frontend, json_body, refuse_if_shutting_down, ApiState, Peer};
+use super::extract::{
+    admin_only, caller, frontend_or_admin, json_body, refuse_if_shutting_down, ApiState, Peer,
+};
 use super::{ApiError, Backend, Caller};
 
 /// A reviewer's decision as the API names it.
@@ -287,17 +289,6 @@ pub(super) fn routes<B: Backend>() -> Router<ApiState<B>> {
         .route("/v1/webhooks/due/{id}/ack", post(webhooks_ack::<B>))
 }
 
-fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
-    if caller.admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "uid {}: {what} is for admins only",
-            caller.uid
-        )))
-    }
-}
-
 /// The review queue is for admins and reviewers (a reviewer's session, `api::users`).
 fn admin_or_reviewer(caller: &Caller, what: &str) -> Result<(), ApiError> {
     if caller.reviewer {
@@ -530,25 +521,6 @@ pub(super) async fn keys_verify<B: Backend>(
         )
         .await?;
     Ok(Json(v).into_response())
-}
-
-/// A front end (not naming an account: it acts for none here) or an admin (also used by the
-/// console routes' `POST /v1/webhooks/due/{id}/fail`).
-pub(super) async fn frontend_or_admin<B: Backend>(
-    state: &ApiState<B>,
-    peer: Peer,
-    what: &str,
-) -> Result<Caller, ApiError> {
-    if is_frontend(state, &peer) && peer.1.is_none() && peer.2.is_none() {
-        let uid = peer.0.map(|p| p.uid).unwrap_or(u32::MAX);
-        return Ok(Caller {
-            uid,
-            ..Caller::default()
-        });
-    }
-    let c = caller(state, peer).await?;
-    admin_only(&c, &format!("{what} (front ends and admins)"))?;
-    Ok(c)
 }
 
 pub(super) async fn webhooks_get<B: Backend>(

@@ -34,8 +34,10 @@ use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use super::access::act_for;
-use super::admin::{frontend_or_admin, AdminOp};
-use super::extract::{caller, json_body, refuse_if_shutting_down, ApiState, Peer};
+use super::admin::AdminOp;
+use super::extract::{
+    caller, frontend_or_admin, json_body, refuse_if_shutting_down, ApiState, Peer,
+};
 use super::types::{
     AccountQuery, FailRequest, QuoteRequest, RecipientCheckRequest, SendLogQuery, StatsQuery,
     WebhookPut, MAX_RECIPIENTS, MAX_TEXT_CHARS,

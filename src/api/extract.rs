@@ -260,6 +260,36 @@ pub(super) fn json_body<T: DeserializeOwned>(
     })
 }
 
+/// Admins only; others get 403 naming what they tried.
+pub(super) fn admin_only(caller: &Caller, what: &str) -> Result<(), ApiError> {
+    if caller.admin {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(format!(
+            "uid {}: {what} is for admins only",
+            caller.uid
+        )))
+    }
+}
+
+/// A front end (not naming an account: it acts for none here) or an admin (key and session checks, webhook events).
+pub(super) async fn frontend_or_admin<B: Backend>(
+    state: &ApiState<B>,
+    peer: Peer,
+    what: &str,
+) -> Result<Caller, ApiError> {
+    if is_frontend(state, &peer) && peer.1.is_none() && peer.2.is_none() {
+        let uid = peer.0.map(|p| p.uid).unwrap_or(u32::MAX);
+        return Ok(Caller {
+            uid,
+            ..Caller::default()
+        });
+    }
+    let c = caller(state, peer).await?;
+    admin_only(&c, &format!("{what} (front ends and admins)"))?;
+    Ok(c)
+}
+
 #[cfg(test)]
 mod tests {
     use super::percent_decode;

@@ -31,7 +31,9 @@ use axum::{Json, Router};
 use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
-use super::extract::{caller, is_frontend, json_body, refuse_if_shutting_down, ApiState, Peer};
+use super::extract::{
+    admin_only, caller, frontend_or_admin, json_body, refuse_if_shutting_down, ApiState, Peer,
+};
 use super::{ApiError, Backend, Caller};
 
 /// What a user may do: an account's `customer` (that account's rights), or the operator's staff:
@@ -285,34 +287,6 @@ pub(super) fn routes<B: Backend>() -> Router<ApiState<B>> {
         .route("/v1/users/{login}/enable", post(enable::<B>))
 }
 
-/// A front end speaking for itself (no account, no session header), or an admin.
-async fn frontend_or_admin<B: Backend>(
-    state: &ApiState<B>,
-    peer: Peer,
-    what: &str,
-) -> Result<Caller, ApiError> {
-    if is_frontend(state, &peer) && peer.1.is_none() && peer.2.is_none() {
-        return Ok(Caller {
-            uid: peer.0.map(|p| p.uid).unwrap_or(u32::MAX),
-            ..Caller::default()
-        });
-    }
-    let c = caller(state, peer).await?;
-    admin(&c, what)?;
-    Ok(c)
-}
-
-fn admin(c: &Caller, what: &str) -> Result<(), ApiError> {
-    if c.admin {
-        Ok(())
-    } else {
-        Err(ApiError::Forbidden(format!(
-            "uid {}: {what} is for admins only",
-            c.uid
-        )))
-    }
-}
-
 fn in_session(c: &Caller, what: &str) -> Result<(), ApiError> {
     if c.session.is_some() {
         Ok(())
@@ -338,7 +312,7 @@ async fn login<B: Backend>(
     ConnectInfo(peer): ConnectInfo<Peer>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    let c = frontend_or_admin(&state, peer, "logging users in (front ends and admins)").await?;
+    let c = frontend_or_admin(&state, peer, "logging users in").await?;
     refuse_if_shutting_down(&state)?;
     let r: LoginRequest = json_body(body)?;
     let v = state.backend().users(c, UserOp::Login(r)).await?;
@@ -350,7 +324,7 @@ async fn verify<B: Backend>(
     ConnectInfo(peer): ConnectInfo<Peer>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
-    frontend_or_admin(&state, peer, "verifying sessions (front ends and admins)").await?;
+    frontend_or_admin(&state, peer, "verifying sessions").await?;
     let r: VerifyRequest = json_body(body)?;
     let s = state.backend().session(r.token).await?;
     Ok(Json(SessionView {
@@ -393,7 +367,7 @@ async fn add<B: Backend>(
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
     refuse_if_shutting_down(&state)?;
-    admin(&c, "adding users")?;
+    admin_only(&c, "adding users")?;
     let r: NewUserRequest = json_body(body)?;
     let v = state.backend().users(c, UserOp::Add(r)).await?;
     Ok((StatusCode::CREATED, Json(v)).into_response())
@@ -405,7 +379,7 @@ async fn list<B: Backend>(
     q: Result<Query<UserListQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
-    admin(&c, "listing users")?;
+    admin_only(&c, "listing users")?;
     let Query(q) =
         q.map_err(|r| ApiError::InvalidField(format!("bad query string: {}", r.body_text())))?;
     let v = state
@@ -423,7 +397,7 @@ async fn reset<B: Backend>(
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
     refuse_if_shutting_down(&state)?;
-    admin(&c, "resetting passwords")?;
+    admin_only(&c, "resetting passwords")?;
     let login = login_of(login)?;
     let request: ResetPasswordRequest = json_body(body)?;
     state
@@ -440,7 +414,7 @@ async fn disable<B: Backend>(
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
     refuse_if_shutting_down(&state)?;
-    admin(&c, "disabling users")?;
+    admin_only(&c, "disabling users")?;
     let login = login_of(login)?;
     state.backend().users(c, UserOp::Disable { login }).await?;
     Ok(no_content())
@@ -453,7 +427,7 @@ async fn enable<B: Backend>(
 ) -> Result<Response, ApiError> {
     let c = caller(&state, peer).await?;
     refuse_if_shutting_down(&state)?;
-    admin(&c, "enabling users")?;
+    admin_only(&c, "enabling users")?;
     let login = login_of(login)?;
     state.backend().users(c, UserOp::Enable { login }).await?;
     Ok(no_content())

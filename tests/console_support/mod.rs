@@ -65,8 +65,13 @@ impl Stack {
     /// One modem, account "e2e" (the test's uid, which is also the front end), the web
     /// listener on a free port with `web_extra` in its `[web]` table.
     pub async fn start(web_extra: &str, tls: bool) -> Stack {
+        Stack::start_with(web_extra, tls, "50ms").await
+    }
+
+    /// [`Stack::start`] with the bank's send latency (`--latency`).
+    pub async fn start_with(web_extra: &str, tls: bool, latency: &str) -> Stack {
         let dir = tempfile::tempdir().unwrap();
-        let sim = Sim::start(&dir.path().join("bank"), 1);
+        let sim = Sim::start_with(&dir.path().join("bank"), 1, latency);
         let port = free_port();
         let config = support::write_config(dir.path(), &sim.ports_glob(), "");
         let uid = nix::unistd::getuid().as_raw();
@@ -134,7 +139,14 @@ impl Stack {
     pub fn add_credit(&self, messages: u64, valid_for: &str) {
         let n = messages.to_string();
         let out = self.daemon.cli(&[
-            "credit", "add", "--account", "e2e", "--messages", &n, "--valid-for", valid_for,
+            "credit",
+            "add",
+            "--account",
+            "e2e",
+            "--messages",
+            &n,
+            "--valid-for",
+            valid_for,
         ]);
         assert!(
             out.status.success(),

@@ -227,12 +227,18 @@ pub async fn password(
             )
         }
         Ok((status, bytes)) => {
-            let message = serde_json::from_slice::<ErrorBody>(&bytes)
-                .map(|e| e.error.message)
-                .unwrap_or_else(|_| ctx.lang.word("error_title").into());
-            if status == StatusCode::UNAUTHORIZED && message.is_empty() {
+            if status == StatusCode::UNAUTHORIZED {
                 return super::to_login("/password");
             }
+            // A wrong current password in our words; the rules (length, not the old one) in
+            // the daemon's, which states them.
+            let message = if status == StatusCode::FORBIDDEN {
+                ctx.lang.word("password_wrong_current").to_owned()
+            } else {
+                serde_json::from_slice::<ErrorBody>(&bytes)
+                    .map(|e| e.error.message)
+                    .unwrap_or_else(|_| ctx.lang.word("error_title").into())
+            };
             again(message, StatusCode::BAD_REQUEST)
         }
         Err(e) => console.daemon_error(&ctx, e),

@@ -98,6 +98,7 @@ pub const TABLE: &[(&str, &str, &str)] = &[
     ("password_repeat", "再次输入新密码", "New password again"),
     ("password_submit", "保存新密码", "Save the new password"),
     ("password_mismatch", "两次输入的新密码不一致。", "The two new passwords differ."),
+    ("password_wrong_current", "当前密码不正确。", "The current password is wrong."),
     ("password_changed", "密码已修改。", "Your password was changed."),
     // Dashboard.
     ("dash_title", "概览", "Dashboard"),

@@ -3,17 +3,18 @@
 //! (`GET /messages/events?ids=..`: the web process polls the daemon once a second and pushes
 //! each change).
 //!
-//! The daemon lists an account's messages by ascending id from `after`, filtered by state
-//! only. Ids grow with acceptance time, so a date bound or "the most recent" is found by a
-//! binary search over `after` (about 50 one-row calls), and the rest is filtered here while
-//! scanning forward, at most [`SCAN_PAGES`] pages. A batch is the id range one submission got
-//! (the send page shows it as `first-last`).
+//! The daemon lists an account's messages newest first, filtered by state only; its `after`
+//! cursor is exclusive from above (a page holds ids below it, and `next_after` is the page's
+//! smallest id). Ids grow with acceptance time, so the end of a date range is found by a binary
+//! search over the cursor (about 50 one-row calls); the rest is filtered here while scanning
+//! towards older messages, at most [`SCAN_PAGES`] pages. A batch is the id range one
+//! submission got (the send page shows it as `first-last`).
 //!
 //! What must always hold: every call is the user's own (the daemon scopes the list to the
 //! account); a search reads a bounded number of pages; an event stream ends when every
 //! watched message is final or after [`WATCH_FOR`], and watches at most [`MAX_WATCH`] ids.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,7 +26,7 @@ use axum::response::{IntoResponse, Response};
 use minijinja::context;
 use serde::Deserialize;
 
-use super::daemon::{encode, AsUser};
+use super::daemon::AsUser;
 use super::{Console, Ctx};
 use crate::api::client::ClientError;
 use crate::api::types::{MessageList, MessageState, MessageView};
@@ -101,31 +102,36 @@ struct Lister<'a> {
 }
 
 impl Lister<'_> {
-    async fn page(&self, after: u64, limit: u32) -> Result<MessageList, ClientError> {
-        let mut path = format!("/v1/messages?limit={limit}&after={after}");
+    /// Up to `limit` messages below id `below` (None: the newest), newest first.
+    async fn page(&self, below: Option<u64>, limit: u32) -> Result<MessageList, ClientError> {
+        let mut path = format!("/v1/messages?limit={limit}");
+        if let Some(b) = below {
+            path.push_str(&format!("&after={b}"));
+        }
         if let Some(s) = self.state {
             path.push_str(&format!("&state={}", s.as_str()));
         }
         self.user.get(&path).await
     }
 
-    /// The smallest `after` for which `keep(first message after it)` holds (None: no message
-    /// after it, which always holds). Monotone because ids grow with time.
-    async fn search<F>(&self, keep: F) -> Result<u64, ClientError>
-    where
-        F: Fn(Option<&MessageView>, &MessageList) -> bool,
-    {
-        let (mut lo, mut hi) = (0u64, 1u64 << 53);
+    /// The cursor below which every message was created before `to`: the largest `x` whose
+    /// newest message below it is older than `to` (None: every message is).
+    async fn before_instant(&self, to: jiff::Timestamp) -> Result<Option<u64>, ClientError> {
+        let older = |list: &MessageList| list.messages.first().is_none_or(|m| m.created < to);
+        let top = 1u64 << 53;
+        if older(&self.page(Some(top), 1).await?) {
+            return Ok(None);
+        }
+        let (mut lo, mut hi) = (1u64, top);
         while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            let list = self.page(mid, 1).await?;
-            if keep(list.messages.first(), &list) {
-                hi = mid;
+            let mid = lo + (hi - lo).div_ceil(2);
+            if older(&self.page(Some(mid), 1).await?) {
+                lo = mid;
             } else {
-                lo = mid + 1;
+                hi = mid - 1;
             }
         }
-        Ok(lo)
+        Ok(Some(lo))
     }
 }
 
@@ -140,12 +146,13 @@ pub async fn search(
         user: AsUser::new(&console.web, &ctx.token),
         state,
     };
-    let batch = parse_batch(&q.batch);
-    let from = day_start(&q.from, false);
-    let to = day_start(&q.to, true);
-    let number = q.number.trim().to_owned();
-    let result = run_search(&lister, batch, from, to, &number).await;
-    let (rows, capped) = match result {
+    let filter = Filter {
+        batch: parse_batch(&q.batch),
+        from: day_start(&q.from, false),
+        to: day_start(&q.to, true),
+        number: q.number.trim().to_owned(),
+    };
+    let (rows, capped) = match run_search(&lister, &filter).await {
         Ok(r) => r,
         Err(e) => return console.daemon_error(&ctx, e),
     };
@@ -169,69 +176,47 @@ pub async fn search(
     )
 }
 
-/// The newest [`SHOW`] matches, newest first, and whether the scan stopped at its cap.
-async fn run_search(
-    lister: &Lister<'_>,
+/// A search's bounds and number.
+struct Filter {
     batch: Option<(u64, u64)>,
     from: Option<jiff::Timestamp>,
     to: Option<jiff::Timestamp>,
-    number: &str,
+    number: String,
+}
+
+/// The newest [`SHOW`] matches, newest first, and whether the scan stopped at its cap.
+async fn run_search(
+    lister: &Lister<'_>,
+    f: &Filter,
 ) -> Result<(Vec<MessageView>, bool), ClientError> {
-    let mut after: u64 = match (batch, from) {
-        (Some((first, _)), _) => first - 1,
-        (None, Some(from)) => {
-            lister
-                .search(|m, _| m.is_none_or(|m| m.created >= from))
-                .await?
-        }
-        // No lower bound: the most recent messages, at most one page of them. The last id
-        // first (nothing after it), then a window back from it doubled while the account
-        // still has at most one page in it (ids are shared by all accounts).
-        (None, None) => {
-            let last = lister.search(|m, _| m.is_none()).await?;
-            let mut start = last.saturating_sub(SHOW as u64);
-            for _ in 0..40 {
-                if start == 0 {
-                    break;
-                }
-                let wider = last.saturating_sub((last - start).saturating_mul(2));
-                if lister.page(wider, 1000).await?.next_after.is_some() {
-                    break;
-                }
-                start = wider;
-            }
-            start
-        }
+    let mut below = match (f.batch, f.to) {
+        (Some((_, last)), _) => Some(last.saturating_add(1)),
+        (None, Some(to)) => lister.before_instant(to).await?,
+        (None, None) => None,
     };
-    let mut matches: VecDeque<MessageView> = VecDeque::new();
-    // Without a lower bound, older messages were not searched.
-    let mut capped = batch.is_none() && from.is_none() && after > 0 && !number.is_empty();
-    for n in 0.. {
-        if n == SCAN_PAGES {
-            capped = true;
-            break;
-        }
-        let page = lister.page(after, 1000).await?;
-        let mut past_end = false;
+    let mut matches = Vec::new();
+    for _ in 0..SCAN_PAGES {
+        let page = lister.page(below, 1000).await?;
         for m in page.messages {
-            if batch.is_some_and(|(_, last)| m.id.0 > last) || to.is_some_and(|t| m.created >= t) {
-                past_end = true;
-                break;
+            let too_old = f.batch.is_some_and(|(first, _)| m.id.0 < first)
+                || f.from.is_some_and(|from| m.created < from);
+            if too_old {
+                return Ok((matches, false));
             }
-            if from.is_some_and(|f| m.created < f) || !m.to.contains(number) {
+            if f.to.is_some_and(|to| m.created >= to) || !m.to.contains(f.number.as_str()) {
                 continue;
             }
-            matches.push_back(m);
-            if matches.len() > SHOW {
-                matches.pop_front();
+            matches.push(m);
+            if matches.len() == SHOW {
+                return Ok((matches, false));
             }
         }
         match page.next_after {
-            Some(next) if !past_end => after = next.0,
-            _ => break,
+            Some(next) => below = Some(next.0),
+            None => return Ok((matches, false)),
         }
     }
-    Ok((matches.into_iter().rev().collect(), capped))
+    Ok((matches, true))
 }
 
 /// `GET /messages/{id}`: one message, its parts, SIM or gateway, delivery.
@@ -263,7 +248,8 @@ pub struct EventsQuery {
     ids: String,
 }
 
-/// `GET /messages/events?ids=1,2,3`: `state` events `{"id","state","label"}`, first the
+/// `GET /messages/events?ids=1,2,3`: `state` events `{"id","state","label","delivered"}`
+/// (the delivery time as shown, or empty), first the
 /// current state of each, then each change, polled once a second.
 pub async fn events(
     State(console): State<Arc<Console>>,
@@ -305,12 +291,13 @@ async fn watch(
         let Some(states) = current(&user, &ids).await else {
             continue; // the daemon restarting: try again next tick
         };
-        for (id, state) in states {
+        for (id, state, delivered) in states {
             if seen.insert(id, state) != Some(state) {
                 let data = serde_json::json!({
                     "id": id,
                     "state": state.as_str(),
                     "label": ctx.lang.word(&format!("s_{}", state.as_str())),
+                    "delivered": delivered,
                 });
                 if tx
                     .send(Event::default().event("state").data(data.to_string()))
@@ -331,29 +318,32 @@ async fn watch(
     }
 }
 
-/// The states of `ids` (sorted), read by listing their id range (a few pages at most).
-async fn current(user: &AsUser<'_>, ids: &[u64]) -> Option<Vec<(u64, MessageState)>> {
+/// The states of `ids` (sorted), read by listing their id range, newest first (a few pages
+/// at most).
+async fn current(user: &AsUser<'_>, ids: &[u64]) -> Option<Vec<(u64, MessageState, String)>> {
     let (&first, &last) = (ids.first()?, ids.last()?);
     let mut out = Vec::new();
-    let mut after = first - 1;
+    let mut below = last.saturating_add(1);
     for _ in 0..5 {
-        let list: MessageList = user
-            .get(&format!(
-                "/v1/messages?limit=1000&after={}",
-                encode(&after.to_string())
-            ))
-            .await
-            .ok()?;
+        let path = format!("/v1/messages?limit=1000&after={below}");
+        let list: MessageList = match user.get(&path).await {
+            Ok(l) => l,
+            Err(e) => {
+                tracing::debug!("console: live states: {e}");
+                return None;
+            }
+        };
         for m in &list.messages {
-            if m.id.0 > last {
+            if m.id.0 < first {
                 return Some(out);
             }
             if ids.binary_search(&m.id.0).is_ok() {
-                out.push((m.id.0, m.state));
+                let delivered = m.delivered.map(|t| super::local_time(t.to_string().into()));
+                out.push((m.id.0, m.state, delivered.unwrap_or_default()));
             }
         }
         match list.next_after {
-            Some(n) => after = n.0,
+            Some(n) => below = n.0,
             None => break,
         }
     }

@@ -114,36 +114,19 @@ pub async fn dashboard(State(console): State<Arc<Console>>, ctx: Ctx) -> Respons
     )
 }
 
-/// `GET /inbox`: the newest replies (up to 10 pages of the daemon's list read, the last 200).
+/// `GET /inbox`: the newest 200 replies (the daemon lists them newest first).
 pub async fn inbox(State(console): State<Arc<Console>>, ctx: Ctx) -> Response {
-    let user = AsUser::new(&console.web, &ctx.token);
-    let mut rows: std::collections::VecDeque<Json> = Default::default();
-    let mut after = 0u64;
-    for _ in 0..10 {
-        let page: Json = match user
-            .get(&format!("/v1/inbox?limit=1000&after={after}"))
-            .await
-        {
-            Ok(p) => p,
-            Err(e) => return console.daemon_error(&ctx, e),
-        };
-        for m in page["messages"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or_default()
-        {
-            rows.push_back(m.clone());
-            if rows.len() > 200 {
-                rows.pop_front();
-            }
-        }
-        match page["next_after"].as_u64() {
-            Some(n) if n > after => after = n,
-            _ => break,
-        }
+    let answer: Result<Json, _> = AsUser::new(&console.web, &ctx.token)
+        .get("/v1/inbox?limit=200")
+        .await;
+    match answer {
+        Ok(v) => console.page(
+            &ctx,
+            "inbox.html",
+            context! { rows => v["messages"].clone() },
+        ),
+        Err(e) => console.daemon_error(&ctx, e),
     }
-    let rows: Vec<Json> = rows.into_iter().rev().collect();
-    console.page(&ctx, "inbox.html", context! { rows => rows })
 }
 
 /// `GET /optouts`.
@@ -192,6 +175,18 @@ fn date(s: &str) -> Option<String> {
         .map(|d| d.to_string())
 }
 
+/// The daemon's refusal in a raw answer, as [`ClientError::Api`].
+fn api_error(status: StatusCode, body: &[u8]) -> ClientError {
+    match serde_json::from_slice::<crate::api::types::ErrorBody>(body) {
+        Ok(b) => ClientError::Api {
+            status: status.as_u16(),
+            code: b.error.code,
+            message: b.error.message,
+        },
+        Err(_) => ClientError::Protocol(format!("HTTP {status}")),
+    }
+}
+
 /// `GET /sendlog.csv?from=&to=`: the daemon's CSV of the account's own sends, as a download.
 pub async fn sendlog_csv(
     State(console): State<Arc<Console>>,
@@ -224,17 +219,7 @@ pub async fn sendlog_csv(
             h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             resp
         }
-        Ok((status, body)) => {
-            let e = match serde_json::from_slice::<crate::api::types::ErrorBody>(&body) {
-                Ok(b) => ClientError::Api {
-                    status: status.as_u16(),
-                    code: b.error.code,
-                    message: b.error.message,
-                },
-                Err(_) => ClientError::Protocol(format!("HTTP {status}")),
-            };
-            console.daemon_error(&ctx, e)
-        }
+        Ok((status, body)) => console.daemon_error(&ctx, api_error(status, &body)),
         Err(e) => console.daemon_error(&ctx, e),
     }
 }
@@ -373,13 +358,12 @@ pub async fn webhook_save(
 ) -> Response {
     let user = AsUser::new(&console.web, &ctx.token);
     if form.action == "remove" {
-        return match user
-            .call::<Json, ()>(Method::DELETE, &webhook_path(&ctx), None)
-            .await
-        {
-            Ok(_) | Err(ClientError::Protocol(_)) => {
+        // 204 without a body: read the status, not JSON.
+        return match user.raw(Method::DELETE, &webhook_path(&ctx)).await {
+            Ok((status, _)) if status.is_success() => {
                 webhook_page(&console, &ctx, None, Some(ctx.lang.word("webhook_removed"))).await
             }
+            Ok((status, body)) => console.daemon_error(&ctx, api_error(status, &body)),
             Err(e) => console.daemon_error(&ctx, e),
         };
     }

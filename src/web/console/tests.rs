@@ -278,4 +278,3 @@ fn times_are_shown_in_china() {
     assert_eq!(local_time(Value::from(0)), "1970-01-01 08:00:00");
     assert_eq!(local_time(Value::from("garbage")), "");
 }
-

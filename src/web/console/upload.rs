@@ -149,7 +149,7 @@ fn rows_of(cells: Vec<Vec<String>>) -> Result<Vec<Row>, UploadError> {
 /// semicolons; spaces inside a number ("139 1234 5678") stay for the daemon to judge.
 pub fn split_numbers(typed: &str) -> Vec<String> {
     typed
-        .split(|c: char| matches!(c, '\n' | '\r' | '\t' | ',' | '，' | ';' | '；' | '、'))
+        .split(['\n', '\r', '\t', ',', '，', ';', '；', '、'])
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .map(str::to_owned)
@@ -193,6 +193,52 @@ mod tests {
             read(b"PK\x03\x04not really a zip"),
             Err(UploadError::Unreadable(_))
         ));
+    }
+
+    /// A minimal XLSX (one sheet, shared and inline strings, numbers typed as numbers), zipped
+    /// stored (no compression) with the zip crate, as a spreadsheet program would lay it out.
+    fn xlsx(rows: &str) -> Vec<u8> {
+        use std::io::Write;
+        let files = [
+            ("[Content_Types].xml", r#"<?xml version="1.0" encoding="UTF-8"?><Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/><Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>"#.to_owned()),
+            ("_rels/.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/></Relationships>"#.to_owned()),
+            ("xl/workbook.xml", r#"<?xml version="1.0" encoding="UTF-8"?><workbook xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main" xmlns:r="http://schemas.openxmlformats.org/officeDocument/2006/relationships"><sheets><sheet name="号码" sheetId="1" r:id="rId1"/></sheets></workbook>"#.to_owned()),
+            ("xl/_rels/workbook.xml.rels", r#"<?xml version="1.0" encoding="UTF-8"?><Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/></Relationships>"#.to_owned()),
+            ("xl/worksheets/sheet1.xml", format!(r#"<?xml version="1.0" encoding="UTF-8"?><worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main"><sheetData>{rows}</sheetData></worksheet>"#)),
+        ];
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut zip = zip::ZipWriter::new(&mut out);
+        let stored = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        for (name, body) in files {
+            zip.start_file(name, stored).unwrap();
+            zip.write_all(body.as_bytes()).unwrap();
+        }
+        zip.finish().unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn xlsx_rows_numbers_and_texts() {
+        let rows = r#"<row r="1"><c r="A1" t="inlineStr"><is><t>号码</t></is></c><c r="B1" t="inlineStr"><is><t>内容</t></is></c></row><row r="2"><c r="A2"><v>13912345678</v></c><c r="B2" t="inlineStr"><is><t>您好</t></is></c></row><row r="3"><c r="A3" t="inlineStr"><is><t>+86 138 0000 0000</t></is></c></row><row r="4"><c r="A4" t="inlineStr"><is><t>abc</t></is></c></row>"#;
+        let got = read(&xlsx(rows)).unwrap();
+        assert_eq!(
+            got,
+            vec![
+                Row {
+                    input: "13912345678".into(),
+                    text: Some("您好".into())
+                },
+                Row {
+                    input: "+86 138 0000 0000".into(),
+                    text: None
+                },
+                Row {
+                    input: "abc".into(),
+                    text: None
+                },
+            ]
+        );
     }
 
     #[test]

@@ -202,6 +202,8 @@
         cell.setAttribute("data-state", d.state);
         cell.className = "state s-" + d.state;
       }
+      var when = $("delivered-" + d.id);
+      if (when && d.delivered) { when.textContent = d.delivered; }
     });
     source.addEventListener("done", function () {
       source.close();
