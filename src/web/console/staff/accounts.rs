@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::{encode, AsUser};
 use super::super::{china, Console, Ctx};
-use super::{act, forbid, done, filled, notice, ADMIN};
+use super::{act, done, filled, forbid, notice, ADMIN};
 
 /// A price in yuan ("450", "450.5", "0.07") in fen; `None` when it is not one.
 pub fn price_fen(s: &str) -> Option<i64> {

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::AsUser;
 use super::super::{china, Console, Ctx};
-use super::{forbid, filled, ADMIN};
+use super::{filled, forbid, ADMIN};
 use crate::api::audit::{AuditFormat, ExportQuery};
 
 #[derive(Debug, Default, Deserialize)]

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::AsUser;
 use super::super::{Console, Ctx};
-use super::{act, forbid, done, filled, notice, ADMIN};
+use super::{act, done, filled, forbid, notice, ADMIN};
 use crate::api::client::ClientError;
 
 async fn blacklist_page(

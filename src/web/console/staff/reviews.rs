@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::AsUser;
 use super::super::{Console, Ctx};
-use super::{act, forbid, done, notice, STAFF};
+use super::{act, done, forbid, notice, STAFF};
 
 /// One piece of a text: highlighted or not.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

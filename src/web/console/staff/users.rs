@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::{encode, AsUser};
 use super::super::{Console, Ctx};
-use super::{act, forbid, done, filled, notice, ADMIN};
+use super::{act, done, filled, forbid, notice, ADMIN};
 use crate::api::client::ClientError;
 
 /// A password shown once: for whom, and the password.
