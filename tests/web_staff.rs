@@ -29,8 +29,10 @@ use smsgate::api::types::MessageState;
 const INITIAL: &str = "initial-pass-1";
 const CHOSEN: &str = "chosen-pass-2026";
 const FORM: (&str, &str) = ("content-type", "application/x-www-form-urlencoded");
-/// The review word of the test's content rules.
+/// The review words of the test's content rules: the queue keeps only the first one found;
+/// the page must mark both (the daemon's `matches`).
 const WORD: &str = "贷款";
+const WORD2: &str = "利息";
 
 /// `smsgate user add LOGIN --staff --role ROLE --password-file F`.
 fn add_staff(stack: &Stack, login: &str, role: &str) {
@@ -59,7 +61,7 @@ async fn hold_for_review(stack: &Stack) {
     let rules = stack.dir.path().join("rules.toml");
     std::fs::write(
         &rules,
-        format!("[[category]]\nname = \"loans\"\naction = \"review\"\nwords = [\"{WORD}\"]\n"),
+        format!("[[category]]\nname = \"loans\"\naction = \"review\"\nwords = [\"{WORD}\", \"{WORD2}\"]\n"),
     )
     .unwrap();
     let mut config = std::fs::read_to_string(&stack.daemon.config).unwrap();
@@ -77,7 +79,7 @@ async fn hold_for_review(stack: &Stack) {
 /// A message the rules hold: its id (checked held).
 async fn held_message(stack: &Stack, to: &str) -> smsgate::api::types::MessageId {
     let client = stack.daemon.client();
-    let text = format!("【测试商城】低息{WORD}，利率优惠，欢迎咨询。");
+    let text = format!("【测试商城】低息{WORD}，{WORD2}优惠，欢迎咨询。");
     let sent = client
         .send(&support::request(vec![to.to_owned()], &text))
         .await
@@ -199,8 +201,8 @@ async fn a_reviewer_sees_the_modems_live_and_approves_a_held_message_which_is_th
     .await;
     assert_eq!(
         marked,
-        serde_json::json!([WORD]),
-        "the matched word is marked"
+        serde_json::json!([WORD, WORD2]),
+        "every matched word is marked"
     );
     b.screenshot("staff-reviews").await;
     b.click(&format!("approve-{}", id.0)).await;
