@@ -13,7 +13,9 @@
 //!   "unsubscribe_suffix", "send_window"}`
 //! - `GET /v1/accounts/{name}/credit`, `POST /v1/accounts/{name}/credit`
 //!   `{"messages", "price_fen", "expires"}`
-//! - `GET /v1/reviews`, `POST /v1/reviews/{id}` `{"decision": "approve"|"reject"|"reject_as_violation"}`
+//! - `GET /v1/reviews` (each item with `matches`: every rule word in its text with its byte
+//!   span, added by the daemon), `POST /v1/reviews/{id}`
+//!   `{"decision": "approve"|"reject"|"reject_as_violation"}`
 //! - `GET /v1/blacklist`, `POST /v1/blacklist` and `POST /v1/blacklist/remove`
 //!   `{"account", "number", "reason"}`
 //! - `GET /v1/keys[?account=A]`, `POST /v1/keys` `{"account", "name", "allow_ips"}` (the key is

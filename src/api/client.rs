@@ -374,6 +374,26 @@ impl ApiClient {
         self.call(Method::POST, &uri, Some(&body)).await
     }
 
+    /// Admins: walks the audit log's hash chain (`smsgate log verify` through the daemon):
+    /// `{"result": "intact", "records"}` or `{"result": "broken", "seq", "fault"}`.
+    pub async fn audit_verify(&self) -> Result<serde_json::Value, ClientError> {
+        self.call(Method::GET, "/v1/audit/verify", None::<&()>)
+            .await
+    }
+
+    /// Admins: the audit records of `[from, to)` (`smsgate log export` through the daemon),
+    /// in the route's format, as the daemon wrote them.
+    pub async fn audit_export(
+        &self,
+        query: &crate::api::audit::ExportQuery,
+    ) -> Result<Bytes, ClientError> {
+        // Built in its own function: the serializer is not `Send` and must not live across
+        // the await below.
+        let q = export_query(query);
+        self.call_bytes(Method::GET, &format!("/v1/audit/export?{q}"), None::<&()>)
+            .await
+    }
+
     /// One request with an optional JSON body; a 2xx answer is decoded as `T`.
     pub async fn call<T: DeserializeOwned, B: Serialize>(
         &self,
@@ -520,6 +540,27 @@ fn percent_encode(s: &str) -> String {
         }
     }
     out
+}
+
+/// The query string of `GET /v1/audit/export`.
+fn export_query(query: &crate::api::audit::ExportQuery) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    let format = query.format.map(|f| match f {
+        crate::api::audit::AuditFormat::Csv => "csv",
+        crate::api::audit::AuditFormat::Jsonl => "jsonl",
+    });
+    for (k, v) in [
+        ("from", query.from.map(|t| t.to_string())),
+        ("to", query.to.map(|t| t.to_string())),
+        ("format", format.map(str::to_owned)),
+        ("number", query.number.clone()),
+        ("account", query.account.clone()),
+    ] {
+        if let Some(v) = v {
+            q.append_pair(k, &v);
+        }
+    }
+    q.finish()
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use axum::response::{IntoResponse, Response};
 
 pub mod access;
 pub mod admin;
+pub mod audit;
 pub mod client;
 pub mod console;
 mod extract;
@@ -335,6 +336,21 @@ pub trait Backend: Send + Sync + 'static {
             let _ = (caller, op);
             Err(ApiError::NotFound(
                 "console operations are not available here".into(),
+            ))
+        }
+    }
+
+    /// The audit log's verify and export (`api::audit`, admins; the server has checked the
+    /// caller and the parameters). A backend without them answers 404.
+    fn audit(
+        &self,
+        caller: Caller,
+        op: audit::AuditOp,
+    ) -> impl Future<Output = Result<audit::AuditAnswer, ApiError>> + Send {
+        async move {
+            let _ = (caller, op);
+            Err(ApiError::NotFound(
+                "the audit log is not available here".into(),
             ))
         }
     }

@@ -1,5 +1,5 @@
 //! The HTTP side of the API: the message routes (merged with the admin routes of `admin.rs` and
-//! the console routes of `console.rs`),
+//! the console routes of `console.rs` and the audit routes of `audit.rs`),
 //! queries and ids with JSON errors, the Unix socket and the serve loop (axum 0.8 on a tokio
 //! `UnixListener`). The extractors both route files share are in `extract.rs`.
 //!
@@ -66,6 +66,7 @@ pub fn router<B: Backend>(
         .merge(admin::routes::<B>())
         .merge(super::users::routes::<B>())
         .merge(super::console::routes::<B>())
+        .merge(super::audit::routes::<B>())
         .fallback(no_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(axum::middleware::from_fn(frontend_account))

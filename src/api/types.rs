@@ -331,6 +331,10 @@ pub struct ModemView {
     pub counters: ModemCounters,
     #[serde(default)]
     pub quota_left: Option<QuotaLeft>,
+    /// Parts the SIM sent in the last minute, hour and day (what the quota counts; the
+    /// minute is the staff console's parts/min).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_used: Option<QuotaLeft>,
     #[serde(default)]
     pub last_error: Option<String>,
 }

@@ -1,5 +1,7 @@
 //! The admin operations of the running daemon (accounts, credit, review, blacklists): [`admin`]
-//! dispatches an [`AdminOp`] to one function per operation, each running on the store.
+//! dispatches an [`AdminOp`] to one function per operation, each running on the store;
+//! [`with_matches`] adds to the review list every rule word found in each held text (the
+//! queue keeps only the decisive one), for the staff console's highlighting.
 //!
 //! What must always hold: every write is one transaction with its audit record (one `Store`
 //! method; the transaction bodies are in `store::contract`); a request that
@@ -338,4 +340,55 @@ fn blacklist_remove(
     }
     let changed = s.lift_blacklist(number.as_deref(), id, &reason, actor, now)?;
     Ok(Ok(json!({"changed": changed})))
+}
+
+/// The review list with every rule word found in each held text (`"matches"`: category,
+/// word, and the byte span `start..end` in `"text"`), by `rules`: the queue keeps only the
+/// decisive word, the reviewer needs to see them all. Items without a text get none.
+pub(crate) fn with_matches(
+    mut list: serde_json::Value,
+    rules: &crate::policy::content::RuleSet,
+) -> serde_json::Value {
+    if let Some(items) = list["reviews"].as_array_mut() {
+        for item in items {
+            let matches = item["text"]
+                .as_str()
+                .map(|text| rules.check(text).matches)
+                .unwrap_or_default();
+            item["matches"] = json!(matches
+                .iter()
+                .map(|m| json!({"category": m.category, "word": m.word,
+                                "start": m.start, "end": m.end}))
+                .collect::<Vec<_>>());
+        }
+    }
+    list
+}
+
+#[cfg(test)]
+mod staff_tests {
+    use super::*;
+
+    #[test]
+    fn the_review_list_names_every_matched_word_with_its_span() {
+        let rules = crate::policy::content::RuleSet::from_toml(
+            "[[category]]\nname = \"loans\"\naction = \"review\"\nwords = [\"贷款\", \"利息\"]\n",
+            "test",
+        )
+        .unwrap();
+        let text = "低息贷款，利息优惠";
+        let list =
+            json!({"reviews": [{"id": 1, "text": text, "word": "贷款"}, {"id": 2, "text": null}]});
+        let out = with_matches(list, &rules);
+        let m = out["reviews"][0]["matches"].as_array().unwrap();
+        let words: Vec<&str> = m
+            .iter()
+            .map(|m| {
+                let (s, e) = (m["start"].as_u64().unwrap(), m["end"].as_u64().unwrap());
+                &text[s as usize..e as usize]
+            })
+            .collect();
+        assert_eq!(words, ["贷款", "利息"]);
+        assert_eq!(out["reviews"][1]["matches"], json!([]));
+    }
 }

@@ -518,6 +518,11 @@ impl Backend for DaemonBackend {
                         })
                         .unwrap_or_default(),
                     quota_left,
+                    quota_used: stat.map(|(_, c, _)| QuotaLeft {
+                        minute: c.minute,
+                        hour: c.hour,
+                        day: c.day,
+                    }),
                     last_error: slot
                         .last_error
                         .clone()
@@ -751,6 +756,7 @@ impl Backend for DaemonBackend {
         } else {
             format!("account:{}", caller.account.as_deref().unwrap_or("-"))
         };
+        let review_list = matches!(op, crate::api::admin::AdminOp::ReviewList);
         let woke = matches!(
             op,
             crate::api::admin::AdminOp::ReviewDecide {
@@ -764,6 +770,10 @@ impl Backend for DaemonBackend {
             .call(move |s| admin::admin(s, op, &actor, Timestamp::now()))
             .await
             .map_err(internal)??;
+        if review_list {
+            // The reviewer sees every matched word, by the rules in force now.
+            return Ok(admin::with_matches(v, &self.shared.contract().rules));
+        }
         if woke {
             // An approved message is due: the runner must look.
             self.shared.wake_all();
@@ -795,6 +805,14 @@ impl Backend for DaemonBackend {
         op: crate::api::console::ConsoleOp,
     ) -> Result<crate::api::console::ConsoleAnswer, ApiError> {
         super::console::run(&self.shared, caller, op).await
+    }
+
+    async fn audit(
+        &self,
+        caller: Caller,
+        op: crate::api::audit::AuditOp,
+    ) -> Result<crate::api::audit::AuditAnswer, ApiError> {
+        super::audit::run(&self.shared, caller, op).await
     }
 
     async fn account_for_peer(&self, uid: u32, gids: Vec<u32>) -> Option<String> {

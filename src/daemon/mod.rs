@@ -12,6 +12,7 @@
 //! parts).
 
 mod admin;
+mod audit;
 mod backend;
 mod channels;
 mod console;

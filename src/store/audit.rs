@@ -259,3 +259,31 @@ pub fn export(
     }
     Ok(n)
 }
+
+/// The audit log as the daemon's staff routes read it (`api::audit`): the same functions the
+/// CLI runs on the database file, on the store's connection.
+impl super::Store {
+    /// [`verify`] on this store.
+    pub fn audit_verify(&self) -> Result<VerifyReport, super::StoreError> {
+        verify(&self.conn).map_err(audit_store_error)
+    }
+
+    /// [`export`] on this store, into `out`. An error of `out` (e.g. a size limit) is
+    /// `StoreError::Invalid` with its text.
+    pub fn audit_export(
+        &self,
+        filter: &ExportFilter,
+        format: ExportFormat,
+        out: &mut dyn Write,
+    ) -> Result<u64, super::StoreError> {
+        export(&self.conn, filter, format, out).map_err(audit_store_error)
+    }
+}
+
+fn audit_store_error(e: AuditError) -> super::StoreError {
+    match e {
+        AuditError::Sqlite(e) => super::StoreError::Sqlite(e),
+        AuditError::Io(e) => super::StoreError::Invalid(format!("audit export: {e}")),
+        other => super::StoreError::Corrupt(other.to_string()),
+    }
+}

@@ -271,6 +271,11 @@ impl Backend for MemBackend {
                     hour: 188,
                     day: 988,
                 }),
+                quota_used: Some(QuotaLeft {
+                    minute: 1,
+                    hour: 12,
+                    day: 12,
+                }),
                 last_error: Some("+CMS ERROR: 42 (congestion)".into()),
             },
             ModemView {
@@ -282,6 +287,7 @@ impl Backend for MemBackend {
                 signal_dbm: None,
                 counters: ModemCounters::default(),
                 quota_left: None,
+                quota_used: None,
                 last_error: None,
             },
         ])

@@ -40,10 +40,11 @@ impl Lang {
         }
     }
 
-    /// Every key of [`TABLE`] in this language.
+    /// Every key of [`TABLE`] (and of the staff pages' `staff::words::TABLE`) in this language.
     pub fn words(self) -> BTreeMap<&'static str, &'static str> {
         TABLE
             .iter()
+            .chain(super::staff::words::TABLE)
             .map(|&(k, zh, en)| (k, if self == Lang::Zh { zh } else { en }))
             .collect()
     }
@@ -52,6 +53,7 @@ impl Lang {
     pub fn word(self, key: &str) -> &'static str {
         TABLE
             .iter()
+            .chain(super::staff::words::TABLE)
             .find(|(k, _, _)| *k == key)
             .map(|&(_, zh, en)| if self == Lang::Zh { zh } else { en })
             .unwrap_or("?")

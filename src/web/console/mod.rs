@@ -11,7 +11,10 @@
 //! `messages.rs` (search, one message, server-sent state changes), `templates/`, `assets/`
 //! (the one stylesheet and the one script, served from `/static/`; no third-party code).
 //!
-//! Adding a page (the staff pages): a handler taking [`Ctx`] that returns
+//! The operator's staff pages live in `staff/` (their routes, menu lines, templates, words and
+//! element ids are listed in `staff/mod.rs`).
+//!
+//! Adding a page: a handler taking [`Ctx`] that returns
 //! `console.page(&ctx, "x.html", context!{..})`, a route in [`router`], a [`NAV`] line with the
 //! roles that see it, its words in `i18n.rs`, its element ids below.
 //!
@@ -66,6 +69,7 @@ pub mod messages;
 pub mod pages;
 pub mod send;
 pub mod session;
+pub mod staff;
 pub mod upload;
 
 use daemon::{Role, SessionUser};
@@ -194,6 +198,7 @@ impl Console {
         let nav: Vec<Value> = match ctx {
             Some(c) if !c.user.must_change_password => NAV
                 .iter()
+                .chain(staff::NAV)
                 .filter(|n| n.roles.contains(&c.user.role))
                 .map(|n| {
                     context! {
@@ -288,13 +293,14 @@ fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(minijinja::UndefinedBehavior::SemiStrict);
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
-    for (name, source) in TEMPLATES {
+    for (name, source) in TEMPLATES.iter().chain(staff::TEMPLATES) {
         if let Err(e) = env.add_template(name, source) {
             // Templates are compiled in; the unit tests render each, so this is a build bug.
             panic!("console template {name} does not compile: {e:#}");
         }
     }
     env.add_filter("localtime", local_time);
+    env.add_filter("urlpart", |s: String| daemon::encode(&s));
     env
 }
 
@@ -444,6 +450,7 @@ pub fn router(web: Arc<Web>, tls: bool) -> Router {
         .route("/webhook", get(pages::webhook).post(pages::webhook_save))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
+        .merge(staff::routes())
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::clone(&console),
             csrf_layer,
