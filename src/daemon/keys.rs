@@ -239,7 +239,9 @@ mod tests {
         let wrong = verify(&s, "sgk_00", "127.0.0.1").unwrap().unwrap_err();
         assert_eq!(wrong.status(), 401);
         let id = made["id"].as_i64().unwrap();
-        revoke(&mut s, id, None, "admin:uid 0", now).unwrap().unwrap();
+        revoke(&mut s, id, None, "admin:uid 0", now)
+            .unwrap()
+            .unwrap();
         let revoked = verify(&s, &key, "127.0.0.1").unwrap().unwrap_err();
         assert_eq!(revoked.status(), 401);
         let listed = list(&s, None).unwrap().unwrap().to_string();
