@@ -12,6 +12,21 @@ use clap::Args;
 /// The runtime's blocking pool (store calls, file work): see `run`.
 const MAX_BLOCKING_THREADS: usize = 8;
 
+/// glibc gives each thread that allocates its own malloc arena (up to 8 per core), and each
+/// arena keeps freed memory for itself; the daemon's threads (the runtime's workers and its
+/// blocking pool) allocate little, so two arenas serve them: VmRSS with 64 modems and a
+/// million queued went from 22.4-24.6 MiB to 20.8-21.9 MiB (issue 14's memory figure). An explicit
+/// `MALLOC_ARENA_MAX` in the environment wins.
+fn limit_malloc_arenas() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
+        // SAFETY: mallopt only changes the allocator's tuning; called before any thread starts.
+        unsafe {
+            libc::mallopt(libc::M_ARENA_MAX, 2);
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct DaemonArgs {
     /// The TOML configuration file.
@@ -31,6 +46,7 @@ pub fn run(args: DaemonArgs) -> anyhow::Result<()> {
     }
     // The store is one connection behind one mutex, so more blocking threads than a few only
     // wait on it; each would also keep its own malloc arena (resident memory with 64 modems).
+    limit_malloc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("smsgate")

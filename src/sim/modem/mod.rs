@@ -574,6 +574,13 @@ impl Engine {
                     return;
                 }
                 Outcome::Prompt(what, len) => {
+                    // The moment a send command reaches the modem (benchmarks measure a
+                    // daemon's latency to it; "cmgs" comes when the network answers).
+                    if matches!(what, PromptFor::Send(_) | PromptFor::Text { .. }) {
+                        out.push(Action::Event(
+                            json!({"event": "send_command", "length": len}),
+                        ));
+                    }
                     w.extend(b"\r\n> ");
                     out.push(Action::Write(self.cur, w));
                     self.lines[self.cur].mode = Mode::Prompt(what, len);

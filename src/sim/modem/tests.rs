@@ -99,7 +99,10 @@ fn garbage_before_at_is_skipped() {
 fn cmgs_good_bad_and_cancel() {
     let mut e = engine(Dialect::Generic);
     say(&mut e, "ATE0\r");
-    assert_eq!(say(&mut e, "AT+CMGS=23\r"), "\r\n> ");
+    // The command's arrival is an event of its own, before the prompt is written.
+    let (w, _, ev) = split(e.feed(b"AT+CMGS=23\r"));
+    assert_eq!(w, "\r\n> ");
+    assert_eq!(ev, vec![json!({"event": "send_command", "length": 23})]);
     let (w, timers, _) = split(e.feed(format!("{SUBMIT}\x1a").as_bytes()));
     assert_eq!(w, "");
     assert_eq!(e.state(), "sending");
