@@ -14,24 +14,8 @@ use serde::{Deserialize, Serialize};
 use super::super::Web;
 use crate::api::client::{ApiClient, ClientError};
 
-/// A user's role as the daemon names it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Customer,
-    Reviewer,
-    Admin,
-}
-
-impl Role {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Customer => "customer",
-            Role::Reviewer => "reviewer",
-            Role::Admin => "admin",
-        }
-    }
-}
+/// A user's role as the daemon names it (the daemon's own type).
+pub use crate::api::users::Role;
 
 /// The user a session belongs to (`"user"` of `POST /v1/sessions[/verify]`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

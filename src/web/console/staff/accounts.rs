@@ -19,7 +19,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::{encode, AsUser};
 use super::super::{china, Console, Ctx};
-use super::{act, done, filled, forbid, notice, ADMIN};
+use super::{act, done, filled, forbid, notice, Notice, ADMIN};
 
 /// A price in yuan ("450", "450.5", "0.07") in fen; `None` when it is not one.
 pub fn price_fen(s: &str) -> Option<i64> {
@@ -47,12 +47,6 @@ pub fn end_of_day(s: &str) -> Option<jiff::Timestamp> {
         .to_zoned_datetime(china())
         .ok()
         .map(|z| z.timestamp())
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct Notice {
-    #[serde(default)]
-    ok: Option<String>,
 }
 
 /// `GET /staff/accounts`.

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::AsUser;
 use super::super::{Console, Ctx};
-use super::{act, done, filled, forbid, notice, ADMIN};
+use super::{act, done, filled, forbid, notice, Notice, ADMIN};
 use crate::api::client::ClientError;
 
 async fn blacklist_page(
@@ -54,12 +54,6 @@ async fn blacklist_page(
             flash => flash,
         },
     )
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct Notice {
-    #[serde(default)]
-    ok: Option<String>,
 }
 
 /// `GET /staff/blacklist`.

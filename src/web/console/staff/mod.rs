@@ -242,6 +242,13 @@ pub fn done(path: &str, ok: &str) -> Response {
     Redirect::to(&format!("{path}{sep}ok={ok}")).into_response()
 }
 
+/// A page's query after a change (`?ok=...`, see [`done`] and [`notice`]).
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct Notice {
+    #[serde(default)]
+    pub ok: Option<String>,
+}
+
 /// The notice a page shows after a change: only the words listed here (the query is not
 /// echoed).
 pub fn notice(ctx: &Ctx, ok: Option<&str>) -> Option<&'static str> {

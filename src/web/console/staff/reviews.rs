@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::AsUser;
 use super::super::{Console, Ctx};
-use super::{act, done, forbid, notice, STAFF};
+use super::{act, done, forbid, notice, Notice, STAFF};
 
 /// One piece of a text: highlighted or not.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -66,12 +66,6 @@ pub fn pieces(text: &str, spans: &[(usize, usize)]) -> Vec<Piece> {
         });
     }
     out
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct Notice {
-    #[serde(default)]
-    ok: Option<String>,
 }
 
 /// `GET /staff/reviews`.

@@ -20,7 +20,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::{encode, AsUser};
 use super::super::{Console, Ctx};
-use super::{act, done, filled, forbid, notice, ADMIN};
+use super::{act, done, filled, forbid, notice, Notice, ADMIN};
 use crate::api::client::ClientError;
 
 /// A password shown once: for whom, and the password.
@@ -64,12 +64,6 @@ async fn users_page(
             flash => flash,
         },
     )
-}
-
-#[derive(Debug, Default, Deserialize)]
-pub struct Notice {
-    #[serde(default)]
-    ok: Option<String>,
 }
 
 /// `GET /staff/users`.
