@@ -218,7 +218,8 @@ pub struct ListQuery {
     /// Page size, 1..=1000 (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u32>,
-    /// Only messages with an id greater than this (the previous page's `next_after`).
+    /// Only messages with an id less than this: pages go newest first, and this is the previous
+    /// page's `next_after`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<MessageId>,
     /// Admins only: another account's messages.
