@@ -86,18 +86,6 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-/// Characters of a generated password: letters and digits that are not easily confused.
-const ALPHABET: &[u8] = b"ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789";
-
-/// A random password of 16 characters from [`ALPHABET`] (about 93 bits).
-pub fn random_password() -> String {
-    use rand::Rng;
-    let mut rng = rand::rng();
-    (0..16)
-        .map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())]))
-        .collect()
-}
-
 /// The password in `path`: its first line, without the line end.
 fn read_password(path: &Path) -> anyhow::Result<String> {
     let text = std::fs::read_to_string(path)
@@ -117,7 +105,7 @@ fn read_password(path: &Path) -> anyhow::Result<String> {
 fn password(file: Option<&Path>) -> anyhow::Result<(String, bool)> {
     match file {
         Some(path) => Ok((read_password(path)?, false)),
-        None => Ok((random_password(), true)),
+        None => Ok((crate::api::users::random_password(), true)),
     }
 }
 
@@ -257,14 +245,6 @@ pub fn run(args: UserArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn random_passwords_are_long_and_differ() {
-        let a = random_password();
-        assert_eq!(a.chars().count(), 16);
-        assert!(a.bytes().all(|b| ALPHABET.contains(&b)), "{a}");
-        assert_ne!(a, random_password());
-    }
 
     #[test]
     fn password_files_give_their_first_line() {

@@ -4,7 +4,7 @@
 //! enable` do.
 //!
 //! What must always hold: admins only; a password left empty is made here at random (the
-//! CLI's [`random_password`](crate::cli::user::random_password)) and shown once, in the answer
+//! [`random_password`](crate::api::users::random_password)) and shown once, in the answer
 //! to the POST that set it (never in a URL, a log or a redirect); the daemon checks the
 //! rules (length, login, account, role) and its refusal is shown on the page.
 
@@ -114,7 +114,7 @@ pub async fn add(
     }
     let (password, made_here) = match filled(&form.password) {
         Some(p) => (p, false),
-        None => (crate::cli::user::random_password(), true),
+        None => (crate::api::users::random_password(), true),
     };
     let body = serde_json::json!({
         "login": form.login.trim(),
@@ -155,7 +155,7 @@ pub async fn reset(
     }
     let (password, made_here) = match filled(&form.password) {
         Some(p) => (p, false),
-        None => (crate::cli::user::random_password(), true),
+        None => (crate::api::users::random_password(), true),
     };
     let body = serde_json::json!({ "password": password });
     let user = AsUser::new(&console.web, &ctx.token);
