@@ -9,7 +9,8 @@
 //! the scheduler asked for): there is no polling loop; on shutdown no new send starts, sends in
 //! flight finish (bounded), and the socket stops accepting. The same holds for a gateway part and
 //! its SUBMIT (`gateways.rs`, a task per gateway beside the runner, which never sees gateway
-//! parts).
+//! parts). Besides the runner's rounds, acceptance claims for idle SIMs in its own transaction
+//! (`handover.rs`: the runner's round, made there), under the same rules.
 
 mod admin;
 mod audit;
