@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::AsUser;
 use super::super::{china, Console, Ctx};
-use super::{filled, forbid, ADMIN};
+use super::{account_names, filled, forbid, ADMIN};
 use crate::api::audit::{AuditFormat, ExportQuery};
 
 #[derive(Debug, Default, Deserialize)]
@@ -33,20 +33,10 @@ async fn audit_page(
     report: Option<Json>,
     form_error: Option<&str>,
 ) -> Response {
-    let accounts: Json = match AsUser::new(&console.web, &ctx.token)
-        .get("/v1/accounts")
-        .await
-    {
+    let names = match account_names(&AsUser::new(&console.web, &ctx.token)).await {
         Ok(v) => v,
         Err(e) => return console.daemon_error(ctx, e),
     };
-    let names: Vec<String> = accounts["accounts"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|a| a["name"].as_str().map(str::to_owned))
-        .collect();
     let today = jiff::Timestamp::now().to_zoned_datetime(china()).date();
     let from = today
         .checked_sub(jiff::Span::new().days(7))

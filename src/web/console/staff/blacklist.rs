@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 
 use super::super::daemon::AsUser;
 use super::super::{Console, Ctx};
-use super::{act, done, filled, forbid, notice, Notice, ADMIN};
+use super::{account_names, act, done, filled, forbid, notice, Notice, ADMIN};
 use crate::api::client::ClientError;
 
 async fn blacklist_page(
@@ -32,17 +32,10 @@ async fn blacklist_page(
         Ok(v) => v,
         Err(e) => return console.daemon_error(ctx, e),
     };
-    let accounts: Json = match user.get("/v1/accounts").await {
+    let names = match account_names(&user).await {
         Ok(v) => v,
         Err(e) => return console.daemon_error(ctx, e),
     };
-    let names: Vec<String> = accounts["accounts"]
-        .as_array()
-        .map(Vec::as_slice)
-        .unwrap_or_default()
-        .iter()
-        .filter_map(|a| a["name"].as_str().map(str::to_owned))
-        .collect();
     console.page(
         ctx,
         "staff_blacklist.html",

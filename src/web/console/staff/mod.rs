@@ -266,6 +266,18 @@ pub fn notice(ctx: &Ctx, ok: Option<&str>) -> Option<&'static str> {
     ok.filter(|k| NOTICES.contains(k)).map(|k| ctx.lang.word(k))
 }
 
+/// Every account's name (for the staff forms' account choices), as the daemon lists them.
+pub async fn account_names(user: &AsUser<'_>) -> Result<Vec<String>, ClientError> {
+    let accounts: Json = user.get("/v1/accounts").await?;
+    Ok(accounts["accounts"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|a| a["name"].as_str().map(str::to_owned))
+        .collect())
+}
+
 /// A form's optional text: trimmed, `None` when blank.
 pub fn filled(s: &str) -> Option<String> {
     let s = s.trim();
